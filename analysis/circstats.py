@@ -1,0 +1,116 @@
+"""Circular statistics, written once and used by every analysis.
+
+Conventions (science_anchors.md section 2.5; original_model.md section 6.3):
+
+* angles are radians on the full circle; errors are wrapped to [-pi, pi);
+* ``circular_variance`` is the original model's "variance", -2 ln R (the squared circular SD),
+  not the conventional 1 - R; ``one_minus_r`` gives the latter, under its own name;
+* ``circular_kurtosis`` is (|m2| cos(arg m2 - 2 arg m1) - |m1|^4) / (1 - |m1|)^2 with
+  m_p = mean(exp(i p x)).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import i0e, i1e
+
+from vwm_tasks.encoding import wrap_angle
+
+__all__ = [
+    "wrap_angle",
+    "angular_difference",
+    "trig_moment",
+    "resultant_length",
+    "mean_absolute_error",
+    "circular_variance",
+    "circular_sd",
+    "one_minus_r",
+    "circular_kurtosis",
+    "vonmises_a1",
+    "vonmises_sd",
+    "vonmises_kurtosis",
+    "a1_inverse",
+    "vonmises_logpdf",
+]
+
+
+def angular_difference(a, b) -> np.ndarray:
+    """wrap(a - b) in [-pi, pi)."""
+    return wrap_angle(np.asarray(a, dtype=float) - np.asarray(b, dtype=float))
+
+
+def trig_moment(x, p: int = 1, axis=None) -> np.ndarray:
+    """The p-th trigonometric moment mean(exp(i p x)) (complex)."""
+    x = np.asarray(x, dtype=float)
+    return np.mean(np.exp(1j * p * x), axis=axis)
+
+
+def resultant_length(x, axis=None) -> np.ndarray:
+    """Mean resultant length R = |m1|."""
+    return np.abs(trig_moment(x, 1, axis=axis))
+
+
+def mean_absolute_error(errors, axis=None) -> np.ndarray:
+    """Mean |wrap(error)| in radians (chance level for uniform errors: pi/2)."""
+    return np.mean(np.abs(wrap_angle(np.asarray(errors, dtype=float))), axis=axis)
+
+
+def circular_variance(x, axis=None) -> np.ndarray:
+    """-2 ln R: the original model's "circular variance" (= circular SD squared)."""
+    r = resultant_length(x, axis=axis)
+    return -2.0 * np.log(np.maximum(r, np.finfo(float).tiny))
+
+
+def circular_sd(x, axis=None) -> np.ndarray:
+    """Circular standard deviation sqrt(-2 ln R) in radians."""
+    return np.sqrt(circular_variance(x, axis=axis))
+
+
+def one_minus_r(x, axis=None) -> np.ndarray:
+    """The conventional circular variance 1 - R (a different quantity from -2 ln R)."""
+    return 1.0 - resultant_length(x, axis=axis)
+
+
+def circular_kurtosis(x, axis=None) -> np.ndarray:
+    """Circular kurtosis (|m2| cos(arg m2 - 2 arg m1) - |m1|^4) / (1 - |m1|)^2."""
+    m1 = trig_moment(x, 1, axis=axis)
+    m2 = trig_moment(x, 2, axis=axis)
+    r1 = np.abs(m1)
+    return (np.abs(m2) * np.cos(np.angle(m2) - 2.0 * np.angle(m1)) - r1**4) / (1.0 - r1) ** 2
+
+
+def vonmises_a1(kappa) -> np.ndarray:
+    """A1(kappa) = I1(kappa) / I0(kappa), the mean resultant length of VM(kappa)."""
+    kappa = np.asarray(kappa, dtype=float)
+    return i1e(kappa) / i0e(kappa)
+
+
+def vonmises_sd(kappa) -> np.ndarray:
+    """Circular SD of a von Mises: sqrt(-2 ln A1(kappa)) (k2sd in MemToolbox/Bays)."""
+    return np.sqrt(-2.0 * np.log(vonmises_a1(kappa)))
+
+
+def vonmises_kurtosis(kappa) -> np.ndarray:
+    """Circular kurtosis of a von Mises: (A2 - A1^4) / (1 - A1)^2, A2 = I2/I0."""
+    from scipy.special import ive
+
+    kappa = np.asarray(kappa, dtype=float)
+    a1 = vonmises_a1(kappa)
+    a2 = ive(2, kappa) / i0e(kappa)
+    return (a2 - a1**4) / (1.0 - a1) ** 2
+
+
+def a1_inverse(r) -> np.ndarray:
+    """Fisher's approximation to the inverse of A1: kappa from a mean resultant length R."""
+    r = np.asarray(r, dtype=float)
+    small = 2 * r + r**3 + 5 * r**5 / 6
+    mid = -0.4 + 1.39 * r + 0.43 / (1 - np.minimum(r, 1 - 1e-12))
+    large = 1.0 / np.maximum(r**3 - 4 * r**2 + 3 * r, 1e-12)
+    return np.where(r < 0.53, small, np.where(r < 0.85, mid, large))
+
+
+def vonmises_logpdf(x, kappa, mu=0.0) -> np.ndarray:
+    """log VM(x; mu, kappa), stable for large kappa: kappa (cos(x-mu) - 1) - log(2 pi i0e(kappa))."""
+    x = np.asarray(x, dtype=float)
+    kappa = np.asarray(kappa, dtype=float)
+    return kappa * (np.cos(x - mu) - 1.0) - np.log(2 * np.pi * i0e(kappa))

@@ -1,0 +1,1 @@
+"""Shipped configurations, installed as the resource package ``vwm_agents.configs``."""
