@@ -12,7 +12,7 @@ Conventions (science_anchors.md section 2.5; original_model.md section 6.3):
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import i0e, i1e
+from scipy.special import i0e, i1e, ive
 
 from vwm_tasks.encoding import wrap_angle
 
@@ -30,6 +30,8 @@ __all__ = [
     "vonmises_sd",
     "vonmises_kurtosis",
     "a1_inverse",
+    "a1_inverse_exact",
+    "excess_circular_kurtosis",
     "vonmises_logpdf",
 ]
 
@@ -92,8 +94,6 @@ def vonmises_sd(kappa) -> np.ndarray:
 
 def vonmises_kurtosis(kappa) -> np.ndarray:
     """Circular kurtosis of a von Mises: (A2 - A1^4) / (1 - A1)^2, A2 = I2/I0."""
-    from scipy.special import ive
-
     kappa = np.asarray(kappa, dtype=float)
     a1 = vonmises_a1(kappa)
     a2 = ive(2, kappa) / i0e(kappa)
@@ -107,6 +107,34 @@ def a1_inverse(r) -> np.ndarray:
     mid = -0.4 + 1.39 * r + 0.43 / (1 - np.minimum(r, 1 - 1e-12))
     large = 1.0 / np.maximum(r**3 - 4 * r**2 + 3 * r, 1e-12)
     return np.where(r < 0.53, small, np.where(r < 0.85, mid, large))
+
+
+def a1_inverse_exact(r, kappa_max: float = 1e6) -> np.ndarray:
+    """The exact inverse of A1 (the von Mises ML estimate of kappa from R), capped at kappa_max.
+
+    Fisher's approximation (:func:`a1_inverse`) is off by up to a few percent, which would make
+    an EM fixed point miss the maximum-likelihood estimate; the mixture fits use this instead.
+    Newton's method in log kappa from Fisher's value converges quadratically (A1 is smooth and
+    increasing, A1' = 1 - A1/kappa - A1^2), so a few steps reach machine precision.
+    """
+    r = np.asarray(r, dtype=float)
+    r_max = vonmises_a1(kappa_max)
+    r_inner = np.clip(r, 1e-300, r_max)
+    log_kappa = np.log(np.clip(a1_inverse(np.minimum(r_inner, 1 - 1e-12)), 1e-300, kappa_max))
+    for _ in range(8):
+        kappa = np.exp(log_kappa)
+        a1 = vonmises_a1(kappa)
+        slope = kappa * (1.0 - a1 / kappa - a1**2)  # d A1 / d log kappa
+        step = (a1 - r_inner) / np.maximum(slope, np.finfo(float).tiny)
+        log_kappa = np.clip(log_kappa - step, np.log(1e-300), np.log(kappa_max))
+    return np.where(r <= 0.0, 0.0, np.where(r >= r_max, kappa_max, np.exp(log_kappa)))
+
+
+def excess_circular_kurtosis(x, axis=None) -> np.ndarray:
+    """Circular kurtosis of ``x`` minus that of a von Mises with the same R (positive: peakier
+    and heavier-tailed than a von Mises, the human signature of science_anchors section 1b)."""
+    kappa = a1_inverse_exact(resultant_length(x, axis=axis))
+    return circular_kurtosis(x, axis=axis) - vonmises_kurtosis(kappa)
 
 
 def vonmises_logpdf(x, kappa, mu=0.0) -> np.ndarray:
