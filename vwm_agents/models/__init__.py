@@ -1,0 +1,56 @@
+"""Agents: the registry of built-in models and :func:`build_agent`.
+
+Agent protocol: any ``nn.Module`` whose constructor takes ``(n_inputs, n_outputs, **kwargs)`` and
+whose ``forward(ob (B, T, n_in))`` returns outputs ``(B, T, n_out)`` or a pair
+``(outputs (B, T, n_out), rates (B, T, N))``. Optional hooks the trainer calls when present:
+``apply_constraints()`` after every optimiser step and ``set_noise_factor(k)`` (noise curriculum).
+Register nothing: pass ``"package.module:ClassName"`` as the agent name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from torch import nn
+
+from vwm_agents.models.dale_rnn import DaleRNN, readout, simulate
+from vwm_agents.models.gru import GRUAgent
+
+AGENTS: Mapping[str, type[nn.Module]] = MappingProxyType({"dale_rnn": DaleRNN, "gru": GRUAgent})
+
+__all__ = ["AGENTS", "DaleRNN", "GRUAgent", "build_agent", "readout", "resolve_agent", "simulate"]
+
+
+def resolve_agent(name: str) -> type[nn.Module]:
+    """The agent class for a registered name or a ``"package.module:ClassName"`` import path."""
+    if name in AGENTS:
+        return AGENTS[name]
+    allowed = f"one of {tuple(AGENTS)} or an import path 'package.module:ClassName'"
+    if not isinstance(name, str) or name.count(":") != 1:
+        raise ValueError(f"agent name must be {allowed}, got {name!r}")
+    module_name, class_name = name.split(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"agent name {name!r} could not be imported ({error}); must be {allowed}") from None
+    if not (inspect.isclass(cls) and issubclass(cls, nn.Module)):
+        raise ValueError(f"agent {name!r} must name an nn.Module subclass, got {cls!r}")
+    return cls
+
+
+def build_agent(name: str, n_inputs: int, n_outputs: int, **kwargs) -> nn.Module:
+    """Construct agent ``name`` for a task with ``n_inputs`` channels and ``n_outputs`` outputs.
+
+    Unknown keyword arguments fail with a one-line ValueError listing the allowed ones.
+    """
+    cls = resolve_agent(name)
+    parameters = inspect.signature(cls.__init__).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    allowed = [p for p in parameters if p not in ("self", "n_inputs", "n_outputs")]
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown and not takes_any:
+        raise ValueError(f"agent {name!r} got unknown argument(s) {unknown}; allowed: {allowed}")
+    return cls(n_inputs, n_outputs, **kwargs)

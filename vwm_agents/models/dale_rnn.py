@@ -1,0 +1,271 @@
+"""The Dale's-law rate RNN with spiking noise (original_model.md section 1).
+
+Dynamics (Euler, time step dt, per-neuron time constants tau):
+
+    r_obs = noise(r)                                  fresh noisy sample of the rates
+    r    <- r + dt/tau * (-r + phi(W_eff r_obs + B u_t))
+    out_t = F noise(r)                                 readout of another fresh sample
+
+with r0 = 0, W_eff = W * sign(presynaptic) (columns of E neurons >= 0, of I neurons <= 0),
+W >= 0 and B >= 0 kept by projection (:meth:`DaleRNN.apply_constraints`), and
+phi(x) = (r_sat / 2)(1 + tanh(0.14 x - 4.2)) = r_sat sigmoid(0.28 x - 8.4), or the power law
+0.18 max(x - 10, 1e-10)^1.7 when r_sat <= 0. The stored rates are the clean ones.
+
+The loop lives in :func:`simulate`, a pure function of tensors: weights may carry leading model
+dimensions ((S, N, N) with states (S, B, N)), so stacked ensembles reuse it unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from vwm_agents.noise import NoiseFn, check_noise_type, noise_fn
+
+# phi's pre-activation affine map (gain, offset) and its nonlinearity, split so that the gain and
+# offset are folded into the weights once per forward instead of costing two ops per step.
+_SATURATING_GAIN = 0.28  # sigmoid form of 0.5 (1 + tanh(0.14 x - 4.2))
+_SATURATING_OFFSET = -8.4
+_POWER_THRESHOLD = 10.0
+_POWER_SCALE = 0.18
+_POWER_EXPONENT = 1.7
+
+
+def simulate(
+    drive: Tensor,
+    recurrent_weights: Tensor,
+    leak: Tensor,
+    nonlinearity: Callable[[Tensor], Tensor],
+    observe: NoiseFn,
+    initial_rates: Tensor,
+) -> Tensor:
+    """Run the Euler dynamics; return the clean rates ``(*batch, T, N)``.
+
+    Args:
+        drive: input pre-activations ``(T, *batch, N)``, already through phi's affine map.
+        recurrent_weights: ``(N, N)`` or ``(S, N, N)``, already scaled by phi's gain;
+            ``drive_t + r_obs @ recurrent_weights.mT`` is the pre-activation.
+        leak: dt / tau, broadcastable to the state ``(*batch, N)``.
+        nonlinearity: phi after its affine map.
+        observe: noisy observation of the rates (identity for no noise).
+        initial_rates: ``(*batch, N)``.
+    """
+    weights_t = recurrent_weights.mT
+    # addmm/baddbmm fuse the add into the GEMM; chosen by static shape, not by data.
+    matmul_add = torch.addmm if weights_t.dim() == 2 else torch.baddbmm
+    rates = initial_rates
+    states = []
+    for drive_t in drive.unbind(0):
+        target = nonlinearity(matmul_add(drive_t, observe(rates), weights_t))
+        rates = torch.lerp(rates, target, leak)
+        states.append(rates)
+    return torch.stack(states, dim=-2)
+
+
+def readout(rates: Tensor, readout_weights: Tensor) -> Tensor:
+    """``rates (*batch, T, N) @ F.mT`` for F ``(n_out, N)`` or stacked ``(S, n_out, N)``."""
+    return torch.matmul(rates, readout_weights.mT.unsqueeze(-3))
+
+
+def _sample_log_uniform_tau(n: int, tau_min: float, tau_max: float) -> Tensor:
+    return tau_min * torch.exp(torch.rand(n) * math.log(tau_max / tau_min))
+
+
+class DaleRNN(nn.Module):
+    """Noisy rate RNN with Dale's law, log-uniform time constants and a linear readout.
+
+    Args:
+        n_inputs: input channels (3K for the positive VWM encoding).
+        n_outputs: readout size (2K for VWM recall: a (cos, sin) pair per slot).
+        n_neurons: N.
+        dt: Euler time step (ms).
+        tau_min, tau_max: range of the log-uniform per-neuron time constants (ms).
+        dales_law: split neurons into E (first floor(N * excitatory_fraction)) and I, with
+            sign-constrained outgoing weights; off: unconstrained W.
+        excitatory_fraction: fraction of E neurons.
+        positive_input: input weights B kept >= 0 (for non-negative input encodings).
+        saturation_firing_rate: r_sat of the saturating phi (Hz); <= 0 selects the power law.
+        spike_noise_type: one of :data:`vwm_agents.noise.NOISE_TYPES`.
+        spike_noise_factor: k >= 0 (a buffer, changeable with :meth:`set_noise_factor`).
+
+    Shapes: ``forward(ob (B, T, n_in)) -> (outputs (B, T, n_out), rates (B, T, N))``.
+    """
+
+    batch_first = True
+
+    def __init__(
+        self,
+        n_inputs: int,
+        n_outputs: int,
+        n_neurons: int = 256,
+        dt: float = 10.0,
+        tau_min: float = 50.0,
+        tau_max: float = 300.0,
+        dales_law: bool = True,
+        excitatory_fraction: float = 0.5,
+        positive_input: bool = True,
+        saturation_firing_rate: float = 60.0,
+        spike_noise_type: str = "gamma",
+        spike_noise_factor: float = 0.05,
+    ) -> None:
+        super().__init__()
+        _check_args(
+            n_inputs, n_outputs, n_neurons, dt, tau_min, tau_max, excitatory_fraction,
+            spike_noise_type, spike_noise_factor,
+        )
+        self.n_inputs = n_inputs
+        self.n_outputs = n_outputs
+        self.n_neurons = n_neurons
+        self.dt = float(dt)
+        self.dales_law = dales_law
+        self.positive_input = positive_input
+        self.saturation_firing_rate = float(saturation_firing_rate)
+        self.spike_noise_type = spike_noise_type
+
+        n_exc = math.floor(n_neurons * excitatory_fraction) if dales_law else n_neurons
+        self.n_excitatory = n_exc
+        sign = torch.ones(n_neurons)
+        sign[n_exc:] = -1.0
+        tau = _sample_log_uniform_tau(n_neurons, tau_min, tau_max)
+        tau = torch.cat([tau[:n_exc].sort().values, tau[n_exc:].sort().values])
+        self.register_buffer("tau", tau)
+        self.register_buffer("dale_sign", sign)
+        self.register_buffer("spike_noise_factor", torch.tensor(float(spike_noise_factor)))
+
+        if dales_law:
+            recurrent = torch.randn(n_neurons, n_neurons).abs() / math.sqrt(0.682 * n_neurons)
+        else:
+            recurrent = torch.randn(n_neurons, n_neurons) / math.sqrt(n_neurons)
+        inputs = torch.randn(n_neurons, n_inputs) * 0.418
+        if positive_input:
+            inputs = inputs.abs()
+        out = torch.randn(n_outputs, n_neurons) * math.sqrt(2.0 / (n_neurons + n_outputs))
+        self.recurrent_weights = nn.Parameter(recurrent)
+        self.input_weights = nn.Parameter(inputs)
+        self.readout_weights = nn.Parameter(out)
+
+    @property
+    def W_eff(self) -> Tensor:  # noqa: N802 (the name of the matrix in the papers)
+        """Effective recurrent weights W * sign(presynaptic): W_eff[i, j] = W[i, j] s_j."""
+        return self.recurrent_weights * self.dale_sign
+
+    @property
+    def leak(self) -> Tensor:
+        """dt / tau per neuron."""
+        return self.dt / self.tau
+
+    # --- activation -----------------------------------------------------------------------
+    def _affine(self) -> tuple[float, float]:
+        if self.saturation_firing_rate > 0:
+            return _SATURATING_GAIN, _SATURATING_OFFSET
+        return 1.0, -_POWER_THRESHOLD
+
+    def _nonlinearity(self, pre: Tensor) -> Tensor:
+        if self.saturation_firing_rate > 0:
+            return self.saturation_firing_rate * torch.sigmoid(pre)
+        return _POWER_SCALE * pre.clamp_min(1e-10).pow(_POWER_EXPONENT)
+
+    def phi(self, x: Tensor) -> Tensor:
+        """The activation (Hz) of the total synaptic input x."""
+        gain, offset = self._affine()
+        return self._nonlinearity(gain * x + offset)
+
+    # --- dynamics -------------------------------------------------------------------------
+    def noise(self, *, enabled: bool = True, generator: torch.Generator | None = None) -> NoiseFn:
+        """The observation function rates -> noisy rates of this model (identity if disabled)."""
+        noise_type = self.spike_noise_type if enabled else "none"
+        return noise_fn(noise_type, self.spike_noise_factor, self.dt, generator)
+
+    def _input_drive(self, inputs: Tensor) -> Tensor:
+        """phi's affine map of B u for ``inputs (..., n_in)`` -> ``(..., N)``."""
+        gain, offset = self._affine()
+        return torch.addmm(
+            torch.full((1,), offset, dtype=inputs.dtype, device=inputs.device),
+            inputs.reshape(-1, self.n_inputs),
+            self.input_weights.mT * gain,
+        ).reshape(*inputs.shape[:-1], self.n_neurons)
+
+    def forward(
+        self,
+        ob: Tensor,
+        initial_rates: Tensor | None = None,
+        *,
+        noise: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Simulate ``ob (B, T, n_in)``; return (noisy readout (B, T, n_out), clean rates (B, T, N)).
+
+        ``initial_rates (B, N)`` defaults to 0. ``noise=False`` switches the spiking noise off;
+        ``generator`` supplies every noise draw.
+        """
+        if initial_rates is None:
+            initial_rates = ob.new_zeros(ob.shape[0], self.n_neurons)
+        observe = self.noise(enabled=noise, generator=generator)
+        gain, _ = self._affine()
+        # Time-major so that unbind(0) yields contiguous per-step slices without indexing.
+        drive = self._input_drive(ob.transpose(0, 1))
+        rates = simulate(drive, self.W_eff * gain, self.leak, self._nonlinearity, observe,
+                         initial_rates)
+        return readout(observe(rates), self.readout_weights), rates
+
+    def step(self, rates: Tensor, inputs: Tensor | None = None, *, noise: bool = False) -> Tensor:
+        """One Euler step F(r, u) from ``rates (..., N)`` (inputs (..., n_in), default 0)."""
+        if inputs is None:
+            inputs = rates.new_zeros(*rates.shape[:-1], self.n_inputs)
+        observe = self.noise(enabled=noise)
+        pre = self.phi(observe(rates) @ self.W_eff.mT + inputs @ self.input_weights.mT)
+        return torch.lerp(rates, pre, self.leak)
+
+    # --- trainer hooks --------------------------------------------------------------------
+    @torch.no_grad()
+    def apply_constraints(self) -> None:
+        """Project W >= 0 (Dale's law) and B >= 0 (positive input) in place."""
+        if self.dales_law:
+            self.recurrent_weights.clamp_(min=0.0)
+        if self.positive_input:
+            self.input_weights.clamp_(min=0.0)
+
+    def set_noise_factor(self, factor: float) -> None:
+        """Set k in place (noise curriculum); keeps the buffer's storage for CUDA graphs."""
+        if factor < 0:
+            raise ValueError(f"spike_noise_factor must be >= 0, got {factor}")
+        self.spike_noise_factor.fill_(float(factor))
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_inputs={self.n_inputs}, n_outputs={self.n_outputs}, n_neurons={self.n_neurons}, "
+            f"dt={self.dt}, n_excitatory={self.n_excitatory}, dales_law={self.dales_law}, "
+            f"positive_input={self.positive_input}, "
+            f"saturation_firing_rate={self.saturation_firing_rate}, "
+            f"spike_noise_type={self.spike_noise_type!r}"
+        )
+
+
+def _check_args(
+    n_inputs: int,
+    n_outputs: int,
+    n_neurons: int,
+    dt: float,
+    tau_min: float,
+    tau_max: float,
+    excitatory_fraction: float,
+    spike_noise_type: str,
+    spike_noise_factor: float,
+) -> None:
+    for name, value in (("n_inputs", n_inputs), ("n_outputs", n_outputs), ("n_neurons", n_neurons)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if not dt > 0:
+        raise ValueError(f"dt must be > 0 (ms), got {dt}")
+    if not 0 < tau_min <= tau_max:
+        raise ValueError(f"tau_min and tau_max must satisfy 0 < tau_min <= tau_max, got {tau_min}, {tau_max}")
+    if dt / tau_min > 1:
+        raise ValueError(f"dt / tau_min must be <= 1 for a stable Euler step, got dt={dt}, tau_min={tau_min}")
+    if not 0 <= excitatory_fraction <= 1:
+        raise ValueError(f"excitatory_fraction must be in [0, 1], got {excitatory_fraction}")
+    check_noise_type(spike_noise_type)
+    if not spike_noise_factor >= 0:
+        raise ValueError(f"spike_noise_factor must be >= 0, got {spike_noise_factor}")
