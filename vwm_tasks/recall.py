@@ -141,10 +141,15 @@ def _truncated_exponential(
     return out
 
 
-def _sample_timing(
-    spec: Any, rng: np.random.Generator, n: int, elapsed: np.ndarray
-) -> np.ndarray:
-    """``n`` raw durations (ms) from a neurogym timing spec (before quantisation to dt)."""
+def _is_until(spec: Any) -> bool:
+    return isinstance(spec, Sequence) and len(spec) == 2 and spec[0] == "until"
+
+
+def _sample_timing(spec: Any, rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` raw durations (ms) from a neurogym timing spec (before quantisation to dt).
+
+    ``("until", t)`` depends on the preceding epochs and is resolved by the caller.
+    """
     if _is_number(spec):
         return np.full(n, float(spec))
     if isinstance(spec, TruncExp):
@@ -161,9 +166,7 @@ def _sample_timing(
         return rng.choice(np.asarray(args, dtype=float), n)
     if dist == "truncated_exponential":
         return _truncated_exponential(rng, n, *args)
-    if dist == "constant":
-        return np.full(n, float(args))
-    return float(args) - elapsed  # "until": the epoch ends at absolute time args
+    return np.full(n, float(args))  # "constant"
 
 
 def _epoch_bounds(durations: Mapping[str, np.ndarray], dt: float) -> tuple[dict, np.ndarray]:
@@ -412,7 +415,7 @@ class VWMRecall(TrialEnv):
         rng = self.rng
         # Draw everything every trial, in a fixed order, so the random stream does not depend on
         # which values a caller forces.
-        trial = {"durations": {epoch: self.sample_time(epoch) for epoch in EPOCHS}}
+        trial = {"durations": self._sample_durations()}
         trial["set_size"] = int(rng.choice(self.set_sizes))
         order = rng.permutation(k)
         trial["theta"] = rng.uniform(-np.pi, np.pi, k)
@@ -469,6 +472,32 @@ class VWMRecall(TrialEnv):
         self.mask[self.start_ind["decode"] : self.end_ind["decode"]] = vectors.target_mask
         self._decode_action_sum = np.zeros(self.n_outputs)
         return trial
+
+    def _sample_durations(self) -> dict[str, float]:
+        """One trial's epoch durations (ms) from ``self.timing``, in epoch order.
+
+        neurogym's ``sample_time`` resolves ``("until", t)`` against ``self.tmax``, which is only
+        current inside ``add_period``; drawing all durations before building the trial (so they
+        can be forced) needs the elapsed time tracked here instead.
+        """
+        durations, elapsed = {}, 0.0
+        for epoch in EPOCHS:
+            spec = self.timing[epoch]
+            if _is_until(spec):
+                durations[epoch] = self._until_duration(epoch, spec[1], np.float64(elapsed))
+            else:
+                durations[epoch] = self.sample_time(epoch)
+            elapsed = elapsed + durations[epoch]
+        return durations
+
+    def _until_duration(self, epoch: str, end: float, elapsed: np.ndarray) -> np.ndarray:
+        duration = ((end - elapsed) // self.dt) * self.dt
+        if np.any(duration < 0):
+            raise ValueError(
+                f"timing[{epoch!r}] ('until', {end}) ends before the preceding epochs do "
+                f"({np.max(elapsed)} ms)"
+            )
+        return duration
 
     def _resolve_durations(
         self, sampled: Mapping[str, float], forced: Mapping[str, float] | None
@@ -540,8 +569,11 @@ class VWMRecall(TrialEnv):
         durations = {}
         elapsed = np.zeros(b)
         for epoch in EPOCHS:
-            raw = _sample_timing(self.timing[epoch], gen, b, elapsed)
-            durations[epoch] = (raw // self.dt) * self.dt
+            spec = self.timing[epoch]
+            if _is_until(spec):
+                durations[epoch] = self._until_duration(epoch, spec[1], elapsed)
+            else:
+                durations[epoch] = (_sample_timing(spec, gen, b) // self.dt) * self.dt
             elapsed = elapsed + durations[epoch]
         if balance_set_sizes:
             counts = np.full(len(self.set_sizes), b // len(self.set_sizes))
