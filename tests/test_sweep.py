@@ -1,0 +1,322 @@
+"""Sweeps on Ray Tune: the sweep file, trial expansion, results, and tiny sweeps under local Ray."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from vwm_agents import sweep as sw
+from vwm_agents.sweep import SweepError, TrialPlan, TrialResult
+
+SWEEPS = Path(str(resources.files("vwm_agents.configs").joinpath("sweeps")))
+
+# Training settings small enough for a trial to take a second or two on one core.
+TINY = {
+    "agent.n_neurons": 16,
+    "task.max_items": 2,
+    "task.timing": {"stimulus": 100, "delay": 200, "decode": 100},
+    "training.num_iterations": 20,
+    "training.batch_size": 16,
+    "training.eval_batch_size": 32,
+    "logging.period": 10,
+}
+
+
+def write_sweep(folder: Path, **body) -> Path:
+    body.setdefault("base", "default")
+    body.setdefault("set", TINY)
+    body.setdefault("output", str(folder / "out"))
+    path = folder / "sweep.yaml"
+    path.write_text(yaml.safe_dump(body, sort_keys=False))
+    return path
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+# ----------------------------------------------------------------------------------------------
+# The sweep file
+
+
+def test_grid_is_crossed_with_explicit_trials():
+    grid = {"agent.spike_noise_factor": [0.05, 0.1], "training.seed": [0, 1, 2]}
+    trials = [{"agent.n_neurons": 64}, {"agent.n_neurons": 128, "training.batch_size": 64}]
+    params, sources = sw.expand_trials(grid, trials)
+    assert len(params) == 2 * 2 * 3
+    assert params[0] == {"agent.n_neurons": 64, "agent.spike_noise_factor": 0.05, "training.seed": 0}
+    assert params[1]["training.seed"] == 1  # the grid's last key varies fastest
+    assert params[-1] == {"agent.n_neurons": 128, "training.batch_size": 64,
+                          "agent.spike_noise_factor": 0.1, "training.seed": 2}
+    assert sources[-1]["training.batch_size"] == "trials[1]."
+    assert sources[-1]["training.seed"] == "grid."
+    assert len({tuple(sorted(p.items())) for p in params}) == len(params)
+
+
+def test_trial_names_are_readable_and_unique():
+    params = [{"agent.spike_noise_factor": 0.1, "training.seed": 0},
+              {"agent.spike_noise_factor": 1e-5, "training.seed": 1}]
+    names = sw._trial_names(params, ["agent.spike_noise_factor", "training.seed"])
+    assert names == ["spike_noise_factor-0.1_seed-0", "spike_noise_factor-1e-05_seed-1"]
+    # two swept keys with the same last part keep their full names
+    clash = [{"agent.dt": 10, "task.dt": 10}, {"agent.dt": 20, "task.dt": 20}]
+    assert sw._trial_names(clash, ["agent.dt", "task.dt"]) == [
+        "agent.dt-10_task.dt-10", "agent.dt-20_task.dt-20"]
+    # values that sanitise to the same text get a hash to stay apart
+    same = sw._trial_names([{"a.b": "x/y"}, {"a.b": "xy"}], ["a.b"])
+    assert len(set(same)) == 2 and all(name.startswith("b-xy") for name in same)
+
+
+def test_sweep_file_resolves_every_trial_config(tmp_path):
+    path = write_sweep(tmp_path, grid={"training.lambda_reg": [1e-6, 1e-5], "training.seed": [3, 4]})
+    spec = sw.load_sweep(path)
+    assert spec.swept_keys == ("training.lambda_reg", "training.seed")
+    assert [t.params["training.lambda_reg"] for t in spec.trials] == [1e-6, 1e-6, 1e-5, 1e-5]
+    for trial in spec.trials:
+        config = trial.config
+        assert config["training"]["lambda_reg"] == trial.params["training.lambda_reg"]
+        assert config["training"]["seed"] == trial.params["training.seed"]
+        assert config["agent"]["n_neurons"] == 16  # from `set`
+        # one core, one torch thread, no progress bar, the run directory named after the values
+        assert config["training"]["threads"] == 1
+        assert config["training"]["device"] == "cpu"
+        assert config["logging"]["progress"] is False
+        assert config["logging"]["run_name"] == trial.name
+        assert trial.run_dir.parent == tmp_path / "out"
+        assert trial.run_dir.name.startswith(trial.name)
+    assert not (tmp_path / "out").exists()  # validating writes nothing
+
+
+def test_exponent_floats_in_a_sweep_file_are_numbers(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("grid:\n  training.lambda_reg: [1e-6, 2.5E-4]\n"
+                    f"set: {json.dumps(TINY)}\noutput: {tmp_path / 'out'}\n")
+    spec = sw.load_sweep(path)
+    assert [t.config["training"]["lambda_reg"] for t in spec.trials] == [1e-6, 2.5e-4]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"grid": {"training.seed": [0]}, "grdi": {}}, "grdi: unknown key of a sweep file"),
+        ({"grid": {"agent.spike_noise_factr": [0.1, 0.2]}}, "grid.agent.spike_noise_factr: unknown"),
+        ({"grid": {"training.seed": 3}}, "grid.training.seed: must be a non-empty list"),
+        ({"grid": {"training.seed": [0, 0]}}, "grid.training.seed: lists 0 twice"),
+        ({"grid": {"seed": [0, 1]}}, "grid.seed: must be a dotted config key"),
+        ({"trials": [{"training.seed": 0}, {"training.learning_rate": -1}]},
+         "trials[1].training.learning_rate: must be a positive number"),
+        ({"grid": {"training.batch_size": [8, 16]}}, "set.training.batch_size: is also swept"),
+        ({"grid": {"training.seed": [0]}, "set": {"training.lr_factr": 0.5}}, "set.training.lr_factr"),
+        ({"grid": {"training.seed": [0]}, "trials": [{"training.seed": 1}]},
+         "trials[0].training.seed: is also swept by grid.training.seed"),
+        ({"grid": {"logging.run_name": ["a", "b"]}}, "grid.logging.run_name: is set by the sweep"),
+        ({"grid": {"training.seed": [0]}, "resources": {"cpus": 0}}, "resources.cpus: must be a positive"),
+        ({"grid": {"training.seed": [0]}, "resources": {"gpu": 1}}, "resources.gpu: unknown key"),
+        ({"grid": {"training.seed": [0]}, "base": "no_such_config"}, "base: no config file"),
+        ({"set": {"training.seed": 0}}, "sweep: has no trials"),
+    ],
+)
+def test_invalid_sweep_file_is_rejected_naming_the_key(tmp_path, capsys, body, message):
+    path = write_sweep(tmp_path, **body)
+    with pytest.raises(SweepError) as info:
+        sw.load_sweep(path)
+    assert str(info.value).startswith(message.split(":")[0])
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+    # the command line: exit code 2, the message on stderr, nothing written
+    assert sw.main([str(path)]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_new_sweep_refuses_a_non_empty_output_folder(tmp_path, capsys):
+    path = write_sweep(tmp_path, grid={"training.seed": [0]})
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "something").write_text("x")
+    assert sw.main([str(path)]) == 2
+    assert "pass --resume" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["something"]
+
+
+@pytest.mark.parametrize("path", sorted(SWEEPS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_sweeps_are_valid(path, tmp_path):
+    spec = sw.load_sweep(path.stem, output=tmp_path / "out")  # shipped sweeps resolve by name
+    assert spec.name == path.stem
+    assert len(spec.trials) >= 4
+    assert "training.seed" in spec.swept_keys
+    tiny = path.with_name(f"{path.stem}_tiny.yaml")
+    assert path.stem.endswith("_tiny") or tiny.is_file(), f"{path.name} has no _tiny variant"
+
+
+# ----------------------------------------------------------------------------------------------
+# One trial, without Ray
+
+
+def fake_plan(tmp_path: Path, name: str = "t") -> TrialPlan:
+    spec = sw.load_sweep(write_sweep(tmp_path, grid={"training.seed": [0]}))
+    return TrialPlan(name, {"training.seed": 0}, spec.trials[0].config, tmp_path / "out" / name)
+
+
+def test_run_trial_resumes_from_a_checkpoint_and_records_failures(tmp_path):
+    plan = fake_plan(tmp_path)
+    calls = []
+
+    def train_fn(config, out_dir, *, resume, device, callback, progress):
+        calls.append({"out_dir": Path(out_dir), "resume": resume, "device": device,
+                      "progress": progress})
+        if callback is not None:
+            callback({"iteration": 10, "error": 0.5, "per_set_size": {"1": {"error": 0.2}}, "note": "x"})
+        if config.training.seed == 0 and len(calls) == 1:
+            raise ValueError("agent.tau_min: too small")
+        return out_dir / plan.name
+
+    reported = []
+    assert sw.run_trial(plan, train_fn=train_fn, report=reported.append) is False
+    assert calls[0] == {"out_dir": plan.run_dir.parent, "resume": False, "device": "cpu",
+                        "progress": False}
+    assert reported == [{"iteration": 10, "error": 0.5, "per_set_size": {"1": {"error": 0.2}}}]
+    error_file = plan.run_dir.parent / sw.ERRORS_DIR / "t.yaml"
+    record = yaml.safe_load(error_file.read_text())
+    assert record["error"] == "ValueError: agent.tau_min: too small"
+    assert record["retried_by_ray"] is False
+    # with a checkpoint it resumes; success clears the failure record
+    (plan.run_dir / "checkpoints").mkdir(parents=True)
+    (plan.run_dir / "checkpoints" / "latest.pt").write_bytes(b"")
+    assert sw.run_trial(plan, train_fn=train_fn) is True
+    assert calls[1]["resume"] is True
+    assert not error_file.exists()
+
+
+def test_run_trial_reraises_failures_ray_should_retry(tmp_path):
+    plan = fake_plan(tmp_path)
+
+    def train_fn(config, out_dir, **kwargs):
+        raise RuntimeError("node lost")
+
+    with pytest.raises(RuntimeError, match="node lost"):
+        sw.run_trial(plan, train_fn=train_fn)
+    record = yaml.safe_load((plan.run_dir.parent / sw.ERRORS_DIR / "t.yaml").read_text())
+    assert record["retried_by_ray"] is True
+
+
+# ----------------------------------------------------------------------------------------------
+# Results
+
+
+def make_result(noise: float, seed: int, errors: dict[int, float], status: str = "ok") -> TrialResult:
+    return TrialResult(
+        trial=f"n{noise}s{seed}", run_dir="x",
+        params={"agent.spike_noise_factor": noise, "training.seed": seed}, status=status,
+        final_iteration=20, error=float(np.mean(list(errors.values()))), error_std=0.1, rate=5.0,
+        per_set_size={size: {"error": e, "error_std": 0.1, "rate": 5.0} for size, e in errors.items()},
+    )
+
+
+def test_error_vs_set_size_is_mean_and_sem_over_seeds(tmp_path):
+    rng = np.random.default_rng(0)
+    table = rng.uniform(0, 1, size=(2, 3, 4))  # noise x seed x set size
+    results = [make_result(noise, seed, {size + 1: float(table[i, seed, size]) for size in range(4)})
+               for i, noise in enumerate((0.05, 0.1)) for seed in range(3)]
+    results.append(make_result(0.1, 9, {1: 99.0}, status="error"))  # failed trials are left out
+    curves = sw.error_vs_set_size(results, ["agent.spike_noise_factor", "training.seed"])
+    assert [c.setting for c in curves] == [{"agent.spike_noise_factor": 0.05},
+                                           {"agent.spike_noise_factor": 0.1}]
+    for i, curve in enumerate(curves):
+        assert curve.set_sizes == [1, 2, 3, 4]
+        assert curve.n_seeds == [3, 3, 3, 3]
+        np.testing.assert_allclose(curve.mean, table[i].mean(axis=0), rtol=1e-12)
+        np.testing.assert_allclose(curve.sem, table[i].std(axis=0, ddof=1) / math.sqrt(3), rtol=1e-12)
+    single = sw.error_vs_set_size(results[:1], ["agent.spike_noise_factor", "training.seed"])
+    assert math.isnan(single[0].sem[0])  # one seed: no spread to report
+    path = sw.plot_error_vs_set_size(curves, tmp_path / "fig.png", title="t")
+    assert path.stat().st_size > 0
+
+
+# ----------------------------------------------------------------------------------------------
+# Sweeps under local Ray (started once for the module)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(local_ray, tmp_path_factory):
+    """The shipped 2 x 2 tiny noise sweep, run once."""
+    output = tmp_path_factory.mktemp("noise") / "out"
+    code = sw.main(["noise_level_tiny", "--output", str(output), "--quiet"])
+    return code, sw.load_sweep("noise_level_tiny", output=output)
+
+
+def test_2x2_sweep_writes_one_row_per_trial(finished_sweep):
+    code, spec = finished_sweep
+    assert code == 0
+    rows = read_csv(spec.output / sw.RESULTS_CSV)
+    assert [row["trial"] for row in rows] == [t.name for t in spec.trials]
+    assert [(float(r["agent.spike_noise_factor"]), int(r["training.seed"])) for r in rows] == [
+        (0.05, 0), (0.05, 1), (0.2, 0), (0.2, 1)]
+    table = yaml.safe_load((spec.output / sw.RESULTS_YAML).read_text())["trials"]
+    for row, entry, plan in zip(rows, table, spec.trials, strict=True):
+        metrics = json.loads((plan.run_dir / "metrics.json").read_text())
+        assert row["status"] == "ok" and row["message"] == ""
+        assert int(row["final_iteration"]) == 20
+        assert row["checkpoint"] == metrics["checkpoint"]
+        assert int(row["checkpoint_iteration"]) == metrics["iteration"]
+        assert float(row["error"]) == pytest.approx(metrics["error"], rel=1e-12)
+        assert float(row["rate"]) == pytest.approx(metrics["rate"], rel=1e-12)
+        for size in ("1", "2"):
+            assert float(row[f"error_ss{size}"]) == pytest.approx(
+                metrics["per_set_size"][size]["error"], rel=1e-12)
+            assert entry["per_set_size"][int(size)]["rate"] == metrics["per_set_size"][size]["rate"]
+        # an ordinary run directory, with the trial's values in its config
+        config = yaml.safe_load((plan.run_dir / "config.yaml").read_text())
+        assert config["agent"]["spike_noise_factor"] == plan.params["agent.spike_noise_factor"]
+        assert config["training"]["seed"] == plan.params["training.seed"]
+        assert (plan.run_dir / "checkpoints" / "latest.pt").is_file()
+    assert (spec.output / sw.FIGURE).stat().st_size > 0
+
+
+def test_resume_reruns_only_unfinished_trials(finished_sweep, tmp_path):
+    code, spec = finished_sweep
+    assert code == 0
+    output = tmp_path / "out"
+    shutil.copytree(spec.output, output, ignore=shutil.ignore_patterns(sw.RAY_DIR))
+    copy = sw.load_sweep("noise_level_tiny", output=output)
+    lost = copy.trials[1].run_dir
+    shutil.rmtree(lost)
+    before = {t.name: (t.run_dir / "metrics.json").stat().st_mtime_ns
+              for t in copy.trials if t.run_dir != lost}
+    assert sw.main(["noise_level_tiny", "--output", str(output), "--resume", "--quiet"]) == 0
+    after = {t.name: (t.run_dir / "metrics.json").stat().st_mtime_ns
+             for t in copy.trials if t.run_dir != lost}
+    assert after == before  # finished trials were not run again
+    assert (lost / "metrics.json").is_file()
+    rows = read_csv(output / sw.RESULTS_CSV)
+    assert [row["status"] for row in rows] == ["ok"] * 4
+    # resuming a finished sweep runs nothing and rewrites the results
+    (output / sw.RESULTS_CSV).unlink()
+    assert sw.main(["noise_level_tiny", "--output", str(output), "--resume", "--quiet"]) == 0
+    assert read_csv(output / sw.RESULTS_CSV) == rows
+
+
+def test_a_failing_trial_is_recorded_and_the_others_finish(local_ray, tmp_path):
+    # tau_min below dt passes the config schema but the model refuses it when training starts
+    path = write_sweep(tmp_path, grid={"agent.tau_min": [50.0, 5.0]})
+    assert sw.main([str(path), "--quiet"]) == 1
+    rows = read_csv(tmp_path / "out" / sw.RESULTS_CSV)
+    assert [(row["agent.tau_min"], row["status"]) for row in rows] == [("50.0", "ok"), ("5.0", "error")]
+    assert "tau_min" in rows[1]["message"]
+    assert rows[1]["error"] == "" and float(rows[0]["error"]) > 0
