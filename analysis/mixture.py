@@ -27,6 +27,7 @@ likelihood is concave in it), then the best grid point is refined by a bounded s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -53,6 +54,8 @@ __all__ = [
     "fit_mixture_models",
     "fit_by_set_size",
     "simulate_swap_responses",
+    "run",
+    "plot",
 ]
 
 KAPPA_MAX = 1e4
@@ -347,14 +350,14 @@ def _polish_swap(x, nt, kappa, p_t, p_n, p_u, loglik):
     eps = 1e-12
 
     def unpack(z):
+        # Clipping keeps every evaluation finite, so finite-difference gradients stay defined.
+        z = np.clip(z, -40.0, [np.log(KAPPA_MAX)] + [40.0] * (len(z) - 1))
         logits = np.array([0.0, z[1], z[2]]) if m else np.array([0.0, -np.inf, z[1]])
         w = np.exp(logits - logsumexp(logits))
         return np.exp(z[0]), w
 
     def negloglik(z):
         k, w = unpack(z)
-        if not np.isfinite(k) or k > KAPPA_MAX:
-            return np.inf
         _, log_density = _swap_log_components(x, nt, np.array([k]), w[:1], w[1:2], w[2:])
         return -float(np.sum(log_density))
 
@@ -369,7 +372,7 @@ def _polish_swap(x, nt, kappa, p_t, p_n, p_u, loglik):
     return kappa, p_t, p_n, p_u, loglik
 
 
-def fit_swap(errors, nontarget_errors=None, *, max_iter: int = 5000, tol: float = 1e-10
+def fit_swap(errors, nontarget_errors=None, *, max_iter: int = 2000, tol: float = 1e-7
              ) -> SwapFit:
     """Fit the three-component swap model by multi-start EM.
 
@@ -388,7 +391,7 @@ def fit_swap(errors, nontarget_errors=None, *, max_iter: int = 5000, tol: float 
                    n_trials=x.size, n_params=3 if nt.shape[1] else 2)
 
 
-def fit_vm_uniform(errors, *, max_iter: int = 5000, tol: float = 1e-10) -> VonMisesUniformFit:
+def fit_vm_uniform(errors, *, max_iter: int = 2000, tol: float = 1e-7) -> VonMisesUniformFit:
     """Fit von Mises + uniform by EM (the swap model's EM without the non-target term)."""
     fit = fit_swap(errors, None, max_iter=max_iter, tol=tol)
     return VonMisesUniformFit(kappa=fit.kappa, p_guess=fit.p_guess, loglik=fit.loglik,
@@ -496,3 +499,24 @@ def simulate_swap_responses(rng: np.random.Generator | int | None, n_trials: int
     response = np.where(component == 2, rng.uniform(-np.pi, np.pi, n_trials),
                         centre + rng.vonmises(0.0, kappa, n_trials))
     return angular_difference(response, 0.0), angular_difference(response[:, None], nontargets)
+
+
+# --------------------------------------------------------------------------------------------
+# The run-directory analysis contract
+
+
+def run(model, env, *, n_trials: int, seed: int) -> MixtureResult:
+    """The ``mixture`` analysis: the three models fitted per set size to a model's errors."""
+    from analysis.errors import model_errors
+
+    data = model_errors(model, env, n_trials=n_trials, seed=seed)
+    return fit_by_set_size(data.errors, data.set_size, data.nontarget_errors)
+
+
+def plot(result: MixtureResult, out_dir: Path) -> list[Path]:
+    """Parameters against set size, and the fitted densities over the error histograms."""
+    from analysis.plotting_behaviour import plot_mixture_densities, plot_mixture_parameters
+
+    out_dir = Path(out_dir)
+    return [plot_mixture_parameters(result, out_dir / "mixture_parameters.png"),
+            plot_mixture_densities(result, out_dir / "mixture_fits.png")]

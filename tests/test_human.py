@@ -1,0 +1,119 @@
+"""Human data: the loader reproduces the README table; the shipped summary; the comparison."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from analysis import human
+from analysis.errors import error_statistics
+
+# human_vwm/README.md: mean over the 6 participants of each one's statistic.
+README_TABLE = {  # set size: (MAE rad, -2 ln R)
+    1: (0.236, 0.100), 2: (0.350, 0.223), 3: (0.492, 0.464), 4: (0.652, 0.816),
+    5: (0.752, 1.063), 6: (0.884, 1.425), 7: (1.004, 1.802), 8: (1.062, 2.057),
+}
+
+
+@pytest.fixture(scope="module")
+def trials() -> human.HumanTrials:
+    folder = human.find_human_data()
+    if folder is None:
+        pytest.skip(f"human data not found (set ${human.HUMAN_DATA_ENV} or put it in "
+                    "../shared/human_vwm)")
+    return human.load_vandenberg2012(folder)
+
+
+def test_loader_shapes(trials):
+    assert trials.errors.shape == (15_360,)
+    assert trials.participants == ["AA", "ACO", "ELA", "RGG", "TCS", "WJM"]
+    assert np.all(np.abs(trials.errors) <= np.pi)
+    # Set size N fills exactly N - 1 non-target columns.
+    filled = np.isfinite(trials.nontarget_errors).sum(axis=1)
+    np.testing.assert_array_equal(filled, trials.set_size - 1)
+    # Doubling: errors are response - target on the full circle, consistent with the angles.
+    np.testing.assert_allclose(np.cos(trials.errors), np.cos(trials.response - trials.target),
+                               atol=1e-12)
+
+
+def test_loader_reproduces_readme_table(trials):
+    summary = human.human_statistics(trials, fit=False).summary
+    assert summary.set_sizes == list(README_TABLE)
+    for i, n in enumerate(summary.set_sizes):
+        mae, variance = README_TABLE[n]
+        # The README rounds to 3 decimals.
+        assert summary.mae[i] == pytest.approx(mae, abs=0.0015), n
+        assert summary.circular_variance[i] == pytest.approx(variance, abs=0.0015), n
+
+
+def test_nontarget_errors_are_not_the_target(trials):
+    # Orientation responses are near the target, not near a random other item: the mean
+    # |error| to non-targets is near chance (pi/2) at set size 2 while the target's is 0.35.
+    rows = trials.set_size == 2
+    assert np.mean(np.abs(trials.nontarget_errors[rows, 0])) > 1.3
+
+
+def test_shipped_summary_matches_files(trials):
+    shipped = human.load_human_summary()
+    computed = human.human_statistics(trials, fit=False).summary
+    np.testing.assert_allclose(shipped.mae, computed.mae, atol=0.0015)
+    np.testing.assert_allclose(shipped.circular_variance, computed.circular_variance, atol=0.0015)
+    # circSD is the mean of per-participant circular SDs (the anchors' degrees, rounded to 0.1).
+    np.testing.assert_allclose(shipped.circular_sd, computed.circular_sd, atol=np.deg2rad(0.06))
+
+
+def test_guess_rate_fits_match_anchors(trials):
+    """Per-participant von Mises + uniform fits, averaged: science_anchors section 1a, E9."""
+    for n, g in ((4, 0.235), (8, 0.553)):
+        rows = trials.set_size == n
+        fits = [human.fit_vm_uniform(trials.errors[rows & (trials.participant == p)])
+                for p in trials.participants]
+        assert np.mean([f.p_guess for f in fits]) == pytest.approx(g, abs=0.005)
+
+
+def test_shipped_summary_has_citation_and_all_set_sizes():
+    summary = human.load_human_summary()
+    assert summary.set_sizes == list(range(1, 9))
+    assert "van den Berg" in summary.meta["citation"]
+    assert "licence" in " ".join(summary.meta).lower() or "licence_note" in summary.meta
+    for name in human.SUMMARY_FIELDS:
+        assert all(v is not None for v in getattr(summary, name)), name
+    # Shape of human behaviour (science_anchors section 6.4).
+    assert np.all(np.diff(summary.mae) > 0)
+    assert summary.p_guess[-1] - summary.p_guess[0] > 0.3
+
+
+def test_summary_round_trip():
+    summary = human.load_human_summary()
+    again = human.BehaviourSummary.from_dict(json.loads(json.dumps(summary.to_dict())))
+    assert again.to_dict() == summary.to_dict()
+
+
+def test_human_comparison_ratios():
+    people = human.load_human_summary()
+    rng = np.random.default_rng(0)
+    set_size = np.repeat([1, 2, 9], 2000)  # 9: no human data, left out of the comparison
+    errors = rng.vonmises(0.0, 20.0, set_size.size) * 2  # ~2x human-ish spread
+    stats = error_statistics(errors, set_size)
+    model = human.model_summary(stats)
+    model.p_guess = [0.01, 0.0, 0.5]
+    result = human.human_comparison(model, people)
+    assert result.set_sizes == [1, 2]
+    assert result.ratio["mae"][0] == pytest.approx(stats.per_set_size[1].mae / people.mae[0])
+    assert result.ratio["circular_variance"][1] == pytest.approx(
+        stats.per_set_size[2].circular_variance / people.circular_variance[1])
+    assert result.ratio["p_guess"][0] == pytest.approx(0.01 / people.p_guess[0])
+    json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_human_comparison_needs_shared_set_sizes():
+    model = human.BehaviourSummary(set_sizes=[12], mae=[1.0], circular_variance=[1.0])
+    with pytest.raises(ValueError, match="model_stats"):
+        human.human_comparison(model, human.load_human_summary())
+
+
+def test_missing_data_folder_is_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no van den Berg"):
+        human.load_vandenberg2012(tmp_path)
