@@ -125,6 +125,11 @@ def test_compact_form_and_batch_tensors(cls, timing):
         np.testing.assert_array_equal(ob.numpy(), dense.ob)
         np.testing.assert_array_equal(gt.numpy(), dense.gt)
         np.testing.assert_array_equal(mask.numpy(), dense.mask)
+        # the builder used on accelerators, run on the CPU here
+        for tensor, array in zip(env._expand_on_device(batch, "cpu"), (dense.ob, dense.gt, dense.mask),
+                                 strict=True):
+            assert tensor.dtype == torch.float32
+            np.testing.assert_array_equal(tensor.numpy(), array)
     wrapped = gym.make(cls.__name__ + "-v0", timing=timing)
     ob, _, _ = batch_tensors(wrapped, compact, torch.device("cpu"))
     np.testing.assert_array_equal(ob.numpy(), dense.ob)
