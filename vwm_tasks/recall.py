@@ -272,7 +272,7 @@ class VWMRecall(TrialEnv):
     - v0: initial version (re-creation of the vwm_rnn task: Dong et al.).
     """
 
-    metadata = {  # noqa: RUF012 - neurogym and gymnasium read it as a class attribute
+    metadata = {
         "paper_link": "https://github.com/derek1909/vwm_rnn",
         "paper_name": "Biologically plausible recurrent networks for visual working memory "
         "(vwm_rnn, D. J. Dong)",
@@ -370,7 +370,7 @@ class VWMRecall(TrialEnv):
         """Probed slot per trial from a uniform ``pick`` and slots ``order`` (present ones first)."""
         return np.full(np.shape(pick), -1, dtype=np.int64)
 
-    def _check_probe(self, probe: int, presence: np.ndarray) -> int:
+    def _check_probe(self, probe: Any, presence: np.ndarray) -> int:
         if probe != -1:
             raise ValueError(f"probe must be -1 in {type(self).__name__} (every slot is reported)")
         return -1
@@ -429,58 +429,61 @@ class VWMRecall(TrialEnv):
         unknown = set(kwargs) - set(TRIAL_KEYS)
         if unknown:
             raise ValueError(f"new_trial keys must be in {TRIAL_KEYS}, got {sorted(unknown)}")
-        k = self.max_items
-        rng = self.rng
+        k, rng = self.max_items, self.rng
         # Draw everything every trial, in a fixed order, so the random stream does not depend on
         # which values a caller forces.
-        trial = {"durations": self._sample_durations()}
-        trial["set_size"] = int(rng.choice(self.set_sizes))
-        order = rng.permutation(k)
+        trial = {"durations": self._sample_durations(), "set_size": int(rng.choice(self.set_sizes))}
+        slot_order = rng.permutation(k)
         trial["theta"] = rng.uniform(-np.pi, np.pi, k)
-        ilc = rng.standard_normal(k)
-        pick = rng.uniform()
+        draws = {"slot_order": slot_order, "ilc": rng.standard_normal(k), "pick": rng.uniform()}
         sampled_durations = trial["durations"]
         trial.update(kwargs)
-        forced = set(kwargs)
+        trial["durations"] = self._resolve_durations(sampled_durations, kwargs.get("durations"))
+        trial.update(self._read_back(trial, set(kwargs), **draws))
+        self._build_trial(trial)
+        return trial
 
-        durations = self._resolve_durations(sampled_durations, kwargs.get("durations"))
+    def _read_back(
+        self, trial: dict, forced: set[str], slot_order: np.ndarray, ilc: np.ndarray, pick: float
+    ) -> dict:
+        """Trial values after forcing: validated, with the dependent ones derived from them."""
+        k = self.max_items
         theta = self._check_angles("theta", trial["theta"])
         if "presence" in forced:
             presence = np.asarray(trial["presence"])
             if presence.shape != (k,) or not np.isin(presence, (0, 1)).all() or not presence.any():
                 raise ValueError(f"presence must be {k} booleans with at least one True")
             presence = presence.astype(bool)
-            if "set_size" in forced and int(trial["set_size"]) != int(presence.sum()):
+            if "set_size" in forced and trial["set_size"] != presence.sum():
                 raise ValueError(
                     f"set_size={trial['set_size']!r} disagrees with presence ({presence.sum()} present)"
                 )
-            order = np.concatenate([np.flatnonzero(presence), np.flatnonzero(~presence)])
+            slot_order = np.concatenate([np.flatnonzero(presence), np.flatnonzero(~presence)])
         else:
             set_size = trial["set_size"]
             if not isinstance(set_size, numbers.Integral) or not 1 <= set_size <= k:
                 raise ValueError(f"set_size must be an integer in [1, {k}], got {set_size!r}")
             presence = np.zeros(k, dtype=bool)
-            presence[order[:set_size]] = True
+            presence[slot_order[:set_size]] = True
         set_size = int(presence.sum())
         if "theta_input" in forced:
             theta_input = self._check_angles("theta_input", trial["theta_input"])
         else:
             theta_input = wrap_angle(theta + self.ilc_noise * ilc)
         if "probe" in forced:
-            probe = self._check_probe(int(trial["probe"]), presence)
+            probe = self._check_probe(trial["probe"], presence)
         else:
-            probe = int(self._choose_probe(np.array([pick]), order[None], np.array([set_size]))[0])
-        trial.update(
-            theta=theta,
-            theta_input=theta_input,
-            presence=presence,
-            set_size=set_size,
-            probe=probe,
-            durations=durations,
-        )
+            probe = int(self._choose_probe(np.array([pick]), slot_order[None], np.array([set_size]))[0])
+        return {"theta": theta, "theta_input": theta_input, "presence": presence,
+                "set_size": set_size, "probe": probe}
 
+    def _build_trial(self, trial: dict) -> None:
+        """Epochs, ``ob``, ``gt`` and ``mask`` of a resolved trial, with neurogym's builders."""
+        durations = trial["durations"]
         self.add_period(list(EPOCHS), duration=[durations[e] for e in EPOCHS])
-        vectors = self.trial_vectors(theta, theta_input, presence, np.asarray(probe))
+        vectors = self.trial_vectors(
+            trial["theta"], trial["theta_input"], trial["presence"], np.asarray(trial["probe"])
+        )
         self.add_ob(vectors.stimulus, "stimulus")
         if vectors.cue is not None:
             self.add_ob(vectors.cue, "decode")
@@ -489,7 +492,6 @@ class VWMRecall(TrialEnv):
         self.mask = np.zeros_like(self.gt)
         self.mask[self.start_ind["decode"] : self.end_ind["decode"]] = vectors.target_mask
         self._decode_action_sum = np.zeros(self.n_outputs)
-        return trial
 
     def _sample_durations(self) -> dict[str, float]:
         """One trial's epoch durations (ms) from ``self.timing``, in epoch order.

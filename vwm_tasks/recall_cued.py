@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numbers
+from typing import Any
+
 import numpy as np
 
 from vwm_tasks.encoding import angles_to_targets
@@ -35,7 +38,7 @@ class VWMRecallCued(VWMRecall):
     - v0: initial version.
     """
 
-    metadata = {  # noqa: RUF012 - neurogym and gymnasium read it as a class attribute
+    metadata = {
         **VWMRecall.metadata,
         "paper_link": "https://doi.org/10.1167/9.10.7",
         "paper_name": "The precision of visual working memory is set by allocation of a shared "
@@ -54,12 +57,12 @@ class VWMRecallCued(VWMRecall):
         position = np.floor(pick * set_size).astype(np.int64)
         return np.take_along_axis(order, position[:, None], axis=1)[:, 0].astype(np.int64)
 
-    def _check_probe(self, probe: int, presence: np.ndarray) -> int:
-        if not 0 <= probe < self.max_items or not presence[probe]:
+    def _check_probe(self, probe: Any, presence: np.ndarray) -> int:
+        if not isinstance(probe, numbers.Integral) or not 0 <= probe < self.max_items or not presence[probe]:
             raise ValueError(
                 f"probe must be a present slot {np.flatnonzero(presence).tolist()}, got {probe!r}"
             )
-        return probe
+        return int(probe)
 
     def trial_vectors(
         self, theta: np.ndarray, theta_input: np.ndarray, presence: np.ndarray, probe: np.ndarray
