@@ -1,0 +1,316 @@
+"""Configuration: schema validation, overrides, the original four-section format."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gymnasium  # noqa: F401  (before vwm_tasks: its gym plugin import is circular otherwise)
+import pytest
+import yaml
+
+from vwm_agents.config import (
+    ERROR_DEFS,
+    Config,
+    ConfigError,
+    from_original,
+    load_config,
+    to_original,
+)
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+# original_model.md section 8, verbatim (the README-era default config.yaml).
+ORIGINAL_YAML = """
+model_params:
+  max_item_num: 10
+  item_num: [1,2,3,4,5,6,7,8,9,10]
+  num_neurons: 256
+  dt: 10
+  tau_max: 300
+  tau_min: 50
+  ILC_noise: 0.01
+  spike_noise_factor: 0.05
+  spike_noise_type: 'gamma'
+  positive_input: true
+  input_strength: 120
+  saturation_firing_rate: 60
+  dales_law: true
+  T_init: 20
+  T_stimi: 500
+  T_delay: 1000
+  T_decode: 500
+training_params:
+  train_rnn: true
+  load_history: false
+  use_scripted_model: false
+  num_iterations: 50000
+  error_def: 'rad'
+  eta: 0.0001
+  lambda_reg: 0.00001
+  lambda_err: 1.0
+  num_trials: 512
+  logging_period: 50
+  early_stop_patience: 600
+  adaptive_lr_patience: 400
+model_and_logging_params:
+  rnn_name: "EasyTask1"
+  cuda_device: 0
+  plot_weights_bool: false
+  error_dist_bool: false
+  fit_mixture_bool: false
+  snr_analy_bool: false
+  mixed_selec_bool: false
+fpf_params:
+  fpf_bool: false
+  fpf_pca_bool: true
+  fpf_names: ['fpf_NoFps', 'fpf_decode']
+  fpf_trials: 20
+  fpf_N_init: 20
+  fpf_noise_scale: 0.0
+  fpf_hps:
+    max_iters: 50
+    lr_init: 0.01
+    outlier_distance_scale: 10.0
+    verbose: false
+    super_verbose: false
+"""
+
+
+def write(tmp_path: Path, data, name: str = "config.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(data) if name.endswith(".json") else yaml.safe_dump(data))
+    return path
+
+
+def test_error_defs_agree_with_losses():
+    from vwm_agents import losses
+
+    assert tuple(ERROR_DEFS) == tuple(losses.ERROR_DEFS)
+
+
+def test_default_config_loads_and_round_trips():
+    config = load_config()
+    assert config.task.id == "VWMRecall-v0" and config.agent.name == "dale_rnn"
+    assert config.training.grad_clip is not None  # the CPU default clips (training_notes.md)
+    again = Config.from_dict(config.to_dict())
+    assert again == config
+    assert Config.from_dict(yaml.safe_load(config.to_yaml())) == config
+
+
+def test_empty_sections_take_reference_defaults():
+    config = Config.from_dict({})
+    t = config.training
+    assert (t.learning_rate, t.lr_factor, t.lr_patience, t.early_stop_patience) == (1e-4, 0.5, 400, 600)
+    assert (t.batch_size, t.num_iterations, t.error_def, t.grad_clip) == (512, 50_000, "rad", None)
+    assert (t.lambda_err, t.lambda_reg) == (1.0, 1e-5)
+    assert config.logging.period == 50
+
+
+def test_json_and_overrides(tmp_path):
+    path = write(tmp_path, {"training": {"seed": 1}, "agent": {"name": "gru"}}, "c.json")
+    config = load_config(path, ["training.seed=3", "task.timing.delay=200",
+                                "agent.n_hidden=16", "training.grad_clip=null"])
+    assert config.training.seed == 3
+    assert config.task.kwargs["timing"] == {"delay": 200}
+    assert config.agent.kwargs == {"n_hidden": 16}
+    assert config.training.grad_clip is None
+
+
+def test_int_widens_to_float():
+    config = Config.from_dict({"training": {"learning_rate": 1, "grad_clip": 2}})
+    assert isinstance(config.training.learning_rate, float)
+    assert config.training.grad_clip == 2.0
+
+
+BAD_CONFIGS = [
+    ({"training": {"learning_rate": -1}},
+     "training.learning_rate: must be a positive number, got -1"),
+    ({"training": {"learning_rate": "fast"}},
+     "training.learning_rate: must be a positive number, got 'fast'"),
+    ({"training": {"batch_size": 0}}, "training.batch_size: must be an integer >= 1, got 0"),
+    ({"training": {"batch_size": 2.5}}, "training.batch_size: must be an integer >= 1, got 2.5"),
+    ({"training": {"seed": True}}, "training.seed: must be an integer >= 0, got true"),
+    ({"training": {"lr_factor": 1.0}},
+     "training.lr_factor: must be a number > 0 and < 1, got 1.0"),
+    ({"training": {"error_def": "l1"}},
+     "training.error_def: must be one of l2, sqrtl2, rad, exp, norml2, got 'l1'"),
+    ({"training": {"grad_clip": 0}}, "training.grad_clip: must be null or a positive number, got 0"),
+    ({"training": {"device": "tpu"}},
+     "training.device: must be one of auto, cpu, cuda, cuda:<index>, got 'tpu'"),
+    ({"training": {"compile": "yes"}},
+     "training.compile: must be one of auto, off, graph, inductor, got 'yes'"),
+    ({"training": {"balance_set_sizes": "yes"}},
+     "training.balance_set_sizes: must be true or false, got 'yes'"),
+    ({"training": {"learning_rate": float("nan")}},
+     "training.learning_rate: must be a positive number, got nan"),
+    ({"training": {"lr": 0.1}}, "training.lr: unknown key; allowed: seed, num_iterations,"),
+    ({"logging": {"period": -5}}, "logging.period: must be an integer >= 1, got -5"),
+    ({"logging": {"run_name": "../x"}},
+     "logging.run_name: must be a relative name without '..', got '../x'"),
+    ({"analysis": {"only": "snr"}}, "analysis.only: must be null or a list of strings, got 'snr'"),
+    ({"analysis": {"fixed_points": {"max_iters": 0}}},
+     "analysis.fixed_points.max_iters: must be an integer >= 1, got 0"),
+    ({"optimizer": {}}, "optimizer: unknown section; allowed: task, agent, training, logging, analysis"),
+    ({"training": [1, 2]}, "training: must be a mapping of keys to values, got [1, 2]"),
+    ({"agent": {"name": "lstm"}}, "agent.name: unknown agent 'lstm'; allowed: dale_rnn, gru"),
+    ({"agent": {"name": "dale_rnn", "neurons": 64}},
+     "agent.neurons: unknown argument of dale_rnn; allowed: n_neurons, dt,"),
+    ({"agent": {"name": "dale_rnn", "n_neurons": "many"}},
+     "agent.n_neurons: must be an integer, got 'many'"),
+    ({"agent": {"name": "dale_rnn", "dales_law": 1}},
+     "agent.dales_law: must be true or false, got 1"),
+    ({"task": {"id": "NoSuchTask-v9"}}, "task.id: unknown environment 'NoSuchTask-v9'"),
+    ({"task": {"id": "VWMRecall-v0", "items": 3}},
+     "task.items: unknown argument of VWMRecall-v0; allowed:"),
+]
+
+
+@pytest.mark.parametrize(("data", "message"), BAD_CONFIGS, ids=[m.split(":")[0] for _, m in BAD_CONFIGS])
+def test_bad_config_gives_one_line_naming_the_key(data, message):
+    with pytest.raises(ConfigError) as info:
+        Config.from_dict(data)
+    text = str(info.value)
+    assert "\n" not in text
+    assert text.startswith(message), text
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("training.seed", "--set training.seed: must look like section.key=value"),
+        ("train.seed=1", "--set train.seed=1: unknown section 'train'"),
+        ("training.seed=[1", "training.seed: value '[1' is not valid YAML"),
+    ],
+)
+def test_bad_override(override, message):
+    with pytest.raises(ConfigError, match="^" + message.replace("[", r"\[")):
+        load_config(None, [override])
+
+
+def test_unreadable_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("training: {seed: [}\n")
+    with pytest.raises(ConfigError, match="not valid YAML/JSON") as info:
+        load_config(bad)
+    assert "\n" not in str(info.value)
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        load_config(listing)
+
+
+def test_model_and_env_errors_name_the_argument():
+    from vwm_agents.run import build_model, make_env
+
+    config = Config.from_dict({"task": {"max_items": 0}})
+    with pytest.raises(ConfigError, match=r"^task\.max_items: "):
+        make_env(config)
+    config = Config.from_dict({"agent": {"tau_min": 500.0, "tau_max": 100.0}})
+    with pytest.raises(ConfigError, match=r"^agent\.tau_(min|max): "):
+        build_model(config, make_env(config))
+    config = Config.from_dict({"agent": {"dt": 20.0}})
+    with pytest.raises(ConfigError, match=r"^agent\.dt: must equal the task's dt"):
+        build_model(config, make_env(config))
+
+
+# -- the original four-section format -----------------------------------------------------------
+
+
+def test_original_format_maps_onto_ours(tmp_path):
+    config = load_config(write(tmp_path, yaml.safe_load(ORIGINAL_YAML)))
+    assert config.task.kwargs == {
+        "max_items": 10, "set_sizes": list(range(1, 11)), "dt": 10, "ilc_noise": 0.01,
+        "input_encoding": "positive", "input_strength": 120,
+        "timing": {"init": 20, "stimulus": 500, "delay": 1000, "decode": 500},
+    }
+    assert config.agent.kwargs == {
+        "n_neurons": 256, "tau_max": 300, "tau_min": 50, "spike_noise_factor": 0.05,
+        "spike_noise_type": "gamma", "positive_input": True, "saturation_firing_rate": 60,
+        "dales_law": True,
+    }
+    t = config.training
+    assert (t.num_iterations, t.error_def, t.learning_rate, t.lambda_reg, t.lambda_err) == (
+        50000, "rad", 1e-4, 1e-5, 1.0)
+    assert (t.batch_size, t.early_stop_patience, t.lr_patience, t.grad_clip) == (512, 600, 400, None)
+    assert (t.device, t.noise_stages) == ("auto", 1)
+    assert (config.logging.run_name, config.logging.period) == ("EasyTask1", 50)
+    assert config.analysis.only == ["normalization"]
+    assert config.analysis.fixed_points.to_dict() == {
+        "trials": 20, "n_init": 20, "noise_scale": 0.0, "max_iters": 50, "lr_init": 0.01,
+        "outlier_distance_scale": 10.0, "pca": True,
+    }
+
+
+def test_original_round_trips_and_equals_configs_original(tmp_path):
+    original = yaml.safe_load(ORIGINAL_YAML)
+    ours = load_config(write(tmp_path, original))
+    # original -> ours -> original: every key the mapping keeps comes back unchanged
+    back = to_original(ours)
+    dropped = {"train_rnn", "load_history", "use_scripted_model", "fpf_names"}
+    expected = {section: {k: v for k, v in body.items() if k not in dropped}
+                for section, body in original.items()}
+    expected["fpf_params"]["fpf_hps"] = {
+        k: v for k, v in expected["fpf_params"]["fpf_hps"].items() if "verbose" not in k}
+    assert back == expected
+    # ... and ours -> original -> ours is the identity
+    assert Config.from_dict(back) == ours
+    # configs/original.yaml is the same run in our schema (the analysis switches aside)
+    shipped = load_config(CONFIGS / "original.yaml").to_dict()
+    mapped = ours.to_dict()
+    shipped.pop("analysis"), mapped.pop("analysis")
+    assert shipped == mapped
+
+
+def test_original_latest_version_keys():
+    data = yaml.safe_load(ORIGINAL_YAML)
+    del data["model_params"]["spike_noise_factor"]
+    data["model_params"]["final_spike_noise_factor"] = 0.2
+    data["training_params"]["multi_stage_training"] = {"num_stage": 4}
+    data["model_and_logging_params"]["divis_norma_bool"] = False
+    data["model_and_logging_params"]["snr_analy_bool"] = True
+    del data["model_and_logging_params"]["cuda_device"]
+    data["training_params"]["error_def"] = "norml2"
+    config = Config.from_dict(data)
+    assert config.agent.kwargs["spike_noise_factor"] == 0.2
+    assert config.training.noise_stages == 4
+    assert config.training.error_def == "norml2"
+    assert config.analysis.only == ["snr"]
+    back = to_original(config)
+    assert back["model_params"]["final_spike_noise_factor"] == 0.2
+    assert back["training_params"]["multi_stage_training"] == {"num_stage": 4}
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("model_params", "num_neuron", 3,
+         "model_params.num_neuron: unknown key of the original format; allowed: max_item_num,"),
+        ("training_params", "eta", -0.1, "training.learning_rate: must be a positive number"),
+        ("training_params", "train_rnn", "yes", "training_params.train_rnn: must be true or false"),
+        ("training_params", "multi_stage_training", {"stages": 2},
+         "training_params.multi_stage_training: must be a mapping with the single key num_stage"),
+        ("model_and_logging_params", "cuda_device", -1,
+         "model_and_logging_params.cuda_device: must be an integer >= 0"),
+        ("fpf_params", "fpf_hps", {"max_iter": 5},
+         "fpf_params.fpf_hps.max_iter: unknown key of the original format"),
+    ],
+)
+def test_original_format_errors(section, key, value, message):
+    data = yaml.safe_load(ORIGINAL_YAML)
+    data[section][key] = value
+    with pytest.raises(ConfigError) as info:
+        Config.from_dict(data)
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def test_original_unknown_section_and_overrides(tmp_path):
+    data = yaml.safe_load(ORIGINAL_YAML)
+    data["extra_params"] = {}
+    with pytest.raises(ConfigError, match="^extra_params: unknown section of the original format"):
+        from_original(data)
+    data.pop("extra_params")
+    config = load_config(write(tmp_path, data), ["training.seed=7", "agent.n_neurons=64"])
+    assert config.training.seed == 7 and config.agent.kwargs["n_neurons"] == 64

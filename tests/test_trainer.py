@@ -1,0 +1,257 @@
+"""The trainer: real (tiny) trainings, exact resume, divergence, curriculum, run directories."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+
+import gymnasium  # noqa: F401  (before vwm_tasks: its gym plugin import is circular otherwise)
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from vwm_agents import trainer as trainer_module
+from vwm_agents.checkpoint import load_checkpoint
+from vwm_agents.config import Config, ConfigError, apply_overrides
+from vwm_agents.run import RunDirError, load_run, read_history
+from vwm_agents.trainer import (
+    EarlyStopping,
+    TrainingDiverged,
+    TrainingInterrupted,
+    noise_levels,
+    run_name,
+    train,
+)
+
+# Short trials (4 + 10 + 10 + 10 steps at dt = 10 ms) and small sizes keep each run ~1 s; one torch
+# thread, because two threads on a shared 2-core machine slow tiny matmuls down many times.
+SHORT_TIMING = {"init": 40, "stimulus": 100, "delay": 100, "decode": 100}
+
+
+def vwm_config(*overrides: str, agent: str = "dale_rnn") -> Config:
+    data = {
+        "task": {"id": "VWMRecall-v0", "max_items": 2, "timing": SHORT_TIMING},
+        "agent": ({"name": "dale_rnn", "n_neurons": 24, "spike_noise_type": "gauss",
+                   "spike_noise_factor": 0.05}
+                  if agent == "dale_rnn" else {"name": agent, "n_hidden": 24}),
+        "training": {"seed": 0, "num_iterations": 20, "batch_size": 16, "learning_rate": 0.01,
+                     "eval_batch_size": 32, "device": "cpu", "threads": 1},
+        "logging": {"run_name": "t", "period": 5, "progress": False},
+    }
+    return Config.from_dict(apply_overrides(data, overrides))
+
+
+def dms_config(*overrides: str) -> Config:
+    """neurogym's DelayMatchSample (Discrete actions), 32 steps of 100 ms."""
+    data = {
+        "task": {"id": "DelayMatchSample-v0", "dt": 100},
+        "agent": {"name": "dale_rnn", "n_neurons": 24, "tau_min": 200.0, "tau_max": 600.0,
+                  "positive_input": False, "spike_noise_type": "none"},
+        "training": {"seed": 0, "num_iterations": 60, "batch_size": 16, "learning_rate": 0.02,
+                     "eval_batch_size": 32, "device": "cpu", "lambda_reg": 0.0, "threads": 1},
+        "logging": {"run_name": "dms", "period": 10, "progress": False},
+    }
+    return Config.from_dict(apply_overrides(data, overrides))
+
+
+def losses_of(run_dir) -> list[float]:
+    return [record["loss"] for record in read_history(run_dir)]
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        vwm_config("training.num_iterations=60", "logging.period=10", agent="gru"),
+        vwm_config("training.num_iterations=60", "logging.period=10", "task.max_items=1"),
+        dms_config(),
+    ],
+    ids=["gru-vwm", "dale-vwm", "dale-delaymatchsample"],
+)
+def test_loss_falls(tmp_path, config):
+    run_dir = train(config, tmp_path)
+    history = losses_of(run_dir)
+    assert len(history) == 6
+    # mean loss of the first 10 iterations vs the last 20
+    assert np.mean(history[-2:]) < 0.9 * history[0], history
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["checkpoint"] == "best"
+    assert 0 <= metrics["error"] <= math.pi
+    if config.task.id == "VWMRecall-v0":
+        assert metrics["error"] < 1.3  # chance is pi/2
+    else:
+        assert 0 <= metrics["accuracy"] <= 1
+        assert metrics["accuracy"] > 0.6  # fixation is most steps; chance is 1/3
+
+
+def test_run_directory_layout_and_schema(tmp_path):
+    records = []
+    run_dir = train(vwm_config(), tmp_path, callback=records.append)
+    assert run_dir.name == "t_n24item2PI1gauss0.05rad" == run_name(vwm_config())
+    files = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file())
+    assert files == ["checkpoints/best.pt", "checkpoints/latest.pt", "config.yaml",
+                     "history.yaml", "metrics.json", "training_history.png"]
+    history = read_history(run_dir)
+    assert history == records
+    assert [r["iteration"] for r in history] == [5, 10, 15, 20]
+    record = history[-1]
+    assert set(record) >= {"iteration", "loss", "error", "error_std", "activation", "lr",
+                           "per_set_size", "heldout_error"}
+    assert set(record["per_set_size"]) == {"1", "2"}
+    assert set(record["per_set_size"]["1"]) == {"error", "error_std", "activation"}
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics) >= {"error", "error_std", "rate", "per_set_size", "iteration", "checkpoint"}
+    assert set(metrics["per_set_size"]["2"]) == {"error", "error_std", "rate"}
+    best = load_checkpoint(run_dir / "checkpoints" / "best.pt", kind="best")
+    assert metrics["iteration"] == best["iteration"]
+    assert best["heldout_error"] == min(r["heldout_error"] for r in history)
+    saved = Config.from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    assert saved == vwm_config(f"logging.out_dir={tmp_path}")
+    loaded = load_run(run_dir)
+    assert loaded.iteration == best["iteration"] and not loaded.model.training
+    # a second run of the same name is refused rather than overwritten
+    with pytest.raises(RunDirError, match="exists; continue it with --resume"):
+        train(vwm_config(), tmp_path)
+
+
+def test_held_out_evaluation_matches_metrics(tmp_path):
+    run_dir = train(vwm_config("training.num_iterations=10"), tmp_path)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    history = read_history(run_dir)
+    best = min(history, key=lambda r: r["heldout_error"])
+    assert metrics["error"] == pytest.approx(best["heldout_error"], abs=1e-6)
+
+
+def state_of(run_dir, name="latest"):
+    return load_checkpoint(run_dir / "checkpoints" / f"{name}.pt")
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_interrupt_and_resume_is_bit_exact(tmp_path, monkeypatch):
+    config = vwm_config("training.num_iterations=20")
+    straight = train(config, tmp_path / "straight")
+
+    # Ctrl-C in the middle of a logging window (after iteration 7): a checkpoint is saved
+    original_step = trainer_module._Trainer._step
+
+    def step_then_interrupt(self):
+        loss = original_step(self)
+        if self.iteration == 7:
+            os.kill(os.getpid(), signal.SIGINT)
+        return loss
+
+    monkeypatch.setattr(trainer_module._Trainer, "_step", step_then_interrupt)
+    with pytest.raises(TrainingInterrupted, match="after iteration 7"):
+        train(config, tmp_path / "resumed")
+    monkeypatch.setattr(trainer_module._Trainer, "_step", original_step)
+    assert state_of(tmp_path / "resumed" / straight.name)["iteration"] == 7
+
+    resumed = train(config, tmp_path / "resumed", resume=True)
+    a, b = state_of(straight), state_of(resumed)
+    assert a["iteration"] == b["iteration"] == 20
+    assert_same_weights(a["model"], b["model"])
+    assert a["history"] == b["history"]
+    assert read_history(straight) == read_history(resumed)
+    assert (straight / "metrics.json").read_text() == (resumed / "metrics.json").read_text()
+
+
+def test_resume_extends_a_finished_run_exactly(tmp_path):
+    straight = train(vwm_config("training.num_iterations=20"), tmp_path / "a")
+    train(vwm_config("training.num_iterations=10"), tmp_path / "b")
+    extended = train(vwm_config("training.num_iterations=20"), tmp_path / "b", resume=True)
+    assert_same_weights(state_of(straight)["model"], state_of(extended)["model"])
+    assert state_of(straight)["optimizer"]["state"][0]["step"] == state_of(extended)["optimizer"]["state"][0]["step"]
+
+
+def test_resume_errors(tmp_path):
+    with pytest.raises(RunDirError, match="nothing to resume"):
+        train(vwm_config(), tmp_path, resume=True)
+    train(vwm_config("training.num_iterations=5"), tmp_path)
+    with pytest.raises(RunDirError, match="different training.learning_rate"):
+        train(vwm_config("training.num_iterations=5", "training.learning_rate=0.02"),
+              tmp_path, resume=True)
+
+
+def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    original_forward = trainer_module._forward
+    calls = {"n": 0}
+
+    def forward_with_nan(model, ob, generator, takes_generator):
+        outputs, rates = original_forward(model, ob, generator, takes_generator)
+        if model.training:
+            calls["n"] += 1
+            if calls["n"] == 8:
+                rates = rates * torch.nan
+        return outputs, rates
+
+    monkeypatch.setattr(trainer_module, "_forward", forward_with_nan)
+    with pytest.raises(TrainingDiverged, match="non-finite rates at iteration 8;") as info:
+        train(vwm_config(), tmp_path)
+    run_dir = info.value.run_dir
+    latest = state_of(run_dir)
+    assert latest["iteration"] == 5
+    assert all(torch.isfinite(t).all() for t in latest["model"].values())
+    assert json.loads((run_dir / "metrics.json").read_text())["iteration"] == 5
+
+
+def test_early_stopping_rules():
+    stopper = EarlyStopping(patience=3)
+    for loss in [1.0, 0.5, math.nan, 0.5, 0.6, math.nan]:
+        assert not stopper.step(loss)
+    assert stopper.counter == 2 and stopper.best == 0.5
+    assert stopper.step(0.7)
+    never = EarlyStopping(patience=None)
+    assert not any(never.step(1.0) for _ in range(100))
+
+
+def test_early_stopping_ends_the_run(tmp_path):
+    run_dir = train(vwm_config("training.learning_rate=1e-9", "training.early_stop_patience=3",
+                               "training.num_iterations=100"), tmp_path)
+    latest = state_of(run_dir)
+    assert latest["early_stopping"]["stopped"]
+    assert latest["iteration"] < 100
+
+
+def test_noise_curriculum(tmp_path):
+    assert noise_levels(0.1, 1) == [0.1]
+    levels = noise_levels(0.1, 3)
+    assert levels == pytest.approx([1e-3, 1e-2, 1e-1])
+    # patience 1: every iteration without improvement ends a stage
+    config = vwm_config("training.noise_stages=3", "training.lr_patience=1",
+                        "training.learning_rate=1e-6", "training.num_iterations=30")
+    run_dir = train(config, tmp_path)
+    latest = state_of(run_dir)
+    assert latest["curriculum"]["stage"] == 2
+    assert latest["model"]["spike_noise_factor"].item() == pytest.approx(0.05)
+    factors = [r["noise_factor"] for r in read_history(run_dir)]
+    assert factors == sorted(factors) and factors[-1] == pytest.approx(0.05)
+    with pytest.raises(ConfigError, match="^training.noise_stages: agent gru has no set_noise_factor"):
+        train(vwm_config("training.noise_stages=2", agent="gru"), tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("training.num_models=2", "training.num_models: must be 1"),
+        ("training.compile=graph", "training.compile: 'graph' needs a CUDA device"),
+        ("task.max_items=0", "task.max_items: "),
+    ],
+)
+def test_runtime_config_errors_write_nothing(tmp_path, override, message):
+    with pytest.raises(ConfigError, match="^" + message):
+        train(vwm_config(override), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_cuda_request_without_cuda_is_a_clear_error(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ConfigError, match="^training.device: cuda requested but"):
+        train(vwm_config(), tmp_path, device="cuda")
