@@ -295,15 +295,22 @@ def test_resume_reruns_only_unfinished_trials(finished_sweep, tmp_path):
     output = tmp_path / "out"
     shutil.copytree(spec.output, output, ignore=shutil.ignore_patterns(sw.RAY_DIR))
     copy = sw.load_sweep("noise_level_tiny", output=output)
-    lost = copy.trials[1].run_dir
+    lost = copy.trials[1].run_dir  # never started: runs from scratch
     shutil.rmtree(lost)
-    before = {t.name: (t.run_dir / "metrics.json").stat().st_mtime_ns
-              for t in copy.trials if t.run_dir != lost}
-    assert sw.main(["noise_level_tiny", "--output", str(output), "--resume", "--quiet"]) == 0
-    after = {t.name: (t.run_dir / "metrics.json").stat().st_mtime_ns
-             for t in copy.trials if t.run_dir != lost}
+    stopped = copy.trials[2].run_dir  # stopped after its last checkpoint: continues from it
+    (stopped / "metrics.json").unlink()
+    history_mtime = (stopped / "history.yaml").stat().st_mtime_ns
+    finished = [t.run_dir for t in copy.trials if t.run_dir not in (lost, stopped)]
+    before = [(run_dir / "metrics.json").stat().st_mtime_ns for run_dir in finished]
+    # one trial at a time: the second reuses the first one's worker (and its imports)
+    assert sw.main(["noise_level_tiny", "--output", str(output), "--resume", "--quiet",
+                    "--max-concurrent", "1"]) == 0
+    after = [(run_dir / "metrics.json").stat().st_mtime_ns for run_dir in finished]
     assert after == before  # finished trials were not run again
     assert (lost / "metrics.json").is_file()
+    assert (stopped / "metrics.json").is_file()
+    # continued at iteration 20 (of 20): no training step, so no new history record
+    assert (stopped / "history.yaml").stat().st_mtime_ns == history_mtime
     rows = read_csv(output / sw.RESULTS_CSV)
     assert [row["status"] for row in rows] == ["ok"] * 4
     # resuming a finished sweep runs nothing and rewrites the results
@@ -315,7 +322,7 @@ def test_resume_reruns_only_unfinished_trials(finished_sweep, tmp_path):
 def test_a_failing_trial_is_recorded_and_the_others_finish(local_ray, tmp_path):
     # tau_min below dt passes the config schema but the model refuses it when training starts
     path = write_sweep(tmp_path, grid={"agent.tau_min": [50.0, 5.0]})
-    assert sw.main([str(path), "--quiet"]) == 1
+    assert sw.main([str(path), "--quiet", "--max-concurrent", "1"]) == 1
     rows = read_csv(tmp_path / "out" / sw.RESULTS_CSV)
     assert [(row["agent.tau_min"], row["status"]) for row in rows] == [("50.0", "ok"), ("5.0", "error")]
     assert "tau_min" in rows[1]["message"]

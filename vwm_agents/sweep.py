@@ -543,13 +543,16 @@ def _run_on_ray(
                 f"--address {address}: cannot connect to a Ray cluster")
             raise SweepError(f"{where}: {' '.join(str(exc).split())}") from None
     try:
+        # Tune's parameter is the trial name (its status table shows it); the plans travel in
+        # Ray's object store
+        payloads = {plan.name: plan.to_payload() for plan in plans}
         trainable = tune.with_resources(
-            tune.with_parameters(_ray_trial, train_fn=train_fn),
+            tune.with_parameters(_ray_trial, payloads=payloads, train_fn=train_fn),
             {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus},
         )
         tuner = tune.Tuner(
             trainable,
-            param_space={"trial": tune.grid_search([plan.to_payload() for plan in plans])},
+            param_space={"trial": tune.grid_search(list(payloads))},
             tune_config=tune.TuneConfig(
                 max_concurrent_trials=max_concurrent,
                 reuse_actors=True,  # a trial's worker keeps torch imported for the next one
@@ -577,14 +580,19 @@ def _local_cpus(resources_: Resources, n_trials: int, max_concurrent: int | None
 
 
 def _ray_trial_name(trial: Any) -> str:
-    return trial.config["trial"]["name"]
+    return trial.config["trial"]
 
 
-def _ray_trial(params: Mapping[str, Any], train_fn: TrainFn | None = None) -> None:
+def _ray_trial(
+    params: Mapping[str, Any],
+    payloads: Mapping[str, Mapping[str, Any]],
+    train_fn: TrainFn | None = None,
+) -> None:
     """The Ray Tune function trainable: one trial, reporting each history record to Tune."""
     from ray import tune
 
-    run_trial(TrialPlan.from_payload(params["trial"]), train_fn=train_fn, report=tune.report)
+    plan = TrialPlan.from_payload(payloads[params["trial"]])
+    run_trial(plan, train_fn=train_fn, report=tune.report)
 
 
 def run_trial(
@@ -813,11 +821,12 @@ def plot_error_vs_set_size(curves: Sequence[ErrorCurve], path: str | Path, *, ti
     for curve in curves:
         sem = [0.0 if math.isnan(s) else s for s in curve.sem]
         ax.errorbar(curve.set_sizes, curve.mean, yerr=sem, marker="o", capsize=3, label=curve.label)
+    ax.axhline(math.pi / 2, linestyle=":", color="grey", label="chance (\u03c0/2)")
+    ax.set_xticks(sorted({size for curve in curves for size in curve.set_sizes}))
     ax.set_xlabel("set size")
-    ax.set_ylabel("error (rad)")
+    ax.set_ylabel("mean absolute error (rad)")
     ax.set_title(f"{title}: mean \u00b1 SEM over seeds" if title else "mean \u00b1 SEM over seeds")
-    if len(curves) > 1 or curves[0].setting:
-        ax.legend(fontsize="small")
+    ax.legend(fontsize="small")
     path = Path(path)
     fig.savefig(path, dpi=120)
     return path
