@@ -1,7 +1,5 @@
 """Invariants of the angle <-> channel encodings used by the tasks."""
 
-# gymnasium before vwm_tasks: importing vwm_tasks first re-enters its half-imported plugin hook
-import gymnasium  # noqa: F401
 import numpy as np
 import pytest
 import torch

@@ -101,6 +101,15 @@ def test_gym_make_without_prior_import():
     assert result.stdout.strip() == "VWMRecall"
 
 
+def test_import_vwm_tasks_before_gymnasium():
+    # The plugin hook is re-entered while gymnasium imports; it must not see a half-built module.
+    code = "import vwm_tasks, gymnasium as gym; print(gym.make('VWMRecall-v0').unwrapped.max_items)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "10"
+
+
 def test_package_registers_and_exports():
     vwm_tasks.register_envs()  # idempotent
     assert vwm_tasks.VWMRecall is VWMRecall and vwm_tasks.VWMRecallCued is VWMRecallCued

@@ -1,7 +1,5 @@
 """Statistics of the sampled trials, with tolerances from standard errors (fixed seeds)."""
 
-# gymnasium before vwm_tasks: importing vwm_tasks first re-enters its half-imported plugin hook
-import gymnasium  # noqa: F401
 import numpy as np
 import pytest
 from scipy import stats
