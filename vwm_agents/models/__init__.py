@@ -16,12 +16,12 @@ from types import MappingProxyType
 
 from torch import nn
 
-from vwm_agents.models.dale_rnn import DaleRNN, readout, simulate
+from vwm_agents.models.dale_rnn import DaleRNN, simulate
 from vwm_agents.models.gru import GRUAgent
 
 AGENTS: Mapping[str, type[nn.Module]] = MappingProxyType({"dale_rnn": DaleRNN, "gru": GRUAgent})
 
-__all__ = ["AGENTS", "DaleRNN", "GRUAgent", "build_agent", "readout", "resolve_agent", "simulate"]
+__all__ = ["AGENTS", "DaleRNN", "GRUAgent", "build_agent", "resolve_agent", "simulate"]
 
 
 def resolve_agent(name: str) -> type[nn.Module]:

@@ -41,8 +41,9 @@ def simulate(
     nonlinearity: Callable[[Tensor], Tensor],
     observe: NoiseFn,
     initial_rates: Tensor,
-) -> Tensor:
-    """Run the Euler dynamics; return the clean rates ``(*batch, T, N)``.
+    readout_weights: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """Run the Euler dynamics; return (noisy readout ``(*batch, T, n_out)``, rates ``(*batch, T, N)``).
 
     Args:
         drive: input pre-activations ``(T, *batch, N)``, already through phi's affine map.
@@ -52,22 +53,23 @@ def simulate(
         nonlinearity: phi after its affine map.
         observe: noisy observation of the rates (identity for no noise).
         initial_rates: ``(*batch, N)``.
+        readout_weights: F, ``(n_out, N)`` or ``(S, n_out, N)``.
+
+    The readout of step t reads its own noisy sample of r_t inside the loop: drawing it there
+    keeps each draw cache-sized (one draw over the whole (B, T, N) tensor afterwards costs ~2x).
     """
     weights_t = recurrent_weights.mT
+    readout_t = readout_weights.mT
     # addmm/baddbmm fuse the add into the GEMM; chosen by static shape, not by data.
     matmul_add = torch.addmm if weights_t.dim() == 2 else torch.baddbmm
     rates = initial_rates
-    states = []
+    states, outputs = [], []
     for drive_t in drive.unbind(0):
         target = nonlinearity(matmul_add(drive_t, observe(rates), weights_t))
         rates = torch.lerp(rates, target, leak)
         states.append(rates)
-    return torch.stack(states, dim=-2)
-
-
-def readout(rates: Tensor, readout_weights: Tensor) -> Tensor:
-    """``rates (*batch, T, N) @ F.mT`` for F ``(n_out, N)`` or stacked ``(S, n_out, N)``."""
-    return torch.matmul(rates, readout_weights.mT.unsqueeze(-3))
+        outputs.append(torch.matmul(observe(rates), readout_t))
+    return torch.stack(outputs, dim=-2), torch.stack(states, dim=-2)
 
 
 def _sample_log_uniform_tau(n: int, tau_min: float, tau_max: float) -> Tensor:
@@ -207,9 +209,10 @@ class DaleRNN(nn.Module):
         gain, _ = self._affine()
         # Time-major so that unbind(0) yields contiguous per-step slices without indexing.
         drive = self._input_drive(ob.transpose(0, 1))
-        rates = simulate(drive, self.W_eff * gain, self.leak, self._nonlinearity, observe,
-                         initial_rates)
-        return readout(observe(rates), self.readout_weights), rates
+        return simulate(
+            drive, self.W_eff * gain, self.leak, self._nonlinearity, observe, initial_rates,
+            self.readout_weights,
+        )
 
     def step(self, rates: Tensor, inputs: Tensor | None = None, *, noise: bool = False) -> Tensor:
         """One Euler step F(r, u) from ``rates (..., N)`` (inputs (..., n_in), default 0)."""
