@@ -12,6 +12,7 @@ Per draw at rates (512, 256) (one Euler step of the default batch), forward and 
 Then fwd+bwd of a DaleRNN iteration with gamma vs gauss noise (the target: gamma <= 1.25x gauss).
 
     python benchmarks/bench_noise.py [--repeats 20] [--iter-batch 512] [--iter-steps 202]
+        [--clock wall|cpu]
 
 Prints a table and writes ``benchmarks/results/bench_noise.json``.
 """
@@ -35,14 +36,18 @@ DT_MS = 10.0
 FACTOR = 0.05
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = time.perf_counter
+
+
 def _median_ms(fn: Callable[[], None], repeats: int, warmup: int = 3) -> float:
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = _clock()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(_clock() - start)
     return 1000.0 * statistics.median(times)
 
 
@@ -113,13 +118,19 @@ def main() -> None:
     parser.add_argument("--iter-batch", type=int, default=512)
     parser.add_argument("--iter-steps", type=int, default=202)
     parser.add_argument("--iter-repeats", type=int, default=3)
+    parser.add_argument(
+        "--clock", choices=tuple(CLOCKS), default="wall",
+        help="cpu: process CPU time, steadier on a shared machine (use with 1 thread)",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "bench_noise.json")
     args = parser.parse_args()
+    global _clock
+    _clock = CLOCKS[args.clock]
 
     shape = (512, 256)
     draws = bench_draws(shape, args.repeats)
     base = draws["randn"]
-    print(f"noise draws at {shape}, median ms ({torch.get_num_threads()} threads)")
+    print(f"noise draws at {shape}, median {args.clock} ms ({torch.get_num_threads()} threads)")
     print(f"{'sampler':<15}{'fwd':>9}{'fwd+bwd':>10}{'x randn fwd':>13}{'x randn f+b':>13}")
     for name, row in draws.items():
         row["forward_x_randn"] = row["forward_ms"] / base["forward_ms"]
@@ -141,6 +152,7 @@ def main() -> None:
         "device": platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "clock": args.clock,
         "draw_shape": list(shape),
         "noise_factor": FACTOR,
         "draws": draws,
