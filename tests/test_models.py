@@ -136,12 +136,12 @@ def test_simulate_runs_stacked_models_like_single_ones():
     """Weights (S, N, N) and states (S, B, N): each slice equals the model run alone."""
     models = [_model(), DaleRNN(6, 4, n_neurons=16)]
     ob = torch.rand(3, 5, 6) * 12
-    gain = 0.28
+    gain, _ = models[0].activation_affine()
     weights = torch.stack([m.W_eff * gain for m in models])
-    drive = torch.stack([m._input_drive(ob.transpose(0, 1)) for m in models], dim=1)
+    drive = torch.stack([m.input_drive(ob.transpose(0, 1)) for m in models], dim=1)
     leak = torch.stack([m.leak for m in models]).unsqueeze(1)
     outputs, rates = simulate(
-        drive, weights, leak, models[0]._nonlinearity, lambda r: r, torch.zeros(2, 3, 16),
+        drive, weights, leak, models[0].nonlinearity, lambda r: r, torch.zeros(2, 3, 16),
         torch.stack([m.readout_weights for m in models]),
     )
     assert outputs.shape == (2, 3, 5, 4) and rates.shape == (2, 3, 5, 16)

@@ -160,20 +160,22 @@ class DaleRNN(nn.Module):
         return self.dt / self.tau
 
     # --- activation -----------------------------------------------------------------------
-    def _affine(self) -> tuple[float, float]:
+    def activation_affine(self) -> tuple[float, float]:
+        """(gain, offset) with phi(x) = nonlinearity(gain * x + offset)."""
         if self.saturation_firing_rate > 0:
             return _SATURATING_GAIN, _SATURATING_OFFSET
         return 1.0, -_POWER_THRESHOLD
 
-    def _nonlinearity(self, pre: Tensor) -> Tensor:
+    def nonlinearity(self, pre: Tensor) -> Tensor:
+        """phi after its affine map (see :meth:`activation_affine`)."""
         if self.saturation_firing_rate > 0:
             return self.saturation_firing_rate * torch.sigmoid(pre)
         return _POWER_SCALE * pre.clamp_min(1e-10).pow(_POWER_EXPONENT)
 
     def phi(self, x: Tensor) -> Tensor:
         """The activation (Hz) of the total synaptic input x."""
-        gain, offset = self._affine()
-        return self._nonlinearity(gain * x + offset)
+        gain, offset = self.activation_affine()
+        return self.nonlinearity(gain * x + offset)
 
     # --- dynamics -------------------------------------------------------------------------
     def noise(self, *, enabled: bool = True, generator: torch.Generator | None = None) -> NoiseFn:
@@ -181,9 +183,9 @@ class DaleRNN(nn.Module):
         noise_type = self.spike_noise_type if enabled else "none"
         return noise_fn(noise_type, self.spike_noise_factor, self.dt, generator)
 
-    def _input_drive(self, inputs: Tensor) -> Tensor:
+    def input_drive(self, inputs: Tensor) -> Tensor:
         """phi's affine map of B u for ``inputs (..., n_in)`` -> ``(..., N)``."""
-        gain, offset = self._affine()
+        gain, offset = self.activation_affine()
         return torch.addmm(
             torch.full((1,), offset, dtype=inputs.dtype, device=inputs.device),
             inputs.reshape(-1, self.n_inputs),
@@ -206,11 +208,11 @@ class DaleRNN(nn.Module):
         if initial_rates is None:
             initial_rates = ob.new_zeros(ob.shape[0], self.n_neurons)
         observe = self.noise(enabled=noise, generator=generator)
-        gain, _ = self._affine()
+        gain, _ = self.activation_affine()
         # Time-major so that unbind(0) yields contiguous per-step slices without indexing.
-        drive = self._input_drive(ob.transpose(0, 1))
+        drive = self.input_drive(ob.transpose(0, 1))
         return simulate(
-            drive, self.W_eff * gain, self.leak, self._nonlinearity, observe, initial_rates,
+            drive, self.W_eff * gain, self.leak, self.nonlinearity, observe, initial_rates,
             self.readout_weights,
         )
 
