@@ -224,10 +224,9 @@ def _check_nontargets(nontarget_errors, n_trials: int) -> np.ndarray:
 
 
 def _vm_uniform_logpdf(x: np.ndarray, kappa: float, p_guess: float) -> np.ndarray:
-    return np.logaddexp(
-        np.log1p(-p_guess) + vonmises_logpdf(x, kappa) if p_guess < 1 else -np.inf,
-        np.log(p_guess) - _LOG_2PI if p_guess > 0 else -np.inf,
-    )
+    with np.errstate(divide="ignore"):  # log 0 = -inf for a weight of exactly 0 is intended
+        return np.logaddexp(np.log1p(-p_guess) + vonmises_logpdf(x, kappa),
+                            np.full(np.shape(x), np.log(p_guess) - _LOG_2PI))
 
 
 def truncated_normal_logpdf(x, sigma: float) -> np.ndarray:
@@ -372,7 +371,7 @@ def _polish_swap(x, nt, kappa, p_t, p_n, p_u, loglik):
     return kappa, p_t, p_n, p_u, loglik
 
 
-def fit_swap(errors, nontarget_errors=None, *, max_iter: int = 2000, tol: float = 1e-7
+def fit_swap(errors, nontarget_errors=None, *, max_iter: int = 300, tol: float = 1e-6
              ) -> SwapFit:
     """Fit the three-component swap model by multi-start EM.
 
@@ -391,7 +390,7 @@ def fit_swap(errors, nontarget_errors=None, *, max_iter: int = 2000, tol: float 
                    n_trials=x.size, n_params=3 if nt.shape[1] else 2)
 
 
-def fit_vm_uniform(errors, *, max_iter: int = 2000, tol: float = 1e-7) -> VonMisesUniformFit:
+def fit_vm_uniform(errors, *, max_iter: int = 300, tol: float = 1e-6) -> VonMisesUniformFit:
     """Fit von Mises + uniform by EM (the swap model's EM without the non-target term)."""
     fit = fit_swap(errors, None, max_iter=max_iter, tol=tol)
     return VonMisesUniformFit(kappa=fit.kappa, p_guess=fit.p_guess, loglik=fit.loglik,

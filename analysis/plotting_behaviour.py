@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 if TYPE_CHECKING:
     from analysis.errors import ErrorsResult, ErrorStatistics
@@ -25,24 +26,29 @@ __all__ = [
     "plot_human_comparison",
 ]
 
-_DPI = 120
+_DPI = 100
 
 
 def _save(fig: Figure, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=_DPI, bbox_inches="tight")
+    fig.savefig(path, dpi=_DPI)
     return path
 
 
 def _grid(n_panels: int, width: float = 2.6, height: float = 2.2) -> tuple[Figure, np.ndarray]:
     cols = min(n_panels, 4)
     rows = int(np.ceil(n_panels / cols))
-    fig = Figure(figsize=(width * cols, height * rows))
+    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, cols, sharex=True, squeeze=False).ravel())
     for ax in axes[n_panels:]:
         ax.set_visible(False)
     return fig, axes
+
+
+def _set_size_axis(ax) -> None:
+    ax.set_xlabel("set size")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _densities_panel(ax, edges, density, title: str) -> None:
@@ -69,7 +75,7 @@ def plot_error_histograms(result: ErrorsResult, path: Path) -> Path:
 def plot_error_statistics(statistics: ErrorStatistics, path: Path,
                           human: BehaviourSummary | None = None) -> Path:
     """MAE, circular variance (-2 ln R, log-log) and kurtosis against set size."""
-    fig = Figure(figsize=(10, 3))
+    fig = Figure(figsize=(10, 3), layout="constrained")
     axes = fig.subplots(1, 3)
     n = np.array(statistics.set_sizes)
     panels = [("mae", "mean abs. error (rad)", False),
@@ -82,34 +88,32 @@ def plot_error_statistics(statistics: ErrorStatistics, path: Path,
         if loglog:
             ax.set_xscale("log")
             ax.set_yscale("log")
-        ax.set_xlabel("set size")
+        _set_size_axis(ax)
         ax.set_ylabel(label)
     axes[0].axhline(np.pi / 2, color="0.5", ls=":", lw=0.8)
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
     return _save(fig, path)
 
 
 def plot_mixture_parameters(result: MixtureResult, path: Path) -> Path:
     """Guess rates, swap rate and component SDs of the three models against set size."""
     n = np.array(result.set_sizes)
-    fig = Figure(figsize=(8, 3))
+    fig = Figure(figsize=(8, 3), layout="constrained")
     ax_rate, ax_sd = fig.subplots(1, 2)
     ax_rate.plot(n, result.column("vm_uniform", "p_guess"), "o-", label="VM+U guess")
     ax_rate.plot(n, result.column("gauss_uniform", "p_guess"), "^-", label="Gauss+U guess")
     ax_rate.plot(n, result.column("swap", "p_guess"), "s-", label="swap: uniform")
     ax_rate.plot(n, result.column("swap", "p_nontarget"), "d-", label="swap: non-target")
-    ax_rate.set_xlabel("set size")
+    _set_size_axis(ax_rate)
     ax_rate.set_ylabel("mixture weight")
     ax_rate.set_ylim(0, 1)
     ax_rate.legend(fontsize=7)
     ax_sd.plot(n, result.column("vm_uniform", "sd"), "o-", label="VM+U (k2sd)")
     ax_sd.plot(n, result.column("gauss_uniform", "sigma"), "^-", label="Gauss+U sigma")
     ax_sd.plot(n, result.column("swap", "sd"), "s-", label="swap (k2sd)")
-    ax_sd.set_xlabel("set size")
+    _set_size_axis(ax_sd)
     ax_sd.set_ylabel("component SD (rad)")
     ax_sd.legend(fontsize=7)
-    fig.tight_layout()
     return _save(fig, path)
 
 
@@ -136,7 +140,7 @@ def plot_human_comparison(result: HumanComparison, path: Path) -> Path:
     """Model and human MAE, circular variance and guess rate against set size."""
     labels = {"mae": "mean abs. error (rad)", "circular_variance": "circular variance -2 ln R",
               "p_guess": "guess rate (VM + U)"}
-    fig = Figure(figsize=(10, 3))
+    fig = Figure(figsize=(10, 3), layout="constrained")
     axes = fig.subplots(1, len(labels))
     n = np.array(result.set_sizes)
     for ax, (name, label) in zip(axes, labels.items(), strict=True):
@@ -144,9 +148,8 @@ def plot_human_comparison(result: HumanComparison, path: Path) -> Path:
                                    ("human", "s--", result.human[name])):
             y = np.array([np.nan if v is None else v for v in values], float)
             ax.plot(n, y, style, label=who, color="tab:blue" if who == "model" else "k")
-        ax.set_xlabel("set size")
+        _set_size_axis(ax)
         ax.set_ylabel(label)
     axes[0].legend(fontsize=8)
     fig.suptitle("Model vs. human (van den Berg et al. 2012, orientation)", fontsize=10)
-    fig.tight_layout()
     return _save(fig, path)

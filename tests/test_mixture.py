@@ -138,7 +138,7 @@ def test_swap_at_least_generic_optimiser(swap_data):
         return -mx.swap_loglik(errors, nontargets, np.exp(z[0]), *w)
 
     starts = [(np.log(k), np.log(pn / 0.5), np.log(pu / 0.5))
-              for k in (2.0, 20.0) for pn in (0.05, 0.3) for pu in (0.05, 0.3)]
+              for k in (2.0, 20.0) for pn, pu in ((0.05, 0.05), (0.3, 0.3))]
     assert mx.fit_swap(errors, nontargets).loglik >= _generic_best(negloglik, starts) - 1e-6
 
 
@@ -159,7 +159,10 @@ def test_fitted_densities_are_normalised():
     grid = np.linspace(-np.pi, np.pi, 20001)
     vm = mx.VonMisesUniformFit(kappa=8.0, p_guess=0.2, loglik=0.0, n_trials=1)
     gauss = mx.GaussianUniformFit(sigma=2.0, p_guess=0.2, loglik=0.0, n_trials=1)
-    for fit in (vm, gauss):
+    edge_cases = [mx.VonMisesUniformFit(kappa=8.0, p_guess=g, loglik=0.0, n_trials=1)
+                  for g in (0.0, 1.0)]  # a weight at its bound must still give an array
+    for fit in (vm, gauss, *edge_cases):
+        assert fit.pdf(grid).shape == grid.shape
         assert np.trapezoid(fit.pdf(grid), grid) == pytest.approx(1.0, abs=1e-6)
 
 

@@ -1,0 +1,223 @@
+"""``python -m analysis RUN_DIR``, ``model_errors`` and ``error_statistics``.
+
+Models with known behaviour replace trained ones where the science is asserted: an *oracle*
+that reads the angles off its stimulus input (errors = the task's input noise), and a *swapper*
+that reports each slot's neighbour (all responses are non-target responses). The end-to-end CLI
+test uses a run directory trained for two iterations (a near-chance model).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import analysis.__main__ as cli
+from analysis import errors as errors_mod
+from analysis import mixture
+from analysis.errors import error_statistics, model_errors
+from vwm_tasks.encoding import channels_per_item, decode_input_angles
+
+K = 3
+
+
+class Oracle(nn.Module):
+    """Reports the angles it was shown (rolled by ``shift`` slots), at every time step."""
+
+    def __init__(self, max_items: int, encoding: str = "positive", shift: int = 0,
+                 cued: bool = False) -> None:
+        super().__init__()
+        self.max_items, self.encoding, self.shift, self.cued = max_items, encoding, shift, cued
+        self.dummy = nn.Parameter(torch.zeros(()))  # so that the model has a device
+
+    def forward(self, ob: torch.Tensor) -> torch.Tensor:
+        c = channels_per_item(self.encoding)
+        shown = ob[..., : self.max_items * c].sum(1)  # stimulus epoch only carries these
+        theta = torch.roll(decode_input_angles(shown, self.encoding), self.shift, dims=-1)
+        if self.cued:
+            probe = ob[..., self.max_items * c:].sum(1).argmax(-1)
+            theta = theta.gather(1, probe[:, None])
+        xy = torch.stack([torch.cos(theta), torch.sin(theta)], -1).flatten(1)
+        return xy[:, None, :].expand(-1, ob.shape[1], -1)
+
+
+def _env(env_id: str = "VWMRecall-v0", **kwargs):
+    return gym.make(env_id, max_items=K, disable_env_checker=True, **kwargs).unwrapped
+
+
+# ------------------------------------------------------------------ error statistics
+
+
+def test_error_statistics_per_set_size():
+    rng = np.random.default_rng(0)
+    errors = np.concatenate([rng.uniform(-np.pi, np.pi, 20000), rng.vonmises(0, 8.0, 20000)])
+    set_size = np.repeat([4, 1], 20000)
+    stats = error_statistics(errors, set_size)
+    assert stats.set_sizes == [1, 4]
+    # Uniform: MAE pi/2 (SE 0.0064 at n = 2e4); von Mises: circular SD sqrt(-2 ln A1(8)).
+    assert stats.per_set_size[4].mae == pytest.approx(math.pi / 2, abs=0.03)
+    assert stats.per_set_size[1].circular_sd == pytest.approx(0.3659, rel=0.02)
+    assert stats.per_set_size[1].n == 20000
+    assert error_statistics(errors[:5], 2).set_sizes == [2]
+    json.dumps(stats.to_dict(), allow_nan=False)
+
+
+def test_error_statistics_rejects_bad_input():
+    with pytest.raises(ValueError, match="set_size"):
+        error_statistics(np.zeros(3), np.ones(4))
+    with pytest.raises(ValueError, match="errors"):
+        error_statistics(np.array([np.nan]), 1)
+
+
+# ------------------------------------------------------------------ model_errors
+
+
+def test_oracle_errors_are_the_input_noise():
+    env = _env(ilc_noise=0.01)
+    data = model_errors(Oracle(K), env, n_trials=200, seed=0)
+    assert sorted(np.unique(data.set_size)) == [1, 2, 3]
+    # One row per reported item: 200 trials of each set size hold 200 * (1 + 2 + 3) items.
+    assert data.errors.size == 200 * 6
+    # Errors are the ILC noise N(0, 0.01^2): MAE = 0.01 sqrt(2/pi) = 0.008.
+    assert np.mean(np.abs(data.errors)) == pytest.approx(0.01 * math.sqrt(2 / math.pi), rel=0.15)
+    # Non-target columns: set size N fills N - 1 of them.
+    np.testing.assert_array_equal(np.isfinite(data.nontarget_errors).sum(1), data.set_size - 1)
+    assert set(np.unique(data.set_size)) == {1, 2, 3}
+
+
+def test_model_errors_is_seeded_and_selects_set_sizes():
+    env = _env()
+    a = model_errors(Oracle(K), env, n_trials=50, set_sizes=[3], seed=3)
+    b = model_errors(Oracle(K), env, n_trials=50, set_sizes=[3], seed=3)
+    np.testing.assert_array_equal(a.errors, b.errors)
+    assert np.all(a.set_size == 3) and a.errors.size == 150
+    with pytest.raises(ValueError, match="set_sizes"):
+        model_errors(Oracle(K), env, n_trials=5, set_sizes=[7])
+
+
+def test_swapper_is_all_nontarget_responses():
+    env = _env(set_sizes=[K], ilc_noise=0.05)
+    data = model_errors(Oracle(K, shift=1), env, n_trials=100, seed=1)
+    fits = mixture.fit_by_set_size(data.errors, data.set_size, data.nontarget_errors).fits[K]
+    assert fits.swap.p_nontarget > 0.95
+    # Seen from the target alone, swaps look like chance: the VM + U density is ~flat.
+    grid = np.linspace(-np.pi, np.pi, 101)
+    assert np.max(np.abs(fits.vm_uniform.pdf(grid) - 1 / (2 * np.pi))) < 0.05
+    # Each response is one of its non-targets plus the input noise (SD 0.05).
+    assert np.max(np.min(np.abs(data.nontarget_errors), axis=1)) < 0.3
+
+
+def test_cued_task_reports_the_probed_item():
+    env = _env("VWMRecallCued-v0", ilc_noise=0.0)
+    data = model_errors(Oracle(K, cued=True), env, n_trials=100, seed=2)
+    assert data.errors.size == 300  # one report per trial
+    assert np.max(np.abs(data.errors)) < 1e-4
+
+
+def test_errors_result_serialises_histogram():
+    result = errors_mod.run(Oracle(K), _env(), n_trials=20, seed=0)
+    data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    assert len(data["histogram"]["edges"]) == errors_mod.HISTOGRAM_BINS + 1
+    assert set(data["per_set_size"]) == {"1", "2", "3"}
+
+
+# ------------------------------------------------------------------ the run-directory CLI
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from vwm_agents.config import load_config
+    from vwm_agents.trainer import train
+
+    config = load_config(None, [
+        f"task.max_items={K}", "agent.n_neurons=16", "training.num_iterations=2",
+        "training.batch_size=8", "training.eval_batch_size=12", "logging.period=1",
+        "logging.run_name=tiny",
+    ])
+    return train(config, tmp_path_factory.mktemp("runs"), progress=False)
+
+
+def test_cli_writes_behaviour_results(tiny_run, capsys):
+    # (errors.json is checked in the next test, which runs that analysis anyway)
+    code = cli.main([str(tiny_run), "--only", "mixture,human", "--trials", "10",
+                     "--no-progress"])
+    assert code == 0
+    out = tiny_run / "analysis"
+    mix = json.loads((out / "mixture.json").read_text())
+    assert set(mix) == {"1", "2", "3"} and mix["1"]["n_trials"] == 10
+    assert set(mix["3"]["swap"]) >= {"kappa", "p_target", "p_nontarget", "p_guess", "aic"}
+    comparison = json.loads((out / "human_comparison.json").read_text())
+    assert comparison["set_sizes"] == [1, 2, 3]
+    assert set(comparison["ratio"]) == {"mae", "circular_variance", "p_guess"}
+    for png in ("mixture_parameters.png", "mixture_fits.png", "human_comparison.png"):
+        assert (out / png).stat().st_size > 0
+    assert "results in" in capsys.readouterr().out
+
+
+def test_cli_one_failing_analysis_does_not_stop_the_others(tiny_run, monkeypatch, capsys):
+    monkeypatch.setitem(cli.ANALYSES, "broken", cli.Analysis("analysis.no_such_module", "b.json"))
+    (tiny_run / "analysis" / "errors.json").unlink(missing_ok=True)
+    code = cli.main([str(tiny_run), "--only", "broken,errors", "--trials", "5", "--no-progress"])
+    assert code == 1
+    assert "error: broken: RuntimeError: module analysis.no_such_module" in capsys.readouterr().err
+    errors = json.loads((tiny_run / "analysis" / "errors.json").read_text())
+    assert set(errors["per_set_size"]) == {"1", "2", "3"}
+    assert errors["per_set_size"]["3"]["n"] == 5 * 3  # every item of 5 trials is reported
+    assert (tiny_run / "analysis" / "error_hist.png").is_file()
+
+
+def _one_line_error(capsys, fragment: str) -> None:
+    err = capsys.readouterr().err.strip()
+    assert fragment in err, err
+    assert len(err.splitlines()) == 1, err
+
+
+def test_cli_missing_run_dir(tmp_path, capsys):
+    assert cli.main([str(tmp_path / "nope")]) == 2
+    _one_line_error(capsys, "not found")
+
+
+def test_cli_not_a_run_dir(tmp_path, capsys):
+    assert cli.main([str(tmp_path)]) == 2
+    _one_line_error(capsys, "config.yaml")
+
+
+def test_cli_corrupt_config(tmp_path, capsys):
+    (tmp_path / "config.yaml").write_text("task: [unclosed\n")
+    assert cli.main([str(tmp_path)]) == 2
+    _one_line_error(capsys, "error:")
+
+
+def test_cli_corrupt_checkpoint(tiny_run, tmp_path, capsys):
+    broken = tmp_path / "run"
+    (broken / "checkpoints").mkdir(parents=True)
+    (broken / "config.yaml").write_text((tiny_run / "config.yaml").read_text())
+    (broken / "checkpoints" / "best.pt").write_bytes(b"not a checkpoint")
+    assert cli.main([str(broken)]) == 2
+    _one_line_error(capsys, "error:")
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["--only", "errors,bogus"], "--only: unknown analysis 'bogus'"),
+    (["--trials", "0"], "--trials: must be >= 1"),
+    (["--human-data", "/no/such/folder"], "--human-data"),
+])
+def test_cli_bad_arguments(tiny_run, capsys, args, fragment):
+    assert cli.main([str(tiny_run), *args, "--no-progress"]) == 2
+    _one_line_error(capsys, fragment)
+
+
+def test_only_accepts_config_names():
+    assert cli._parse_only("normalization,errors", strict=True) == ["dn", "errors"]
+    assert cli._parse_only(["weights", "errors"], strict=False) == ["errors"]
+    assert cli._parse_only(None, strict=True) == list(cli.ANALYSES)
+
+
+def test_to_jsonable():
+    assert cli.to_jsonable({"a": np.float32(1.5), 2: [np.nan, np.arange(2)]}) == {
+        "a": 1.5, "2": [None, [0, 1]]}
