@@ -236,9 +236,12 @@ def run(model, env, *, n_trials: int, seed: int) -> ErrorsResult:
 
 
 def plot(result: ErrorsResult, out_dir: Path) -> list[Path]:
-    """Error histograms and the statistics against set size."""
+    """Error histograms, and the statistics against set size next to people's (shipped
+    van den Berg et al. 2012 summary)."""
+    from analysis.human import load_human_summary
     from analysis.plotting_behaviour import plot_error_histograms, plot_error_statistics
 
     out_dir = Path(out_dir)
     return [plot_error_histograms(result, out_dir / "error_hist.png"),
-            plot_error_statistics(result.statistics, out_dir / "error_statistics.png")]
+            plot_error_statistics(result.statistics, out_dir / "error_statistics.png",
+                                  human=load_human_summary())]

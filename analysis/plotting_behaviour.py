@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, NullFormatter, NullLocator, ScalarFormatter
 
 if TYPE_CHECKING:
     from analysis.errors import ErrorsResult, ErrorStatistics
@@ -46,9 +46,16 @@ def _grid(n_panels: int, width: float = 2.6, height: float = 2.2) -> tuple[Figur
     return fig, axes
 
 
-def _set_size_axis(ax) -> None:
+def _set_size_axis(ax, set_sizes=None) -> None:
+    """Integer set-size ticks (on a log axis: one labelled tick per set size)."""
     ax.set_xlabel("set size")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if ax.get_xscale() == "log" and set_sizes is not None:
+        ax.set_xticks(sorted(set(set_sizes)))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _densities_panel(ax, edges, density, title: str) -> None:
@@ -88,7 +95,7 @@ def plot_error_statistics(statistics: ErrorStatistics, path: Path,
         if loglog:
             ax.set_xscale("log")
             ax.set_yscale("log")
-        _set_size_axis(ax)
+        _set_size_axis(ax, [*n, *(human.set_sizes if human is not None else [])])
         ax.set_ylabel(label)
     axes[0].axhline(np.pi / 2, color="0.5", ls=":", lw=0.8)
     axes[0].legend(fontsize=8)
