@@ -1,0 +1,196 @@
+"""Signal-to-noise ratio of the decoded item against set size (original_model.md section 6.2).
+
+For each set size n, one stimulus (slot ``slot`` present plus n - 1 other random slots, random
+angles, no input noise) is shown in many repeats; the only variability left is the network's
+spiking noise. The decoded points d = (r_obs F^T)[slot's (cos, sin)] over the decode window give
+
+* signal = mean point (a 2-vector),
+* noise1 = covariance of all (trial, step) points (per-step noise),
+* noise2 = covariance of the per-trial time-averaged points (what the decoder averages),
+* power = trace(covariance), SNR = |signal|^2 / power, dB = 10 log10 SNR.
+
+If resources are shared by normalisation, SNR ~ 1/n, i.e. -10 dB per decade of set size
+(science_anchors.md section 6.6); :func:`db_slope` fits that slope by least squares.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from analysis.neural_trials import forced_trials, simulate
+
+__all__ = ["SNRStats", "SNRResult", "snr_from_points", "db_slope", "run", "plot"]
+
+
+@dataclass
+class SNRStats:
+    """SNR of one cloud of decoded points."""
+
+    signal: np.ndarray
+    noise1_covariance: np.ndarray
+    noise2_covariance: np.ndarray
+
+    @property
+    def signal_magnitude(self) -> float:
+        return float(np.linalg.norm(self.signal))
+
+    @property
+    def noise1_power(self) -> float:
+        return float(np.trace(self.noise1_covariance))
+
+    @property
+    def noise2_power(self) -> float:
+        return float(np.trace(self.noise2_covariance))
+
+    @property
+    def snr1(self) -> float:
+        return self.signal_magnitude**2 / self.noise1_power
+
+    @property
+    def snr2(self) -> float:
+        return self.signal_magnitude**2 / self.noise2_power
+
+    @property
+    def snr1_db(self) -> float:
+        return float(10.0 * np.log10(self.snr1))
+
+    @property
+    def snr2_db(self) -> float:
+        return float(10.0 * np.log10(self.snr2))
+
+    def to_dict(self) -> dict:
+        return {
+            "signal": self.signal.tolist(),
+            "signal_magnitude": self.signal_magnitude,
+            "noise1": {"covariance": self.noise1_covariance.tolist(), "power": self.noise1_power},
+            "noise2": {"covariance": self.noise2_covariance.tolist(), "power": self.noise2_power},
+            "SNR1": self.snr1,
+            "SNR2": self.snr2,
+            "SNR1_dB": self.snr1_db,
+            "SNR2_dB": self.snr2_db,
+        }
+
+
+def snr_from_points(points: np.ndarray) -> SNRStats:
+    """Signal and the two noise covariances of decoded points ``(trials, steps, 2)``."""
+    points = np.asarray(points, dtype=float)
+    if points.ndim != 3 or points.shape[-1] != 2 or points.shape[0] < 2 or points.shape[1] < 1:
+        raise ValueError(f"points must be (trials >= 2, steps, 2), got shape {points.shape}")
+    signal = points.mean(axis=(0, 1))
+    noise1 = np.cov(points.reshape(-1, 2), rowvar=False)
+    noise2 = np.cov(points.mean(axis=1), rowvar=False)
+    return SNRStats(signal, noise1, noise2)
+
+
+def db_slope(set_sizes, db) -> tuple[float, float]:
+    """Least-squares slope of dB against log10(set size) (dB per decade) and its standard error.
+
+    The standard error is nan with fewer than three set sizes.
+    """
+    x = np.log10(np.asarray(set_sizes, dtype=float))
+    y = np.asarray(db, dtype=float)
+    if x.shape != y.shape or x.size < 2 or np.ptp(x) == 0:
+        raise ValueError("db_slope needs matching arrays over at least two different set sizes")
+    design = np.stack([x, np.ones_like(x)], 1)
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    if x.size < 3:
+        return float(coef[0]), float("nan")
+    residual = y - design @ coef
+    sigma2 = residual @ residual / (x.size - 2)
+    se = np.sqrt(sigma2 / np.sum((x - x.mean()) ** 2))
+    return float(coef[0]), float(se)
+
+
+@dataclass
+class SNRResult:
+    """SNR per set size, its dB slope, and the point clouds (kept for the figures only)."""
+
+    set_sizes: list[int]
+    stats: dict[int, SNRStats]
+    true_orientation: dict[int, float]
+    slot: int
+    n_trials: int
+    slope1_db_per_decade: float
+    slope1_se: float
+    slope2_db_per_decade: float
+    slope2_se: float
+    points: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict:
+        return {
+            "slot": self.slot,
+            "n_trials": self.n_trials,
+            "set_sizes": self.set_sizes,
+            "per_set_size": {
+                str(n): {
+                    "true_orientation": self.true_orientation[n],
+                    "true_point": [np.cos(self.true_orientation[n]), np.sin(self.true_orientation[n])],
+                    **self.stats[n].to_dict(),
+                }
+                for n in self.set_sizes
+            },
+            "slope_db_per_decade": {
+                "SNR1": self.slope1_db_per_decade,
+                "SNR1_se": _finite_or_none(self.slope1_se),
+                "SNR2": self.slope2_db_per_decade,
+                "SNR2_se": _finite_or_none(self.slope2_se),
+                "normalisation_prediction": -10.0,
+            },
+        }
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
+def run(
+    model: torch.nn.Module,
+    env,
+    *,
+    n_trials: int = 1000,
+    seed: int = 0,
+    set_sizes: list[int] | None = None,
+    slot: int = 0,
+) -> SNRResult:
+    """Decoded-point SNR of ``slot`` for each set size, over ``n_trials`` repeats of one stimulus.
+
+    Spiking noise is on (it is the noise being measured); input (ILC) noise is 0.
+    """
+    task = env.unwrapped
+    k = int(task.max_items)
+    sizes = list(range(1, k + 1)) if set_sizes is None else [int(n) for n in set_sizes]
+    if not sizes or any(n < 1 or n > k for n in sizes):
+        raise ValueError(f"set_sizes must be integers in [1, {k}], got {set_sizes!r}")
+    if not 0 <= slot < k:
+        raise ValueError(f"slot must be in [0, {k - 1}], got {slot!r}")
+    if n_trials < 2:
+        raise ValueError(f"n_trials must be >= 2, got {n_trials}")
+    rng = np.random.default_rng(seed)
+    stats, points, orientation = {}, {}, {}
+    for n in sizes:
+        theta = rng.uniform(-np.pi, np.pi, k)
+        others = rng.permutation(np.delete(np.arange(k), slot))[: n - 1]
+        presence = np.zeros(k, bool)
+        presence[[slot, *others]] = True
+        trials = forced_trials(
+            env, np.tile(theta, (n_trials, 1)), np.tile(presence, (n_trials, 1)), ilc_noise=0.0, rng=rng
+        )
+        sim = simulate(model, trials, noise=True, seed=seed + n)
+        start, end = trials.fixed_epochs()["decode"]
+        cloud = sim.outputs[:, start:end, 2 * slot : 2 * slot + 2].double().numpy()
+        stats[n], points[n], orientation[n] = snr_from_points(cloud), cloud, float(theta[slot])
+    db1 = [stats[n].snr1_db for n in sizes]
+    db2 = [stats[n].snr2_db for n in sizes]
+    (s1, se1), (s2, se2) = (db_slope(sizes, db1), db_slope(sizes, db2)) if len(sizes) > 1 else ((np.nan, np.nan),) * 2
+    return SNRResult(sizes, stats, orientation, slot, n_trials, s1, se1, s2, se2, points)
+
+
+def plot(result: SNRResult, out_dir: Path) -> list[Path]:
+    """Point clouds with 95% ellipses (per step and time-averaged) and SNR against set size."""
+    from analysis.plotting_neural import plot_snr
+
+    return plot_snr(result, Path(out_dir))

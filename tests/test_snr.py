@@ -1,0 +1,76 @@
+"""SNR: closed forms on synthetic point clouds, the dB slope, and run() on an untrained model."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import vwm_tasks  # noqa: F401  (registers the envs)
+from analysis.snr import db_slope, run, snr_from_points
+from vwm_agents.models.dale_rnn import DaleRNN
+
+TIMING = {"init": 20, "stimulus": 100, "delay": 100, "decode": 100}
+
+
+def test_snr_of_gaussian_cloud_matches_closed_form():
+    rng = np.random.default_rng(0)
+    trials, steps = 4000, 5
+    signal = np.array([3.0, -4.0])  # |signal|^2 = 25
+    cov = np.array([[2.0, 0.6], [0.6, 1.0]])  # trace 3
+    points = signal + rng.multivariate_normal([0, 0], cov, (trials, steps))
+    stats = snr_from_points(points)
+    n = trials * steps
+    # SE of a sample variance is sigma^2 sqrt(2 / (n - 1)); of the mean, sigma / sqrt(n).
+    assert np.allclose(stats.signal, signal, atol=5 * np.sqrt(2.0 / n))
+    assert stats.noise1_power == pytest.approx(3.0, abs=5 * np.sqrt(2 * (4 + 1 + 2 * 0.36) / n))
+    # independent steps: the time-averaged covariance is cov / steps
+    assert stats.noise2_power == pytest.approx(3.0 / steps, abs=5 * np.sqrt(2 * 5.72 / trials) / steps)
+    assert stats.snr1 == pytest.approx(stats.signal_magnitude**2 / stats.noise1_power)
+    assert stats.snr1_db == pytest.approx(10 * np.log10(25 / 3), abs=0.1)
+
+
+def test_snr_exact_on_deterministic_cloud():
+    # points +-1 around (2, 0) along x only: mean (2, 0), sample variance n/(n-1) in x.
+    points = np.array([[[3.0, 0.0]], [[1.0, 0.0]]])
+    stats = snr_from_points(points)
+    assert np.allclose(stats.signal, [2.0, 0.0])
+    assert stats.noise1_power == pytest.approx(2.0)
+    assert stats.snr1 == pytest.approx(2.0)
+
+
+def test_db_slope_is_minus_ten_when_noise_variance_grows_with_set_size():
+    rng = np.random.default_rng(1)
+    sizes = np.arange(1, 11)
+    trials = 2000
+    db = []
+    for n in sizes:
+        cloud = np.array([1.0, 0.0]) + np.sqrt(0.1 * n) * rng.standard_normal((trials, 1, 2))
+        db.append(snr_from_points(cloud).snr1_db)
+    slope, se = db_slope(sizes, db)
+    # dB of a 2-D isotropic power estimate has SD (10 / ln 10) sqrt(1 / (n - 1)).
+    sd_db = 10 / np.log(10) * np.sqrt(1 / (trials - 1))
+    x = np.log10(sizes)
+    slope_se = sd_db / np.sqrt(np.sum((x - x.mean()) ** 2))
+    assert slope == pytest.approx(-10.0, abs=4 * slope_se)
+    assert se == pytest.approx(slope_se, rel=1.0)
+
+
+def test_bad_points_shape_is_rejected():
+    with pytest.raises(ValueError, match="points must be"):
+        snr_from_points(np.zeros((5, 3)))
+
+
+def test_run_on_untrained_model_is_finite_and_well_shaped():
+    env = gym.make("VWMRecall-v0", max_items=3, timing=TIMING)
+    torch.manual_seed(0)
+    model = DaleRNN(9, 6, n_neurons=32, spike_noise_factor=0.1)
+    result = run(model, env, n_trials=20, seed=0)
+    assert result.set_sizes == [1, 2, 3]
+    assert result.points[2].shape == (20, 10, 2)
+    d = result.to_dict()
+    assert set(d["per_set_size"]) == {"1", "2", "3"}
+    for stats in result.stats.values():
+        assert np.isfinite(stats.snr1_db) and np.isfinite(stats.snr2_db)
+        # averaging over 10 steps cannot increase the noise power beyond the per-step one
+        assert stats.noise2_power <= stats.noise1_power * (1 + 1e-9)
+    assert np.isfinite(d["slope_db_per_decade"]["SNR1"])
