@@ -37,11 +37,17 @@ __all__ = ["Analysis", "ANALYSES", "ALIASES", "main", "to_jsonable"]
 
 @dataclass(frozen=True)
 class Analysis:
-    """One entry of the dispatch table: the module with ``run``/``plot`` and its JSON file."""
+    """One entry of the dispatch table: the module with ``run``/``plot`` and its JSON file.
+
+    ``trials_key`` names the config setting (under ``analysis``) that gives ``n_trials`` when
+    ``--trials`` is not passed; None leaves the module's own default (its trials mean something
+    else, e.g. trajectories seeding the fixed-point search).
+    """
 
     module: str
     json_name: str
     takes_human_data: bool = False
+    trials_key: str | None = "trials"
 
 
 ANALYSES: dict[str, Analysis] = {
@@ -49,9 +55,10 @@ ANALYSES: dict[str, Analysis] = {
     "mixture": Analysis("analysis.mixture", "mixture.json"),
     "human": Analysis("analysis.human", "human_comparison.json", takes_human_data=True),
     "snr": Analysis("analysis.snr", "snr.json"),
-    "dn": Analysis("analysis.normalization", "dn.json"),
+    "dn": Analysis("analysis.normalization", "dn.json", trials_key=None),
     "selectivity": Analysis("analysis.selectivity", "selectivity.json"),
-    "fixed_points": Analysis("analysis.fixed_points", "fixed_points.json"),
+    "fixed_points": Analysis("analysis.fixed_points", "fixed_points.json",
+                             trials_key="fixed_points.trials"),
 }
 
 ALIASES: dict[str, str] = {"normalization": "dn"}
@@ -101,7 +108,9 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"comma-separated subset of: {', '.join(ANALYSES)} "
                              "(default: the config's analysis.only, else all)")
     parser.add_argument("--trials", type=int, default=None,
-                        help="trials per set size (default: the config's analysis.trials)")
+                        help="trials per set size for every analysis (default: the config's "
+                             "analysis.trials; analysis.fixed_points.trials for fixed_points; "
+                             "the module's own default for dn)")
     parser.add_argument("--human-data", type=Path, default=None,
                         help="folder of the van den Berg (2012) .mat files (default: the "
                              "config's analysis.human_data, else the summary shipped with the "
@@ -117,7 +126,19 @@ def _error(message: str) -> None:
     print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
 
 
-def _run_one(name: str, loaded, out_dir: Path, *, n_trials: int, seed: int,
+def _trials_for(spec: Analysis, settings, requested: int | None) -> dict[str, int]:
+    """``{"n_trials": N}`` from --trials, else from the config setting, else {} (default)."""
+    if requested is not None:
+        return {"n_trials": requested}
+    if spec.trials_key is None:
+        return {}
+    value = settings
+    for part in spec.trials_key.split("."):
+        value = getattr(value, part)
+    return {"n_trials": int(value)}
+
+
+def _run_one(name: str, loaded, out_dir: Path, *, trials: dict[str, int], seed: int,
              human_data: Path | None) -> list[Path]:
     spec = ANALYSES[name]
     try:
@@ -129,7 +150,7 @@ def _run_one(name: str, loaded, out_dir: Path, *, n_trials: int, seed: int,
     compute = module.run
     if spec.takes_human_data:
         compute = functools.partial(compute, human_data=human_data)
-    result = compute(loaded.model, loaded.env, n_trials=n_trials, seed=seed)
+    result = compute(loaded.model, loaded.env, seed=seed, **trials)
     json_path = out_dir / spec.json_name
     json_path.write_text(json.dumps(to_jsonable(result.to_dict()), indent=2, allow_nan=False))
     return [json_path, *module.plot(result, out_dir)]
@@ -155,9 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         _error(exc)
         return 2
-    n_trials = args.trials if args.trials is not None else settings.trials
-    if n_trials < 1:
-        _error(f"--trials: must be >= 1, got {n_trials}")
+    if args.trials is not None and args.trials < 1:
+        _error(f"--trials: must be >= 1, got {args.trials}")
         return 2
     human_data = args.human_data if args.human_data is not None else settings.human_data
     if human_data is not None and not Path(human_data).is_dir():
@@ -172,8 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         bar.set_postfix_str(name)
         start = time.perf_counter()
         try:
-            written = _run_one(name, loaded, out_dir, n_trials=n_trials, seed=args.seed,
-                               human_data=human_data)
+            written = _run_one(name, loaded, out_dir, seed=args.seed, human_data=human_data,
+                               trials=_trials_for(ANALYSES[name], settings, args.trials))
         except Exception as exc:  # noqa: BLE001 - one failing analysis must not stop the others
             failures += 1
             bar.write(f"error: {name}: {type(exc).__name__}: {' '.join(str(exc).split())}",

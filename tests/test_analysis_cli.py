@@ -221,3 +221,15 @@ def test_only_accepts_config_names():
 def test_to_jsonable():
     assert cli.to_jsonable({"a": np.float32(1.5), 2: [np.nan, np.arange(2)]}) == {
         "a": 1.5, "2": [None, [0, 1]]}
+
+
+def test_trial_counts_come_from_the_config_unless_given(tiny_run):
+    from vwm_agents.config import load_config
+
+    settings = load_config(tiny_run / "config.yaml").analysis
+    assert cli._trials_for(cli.ANALYSES["errors"], settings, None) == {
+        "n_trials": settings.trials}
+    assert cli._trials_for(cli.ANALYSES["fixed_points"], settings, None) == {
+        "n_trials": settings.fixed_points.trials}
+    assert cli._trials_for(cli.ANALYSES["dn"], settings, None) == {}
+    assert cli._trials_for(cli.ANALYSES["dn"], settings, 7) == {"n_trials": 7}
