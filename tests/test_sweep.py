@@ -196,16 +196,26 @@ def test_run_trial_resumes_from_a_checkpoint_and_records_failures(tmp_path):
     assert not error_file.exists()
 
 
-def test_run_trial_reraises_failures_ray_should_retry(tmp_path):
-    plan = fake_plan(tmp_path)
+def test_run_trial_reraises_only_failures_ray_should_retry(tmp_path):
+    from vwm_agents.trainer import TrainingDiverged
 
-    def train_fn(config, out_dir, **kwargs):
+    plan = fake_plan(tmp_path)
+    error_file = plan.run_dir.parent / sw.ERRORS_DIR / "t.yaml"
+
+    def crash(config, out_dir, **kwargs):
         raise RuntimeError("node lost")
 
     with pytest.raises(RuntimeError, match="node lost"):
-        sw.run_trial(plan, train_fn=train_fn)
-    record = yaml.safe_load((plan.run_dir.parent / sw.ERRORS_DIR / "t.yaml").read_text())
-    assert record["retried_by_ray"] is True
+        sw.run_trial(plan, train_fn=crash)
+    assert yaml.safe_load(error_file.read_text())["retried_by_ray"] is True
+
+    def diverge(config, out_dir, **kwargs):  # a RuntimeError too, but retrying cannot help
+        raise TrainingDiverged("training diverged: loss is nan", plan.run_dir, 7)
+
+    assert sw.run_trial(plan, train_fn=diverge) is False
+    record = yaml.safe_load(error_file.read_text())
+    assert record["error"] == "TrainingDiverged: training diverged: loss is nan"
+    assert record["retried_by_ray"] is False
 
 
 # ----------------------------------------------------------------------------------------------

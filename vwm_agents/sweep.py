@@ -40,6 +40,7 @@ nodes share, and every node needs this package installed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import hashlib
 import itertools
@@ -51,7 +52,7 @@ import re
 import shutil
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -493,12 +494,15 @@ def run_sweep(
         verbose: Ray Tune's verbosity (0 silent, 1 status updates, 2 every result).
     """
     check_output(spec, resume=resume)
-    spec.output.mkdir(parents=True, exist_ok=True)
-    _write_yaml(spec.output / SPEC_COPY, spec.raw)
     pending = [plan for plan in spec.trials if not _is_finished(plan)]
     if pending:
-        _run_on_ray(spec, pending, address=address, max_concurrent=max_concurrent,
-                    train_fn=train_fn, verbose=verbose)
+        num_cpus = _local_cpus(spec.resources, len(pending), max_concurrent)
+        with _ray_session(address, num_cpus) as tune:  # connect before writing anything
+            _write_yaml(spec.output / SPEC_COPY, spec.raw)
+            _fit(tune, spec, pending, max_concurrent=max_concurrent, train_fn=train_fn,
+                 verbose=verbose)
+    else:
+        _write_yaml(spec.output / SPEC_COPY, spec.raw)
     results = collect_results(spec)
     write_results(spec, results)
     return results
@@ -513,15 +517,10 @@ def _error_file(plan: TrialPlan) -> Path:
     return plan.run_dir.parent / ERRORS_DIR / f"{plan.name}.yaml"
 
 
-def _run_on_ray(
-    spec: SweepSpec,
-    plans: Sequence[TrialPlan],
-    *,
-    address: str | None,
-    max_concurrent: int | None,
-    train_fn: TrainFn | None,
-    verbose: int,
-) -> None:
+@contextlib.contextmanager
+def _ray_session(address: str | None, num_cpus: int) -> Iterator[Any]:
+    """Ray Tune, connected: to ``address``, else to a Ray this process already started, else to
+    a new embedded Ray with ``num_cpus`` CPUs (shut down on exit)."""
     try:
         import ray
         from ray import tune
@@ -534,8 +533,7 @@ def _run_on_ray(
         address = address or os.environ.get("RAY_ADDRESS") or None
         kwargs: dict[str, Any] = {"logging_level": logging.WARNING}
         if address is None:
-            kwargs["num_cpus"] = _local_cpus(spec.resources, len(plans), max_concurrent)
-            kwargs["include_dashboard"] = False
+            kwargs.update(num_cpus=num_cpus, include_dashboard=False)
         try:
             ray.init(address=address, **kwargs)
         except (ConnectionError, ValueError, RuntimeError) as exc:
@@ -543,33 +541,47 @@ def _run_on_ray(
                 f"--address {address}: cannot connect to a Ray cluster")
             raise SweepError(f"{where}: {' '.join(str(exc).split())}") from None
     try:
-        # Tune's parameter is the trial name (its status table shows it); the plans travel in
-        # Ray's object store
-        payloads = {plan.name: plan.to_payload() for plan in plans}
-        trainable = tune.with_resources(
-            tune.with_parameters(_ray_trial, payloads=payloads, train_fn=train_fn),
-            {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus},
-        )
-        tuner = tune.Tuner(
-            trainable,
-            param_space={"trial": tune.grid_search(list(payloads))},
-            tune_config=tune.TuneConfig(
-                max_concurrent_trials=max_concurrent,
-                reuse_actors=True,  # a trial's worker keeps torch imported for the next one
-                trial_name_creator=_ray_trial_name,
-                trial_dirname_creator=_ray_trial_name,
-            ),
-            run_config=tune.RunConfig(
-                name=spec.name,
-                storage_path=str(spec.output / RAY_DIR),
-                verbose=verbose,
-                failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-            ),
-        )
-        tuner.fit()  # failed trials are recorded by _ray_trial; the results come from the run dirs
+        yield tune
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _fit(
+    tune: Any,
+    spec: SweepSpec,
+    plans: Sequence[TrialPlan],
+    *,
+    max_concurrent: int | None,
+    train_fn: TrainFn | None,
+    verbose: int,
+) -> None:
+    """Run ``plans`` as one Tune experiment; failed trials are recorded by :func:`run_trial`
+    and the results are read back from the run directories."""
+    # Tune's parameter is the trial name (its status table shows it); the plans travel in
+    # Ray's object store
+    payloads = {plan.name: plan.to_payload() for plan in plans}
+    trainable = tune.with_resources(
+        tune.with_parameters(_ray_trial, payloads=payloads, train_fn=train_fn),
+        {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus},
+    )
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"trial": tune.grid_search(list(payloads))},
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=max_concurrent,
+            reuse_actors=True,  # a trial's worker keeps torch imported for the next one
+            trial_name_creator=_ray_trial_name,
+            trial_dirname_creator=_ray_trial_name,
+        ),
+        run_config=tune.RunConfig(
+            name=spec.name,
+            storage_path=str(spec.output / RAY_DIR),
+            verbose=verbose,
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+        ),
+    )
+    tuner.fit()
 
 
 def _local_cpus(resources_: Resources, n_trials: int, max_concurrent: int | None) -> int:
