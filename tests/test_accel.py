@@ -24,6 +24,9 @@ from vwm_agents.models import DaleRNN
 INDUCTOR_BUDGET_S = 45.0
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 def _problem(seed: int = 0, n_neurons: int = 16, n_steps: int = 12):
     torch.manual_seed(seed)
     model = DaleRNN(6, 4, n_neurons=n_neurons, spike_noise_factor=0.1)
@@ -141,7 +144,7 @@ def _inductor_child() -> None:
 def test_inductor_matches_eager_on_tiny_cpu_model():
     """In a subprocess, so that a slow compile is cut off at the budget instead of stalling CI."""
     code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); " \
-           "import test_accel; test_accel._inductor_child()"
+           "import torch; torch.set_num_threads(1); import test_accel; test_accel._inductor_child()"
     try:
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                               timeout=INDUCTOR_BUDGET_S)

@@ -21,9 +21,13 @@ from vwm_agents.noise import observe_rates
 RTOL, ATOL = 1e-4, 1e-5
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 def plain_forward(model: DaleRNN, ob: torch.Tensor, generator: torch.Generator | None,
-                  noise: bool = True):
-    """The reference's loop, with the model's own noise sampler (so the draws can match)."""
+                  noise: bool = True, readout_from: int = 0):
+    """The reference's loop, with the model's own noise sampler (so the draws can match);
+    steps before ``readout_from`` read out the clean rates."""
     noise_type = model.spike_noise_type if noise else "none"
 
     def observe(r):
@@ -38,7 +42,7 @@ def plain_forward(model: DaleRNN, ob: torch.Tensor, generator: torch.Generator |
         r_obs = observe(r)
         r = r + model.dt * (-r + model.phi(r_obs @ model.W_eff.T + bu[:, t])) / model.tau
         rates[:, t] = r
-        outputs[:, t] = observe(r) @ model.readout_weights.T
+        outputs[:, t] = (observe(r) if t >= readout_from else r) @ model.readout_weights.T
     return outputs, rates
 
 
@@ -53,15 +57,18 @@ def _grads(model):
 
 
 @pytest.mark.parametrize(
-    "noise_type, saturation", [("gamma", 60.0), ("gauss", 60.0), ("none", 0.0), ("csnr", 60.0)]
+    "noise_type, saturation, readout_from",
+    [("gamma", 60.0, 0), ("gamma", 60.0, 25), ("gauss", 60.0, 0), ("none", 0.0, 0),
+     ("csnr", 60.0, 0)],
 )
-def test_forward_and_gradients_match_plain_loop(noise_type, saturation):
+def test_forward_and_gradients_match_plain_loop(noise_type, saturation, readout_from):
     torch.manual_seed(0)
     model = DaleRNN(9, 6, n_neurons=32, spike_noise_type=noise_type, spike_noise_factor=0.1,
                     saturation_firing_rate=saturation)
     ob = torch.rand(5, 40, 9) * 12.0
     results = []
-    for forward in (lambda g: model(ob, generator=g), lambda g: plain_forward(model, ob, g)):
+    for forward in (lambda g: model(ob, generator=g, readout_from=readout_from),
+                    lambda g: plain_forward(model, ob, g, readout_from=readout_from)):
         model.zero_grad(set_to_none=True)
         outputs, rates = forward(torch.Generator().manual_seed(3))
         _loss(outputs, rates).backward()

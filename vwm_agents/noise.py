@@ -43,7 +43,7 @@ CPU thread, (512, 256) rates, forward + backward): about 5 bare Gaussian draws, 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -52,6 +52,8 @@ NOISE_TYPES: tuple[str, ...] = ("gamma", "gauss", "puregauss", "csnr", "none")
 
 Factor = float | Tensor
 NoiseFn = Callable[[Tensor], Tensor]
+# One generator, or one per stacked model (leading dimension of the rates), or the global one.
+Generators = torch.Generator | Sequence[torch.Generator] | None
 
 # Rate of the constant-SNR noise (Hz): its coefficient of variation is that of gamma noise at 5 Hz.
 CSNR_REFERENCE_RATE = 5.0
@@ -68,13 +70,37 @@ def check_noise_type(noise_type: str) -> str:
     return noise_type
 
 
-def _randn(like: Tensor, generator: torch.Generator | None) -> Tensor:
-    return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
+def _randn(like: Tensor, generator: Generators) -> Tensor:
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
+    return _per_member(like, generator, Tensor.normal_)
 
 
-def unit_gamma(
-    inv_sqrt_shape: Factor, like: Tensor, generator: torch.Generator | None = None
-) -> Tensor:
+def _rand(like: Tensor, generator: Generators) -> Tensor:
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.rand(like.shape, generator=generator, dtype=like.dtype, device=like.device)
+    return _per_member(like, generator, Tensor.uniform_)
+
+
+def _per_member(like: Tensor, generators: Sequence[torch.Generator], fill) -> Tensor:
+    """Draws for stacked models: slice s along the leading dimension comes from generators[s].
+
+    Slice s holds exactly the numbers ``torch.randn``/``torch.rand`` of that slice's shape would
+    draw from generators[s] (they fill a fresh tensor the same way), so member s of a stacked
+    ensemble sees the noise of a single run with its generator.
+    """
+    if like.dim() == 0 or like.shape[0] != len(generators):
+        raise ValueError(
+            f"generator: a sequence of {len(generators)} generators needs rates with that many "
+            f"members along dim 0, got shape {tuple(like.shape)}"
+        )
+    out = torch.empty(like.shape, dtype=like.dtype, device=like.device)
+    for part, generator in zip(out.unbind(0), generators, strict=True):
+        fill(part, generator=generator)
+    return out
+
+
+def unit_gamma(inv_sqrt_shape: Factor, like: Tensor, generator: Generators = None) -> Tensor:
     """Gamma(a, rate=a) draws (mean 1, variance 1/a) shaped like ``like``, for c = 1/sqrt(a) >= 0.
 
     ``inv_sqrt_shape`` is a float or a tensor broadcastable to ``like``; c = 0 gives exactly 1.
@@ -89,11 +115,10 @@ def unit_gamma(
         return wilson_hilferty.mul_(boost).mul_(1.0 + inv_shape)
 
 
-def _log_uniform(like: Tensor, generator: torch.Generator | None) -> Tensor:
+def _log_uniform(like: Tensor, generator: Generators) -> Tensor:
     """log U, U ~ U(0, 1) floored at 1e-30 so that log(U) U^(1/a) never becomes -inf * 0."""
     # (Tensor.exponential_ would give -log U directly but costs ~15 Gaussian draws on the CPU.)
-    uniform = torch.rand(like.shape, generator=generator, dtype=like.dtype, device=like.device)
-    return uniform.clamp_min_(1e-30).log_()
+    return _rand(like, generator).clamp_min_(1e-30).log_()
 
 
 class _GammaNoise(torch.autograd.Function):
@@ -135,22 +160,20 @@ class _GammaNoise(torch.autograd.Function):
         return grad_output * slope, None, None, None
 
 
-def _gamma(rates: Tensor, factor: Factor, dt_s: float, generator: torch.Generator | None) -> Tensor:
+def _gamma(rates: Tensor, factor: Factor, dt_s: float, generator: Generators) -> Tensor:
     return _GammaNoise.apply(rates, factor, dt_s, generator)
 
 
-def _gauss(rates: Tensor, factor: Factor, dt_s: float, generator: torch.Generator | None) -> Tensor:
+def _gauss(rates: Tensor, factor: Factor, dt_s: float, generator: Generators) -> Tensor:
     sd = factor * torch.sqrt(rates / dt_s + 1e-10)
     return torch.relu(rates + sd * _randn(rates, generator))
 
 
-def _puregauss(
-    rates: Tensor, factor: Factor, dt_s: float, generator: torch.Generator | None
-) -> Tensor:
+def _puregauss(rates: Tensor, factor: Factor, dt_s: float, generator: Generators) -> Tensor:
     return torch.relu(rates + (PUREGAUSS_SD * factor) * _randn(rates, generator))
 
 
-def _csnr(rates: Tensor, factor: Factor, dt_s: float, generator: torch.Generator | None) -> Tensor:
+def _csnr(rates: Tensor, factor: Factor, dt_s: float, generator: Generators) -> Tensor:
     inv_sqrt_kappa = factor / (CSNR_REFERENCE_RATE * dt_s) ** 0.5
     return rates * unit_gamma(inv_sqrt_kappa, rates, generator)
 
@@ -162,9 +185,13 @@ def noise_fn(
     noise_type: str,
     factor: Factor,
     dt_ms: float,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
 ) -> NoiseFn:
     """The observation function ``rates -> noisy rates`` for one noise setting.
+
+    ``generator``: one ``torch.Generator``, None (the global one), or a sequence of S generators
+    for the rates of S stacked models ``(S, ...)``: member s then draws from generators[s]
+    exactly what it would draw alone.
 
     The type is resolved once here, so a step loop calls a plain function. ``factor`` may be a
     tensor broadcastable against the rates (e.g. a 0-d buffer, or (S, 1, 1) for S stacked models);

@@ -42,6 +42,7 @@ def simulate(
     observe: NoiseFn,
     initial_rates: Tensor,
     readout_weights: Tensor,
+    readout_from: int = 0,
 ) -> tuple[Tensor, Tensor]:
     """Run the Euler dynamics; return (noisy readout ``(*batch, T, n_out)``, rates ``(*batch, T, N)``).
 
@@ -54,6 +55,9 @@ def simulate(
         observe: noisy observation of the rates (identity for no noise).
         initial_rates: ``(*batch, N)``.
         readout_weights: F, ``(n_out, N)`` or ``(S, n_out, N)``.
+        readout_from: steps before it are read out from the clean rates, without a noise draw
+            (for training: no loss sees them, and the draws are 3/4 of the readout's noise cost
+            at the default timing). 0: every step reads a noisy sample.
 
     The readout of step t reads its own noisy sample of r_t inside the loop: drawing it there
     keeps each draw cache-sized (one draw over the whole (B, T, N) tensor afterwards costs ~2x).
@@ -64,11 +68,11 @@ def simulate(
     matmul_add = torch.addmm if weights_t.dim() == 2 else torch.baddbmm
     rates = initial_rates
     states, outputs = [], []
-    for drive_t in drive.unbind(0):
+    for step, drive_t in enumerate(drive.unbind(0)):
         target = nonlinearity(matmul_add(drive_t, observe(rates), weights_t))
         rates = torch.lerp(rates, target, leak)
         states.append(rates)
-        outputs.append(torch.matmul(observe(rates), readout_t))
+        outputs.append(torch.matmul(observe(rates) if step >= readout_from else rates, readout_t))
     return torch.stack(outputs, dim=-2), torch.stack(states, dim=-2)
 
 
@@ -199,11 +203,13 @@ class DaleRNN(nn.Module):
         *,
         noise: bool = True,
         generator: torch.Generator | None = None,
+        readout_from: int = 0,
     ) -> tuple[Tensor, Tensor]:
         """Simulate ``ob (B, T, n_in)``; return (noisy readout (B, T, n_out), clean rates (B, T, N)).
 
         ``initial_rates (B, N)`` defaults to 0. ``noise=False`` switches the spiking noise off;
-        ``generator`` supplies every noise draw.
+        ``generator`` supplies every noise draw. ``readout_from``: outputs of earlier steps read
+        the clean rates and draw no noise (the trainer passes the first step a loss can see).
         """
         if initial_rates is None:
             initial_rates = ob.new_zeros(ob.shape[0], self.n_neurons)
@@ -213,7 +219,7 @@ class DaleRNN(nn.Module):
         drive = self.input_drive(ob.transpose(0, 1))
         return simulate(
             drive, self.W_eff * gain, self.leak, self.nonlinearity, observe, initial_rates,
-            self.readout_weights,
+            self.readout_weights, readout_from,
         )
 
     def step(self, rates: Tensor, inputs: Tensor | None = None, *, noise: bool = False) -> Tensor:
