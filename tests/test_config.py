@@ -237,7 +237,7 @@ def test_original_format_maps_onto_ours(tmp_path):
     assert (t.batch_size, t.early_stop_patience, t.lr_patience, t.grad_clip) == (512, 600, 400, None)
     assert (t.device, t.noise_stages) == ("auto", 1)
     assert (config.logging.run_name, config.logging.period) == ("EasyTask1", 50)
-    assert config.analysis.only == ["normalization"]
+    assert config.analysis.only == ["dn"]
     assert config.analysis.fixed_points.to_dict() == {
         "trials": 20, "n_init": 20, "noise_scale": 0.0, "max_iters": 50, "lr_init": 0.01,
         "outlier_distance_scale": 10.0, "pca": True,

@@ -675,7 +675,7 @@ _ORIGINAL_KEYS: dict[tuple[str, str], tuple[str, ...] | None] = {
     ("model_and_logging_params", "fit_mixture_bool"): ("analysis", "only", "mixture"),
     ("model_and_logging_params", "snr_analy_bool"): ("analysis", "only", "snr"),
     ("model_and_logging_params", "mixed_selec_bool"): ("analysis", "only", "selectivity"),
-    ("model_and_logging_params", "divis_norma_bool"): ("analysis", "only", "normalization"),
+    ("model_and_logging_params", "divis_norma_bool"): ("analysis", "only", "dn"),
     ("fpf_params", "fpf_bool"): ("analysis", "only", "fixed_points"),
     ("fpf_params", "fpf_pca_bool"): ("analysis", "fixed_points", "pca"),
     ("fpf_params", "fpf_names"): None,
@@ -700,9 +700,9 @@ _ORIGINAL_DROPPED: dict[str, str] = {
     "super_verbose": "logging verbosity",
 }
 # The divisive-normalisation analysis ran unconditionally in the README-era code.
-_ORIGINAL_ANALYSES_ALWAYS_ON: tuple[str, ...] = ("normalization",)
+_ORIGINAL_ANALYSES_ALWAYS_ON: tuple[str, ...] = ("dn",)
 _ORIGINAL_ANALYSES: tuple[str, ...] = (
-    "weights", "errors", "mixture", "snr", "selectivity", "normalization", "fixed_points",
+    "weights", "errors", "mixture", "snr", "selectivity", "dn", "fixed_points",
 )
 _ORIGINAL_BOOL_KEYS = {
     key for key, target in _ORIGINAL_KEYS.items()
