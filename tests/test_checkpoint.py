@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 
-import gymnasium  # noqa: F401  (before vwm_tasks: its gym plugin import is circular otherwise)
 import numpy as np
 import pytest
 import torch

@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 
-import gymnasium  # noqa: F401  (before vwm_tasks: its gym plugin import is circular otherwise)
 import pytest
 import yaml
 

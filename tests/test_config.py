@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import gymnasium  # noqa: F401  (before vwm_tasks: its gym plugin import is circular otherwise)
 import pytest
 import yaml
 

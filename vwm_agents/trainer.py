@@ -32,7 +32,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import gymnasium  # noqa: F401  (before vwm_tasks: its gym plugin import is circular otherwise)
 import numpy as np
 import torch
 import yaml
