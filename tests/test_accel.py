@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_fast_paths import one_torch_thread  # noqa: F401 (a fixture)
 
 from vwm_agents import losses
 from vwm_agents.accel import COMPILE_MODES, LossStep, resolve_compile_mode
@@ -153,3 +154,4 @@ def test_inductor_matches_eager_on_tiny_cpu_model():
     if "FALLBACK" in done.stdout:
         pytest.skip("torch.compile is unavailable on this machine (fell back to eager, warned)")
     assert done.returncode == 0 and "MATCH" in done.stdout, done.stderr[-2000:]
+

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_fast_paths import one_torch_thread  # noqa: F401 (a fixture)
 
 from vwm_agents import losses
 from vwm_agents.ensemble import ensemble_forward, ensemble_vwm_loss, stackable
@@ -159,3 +160,4 @@ def test_bad_arguments_are_one_line_errors():
         ensemble_forward([], ob)
     with pytest.raises(ValueError, match="models: all members must be the same class"):
         ensemble_forward([members[0], GRUAgent(N_IN, N_OUT)], ob)
+

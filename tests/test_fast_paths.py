@@ -21,6 +21,17 @@ from vwm_agents.noise import observe_rates
 RTOL, ATOL = 1e-4, 1e-5
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread during a test (restored afterwards): tiny matmuls on a shared 2-core
+    machine are many times slower with two threads spinning. Imported by the other fast-path
+    test modules."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
