@@ -137,20 +137,21 @@ class _GammaNoise(torch.autograd.Function):
     @staticmethod
     def forward(ctx, rates: Tensor, factor: Factor, dt_s: float, generator) -> Tensor:
         variance_per_rate = factor * factor / dt_s  # K (Hz)
-        floored = rates.clamp_min(_MIN_RATE)
-        inv_shape_next = torch.reciprocal(floored + variance_per_rate).mul_(variance_per_rate)
+        inv_rate = rates.clamp_min(_MIN_RATE).reciprocal_()  # 1 / r, multiplied twice below
+        total = rates + variance_per_rate  # s = r + K
+        inv_shape_next = torch.div(variance_per_rate, total.clamp_min(_MIN_RATE))  # c1^2 = K / s
         noise_term = _randn(rates, generator).mul_(inv_shape_next.sqrt())  # c1 z
         base = inv_shape_next.mul(-1.0 / 9.0).add_(1.0).add_(noise_term, alpha=1.0 / 3.0)
         base.clamp_min_(0.0)
-        exponent = _log_uniform(rates, generator).mul_(variance_per_rate).div_(floored)
+        exponent = _log_uniform(rates, generator).mul_(variance_per_rate).mul_(inv_rate)
         boost = exponent.exp()
         base_sq = base.square()
         noisy = base_sq * base
-        noisy.mul_(boost).mul_(rates + variance_per_rate)
+        noisy.mul_(boost).mul_(total)
         if ctx.needs_input_grad[0]:
             slope = inv_shape_next.mul_(1.0 / 3.0).add_(base).sub_(noise_term, alpha=0.5)
             slope.mul_(base_sq).mul_(boost)
-            slope.addcmul_(noisy, exponent.div_(floored), value=-1.0)
+            slope.addcmul_(noisy, exponent.mul_(inv_rate), value=-1.0)
             ctx.save_for_backward(slope)
         return noisy
 
