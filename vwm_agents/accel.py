@@ -32,9 +32,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["COMPILE_MODES", "LossStep", "resolve_compile_mode"]
+from vwm_agents.config import COMPILE_MODES  # the schema owns the names
 
-COMPILE_MODES: tuple[str, ...] = ("auto", "off", "graph", "inductor")
+__all__ = ["COMPILE_MODES", "LossStep", "resolve_compile_mode"]
 
 # Eager iterations run on a side stream before capture, so that lazily initialised state (cuBLAS
 # workspaces, autograd buffers, the caching allocator's pools) exists before the graph records.

@@ -16,6 +16,11 @@ order the sums of a batched GEMM differently, so results agree to float32 roundi
 ~1e-6 per iteration), which Adam then carries along. ``tests/test_ensemble.py`` checks a member
 against a single run after several iterations within float32 tolerance.
 
+The per-member generators cost one random fill per member and draw (S small kernels on a GPU,
+which a CUDA graph launches at once). With ``readout_from`` the stack uses one value for all
+members (the trainer takes the earliest decode start; equal for every member under the task's
+fixed timing, so member equivalence holds there).
+
 Only :class:`~vwm_agents.models.DaleRNN` members are stacked; any other agent falls back to a loop
 over the members (same results, no speed-up).
 """
