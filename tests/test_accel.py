@@ -155,3 +155,21 @@ def test_inductor_matches_eager_on_tiny_cpu_model():
         pytest.skip("torch.compile is unavailable on this machine (fell back to eager, warned)")
     assert done.returncode == 0 and "MATCH" in done.stdout, done.stderr[-2000:]
 
+
+def test_trainer_compile_request_on_cpu_warns_and_trains_like_eager(tmp_path):
+    from test_ensemble import _latest, _trainer_config
+
+    from vwm_agents.trainer import train
+
+    with pytest.warns(RuntimeWarning, match="training.compile='graph' needs a CUDA device"):
+        graphed = train(_trainer_config("training.compile=graph"), tmp_path / "graph")
+    eager = train(_trainer_config("training.compile=auto"), tmp_path / "auto")
+    for key, value in _latest(eager)["model"].items():
+        torch.testing.assert_close(_latest(graphed)["model"][key], value, rtol=0, atol=0)
+
+
+def test_bare_yaml_off_means_off():
+    """YAML 1.1 reads ``compile: off`` as false; the config takes it as the mode 'off'."""
+    from vwm_agents.config import load_config
+
+    assert load_config(overrides=["training.compile=off"]).training.compile == "off"

@@ -47,7 +47,7 @@ def test_train_resume_and_refuse_overwrite(tmp_path, capsys):
         (["--set", "training.learning_rate=-1"],
          "error: training.learning_rate: must be a positive number, got -1"),
         (["--set", "agent.neurons=3"], "error: agent.neurons: unknown argument of dale_rnn; allowed:"),
-        (["--num-models", "3"], "error: training.num_models: must be 1"),
+        (["--num-models", "0"], "error: training.num_models: "),
         (["--set", "task.timing={stimulus: 0}"], "error: task.timing: "),
         (["--config", "missing.yaml"], "error: config: cannot read missing.yaml"),
         (["--resume"], "error: "),

@@ -161,3 +161,76 @@ def test_bad_arguments_are_one_line_errors():
     with pytest.raises(ValueError, match="models: all members must be the same class"):
         ensemble_forward([members[0], GRUAgent(N_IN, N_OUT)], ob)
 
+
+# ----------------------------------------------------------------------------------------------
+# Through the trainer: training.num_models
+
+
+def _trainer_config(*overrides: str):
+    from vwm_agents.config import Config, apply_overrides
+
+    data = {
+        "task": {"id": "VWMRecall-v0", "max_items": 2,
+                 "timing": {"init": 40, "stimulus": 100, "delay": 100, "decode": 100}},
+        "agent": {"name": "dale_rnn", "n_neurons": 16, "spike_noise_type": "gamma",
+                  "spike_noise_factor": 0.1},
+        "training": {"seed": 0, "num_iterations": 6, "batch_size": 8, "learning_rate": 0.01,
+                     "eval_batch_size": 16, "device": "cpu", "threads": 1, "grad_clip": 1.0},
+        "logging": {"run_name": "ens", "period": 3, "progress": False},
+    }
+    return Config.from_dict(apply_overrides(data, overrides))
+
+
+def _latest(run_dir):
+    from vwm_agents.checkpoint import load_checkpoint
+
+    return load_checkpoint(run_dir / "checkpoints" / "latest.pt", kind="latest")
+
+
+def test_trainer_members_train_like_single_runs(tmp_path):
+    """``training.num_models=3``: runs/<name>/seed_<s>/ hold what the single run of seed s holds
+    (weights after 6 iterations within float32 tolerance, same history iterations and losses),
+    including a member that early-stops before the others (patience 2)."""
+    import yaml
+
+    from vwm_agents.trainer import train
+
+    overrides = ("training.early_stop_patience=2", "training.num_iterations=8")
+    run_dir = train(_trainer_config("training.num_models=3", *overrides), tmp_path / "ensemble")
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["training"]["num_models"] == 3
+    stopped_at = set()
+    for seed in (0, 1, 2):
+        member = run_dir / f"seed_{seed}"
+        for name in ("config.yaml", "history.yaml", "metrics.json", "checkpoints/latest.pt"):
+            assert (member / name).is_file(), member / name
+        member_cfg = yaml.safe_load((member / "config.yaml").read_text())["training"]
+        assert (member_cfg["seed"], member_cfg["num_models"]) == (seed, 1)
+        single_dir = train(_trainer_config(f"training.seed={seed}", *overrides),
+                           tmp_path / f"single_{seed}")
+        got, expected = _latest(member), _latest(single_dir)
+        assert got["iteration"] == expected["iteration"]
+        stopped_at.add(got["iteration"])
+        for key, value in expected["model"].items():
+            torch.testing.assert_close(got["model"][key], value, rtol=RTOL, atol=ATOL)
+        got_history = yaml.safe_load((member / "history.yaml").read_text())
+        expected_history = yaml.safe_load((single_dir / "history.yaml").read_text())
+        assert [r["iteration"] for r in got_history] == [r["iteration"] for r in expected_history]
+        for a, b in zip(got_history, expected_history, strict=True):
+            assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+    assert len(stopped_at) > 1  # members left the stack at different iterations
+
+
+def test_trainer_ensemble_resumes_exactly_and_refuses_to_overwrite(tmp_path):
+    from vwm_agents.run import RunDirError
+    from vwm_agents.trainer import train
+
+    straight = train(_trainer_config("training.num_models=2"), tmp_path / "a")
+    train(_trainer_config("training.num_models=2", "training.num_iterations=3"), tmp_path / "b")
+    resumed = train(_trainer_config("training.num_models=2"), tmp_path / "b", resume=True)
+    for seed in (0, 1):
+        a, b = _latest(straight / f"seed_{seed}"), _latest(resumed / f"seed_{seed}")
+        assert a["iteration"] == b["iteration"] == 6
+        for key, value in a["model"].items():
+            torch.testing.assert_close(b["model"][key], value, rtol=0, atol=0)
+    with pytest.raises(RunDirError, match="a run of this name exists"):
+        train(_trainer_config("training.num_models=2"), tmp_path / "a")

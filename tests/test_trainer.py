@@ -183,8 +183,8 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypat
     original_forward = trainer_module._forward
     calls = {"n": 0}
 
-    def forward_with_nan(model, ob, generator, takes_generator):
-        outputs, rates = original_forward(model, ob, generator, takes_generator)
+    def forward_with_nan(model, ob, generator, takes_generator, **options):
+        outputs, rates = original_forward(model, ob, generator, takes_generator, **options)
         if model.training:
             calls["n"] += 1
             if calls["n"] == 8:
@@ -239,8 +239,7 @@ def test_noise_curriculum(tmp_path):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("training.num_models=2", "training.num_models: must be 1"),
-        ("training.compile=graph", "training.compile: 'graph' needs a CUDA device"),
+        ("training.num_models=0", "training.num_models: "),
         ("task.max_items=0", "task.max_items: "),
     ],
 )

@@ -118,6 +118,8 @@ class _Spec:
             if not isinstance(value, bool):
                 raise _bad(key, self.describe(), value)
             return value
+        if self.kind == "choice" and value is False and "off" in self.choices:
+            value = "off"  # YAML 1.1 reads a bare ``off`` as false
         if self.kind in ("str", "choice", "device"):
             ok = isinstance(value, str) and value != ""
             if self.kind == "choice":
@@ -251,8 +253,14 @@ class TrainingConfig(_Section):
         None, _Spec("int", low=1, nullable=True), "iterations between checkpoints; null: logging.period"
     )
     device: str = _spec("auto", _Spec("device"), "auto: cuda if available, else cpu")
-    compile: str = _spec("auto", _Spec("choice", choices=COMPILE_MODES), "auto: off on cpu")
-    num_models: int = _spec(1, _POS_INT, "models trained side by side (only 1 is implemented)")
+    compile: str = _spec(
+        "auto", _Spec("choice", choices=COMPILE_MODES),
+        "auto: graph on cuda, off on cpu; graph/inductor without CUDA run eagerly (warning)",
+    )
+    num_models: int = _spec(
+        1, _POS_INT, "models trained side by side in one stacked pass, seeds seed, seed+1, ...; "
+        "each in runs/<name>/seed_<s>/",
+    )
     threads: int | None = _spec(
         None, _Spec("int", low=1, nullable=True), "torch CPU threads; null: torch's default"
     )

@@ -19,6 +19,14 @@ run continues bit for bit where it stopped.
 Randomness: the data come from a numpy ``Generator`` and the model's spiking noise from a torch
 ``Generator`` (both seeded from ``training.seed``), the held-out batch and its noise from their
 own seeds, so evaluating never disturbs training.
+
+Speed: forward + loss + backward run through :class:`vwm_agents.accel.LossStep`
+(``training.compile``: a CUDA graph of the whole pass on CUDA by default, eager on the CPU).
+``training.num_models: S > 1`` trains S members with seeds ``seed, seed + 1, ...`` in one stacked
+forward pass (:mod:`vwm_agents.ensemble`); each member is a full single run (own optimiser,
+scheduler, early stopping, clipping, curriculum, data and noise streams) in
+``runs/<name>/seed_<s>/`` with the standard layout, and member s trains like the single run with
+seed s (to float32 rounding). Members that stop leave the stack.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from vwm_agents import losses
+from vwm_agents.accel import LossStep, resolve_compile_mode
 from vwm_agents.checkpoint import (
     CheckpointError,
     atomic_write_text,
@@ -49,6 +58,7 @@ from vwm_agents.checkpoint import (
     set_numpy_rng_state,
 )
 from vwm_agents.config import Config, ConfigError
+from vwm_agents.ensemble import ensemble_forward
 from vwm_agents.run import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
@@ -228,8 +238,8 @@ def _history_record(iteration: int, window: dict[str, Any]) -> dict[str, Any]:
 
 
 def _forward(model: nn.Module, ob: Tensor, generator: torch.Generator | None,
-             takes_generator: bool) -> tuple[Tensor, Tensor | None]:
-    out = model(ob, generator=generator) if takes_generator else model(ob)
+             takes_generator: bool, **options: Any) -> tuple[Tensor, Tensor | None]:
+    out = model(ob, generator=generator, **options) if takes_generator else model(ob, **options)
     if isinstance(out, tuple):
         return out[0], out[1]
     return out, None
@@ -253,6 +263,16 @@ def evaluate(model: nn.Module, env: Any, tensors: tuple[Tensor, Tensor, Tensor],
     return _batch_metrics(outputs, gt, mask, rates, set_size, is_discrete(env))
 
 
+def first_loss_step(batch: Any) -> int:
+    """The first time step any loss term can see: the earliest decode start (VWM tasks), else 0.
+
+    Outputs before it never enter the loss (the VWM mask is on the decode epoch only), so the
+    trainer lets the agent read them out without drawing noise (``readout_from``).
+    """
+    decode = (getattr(batch, "epochs", None) or {}).get("decode")
+    return int(np.min(decode[:, 0])) if decode is not None and len(decode) else 0
+
+
 def _takes_generator(model: nn.Module) -> bool:
     return "generator" in inspect.signature(model.forward).parameters
 
@@ -271,7 +291,8 @@ class _Trainer:
     """Holds the state of one run; :func:`train` is the public entry point."""
 
     def __init__(self, config: Config, run_dir: Path, device: torch.device, env: Any,
-                 model: nn.Module, callback: Callable[[dict], None] | None, progress: bool):
+                 model: nn.Module, callback: Callable[[dict], None] | None, progress: bool,
+                 compile_mode: str = "off"):
         cfg = config.training
         self.config, self.run_dir, self.device = config, run_dir, device
         self.env, self.callback, self.progress = env, callback, progress
@@ -300,6 +321,9 @@ class _Trainer:
         self.history: list[dict[str, Any]] = []
         self.buffer: list[dict[str, Any]] = []  # per-iteration metrics since the last record
         self.best = {"error": math.inf, "iteration": None}
+        self.takes_readout_from = "readout_from" in inspect.signature(model.forward).parameters
+        self.loss_step = LossStep(self._loss_and_outputs, list(self.model.parameters()),
+                                  compile_mode, generators=[self.noise_generator])
 
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -375,13 +399,25 @@ class _Trainer:
             loss = loss + cfg.lambda_reg * losses.activity_penalty(rates)
         return loss
 
+    def _loss_and_outputs(self, ob: Tensor, gt: Tensor, mask: Tensor, readout_from: int = 0):
+        options = {"readout_from": readout_from} if readout_from else {}
+        outputs, rates = _forward(self.model, ob, self.noise_generator, self.takes_generator,
+                                  **options)
+        return self._loss(outputs, rates, gt, mask), outputs, rates
+
+    def readout_from(self, batch: Any) -> int:
+        """The first step any loss sees, if the agent can skip the readout noise before it."""
+        return first_loss_step(batch) if self.takes_readout_from else 0
+
     def _step(self) -> float:
+        batch, ob, gt, mask = self._sample(self.config.training.batch_size, self.data_rng)
+        loss, outputs, rates = self.loss_step(ob, gt, mask, readout_from=self.readout_from(batch))
+        return self._update(batch, gt, mask, loss, outputs, rates)
+
+    def _update(self, batch: Any, gt: Tensor, mask: Tensor, loss: Tensor, outputs: Tensor,
+                rates: Tensor | None) -> float:
+        """The rest of an iteration once the gradients are in: checks, step, schedules, metrics."""
         cfg = self.config.training
-        batch, ob, gt, mask = self._sample(cfg.batch_size, self.data_rng)
-        self.optimizer.zero_grad(set_to_none=True)
-        outputs, rates = _forward(self.model, ob, self.noise_generator, self.takes_generator)
-        loss = self._loss(outputs, rates, gt, mask)
-        loss.backward()
         # One host sync per iteration, for the scheduler's float and the finiteness check of
         # the loss and all rates together (never per time step).
         loss_finite = torch.isfinite(loss)
@@ -496,23 +532,38 @@ class _Trainer:
                     except _Diverged as exc:
                         self._diverged(str(exc))
                     bar.update(1)
-                    if self.iteration % log_cfg.period == 0:
-                        record = self._log()
+                    record = self.after_iteration(checkpoint_period)
+                    if record is not None:
                         bar.set_postfix(_postfix(record, self.early_stopping), refresh=False)
-                    if self.iteration % checkpoint_period == 0:
-                        self.save_latest()
         finally:
             bar.close()
-        if self.buffer and not interrupted.is_set():  # the run ended between two logging steps
-            self._log()
-        self.save_latest()
+        self.wrap_up(interrupted.is_set())
         if interrupted.is_set():
             raise TrainingInterrupted(
                 f"interrupted after iteration {self.iteration}; checkpoint saved in "
                 f"{self.run_dir / CHECKPOINT_DIR}; continue with --resume",
                 self.run_dir, self.iteration,
             )
-        self.finish()
+
+    @property
+    def done(self) -> bool:
+        return self.iteration >= self.config.training.num_iterations or self.early_stopping.stopped
+
+    def after_iteration(self, checkpoint_period: int) -> dict[str, Any] | None:
+        """Log and checkpoint on their periods; returns the history record if one was written."""
+        record = self._log() if self.iteration % self.config.logging.period == 0 else None
+        if self.iteration % checkpoint_period == 0:
+            self.save_latest()
+        return record
+
+    def wrap_up(self, interrupted: bool) -> None:
+        """Record the iterations since the last logging step, save, and (unless interrupted)
+        write metrics.json and the history plot."""
+        if self.buffer and not interrupted:  # the run ended between two logging steps
+            self._log()
+        self.save_latest()
+        if not interrupted:
+            self.finish()
 
     def _diverged(self, reason: str) -> None:
         latest = self.run_dir / CHECKPOINT_DIR / "latest.pt"
@@ -618,16 +669,8 @@ def train(
             overrides["logging"]["out_dir"] = str(out_dir)
         config = Config.from_dict(overrides)
     cfg = config.training
-    if cfg.num_models != 1:
-        raise ConfigError(
-            f"training.num_models: must be 1 (training several models side by side is not "
-            f"implemented yet), got {cfg.num_models}"
-        )
     torch_device = resolve_device(cfg.device)
-    if cfg.compile not in ("auto", "off") and torch_device.type == "cpu":
-        raise ConfigError(f"training.compile: {cfg.compile!r} needs a CUDA device; use auto or off on cpu")
-    if cfg.compile not in ("auto", "off"):
-        raise ConfigError(f"training.compile: {cfg.compile!r} is not implemented yet; use auto or off")
+    compile_mode = resolve_compile_mode(cfg.compile, torch_device)  # warns and falls back on CPU
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     env = make_env(config)
@@ -644,6 +687,9 @@ def train(
                 f"training.noise_stages: a curriculum needs agent.spike_noise_factor > 0.001, got {final}"
             )
     run_dir = Path(config.logging.out_dir) / run_name(config, env)
+    if cfg.num_models > 1:
+        _train_ensemble(config, run_dir, torch_device, compile_mode, resume, callback)
+        return run_dir
     latest = run_dir / CHECKPOINT_DIR / "latest.pt"
     if resume:
         payload = _resume_payload(run_dir, latest, config)
@@ -652,7 +698,8 @@ def train(
             f"{run_dir}: a run of this name exists; continue it with --resume or choose another "
             "logging.run_name / --out"
         )
-    trainer = _Trainer(config, run_dir, torch_device, env, model, callback, config.logging.progress)
+    trainer = _Trainer(config, run_dir, torch_device, env, model, callback, config.logging.progress,
+                       compile_mode)
     if resume:
         trainer.load_state_dict(payload, latest)
     else:
@@ -661,6 +708,156 @@ def train(
     atomic_write_text(run_dir / CONFIG_FILE, config.to_yaml())
     trainer.run()
     return run_dir
+
+
+# ----------------------------------------------------------------------------------------------
+# Ensembles
+
+
+def member_config(config: Config, index: int) -> Config:
+    """The single-run config of ensemble member ``index``: seed + index, one model."""
+    data = config.to_dict()
+    data["training"]["seed"] = config.training.seed + index
+    data["training"]["num_models"] = 1
+    return Config.from_dict(data)
+
+
+def member_dir(run_dir: Path, config: Config) -> Path:
+    """``runs/<name>/seed_<s>/`` of a member (``config``: the member's own config)."""
+    return run_dir / f"seed_{config.training.seed}"
+
+
+class _EnsembleTrainer:
+    """S :class:`_Trainer` members sharing one stacked forward + backward per iteration.
+
+    Everything but the forward/backward pass is the members' own (their ``_update``, logging,
+    checkpoints and wrap-up), so a member's run directory is that of a single run. A member that
+    early-stops, reaches ``num_iterations`` or diverges leaves the stack; batches of different
+    shapes (padded neurogym trials) are run member by member for that iteration.
+    """
+
+    def __init__(self, members: list[_Trainer], compile_mode: str):
+        self.members = members
+        self.compile_mode = compile_mode
+        self._stack: tuple[tuple[int, ...], LossStep] | None = None
+        self.failures: list[TrainingDiverged] = []
+
+    def _loss_step(self, active: list[_Trainer]) -> LossStep:
+        key = tuple(id(member) for member in active)
+        if self._stack is None or self._stack[0] != key:  # members left: a new stack
+            models = [member.model for member in active]
+            generators = [member.noise_generator for member in active]
+
+            def stacked(ob: Tensor, gt: Tensor, mask: Tensor, readout_from: int = 0):
+                outputs, rates = ensemble_forward(models, ob, generators=generators,
+                                                  readout_from=readout_from)
+                # Each member's own loss on its slice: the sum backpropagates each member's
+                # gradient unchanged (d sum / d loss_s = 1).
+                member_losses = torch.stack([
+                    member._loss(outputs[s], None if rates is None else rates[s], gt[s], mask[s])
+                    for s, member in enumerate(active)
+                ])
+                return member_losses.sum(), outputs, rates, member_losses
+
+            params = [p for model in models for p in model.parameters()]
+            self._stack = (key, LossStep(stacked, params, self.compile_mode, generators=generators))
+        return self._stack[1]
+
+    def _iteration(self, active: list[_Trainer], checkpoint_period: int) -> None:
+        samples = [m._sample(m.config.training.batch_size, m.data_rng) for m in active]
+        shapes = {tuple(tuple(x.shape) for x in sample[1:]) for sample in samples}
+        if len(shapes) == 1:
+            ob, gt, mask = (torch.stack([sample[i] for sample in samples]) for i in (1, 2, 3))
+            readout_from = min(m.readout_from(sample[0]) for m, sample in zip(active, samples, strict=True))
+            _, outputs, rates, member_losses = self._loss_step(active)(
+                ob, gt, mask, readout_from=readout_from)
+            results = [(member_losses[s], outputs[s], None if rates is None else rates[s])
+                       for s in range(len(active))]
+        else:
+            results = [m.loss_step(*sample[1:], readout_from=m.readout_from(sample[0]))
+                       for m, sample in zip(active, samples, strict=True)]
+        for member, sample, (loss, outputs, rates) in zip(active, samples, results, strict=True):
+            batch, _, gt, mask = sample
+            try:
+                member._update(batch, gt, mask, loss, outputs, rates)
+            except _Diverged as exc:
+                try:
+                    member._diverged(str(exc))
+                except TrainingDiverged as failure:
+                    self.failures.append(failure)
+                continue
+            member.after_iteration(checkpoint_period)
+
+    def run(self) -> None:
+        cfg, log_cfg = self.members[0].config.training, self.members[0].config.logging
+        checkpoint_period = cfg.checkpoint_period or log_cfg.period
+        interrupted = threading.Event()
+        failed: set[Path] = set()
+        active = [m for m in self.members if not m.done]
+        bar = tqdm(total=cfg.num_iterations, initial=min(m.iteration for m in self.members),
+                   disable=not log_cfg.progress, dynamic_ncols=True,
+                   desc=f"{self.members[0].run_dir.parent.name} x{len(self.members)}")
+        try:
+            with _deferred_sigint(interrupted):
+                while active and not interrupted.is_set():
+                    self._iteration(active, checkpoint_period)
+                    failed = {failure.run_dir for failure in self.failures}
+                    active = [m for m in active if not m.done and m.run_dir not in failed]
+                    bar.update(1)
+                    bar.set_postfix({"models": len(active)}, refresh=False)
+        finally:
+            bar.close()
+        for member in self.members:
+            if member.run_dir not in failed:
+                member.wrap_up(interrupted.is_set())
+        run_dir = self.members[0].run_dir.parent
+        if interrupted.is_set():
+            raise TrainingInterrupted(
+                f"interrupted; checkpoints of all {len(self.members)} members saved in "
+                f"{run_dir}/seed_*/{CHECKPOINT_DIR}; continue with --resume",
+                run_dir, max(m.iteration for m in self.members),
+            )
+        if self.failures:
+            first = self.failures[0]
+            raise TrainingDiverged(
+                f"{len(self.failures)} of {len(self.members)} ensemble members diverged; the "
+                f"others finished. First: {first}", first.run_dir, first.iteration,
+            )
+
+
+def _train_ensemble(config: Config, run_dir: Path, device: torch.device, compile_mode: str,
+                    resume: bool, callback: Callable[[dict], None] | None) -> None:
+    configs = [member_config(config, index) for index in range(config.training.num_models)]
+    dirs = [member_dir(run_dir, member) for member in configs]
+    payloads: list[dict[str, Any] | None] = [None] * len(configs)
+    if resume:
+        if not run_dir.is_dir():
+            raise RunDirError(f"{run_dir}: nothing to resume (no such run directory)")
+        saved = (run_dir / CONFIG_FILE).read_text() if (run_dir / CONFIG_FILE).exists() else None
+        if saved is None:
+            raise RunDirError(f"{run_dir}: nothing to resume (no {CONFIG_FILE})")
+        payloads = [_resume_payload(d, d / CHECKPOINT_DIR / "latest.pt", c)
+                    for d, c in zip(dirs, configs, strict=True)]
+    elif (run_dir / CONFIG_FILE).exists() or any((d / CONFIG_FILE).exists() for d in dirs):
+        raise RunDirError(
+            f"{run_dir}: a run of this name exists; continue it with --resume or choose another "
+            "logging.run_name / --out"
+        )
+    members = []
+    for member_cfg, directory, payload in zip(configs, dirs, payloads, strict=True):
+        env = make_env(member_cfg)
+        trainer = _Trainer(member_cfg, directory, device, env, build_model(member_cfg, env),
+                           callback, progress=False, compile_mode="off")
+        if payload is not None:
+            trainer.load_state_dict(payload, directory / CHECKPOINT_DIR / "latest.pt")
+        else:
+            trainer._apply_noise_level()
+        members.append(trainer)
+    for trainer in members:
+        (trainer.run_dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(trainer.run_dir / CONFIG_FILE, trainer.config.to_yaml())
+    atomic_write_text(run_dir / CONFIG_FILE, config.to_yaml())
+    _EnsembleTrainer(members, compile_mode).run()
 
 
 def _resume_payload(run_dir: Path, latest: Path, config: Config) -> dict[str, Any]:
