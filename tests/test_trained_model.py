@@ -59,10 +59,14 @@ def test_trained_model_mixture_precision_falls_with_set_size(trained_run):
 
 
 def test_trained_model_snr_falls_with_set_size(trained_run):
-    result = snr.run(trained_run.model, trained_run.env, n_trials=200, seed=6)
-    db = [result.stats[n].snr2_db for n in result.set_sizes]
-    assert db[0] > db[-1]
-    assert result.slope2_db_per_decade < 0
+    # One SNR analysis uses one random stimulus per set size, so its dB values scatter by a few
+    # dB; the drop from set size 1 to 3 is compared with its standard error over 8 stimuli.
+    drops = []
+    for seed in range(8):
+        result = snr.run(trained_run.model, trained_run.env, n_trials=200, seed=seed)
+        drops.append(result.stats[1].snr2_db - result.stats[3].snr2_db)
+    drops = np.asarray(drops)
+    assert drops.mean() > 3 * drops.std(ddof=1) / math.sqrt(drops.size)
 
 
 def test_trained_model_selectivity_is_bounded(trained_run):
