@@ -207,6 +207,13 @@ def test_model_and_env_errors_name_the_argument():
     config = Config.from_dict({"task": {"max_items": 0}})
     with pytest.raises(ConfigError, match=r"^task\.max_items: "):
         make_env(config)
+    # the message mentions max_items too; the argument it is about comes first
+    config = Config.from_dict({"task": {"max_items": 10, "set_sizes": [11]}})
+    with pytest.raises(ConfigError, match=r"^task\.set_sizes: .*got \[11\]$"):
+        make_env(config)
+    config = Config.from_dict({"task": {"input_encoding": "foo"}})
+    with pytest.raises(ConfigError, match=r"^task\.input_encoding: .*got 'foo'$"):
+        make_env(config)
     config = Config.from_dict({"agent": {"tau_min": 500.0, "tau_max": 100.0}})
     with pytest.raises(ConfigError, match=r"^agent\.tau_(min|max): "):
         build_model(config, make_env(config))

@@ -103,10 +103,18 @@ def build_model(config: Config, env: gym.Env) -> nn.Module:
 
 def _name_argument(section: str, kwargs: dict[str, Any], exc: Exception) -> str:
     """One line ``section.arg: message``, naming the kwarg the message talks about if it can."""
-    message = " ".join(str(exc).strip("'\"").split()) or type(exc).__name__
-    for key in sorted(kwargs, key=len, reverse=True):
-        if re.search(rf"\b{re.escape(key)}\b", message):
-            return f"{section}.{key}: {message}"
+    text = str(exc)
+    if isinstance(exc, KeyError):  # str(KeyError) is the repr of its argument
+        text = text.strip("'\"")
+    message = " ".join(text.split()) or type(exc).__name__
+    # The argument a message is about comes first in it ("set_sizes must be ... max_items=10").
+    positions = {}
+    for key in kwargs:
+        found = re.search(rf"\b{re.escape(key)}\b", message)
+        if found:
+            positions[key] = (found.start(), -len(key))
+    if positions:
+        return f"{section}.{min(positions, key=positions.get)}: {message}"
     return f"{section}: {message}"
 
 
