@@ -58,8 +58,8 @@ __all__ = [
     "ERROR_DEFS",
 ]
 
-# The loss names of vwm_agents.losses.ERROR_DEFS, repeated here so that reading a config does not
-# import torch; tests/test_config.py checks that the two agree.
+# The names the schema accepts; vwm_agents.losses and vwm_agents.accel import them from here
+# (this module does not import torch, so reading a config stays light).
 ERROR_DEFS: tuple[str, ...] = ("l2", "sqrtl2", "rad", "exp", "norml2")
 COMPILE_MODES: tuple[str, ...] = ("auto", "off", "graph", "inductor")
 

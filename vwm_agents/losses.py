@@ -27,9 +27,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812 (PyTorch convention)
 from torch import Tensor
 
+from vwm_agents.config import ERROR_DEFS  # the schema owns the names
 from vwm_tasks.encoding import targets_to_angles, wrap_angle
-
-ERROR_DEFS: tuple[str, ...] = ("l2", "sqrtl2", "rad", "exp", "norml2")
 
 _COS_LIMIT = 1.0 - 1e-6
 _ROOT_FLOOR = 1e-12
