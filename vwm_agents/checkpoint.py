@@ -14,7 +14,6 @@ held-out error only).
 from __future__ import annotations
 
 import json
-import os
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from vwm_agents.rundir import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "CheckpointError",
@@ -43,21 +44,6 @@ VERSION = 1
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used: missing, truncated, foreign, or not matching the model."""
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never a part."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> None:

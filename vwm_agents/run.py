@@ -23,11 +23,20 @@ from typing import Any
 
 import gymnasium as gym
 import torch
-import yaml
 from torch import nn
 
 from vwm_agents.checkpoint import CheckpointError, load_checkpoint, load_model_state
 from vwm_agents.config import Config, ConfigError, load_config
+from vwm_agents.rundir import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    PLOT_FILE,
+    RunDirError,
+    read_history,
+    run_name,
+)
 
 __all__ = [
     "RunDirError",
@@ -43,18 +52,8 @@ __all__ = [
     "METRICS_FILE",
     "PLOT_FILE",
     "CHECKPOINT_DIR",
+    "read_history",
 ]
-
-CONFIG_FILE = "config.yaml"
-HISTORY_FILE = "history.yaml"
-METRICS_FILE = "metrics.json"
-PLOT_FILE = "training_history.png"
-CHECKPOINT_DIR = "checkpoints"
-
-
-class RunDirError(ValueError):
-    """A run directory that is missing, incomplete or corrupt."""
-
 
 def make_env(config: Config) -> gym.Env:
     """``gym.make(task.id, **task kwargs)``; the env's own ValueError becomes ``task.<arg>: ...``."""
@@ -116,46 +115,6 @@ def _name_argument(section: str, kwargs: dict[str, Any], exc: Exception) -> str:
     if positions:
         return f"{section}.{min(positions, key=positions.get)}: {message}"
     return f"{section}: {message}"
-
-
-def run_name(config: Config, env: gym.Env | None = None) -> str:
-    """The run directory name, the reference's pattern where its fields apply (section 5.7).
-
-    ``{run_name}_n{N}item{K}PI{0|1}{noise_type[:5]}{k}{error_def}``, e.g.
-    ``EasyTask1_n256item10PI1gamma0.05rad``. Each piece appears only when it applies: ``n`` for
-    agents with ``n_neurons`` or ``n_hidden``, ``item`` for tasks with ``max_items``, ``PI``
-    for agents with ``positive_input``, the noise for agents with ``spike_noise_type``; tasks with
-    Discrete actions end in ``xent`` (cross-entropy) instead of the error definition. Values not
-    set in the config are the agent's/env's defaults.
-    """
-    if env is None:
-        env = make_env(config)
-    agent = _agent_settings(config)
-    parts = [config.logging.run_name, "_"]
-    for key in ("n_neurons", "n_hidden", "hidden_size"):
-        if key in agent:
-            parts.append(f"n{agent[key]}")
-            break
-    max_items = getattr(env.unwrapped, "max_items", None)
-    if max_items is not None:
-        parts.append(f"item{max_items}")
-    if "positive_input" in agent:
-        parts.append(f"PI{int(bool(agent['positive_input']))}")
-    if "spike_noise_type" in agent:
-        parts.append(f"{str(agent['spike_noise_type']).lower()[:5]}{agent.get('spike_noise_factor', '')}")
-    parts.append("xent" if is_discrete(env) else config.training.error_def)
-    return "".join(parts)
-
-
-def _agent_settings(config: Config) -> dict[str, Any]:
-    """The agent's kwargs with its signature defaults filled in."""
-    signature = inspect.signature(config.agent_class().__init__)
-    settings = {
-        name: p.default for name, p in signature.parameters.items()
-        if p.default is not inspect.Parameter.empty
-    }
-    settings.update(config.agent.kwargs)
-    return settings
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -232,17 +191,3 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu")
         iteration=int(payload.get("iteration", 0)),
         checkpoint=str(payload.get("kind", path.stem)),
     )
-
-
-def read_history(run_dir: str | Path) -> list[dict]:
-    """The run's history records (``[]`` when none was written yet)."""
-    path = Path(run_dir) / HISTORY_FILE
-    if not path.exists():
-        return []
-    try:
-        records = yaml.safe_load(path.read_text()) or []
-    except yaml.YAMLError as exc:
-        raise RunDirError(f"{path}: corrupt history: {' '.join(str(exc).split())}") from None
-    if not isinstance(records, list):
-        raise RunDirError(f"{path}: corrupt history: expected a list of records")
-    return records

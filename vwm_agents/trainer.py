@@ -42,7 +42,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -62,7 +61,6 @@ from vwm_agents.ensemble import ensemble_forward
 from vwm_agents.run import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
-    HISTORY_FILE,
     METRICS_FILE,
     PLOT_FILE,
     RunDirError,
@@ -72,6 +70,7 @@ from vwm_agents.run import (
     resolve_device,
     run_name,
 )
+from vwm_agents.rundir import append_history, truncate_history
 
 __all__ = [
     "train",
@@ -473,7 +472,7 @@ class _Trainer:
             self.best = {"error": heldout["error"], "iteration": self.iteration}
             self._save_best()
         self.history.append(record)
-        atomic_write_text(self.run_dir / HISTORY_FILE, yaml.safe_dump(self.history, sort_keys=False))
+        append_history(self.run_dir, record)
         if self.callback is not None:
             self.callback(record)
         return record
@@ -686,7 +685,7 @@ def train(
             raise ConfigError(
                 f"training.noise_stages: a curriculum needs agent.spike_noise_factor > 0.001, got {final}"
             )
-    run_dir = Path(config.logging.out_dir) / run_name(config, env)
+    run_dir = Path(config.logging.out_dir) / run_name(config)
     if cfg.num_models > 1:
         _train_ensemble(config, run_dir, torch_device, compile_mode, resume, callback)
         return run_dir
@@ -706,6 +705,7 @@ def train(
         trainer._apply_noise_level()
     (run_dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / CONFIG_FILE, config.to_yaml())
+    truncate_history(run_dir, trainer.iteration)
     trainer.run()
     return run_dir
 
@@ -855,6 +855,7 @@ def _train_ensemble(config: Config, run_dir: Path, device: torch.device, compile
         members.append(trainer)
     for trainer in members:
         (trainer.run_dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
+        truncate_history(trainer.run_dir, trainer.iteration)
         atomic_write_text(trainer.run_dir / CONFIG_FILE, trainer.config.to_yaml())
     atomic_write_text(run_dir / CONFIG_FILE, config.to_yaml())
     _EnsembleTrainer(members, compile_mode).run()

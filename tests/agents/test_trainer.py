@@ -92,7 +92,7 @@ def test_run_directory_layout_and_schema(tmp_path):
     assert run_dir.name == "t_n24item2PI1gauss0.05rad" == run_name(vwm_config())
     files = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file())
     assert files == ["checkpoints/best.pt", "checkpoints/latest.pt", "config.yaml",
-                     "history.yaml", "metrics.json", "training_history.png"]
+                     "history.jsonl", "metrics.json", "training_history.png"]
     history = read_history(run_dir)
     assert history == records
     assert [r["iteration"] for r in history] == [5, 10, 15, 20]
