@@ -8,7 +8,7 @@ Layouts
 -------
 * input, ``"positive"``: three non-negative channels per slot, ``[3k, 3k+1, 3k+2]`` for slot k:
   projections of (cos, sin) on three unit directions 120 degrees apart, scaled by sqrt(2/3), plus
-  1, so each channel lies in [0.184, 1.816] and the three sum to 3 (original_model.md section 3.2).
+  1, so each channel lies in [0.184, 1.816] and the three sum to 3 (docs/model.md, section Task).
 * input, ``"cossin"``: two channels per slot, ``[cos, sin]``.
 * target / readout: ``[cos0, sin0, cos1, sin1, ...]``, one (cos, sin) pair per slot.
 

@@ -23,6 +23,9 @@ class VWMRecallCued(VWMRecall):
     ## Observation Space
     ``Box(n_stim + K,)`` float32: the ``VWMRecall`` stimulus channels (``n_stim = 3K`` or
     ``2K``), then ``K`` cue channels, a one-hot of the probed slot held over the decode epoch.
+    The cue has the scale of a stimulus channel, ``input_strength / K`` (12 at the defaults; a
+    stimulus channel carries 12 on average), so that it drives the network as strongly as an item
+    does (see docs/model.md, section What is ours).
 
     ## Action Space
     ``Box(-1, 1, (2,))`` float32: ``(cos, sin)`` of the probed item, scored over the decode epoch.
@@ -35,7 +38,10 @@ class VWMRecallCued(VWMRecall):
     Same as ``VWMRecall-v0``. ``new_trial(probe=k)`` forces the probed slot (must be present).
 
     ## Version History
-    - v0: initial version.
+    - v0: initial version. The cue was first a one-hot of amplitude 1, about 12 times weaker than
+      a stimulus channel: at initialisation it moved decode-epoch rates by ~0.001 Hz, and trained
+      Dale RNNs ignored it (errors of a network reporting a random present item). It now has the
+      stimulus scale ``input_strength / K``.
     """
 
     metadata = {
@@ -69,7 +75,9 @@ class VWMRecallCued(VWMRecall):
     ) -> TrialVectors:
         shown = super().trial_vectors(theta, theta_input, presence, probe)
         probe = np.asarray(probe)
-        cue = (np.arange(self.max_items) == probe[..., None]).astype(np.float32)
+        # The cue's amplitude is a stimulus channel's (strength / K, as in encode_angles).
+        scale = self.input_strength / self.max_items
+        cue = ((np.arange(self.max_items) == probe[..., None]) * scale).astype(np.float32)
         blank_stimulus = np.zeros_like(shown.stimulus)
         probed_theta = np.take_along_axis(theta, probe[..., None], axis=-1)
         target = angles_to_targets(probed_theta, np.ones_like(probed_theta))

@@ -145,7 +145,7 @@ def test_input_only_in_stimulus_and_mask_exactly_decode_x_present(cls):
         assert (env.ob[in_stimulus, :n_stim] == env.ob[start["stimulus"], :n_stim]).all()
         if cls is VWMRecallCued:
             cue = np.zeros(env.max_items)
-            cue[trial["probe"]] = 1
+            cue[trial["probe"]] = env.input_strength / env.max_items
             assert (env.ob[in_decode, n_stim:] == cue).all() and not env.ob[~in_decode, n_stim:].any()
             assert trial["presence"][trial["probe"]]
             expected_mask = np.outer(in_decode, np.ones(2))
@@ -179,6 +179,27 @@ def test_forced_trial_is_read_back(cls):
         assert trial["probe"] in (0, 2)
         assert env.new_trial(presence=presence, probe=2)["probe"] == 2
     assert env.new_trial(set_size=3)["presence"].sum() == 3
+
+
+@pytest.mark.parametrize("encoding", ["positive", "cossin"])
+def test_cue_has_the_scale_of_a_stimulus_channel(encoding):
+    # An item's channels average strength / K (positive: three channels summing to 3 x scale;
+    # cossin: a unit vector x scale); the cue one-hot must drive the network as strongly.
+    env = VWMRecallCued(max_items=5, input_strength=60.0, input_encoding=encoding, ilc_noise=0.0)
+    env.seed(0)
+    trial = env.new_trial(set_size=3)
+    n_stim = env.ob.shape[1] - env.n_cue_channels
+    stimulus = env.ob[env.start_ind["stimulus"], :n_stim].reshape(env.max_items, -1)
+    present = stimulus[trial["presence"]]
+    scale = 60.0 / 5
+    if encoding == "positive":
+        np.testing.assert_allclose(present.mean(axis=1), scale, rtol=1e-6)
+    else:
+        np.testing.assert_allclose(np.linalg.norm(present, axis=1), scale, rtol=1e-6)
+    cue = env.ob[env.start_ind["decode"], n_stim:]
+    expected = np.zeros(5, dtype=np.float32)
+    expected[trial["probe"]] = scale
+    np.testing.assert_array_equal(cue, expected)
 
 
 def test_reward_and_performance():
