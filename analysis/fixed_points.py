@@ -18,9 +18,11 @@ Then the points are deduplicated (distance ``tol_unique``), distance outliers ar
 states' mean distance from it), and each point gets its Jacobian eigenvalues: for the discrete
 map a point is stable iff every ``|lambda| < 1``.
 
-Spiking noise is off by default: with noise on, ``F`` is random and q cannot converge (the
-original code left it on, original_model.md section 6.1). Computation runs in float64 on a copy
-of the model, because q < 1e-12 is below float32 resolution for rates of tens of Hz.
+The agent's noise is off: with noise on, ``F`` is random and q cannot converge (the reference
+code left it on; see docs/model.md, section Fixed points). Computation runs in float64 on a copy
+of the model, because q < 1e-12 is below float32 resolution for rates of tens of Hz. Any agent
+with a one-step map ``step(states, inputs)`` (see :mod:`analysis.agent_protocol`) and any task
+will do: the Dale RNN's rates, a GRU's hidden state.
 """
 
 from __future__ import annotations
@@ -28,16 +30,27 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
-from analysis.neural_trials import EPOCH_CHOICES, forced_trials, simulate
+from analysis.agent_protocol import (
+    is_rate_network,
+    is_vwm_task,
+    needs_states,
+    needs_step,
+    readout_map,
+    step_map,
+)
+from analysis.neural_trials import ForcedTrials, forced_trials, simulate, task_trials
+from analysis.trajectories import PCA, fit_pca
+from vwm_tasks.encoding import targets_to_angles
 
 __all__ = [
     "StepFunction",
@@ -53,8 +66,9 @@ __all__ = [
     "outlier_mask",
     "analyse_fixed_points",
     "sample_initial_states",
+    "FixedPointViews",
+    "unavailable",
     "run",
-    "plot",
 ]
 
 StepFunction = Callable[[Tensor], Tensor]
@@ -65,7 +79,7 @@ StepFunction = Callable[[Tensor], Tensor]
 # than one intra-op thread for batches of 256 x 256 (or larger) matrices in this torch 2.13 CPU
 # build; single-threaded it is correct. Multithreaded LAPACK calls (solve, eigvals) were also
 # 10-40x slower than single-threaded ones on an oversubscribed 2-core machine. So batched LAPACK
-# work on CPU runs with one thread (tests/test_fixed_points.py checks both thread counts).
+# work on CPU runs with one thread (tests/analysis/test_fixed_points.py checks both thread counts).
 
 
 @contextlib.contextmanager
@@ -156,6 +170,7 @@ def find_fixed_points(
     newton_iterations: int = 30,
     damping_init: float = 1e-4,
     nonnegative: bool = False,
+    progress: bool = False,
 ) -> FixedPointSearch:
     """Minimise q jointly from every initial state: Adam, then batched damped Newton.
 
@@ -171,25 +186,36 @@ def find_fixed_points(
         damping_init: initial Levenberg-Marquardt damping, relative to the mean diagonal of
             A^T A; divided by 10 after an accepted step, multiplied by 10 after a rejected one.
         nonnegative: keep states >= 0 (firing rates) by projection after every Adam step.
+        progress: show a progress bar (tqdm, on stderr) over both stages with the current max q.
     """
     if initial_states.ndim != 2:
         raise ValueError(f"initial_states must be (M, N), got shape {tuple(initial_states.shape)}")
     x = initial_states.detach().clone()
     history: list[float] = []
-    adam_done = 0
-    if adam_iterations > 0:
-        x, adam_done = _adam_stage(
-            step_fn, x, tol_q, adam_iterations, lr_init, lr_grow, lr_cut, nonnegative, history
-        )
-    newton_done = 0
-    if newton_iterations > 0:
-        x, newton_done = _newton_stage(step_fn, x, tol_q, newton_iterations, damping_init, history)
+    bar = tqdm(total=adam_iterations + newton_iterations, desc="fixed points", unit="it",
+               disable=not progress, leave=False, file=sys.stderr)
+    try:
+        adam_done = 0
+        if adam_iterations > 0:
+            x, adam_done = _adam_stage(
+                step_fn, x, tol_q, adam_iterations, lr_init, lr_grow, lr_cut, nonnegative, history, bar
+            )
+        newton_done = 0
+        if newton_iterations > 0:
+            x, newton_done = _newton_stage(step_fn, x, tol_q, newton_iterations, damping_init, history, bar)
+    finally:
+        bar.close()
     with torch.no_grad():
         q = residual_q(step_fn, x)
     return FixedPointSearch(x, q, adam_done, newton_done, history, tol_q)
 
 
-def _adam_stage(step_fn, x, tol_q, iterations, lr, lr_grow, lr_cut, nonnegative, history):
+def _tick(bar, q_max: float) -> None:
+    bar.update(1)
+    bar.set_postfix_str(f"max q {q_max:.1e}", refresh=False)
+
+
+def _adam_stage(step_fn, x, tol_q, iterations, lr, lr_grow, lr_cut, nonnegative, history, bar):
     x = x.clone().requires_grad_(True)
     optimiser = torch.optim.Adam([x], lr=lr)
     previous = math.inf
@@ -207,6 +233,7 @@ def _adam_stage(step_fn, x, tol_q, iterations, lr, lr_grow, lr_cut, nonnegative,
                     x.clamp_(min=0.0)
             q_max = float(q.detach().max())
             history.append(q_max)
+            _tick(bar, q_max)
             if q_max < tol_q:
                 break
             lr = lr * (lr_grow if float(total.detach()) < previous else lr_cut)
@@ -217,7 +244,7 @@ def _adam_stage(step_fn, x, tol_q, iterations, lr, lr_grow, lr_cut, nonnegative,
 
 
 @torch.no_grad()
-def _newton_stage(step_fn, x, tol_q, iterations, damping_init, history):
+def _newton_stage(step_fn, x, tol_q, iterations, damping_init, history, bar):
     n = x.shape[1]
     eye = torch.eye(n, dtype=x.dtype, device=x.device)
     damping = torch.full((x.shape[0],), damping_init, dtype=x.dtype, device=x.device)
@@ -246,6 +273,7 @@ def _newton_stage(step_fn, x, tol_q, iterations, damping_init, history):
         q[idx[accept]] = cand_q[accept]
         damping[idx] = torch.where(accept, mu / 10.0, mu * 10.0).clamp(1e-15, 1e15)
         history.append(float(q.max()))
+        _tick(bar, history[-1])
     return x, done
 
 
@@ -268,6 +296,51 @@ def outlier_mask(points: np.ndarray, initial_states: np.ndarray, scale: float = 
 
 
 @dataclass
+class FixedPointViews:
+    """The PCA views of a fixed-point analysis (fitted on the trajectories' states)."""
+
+    pca: PCA
+    trajectories: np.ndarray
+    """(B, T, k) trajectories in PC coordinates."""
+    valid: np.ndarray
+    """(B, T) bool."""
+    epochs: dict[str, np.ndarray]
+    """epoch name -> (B, 2) [start, end) of each trial, from the env."""
+    points: np.ndarray
+    """(P, k) the kept fixed points."""
+    search_start: np.ndarray
+    """(M, k) every initial state of the search."""
+    search_end: np.ndarray
+    """(M, k) where each search ended (before deduplication and outlier removal)."""
+    points_decoded: np.ndarray | None
+    """(P,) decoded angle (VWM tasks: the item slot's readout) or class (argmax readout)."""
+    trial_ends: np.ndarray
+    """(B, k) the last state of each trial."""
+    trial_ends_decoded: np.ndarray | None
+    """(B,) decoded angle or class at the last step of each trial."""
+    trial_label: np.ndarray | None
+    """(B,) the item's true angle (VWM tasks), for colouring."""
+    decoded_kind: str
+    """"angle" (rad) or "class"."""
+
+    def to_dict(self) -> dict:
+        def listed(x):
+            return None if x is None else np.asarray(x).tolist()
+
+        return {
+            "explained_variance_ratio": self.pca.explained_variance_ratio.tolist(),
+            "points": self.points.tolist(),
+            "points_decoded": listed(self.points_decoded),
+            "decoded_kind": self.decoded_kind,
+            "search": {"start": self.search_start.tolist(), "end": self.search_end.tolist()},
+            "trial_ends": self.trial_ends.tolist(),
+            "trial_ends_decoded": listed(self.trial_ends_decoded),
+            "trial_label": listed(self.trial_label),
+            "epochs": {name: bounds.tolist() for name, bounds in self.epochs.items()},
+        }
+
+
+@dataclass
 class FixedPointResult:
     """Fixed/slow points of one model at one input, with their linearisation.
 
@@ -282,7 +355,7 @@ class FixedPointResult:
     """(P, N) complex Jacobian eigenvalues, sorted by decreasing modulus."""
     stable: np.ndarray
     """(P,) bool, every |eigenvalue| < 1."""
-    n_initial: int
+    n_init: int
     n_converged: int
     n_unique: int
     n_outliers: int
@@ -293,10 +366,15 @@ class FixedPointResult:
     seconds: float
     epoch: str = "all"
     q_initial: np.ndarray | None = None
-    trajectories: np.ndarray | None = None
-    """(trials, T, N) clean trajectories the initial states came from (plots only)."""
-    epochs: dict[str, tuple[int, int]] | None = None
     initial_states: np.ndarray | None = None
+    """(M, N) the initial states of the search."""
+    final_states: np.ndarray | None = None
+    """(M, N) where each search ended."""
+    kept: np.ndarray | None = None
+    """(P,) index of each kept point among the searches."""
+    settings: dict = field(default_factory=dict)
+    views: FixedPointViews | None = None
+    """PCA views (None when ``pca`` is off)."""
 
     @property
     def n_points(self) -> int:
@@ -305,8 +383,9 @@ class FixedPointResult:
     def to_dict(self) -> dict:
         return {
             "epoch": self.epoch,
+            "settings": self.settings,
             "counts": {
-                "initial": self.n_initial,
+                "initial": self.n_init,
                 "converged": self.n_converged,
                 "unique": self.n_unique,
                 "outliers": self.n_outliers,
@@ -324,6 +403,7 @@ class FixedPointResult:
             "eigenvalues": [
                 {"real": e.real.tolist(), "imag": e.imag.tolist()} for e in self.eigenvalues
             ],
+            "pca": None if self.views is None else self.views.to_dict(),
         }
 
 
@@ -355,7 +435,7 @@ def analyse_fixed_points(
         q=q[kept],
         eigenvalues=eig,
         stable=stable,
-        n_initial=int(points.shape[0]),
+        n_init=int(points.shape[0]),
         n_converged=int((q < tol_q).sum()),
         n_unique=len(keep),
         n_outliers=int(outliers.sum()),
@@ -366,6 +446,8 @@ def analyse_fixed_points(
         seconds=time.perf_counter() - start,
         q_initial=residual_q(step_fn, initial_states).detach().cpu().numpy(),
         initial_states=init,
+        final_states=points,
+        kept=kept,
     )
 
 
@@ -373,24 +455,90 @@ def sample_initial_states(
     trajectories: np.ndarray,
     epochs: dict[str, tuple[int, int]],
     epoch: str,
-    n_initial: int,
+    n_init: int,
     rng: np.random.Generator,
     noise_scale: float = 0.0,
+    valid: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Draw ``n_initial`` states at random (trial, step) positions inside ``epoch``.
+    """Draw ``n_init`` states at random (trial, step) positions inside ``epoch``.
 
-    ``epoch`` is one of :data:`EPOCH_CHOICES`; "all" uses every step.
+    ``epochs``: epoch name -> (B, 2) [start, end) per trial (the env's boundaries); ``epoch`` is
+    one of them, or "all" for every step of every trial (``valid`` steps only when given).
     """
-    if epoch not in EPOCH_CHOICES:
-        raise ValueError(f"epoch must be one of {EPOCH_CHOICES}, got {epoch!r}")
     n_trials, n_steps, _ = trajectories.shape
-    start, end = (0, n_steps) if epoch == "all" else epochs[epoch]
-    trials = rng.integers(0, n_trials, n_initial)
-    steps = rng.integers(start, end, n_initial)
-    states = trajectories[trials, steps]
+    if epoch == "all":
+        mask = np.ones((n_trials, n_steps), bool) if valid is None else np.asarray(valid, bool)
+    elif epoch in epochs:
+        bounds = np.broadcast_to(np.asarray(epochs[epoch]), (n_trials, 2))
+        steps = np.arange(n_steps)
+        mask = (steps >= bounds[:, :1]) & (steps < bounds[:, 1:])
+    else:
+        raise ValueError(f"epoch must be one of {(*epochs, 'all')}, got {epoch!r}")
+    trials, steps = np.nonzero(mask)
+    if trials.size == 0:
+        raise ValueError(f"epoch {epoch!r} has no steps in these trials")
+    pick = rng.integers(0, trials.size, n_init)
+    states = trajectories[trials[pick], steps[pick]]
     if noise_scale > 0:
         states = states + noise_scale * rng.standard_normal(states.shape)
     return states
+
+
+def unavailable(model: torch.nn.Module, env) -> str | None:
+    """Why the analysis cannot run on this agent, or None (any task will do)."""
+    n_inputs = int(np.prod(env.observation_space.shape))
+    return needs_states("fixed_points", model) or needs_step("fixed_points", model, n_inputs)
+
+
+def _seed_trials(env, n_trials: int, input_slot: int, rng: np.random.Generator) -> ForcedTrials:
+    """VWM tasks: one item in ``input_slot`` at angles evenly spaced on the circle, no input
+    noise (as the reference); other tasks: their own trials."""
+    if not is_vwm_task(env):
+        return task_trials(env, n_trials, rng)
+    k = int(env.unwrapped.max_items)
+    if not 0 <= input_slot < k:
+        raise ValueError(f"input_slot must be in [0, {k - 1}], got {input_slot!r}")
+    theta = np.zeros((n_trials, k))
+    theta[:, input_slot] = np.linspace(-np.pi, np.pi, n_trials, endpoint=False)
+    presence = np.zeros((n_trials, k), bool)
+    presence[:, input_slot] = True
+    return forced_trials(env, theta, presence, ilc_noise=0.0, rng=rng)
+
+
+def _decode(readout, states: Tensor, env, input_slot: int) -> tuple[np.ndarray | None, str]:
+    """Decoded angle of ``input_slot`` (VWM tasks) or class (discrete actions) of each state."""
+    if readout is None or states.shape[0] == 0:
+        return None, "none"
+    with torch.no_grad():
+        outputs = readout(states).double().cpu().numpy()
+    if is_vwm_task(env):
+        return targets_to_angles(outputs)[:, input_slot], "angle"
+    if getattr(env.action_space, "n", None) is not None:
+        return outputs.argmax(-1), "class"
+    return None, "none"
+
+
+def _views(result: FixedPointResult, rates: np.ndarray, trials: ForcedTrials, readout, env,
+           input_slot: int, n_components: int) -> FixedPointViews:
+    pca = fit_pca(rates[trials.valid], n_components)
+    last = trials.valid.sum(1) - 1
+    ends = rates[np.arange(rates.shape[0]), last]
+    points_decoded, kind = _decode(readout, torch.as_tensor(result.points), env, input_slot)
+    ends_decoded, _ = _decode(readout, torch.as_tensor(ends), env, input_slot)
+    return FixedPointViews(
+        pca=pca,
+        trajectories=pca.transform(rates),
+        valid=trials.valid,
+        epochs=trials.epochs,
+        points=pca.transform(result.points) if result.n_points else np.zeros((0, len(pca.components))),
+        search_start=pca.transform(result.initial_states),
+        search_end=pca.transform(result.final_states),
+        points_decoded=points_decoded,
+        trial_ends=pca.transform(ends),
+        trial_ends_decoded=ends_decoded,
+        trial_label=None if trials.theta is None else trials.theta[:, input_slot],
+        decoded_kind=kind,
+    )
 
 
 def run(
@@ -399,65 +547,66 @@ def run(
     *,
     n_trials: int = 20,
     seed: int = 42,
-    epoch: str = "decode",
-    n_initial: int = 256,
-    noise: bool = False,
+    n_init: int = 20,
+    max_iters: int = 50,
+    lr_init: float = 0.01,
+    noise_scale: float = 0.0,
+    outlier_distance_scale: float = 10.0,
+    pca: bool = True,
+    epoch: str | None = None,
+    newton_iterations: int = 30,
     input_slot: int = 0,
     tol_q: float = 1e-12,
     tol_unique: float = 1e-3,
-    outlier_distance_scale: float = 10.0,
-    **search_options,
+    n_components: int = 3,
+    progress: bool = True,
 ) -> FixedPointResult:
-    """Fixed points of ``model`` at zero input, started from its own trajectories.
+    """Fixed points of ``model`` at zero input, started from its own trajectories (noise off).
 
-    Trajectories: ``n_trials`` set-size-1 trials with the item in ``input_slot`` at angles
-    evenly spaced on the circle, no input noise (original_model.md section 6.1). Initial states:
-    ``n_initial`` states drawn from ``epoch`` of those trajectories.
-
-    Args:
-        noise: keep the model's spiking noise on inside F (q then cannot converge).
+    Trajectories: ``n_trials`` trials; on a VWM task one item in ``input_slot`` at angles evenly
+    spaced on the circle with no input noise, on any other task the task's own trials. Initial
+    states: ``n_init`` states drawn from ``epoch`` of those trajectories (default: "decode" where
+    the task has it, else "all"), plus Gaussian noise of SD ``noise_scale``. The search: at most
+    ``max_iters`` Adam iterations from learning rate ``lr_init``, then at most
+    ``newton_iterations`` damped Newton steps. Points further than ``outlier_distance_scale``
+    times the initial states' spread are dropped. ``pca``: add the PCA views (trajectories with
+    the fixed points, each point's decoded angle, start -> end of the searches).
     """
-    if epoch not in EPOCH_CHOICES:
-        raise ValueError(f"epoch must be one of {EPOCH_CHOICES}, got {epoch!r}")
+    for name, value, low in (("n_trials", n_trials, 1), ("n_init", n_init, 1), ("max_iters", max_iters, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     rng = np.random.default_rng(seed)
-    k = env.unwrapped.max_items
-    theta = np.zeros((n_trials, k))
-    theta[:, input_slot] = np.linspace(-np.pi, np.pi, n_trials, endpoint=False)
-    presence = np.zeros((n_trials, k), bool)
-    presence[:, input_slot] = True
-    trials = forced_trials(env, theta, presence, ilc_noise=0.0, rng=rng)
-    sim = simulate(model, trials, noise=False, seed=seed)
-    rates = sim.rates.double().numpy()
-    epochs = trials.fixed_epochs()
-    init = sample_initial_states(rates, epochs, epoch, n_initial, rng)
+    trials = _seed_trials(env, n_trials, input_slot, rng)
+    rates = simulate(model, trials, noise=False, seed=seed).rates.double().numpy()
+    if epoch is None:
+        epoch = "decode" if "decode" in trials.epochs else "all"
+    init = sample_initial_states(rates, trials.epochs, epoch, n_init, rng, noise_scale, trials.valid)
+    rate_network = is_rate_network(model)
+    if rate_network:
+        init = np.maximum(init, 0.0)
 
     # A float64 copy, so that q < 1e-12 is representable; the caller's model is untouched.
     model64 = copy.deepcopy(model).double().eval()
     for p in model64.parameters():
         p.requires_grad_(False)
-    n_in = model64.input_weights.shape[1]
-
-    def step_fn(x: Tensor) -> Tensor:
-        return model64.step(x, torch.zeros(x.shape[0], n_in, dtype=x.dtype), noise=noise)
-
     result = analyse_fixed_points(
-        step_fn,
+        step_map(model64),
         torch.as_tensor(init, dtype=torch.float64),
         tol_q=tol_q,
         tol_unique=tol_unique,
         outlier_distance_scale=outlier_distance_scale,
-        nonnegative=True,
-        **search_options,
+        adam_iterations=max_iters,
+        lr_init=lr_init,
+        newton_iterations=newton_iterations,
+        nonnegative=rate_network,
+        progress=progress,
     )
     result.epoch = epoch
-    result.trajectories = rates
-    result.epochs = epochs
+    result.settings = {
+        "n_trials": n_trials, "n_init": n_init, "max_iters": max_iters, "lr_init": lr_init,
+        "noise_scale": noise_scale, "outlier_distance_scale": outlier_distance_scale, "pca": pca,
+        "newton_iterations": newton_iterations, "input_slot": input_slot, "seed": seed,
+    }
+    if pca:
+        result.views = _views(result, rates, trials, readout_map(model64), env, input_slot, n_components)
     return result
-
-
-def plot(result: FixedPointResult, out_dir: Path) -> list[Path]:
-    """PCA views of the trajectories (coloured by epoch) with the fixed points, and the
-    eigenvalue spectra on the unit circle."""
-    from analysis.plotting_neural import plot_fixed_points
-
-    return plot_fixed_points(result, Path(out_dir))

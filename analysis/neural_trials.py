@@ -15,16 +15,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from analysis.agent_protocol import run_agent
+from vwm_tasks.batch import collect_batch
 from vwm_tasks.encoding import wrap_angle
 
-__all__ = ["EPOCH_CHOICES", "ForcedTrials", "Simulation", "forced_trials", "simulate"]
+__all__ = ["EPOCH_CHOICES", "ForcedTrials", "Simulation", "forced_trials", "task_trials", "simulate"]
 
 EPOCH_CHOICES: tuple[str, ...] = ("decode", "delay", "stimulus", "init", "all")
 
 
 @dataclass
 class ForcedTrials:
-    """B trials with given angles and presence (batch-first)."""
+    """B trials (batch-first): chosen angles and presence (VWM tasks), or any task's own trials."""
 
     ob: Tensor
     """(B, T, n_in) float32 network input."""
@@ -32,12 +34,12 @@ class ForcedTrials:
     """epoch name -> (B, 2) [start, end) steps."""
     valid: np.ndarray
     """(B, T) bool, real (non-padding) steps."""
-    theta: np.ndarray
-    """(B, K) true angles."""
-    theta_input: np.ndarray
-    """(B, K) angles after input (ILC) noise."""
-    presence: np.ndarray
-    """(B, K) bool."""
+    theta: np.ndarray | None = None
+    """(B, K) true angles (VWM tasks)."""
+    theta_input: np.ndarray | None = None
+    """(B, K) angles after input (ILC) noise (VWM tasks)."""
+    presence: np.ndarray | None = None
+    """(B, K) bool (VWM tasks)."""
 
     def epoch_mask(self, name: str) -> np.ndarray:
         """(B, T) bool, True on the steps of epoch ``name``."""
@@ -117,14 +119,28 @@ def forced_trials(
     )
 
 
+def task_trials(env, n_trials: int, rng: np.random.Generator | int | None = None) -> ForcedTrials:
+    """``n_trials`` of any neurogym task as the task itself draws them (``collect_batch``), with
+    the env's own epoch boundaries per trial."""
+    batch = collect_batch(env, int(n_trials), rng, dense=True)
+    return ForcedTrials(
+        ob=torch.as_tensor(batch.ob, dtype=torch.float32),
+        epochs={name: np.asarray(b) for name, b in batch.epochs.items()},
+        valid=np.asarray(batch.valid, bool),
+        theta=batch.theta,
+        theta_input=batch.theta_input,
+        presence=batch.presence,
+    )
+
+
 @dataclass
 class Simulation:
-    """Outputs and clean rates of a model on a batch of trials."""
+    """Outputs and states ("rates") of an agent on a batch of trials."""
 
     outputs: Tensor
-    """(B, T, n_out) readout of a noisy sample of the rates (as in training)."""
+    """(B, T, n_out) outputs (for the Dale RNN: readout of a noisy sample of the rates)."""
     rates: Tensor
-    """(B, T, N) clean rates."""
+    """(B, T, N) states: the Dale RNN's clean rates, a GRU's hidden state."""
 
 
 @torch.no_grad()
@@ -137,13 +153,14 @@ def simulate(
     chunk_size: int = 512,
 ) -> Simulation:
     """Run ``model`` on ``trials`` in chunks of ``chunk_size``, on the model's device, with a
-    seeded generator so the spiking noise is reproducible."""
+    seeded generator so the agent's noise (if it has any) is reproducible; ``noise=False``
+    switches it off (see :mod:`analysis.agent_protocol`)."""
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     outputs, rates = [], []
     for start in range(0, trials.ob.shape[0], chunk_size):
         ob = trials.ob[start : start + chunk_size].to(device)
-        out, r = model(ob, noise=noise, generator=generator)
+        out, r = run_agent(model, ob, noise=noise, generator=generator)
         outputs.append(out.float().cpu())
         rates.append(r.float().cpu())
     return Simulation(torch.cat(outputs), torch.cat(rates))
