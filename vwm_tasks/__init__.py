@@ -1,8 +1,10 @@
 """vwm_tasks: the delayed multi-item orientation recall task as neurogym/gymnasium environments.
 
-Importing this package registers ``VWMRecall-v0`` and ``VWMRecallCued-v0`` with gymnasium (the
-``gymnasium.envs`` entry point does the same without any import). The package stays light: the
-env classes, which import neurogym, load on first attribute access.
+Importing this package registers ``VWMRecall-v0`` and ``VWMRecallCued-v0`` with gymnasium.
+``gym.make("vwm_tasks:VWMRecall-v0")`` imports it first and works on every gymnasium version;
+plain ``gym.make("VWMRecall-v0")`` works without an import through the ``gymnasium.envs`` entry
+point, which gymnasium loads before 1.0 (neurogym 2.3 requires gymnasium 0.29). The package stays
+light: the env classes, which import neurogym, load on first attribute access.
 """
 
 from __future__ import annotations

@@ -101,6 +101,29 @@ def test_gym_make_without_prior_import():
     assert result.stdout.strip() == "VWMRecall"
 
 
+def test_module_prefixed_id_without_the_plugin_hook():
+    # gymnasium >= 1.0 no longer loads "gymnasium.envs" entry points; "vwm_tasks:VWMRecall-v0"
+    # imports our package first, which registers the ids, on every gymnasium version. The fresh
+    # interpreter hides our entry point from gymnasium, as gymnasium 1.x would ignore it.
+    code = (
+        "import importlib.metadata as md\n"
+        "entry_points = md.entry_points\n"
+        "def without_gym_plugins(**kw):\n"
+        "    return [] if kw.get('group') == 'gymnasium.envs' else entry_points(**kw)\n"
+        "md.entry_points = without_gym_plugins\n"
+        "import sys, gymnasium as gym\n"
+        "from gymnasium.envs.registration import registry\n"
+        "assert 'VWMRecall-v0' not in registry and 'vwm_tasks' not in sys.modules\n"
+        "env = gym.make('vwm_tasks:VWMRecall-v0', max_items=4)\n"
+        "cued = gym.make('vwm_tasks:VWMRecallCued-v0')\n"
+        "print(type(env.unwrapped).__name__, env.unwrapped.max_items, type(cued.unwrapped).__name__)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "VWMRecall 4 VWMRecallCued"
+
+
 def test_import_vwm_tasks_before_gymnasium():
     # The plugin hook is re-entered while gymnasium imports; it must not see a half-built module.
     code = "import vwm_tasks, gymnasium as gym; print(gym.make('VWMRecall-v0').unwrapped.max_items)"
