@@ -1,26 +1,44 @@
-"""Divisive normalisation: sublinear summation of items and flat activity against load
-(original_model.md sections 6.4 and 7.3).
+"""Divisive normalisation: sublinear summation of items, against a linear null, and the load on
+input and rate within one epoch (see docs/model.md, section Divisive normalisation;
+Carandini & Heeger 2012).
 
-1. Sublinear summation: for each trial, the decode-window mean rates with an item in slot 0
-   alone (r1), in slot 1 alone (r2) and in both (r12, same angles) are related by a
-   least-squares fit across neurons, r12 ~ w1 r1 + w2 r2. Weights below 1 (the "DN region"
-   0 <= w1, w2 <= 1) mean each item's response is divided down by the other's presence.
-2. Input against activity: the mean external input B u over the stimulus epoch grows linearly
-   with set size (the encoding scales by K, not by n), while normalisation keeps the mean rate
-   nearly flat.
+1. Summation. For each of ``n_trials`` angle draws, the epoch-mean rates (decode epoch by
+   default) with an item in slot a alone (r1), in slot b alone (r2) and in both (r12, same
+   angles) are compared with the same epoch's response to no item (r0, the baseline, averaged
+   over trials). One least-squares fit across neurons per trial,
+
+       r12 - r0 ~ w1 (r1 - r0) + w2 (r2 - r0),
+
+   gives w1 + w2 = 2 for any linear network (superposition) and < 2 when each item's response
+   is divided down by the other's. The reference's fit on raw rates (r12 ~ w1 r1 + w2 r2) is
+   reported too: it is biased below 2 by any shared baseline, normalisation or not.
+2. The null. The same fits on a linear network of the same size, built here: the model's own
+   linearisation around its baseline (its weights, time constants and baseline, with phi
+   replaced by its slope there), with its epoch means given the model's per-neuron trial-to-trial
+   SD (measured on the baseline trials) so that the fit sees the same noise. Its w1 + w2 is what
+   the analysis gives without normalisation.
+3. Load, within one epoch. For each set size, the stimulus-epoch mean external input B u and the
+   stimulus-epoch mean rate above baseline, for the model and the linear null. Without
+   normalisation the rate follows the input (linearly in the null); normalisation flattens it.
+   The decode-epoch rate is listed apart (there is no input then).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 
-from analysis.neural_trials import forced_trials, simulate
+from analysis.agent_protocol import needs_rate_network, needs_vwm_task
+from analysis.neural_trials import ForcedTrials, forced_trials, simulate
 
-__all__ = ["dn_weights", "DNResult", "run", "plot"]
+__all__ = ["dn_weights", "weight_summary", "LinearNull", "DNResult", "unavailable", "run"]
+
+MAX_NULL_GAIN = 0.9
+"""Largest real part allowed for the eigenvalues of the null's recurrent map diag(g) W_eff
+(stability of the linear null); a larger one is scaled down to it and the scale is reported."""
 
 
 def dn_weights(r1: np.ndarray, r2: np.ndarray, r12: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -43,48 +61,141 @@ def dn_weights(r1: np.ndarray, r2: np.ndarray, r12: np.ndarray) -> tuple[np.ndar
     return (a22 * b1 - a12 * b2) / det, (a11 * b2 - a12 * b1) / det
 
 
+def weight_summary(w1: np.ndarray, w2: np.ndarray) -> dict:
+    """Mean w1, w2, w1 + w2 with the SE of the sum across trials, and the DN-region fraction."""
+    w1, w2 = np.asarray(w1, float), np.asarray(w2, float)
+    ok = np.isfinite(w1) & np.isfinite(w2)
+    w1, w2 = w1[ok], w2[ok]
+    total = w1 + w2
+    in_region = (w1 >= 0) & (w1 <= 1) & (w2 >= 0) & (w2 <= 1)
+    return {
+        "w1": w1.tolist(),
+        "w2": w2.tolist(),
+        "w1_mean": float(w1.mean()) if w1.size else None,
+        "w2_mean": float(w2.mean()) if w2.size else None,
+        "w_sum_mean": float(total.mean()) if total.size else None,
+        "w_sum_se": float(total.std(ddof=1) / np.sqrt(total.size)) if total.size > 1 else None,
+        "fraction_in_dn_region": float(in_region.mean()) if w1.size else None,
+        "n_singular": int((~ok).sum()),
+    }
+
+
+@dataclass
+class LinearNull:
+    """The linearised network: rates r0 + d with d <- d + leak (-d + g (W_eff d + B u))."""
+
+    baseline: Tensor
+    """(N,) r0, the model's baseline rates in the fitted epoch."""
+    gain: Tensor
+    """(N,) g = phi'(W_eff r0), the slope of phi at the baseline."""
+    recurrent: Tensor
+    """(N, N) diag(g) W_eff, scaled by ``scale``."""
+    input_weights: Tensor
+    leak: Tensor
+    scale: float
+    """factor applied to diag(g) W_eff for stability (1: none)."""
+
+    @classmethod
+    def of(cls, model: torch.nn.Module, baseline: np.ndarray) -> LinearNull:
+        dtype = torch.float64
+        with torch.no_grad():
+            w_eff = model.W_eff.detach().to("cpu", dtype)
+            r0 = torch.as_tensor(baseline, dtype=dtype)
+        pre = (w_eff @ r0).requires_grad_(True)
+        with torch.enable_grad():
+            phi = model.phi(pre.to(next(model.parameters()).device, torch.float32))
+            (gain,) = torch.autograd.grad(phi.sum(), pre)
+        gain = gain.detach()
+        recurrent = gain[:, None] * w_eff
+        abscissa = float(torch.linalg.eigvals(recurrent).real.max())
+        scale = 1.0 if abscissa < MAX_NULL_GAIN else MAX_NULL_GAIN / abscissa
+        return cls(r0, gain, recurrent * scale, model.input_weights.detach().to("cpu", dtype),
+                   model.leak.detach().to("cpu", dtype), scale)
+
+    def rates(self, ob: Tensor) -> np.ndarray:
+        """Noise-free rates (B, T, N) for inputs ``ob (B, T, n_in)``."""
+        ob = ob.to(torch.float64)
+        drive = self.gain * (ob @ self.input_weights.T)
+        d = torch.zeros(ob.shape[0], self.baseline.shape[0], dtype=torch.float64)
+        out = []
+        for t in range(ob.shape[1]):
+            d = d + self.leak * (-d + d @ self.recurrent.T + drive[:, t])
+            out.append(d)
+        return (torch.stack(out, 1) + self.baseline).numpy()
+
+
 @dataclass
 class DNResult:
-    """Summation weights per trial, and mean input and rate per set size."""
+    """Summation weights (model and linear null; raw and baseline-subtracted) and the load."""
 
-    w1: np.ndarray
-    w2: np.ndarray
+    epoch: str
+    n_trials: int
+    model: dict
+    """{"raw": weight_summary, "baseline_subtracted": weight_summary}."""
+    null: dict
+    """The same for the linear null."""
+    null_scale: float
     set_sizes: list[int]
     mean_input: list[float]
-    """mean over neurons, trials and stimulus steps of B u (the drive before phi)."""
-    mean_rate_stimulus: list[float]
-    mean_rate_decode: list[float]
-    n_trials: int
-    slopes: dict[str, float] = field(default_factory=dict)
+    """Stimulus epoch, mean over neurons and trials of B u."""
+    rate_stimulus: list[float]
+    """Stimulus epoch, mean rate above the no-item baseline (model)."""
+    null_rate_stimulus: list[float]
+    """The same for the linear null."""
+    rate_decode: list[float]
+    """Decode epoch, mean rate (no input then; listed apart)."""
+    baseline_rate: dict[str, float] = field(default_factory=dict)
+    noise_sd: float = 0.0
+    """Mean over neurons of the trial-to-trial SD given to the null's epoch means."""
+
+    @property
+    def w1(self) -> np.ndarray:
+        return np.asarray(self.model["baseline_subtracted"]["w1"])
+
+    @property
+    def w2(self) -> np.ndarray:
+        return np.asarray(self.model["baseline_subtracted"]["w2"])
 
     def to_dict(self) -> dict:
-        ok = np.isfinite(self.w1) & np.isfinite(self.w2)
-        w1, w2 = self.w1[ok], self.w2[ok]
-        in_region = (w1 >= 0) & (w1 <= 1) & (w2 >= 0) & (w2 <= 1)
+        def growth(values: list[float]) -> list[float | None]:
+            first = values[0] if values else 0.0
+            return [v / first if first else None for v in values]
+
         return {
             "n_trials": self.n_trials,
+            "epoch": self.epoch,
             "summation": {
-                "w1": [float(v) for v in w1],
-                "w2": [float(v) for v in w2],
-                "w1_mean": float(w1.mean()) if w1.size else None,
-                "w2_mean": float(w2.mean()) if w2.size else None,
-                "w_sum_mean": float((w1 + w2).mean()) if w1.size else None,
-                "w_sum_se": float((w1 + w2).std(ddof=1) / np.sqrt(w1.size)) if w1.size > 1 else None,
-                "fraction_in_dn_region": float(in_region.mean()) if w1.size else None,
-                "n_singular": int((~ok).sum()),
+                "fit": "r12 - r0 ~ w1 (r1 - r0) + w2 (r2 - r0) across neurons, one fit per trial",
+                "model": self.model,
+                "linear_null": self.null,
+                "linear_null_recurrence_scale": self.null_scale,
+                "noise_sd_given_to_null": self.noise_sd,
+                "baseline_rate": self.baseline_rate,
             },
             "load": {
+                "epoch": "stimulus",
                 "set_sizes": self.set_sizes,
                 "mean_input": self.mean_input,
-                "mean_rate_stimulus": self.mean_rate_stimulus,
-                "mean_rate_decode": self.mean_rate_decode,
-                "slope_per_item": self.slopes,
+                "rate_above_baseline": self.rate_stimulus,
+                "null_rate_above_baseline": self.null_rate_stimulus,
+                "growth_relative_to_set_size_1": {
+                    "input": growth(self.mean_input),
+                    "rate": growth(self.rate_stimulus),
+                    "null_rate": growth(self.null_rate_stimulus),
+                },
+                "rate_decode_epoch": self.rate_decode,
             },
         }
 
 
-def _slope(x, y) -> float:
-    return float(np.polyfit(np.asarray(x, float), np.asarray(y, float), 1)[0]) if len(x) > 1 else float("nan")
+def unavailable(model: torch.nn.Module, env) -> str | None:
+    return needs_vwm_task("dn", env, min_items=2) or needs_rate_network("dn", model)
+
+
+def _trials(env, theta: np.ndarray, present: list[int], rng) -> ForcedTrials:
+    presence = np.zeros(theta.shape, bool)
+    presence[:, present] = True
+    return forced_trials(env, theta, presence, rng=rng)
 
 
 @torch.no_grad()
@@ -96,12 +207,11 @@ def run(
     seed: int = 0,
     set_sizes: list[int] | None = None,
     slots: tuple[int, int] = (0, 1),
+    epoch: str = "decode",
 ) -> DNResult:
-    """Summation weights over ``n_trials`` angle draws, and input/rate for each set size.
-
-    Input (ILC) noise is the env's, drawn separately in each condition as in the reference;
-    spiking noise is on.
-    """
+    """Summation weights over ``n_trials`` angle draws in ``epoch`` (model and linear null), and
+    stimulus-epoch input and rate per set size. Input (ILC) noise is the env's, drawn separately
+    in each condition as in the reference; the model's spiking noise is on."""
     task = env.unwrapped
     k = int(task.max_items)
     if k < 2:
@@ -112,41 +222,64 @@ def run(
     sizes = list(range(1, k + 1)) if set_sizes is None else [int(n) for n in set_sizes]
     if not sizes or any(n < 1 or n > k for n in sizes):
         raise ValueError(f"set_sizes must be integers in [1, {k}], got {set_sizes!r}")
+    if n_trials < 2:
+        raise ValueError(f"n_trials must be >= 2, got {n_trials}")
     rng = np.random.default_rng(seed)
-
     theta = rng.uniform(-np.pi, np.pi, (n_trials, k))
-    means = []
-    for present in ([a], [b], [a, b]):
-        presence = np.zeros((n_trials, k), bool)
-        presence[:, present] = True
-        trials = forced_trials(env, theta, presence, rng=rng)
-        rates = simulate(model, trials, noise=True, seed=seed + len(means)).rates.double().numpy()
-        means.append(trials.epoch_mean(rates, "decode"))
-    w1, w2 = dn_weights(*means)
 
-    mean_input, rate_stim, rate_decode = [], [], []
+    responses, null_responses, trials_by_condition = [], [], []
+    for i, present in enumerate(([], [a], [b], [a, b])):
+        trials = _trials(env, theta, present, rng)
+        rates = simulate(model, trials, noise=True, seed=seed + i).rates.double().numpy()
+        responses.append(trials.epoch_mean(rates, epoch))
+        trials_by_condition.append(trials)
+        if i == 0:
+            baseline_trials = rates
+            null = LinearNull.of(model, trials.epoch_mean(rates, epoch).mean(0))
+            noise_sd = trials.epoch_mean(rates, epoch).std(0, ddof=1)
+        null_responses.append(trials.epoch_mean(null.rates(trials.ob), epoch)
+                              + noise_sd * rng.standard_normal((n_trials, noise_sd.size)))
+    r0, r1, r2, r12 = responses
+    n0, n1, n2, n12 = null_responses
+    base, null_base = r0.mean(0), n0.mean(0)
+    model_fits = {
+        "raw": weight_summary(*dn_weights(r1, r2, r12)),
+        "baseline_subtracted": weight_summary(*dn_weights(r1 - base, r2 - base, r12 - base)),
+    }
+    null_fits = {
+        "raw": weight_summary(*dn_weights(n1, n2, n12)),
+        "baseline_subtracted": weight_summary(
+            *dn_weights(n1 - null_base, n2 - null_base, n12 - null_base)),
+    }
+
+    stim_baseline = trials_by_condition[0].epoch_mean(baseline_trials, "stimulus").mean()
+    null_stim_baseline = float(null.baseline.mean())
     weights = model.input_weights.detach().double().cpu().numpy()
+    mean_input, rate_stim, null_stim, rate_decode = [], [], [], []
     for n in sizes:
-        theta = rng.uniform(-np.pi, np.pi, (n_trials, k))
+        theta_n = rng.uniform(-np.pi, np.pi, (n_trials, k))
         order = np.argsort(rng.random((n_trials, k)), axis=1)
         presence = np.zeros((n_trials, k), bool)
         np.put_along_axis(presence, order[:, :n], True, axis=1)
-        trials = forced_trials(env, theta, presence, rng=rng)
+        trials = forced_trials(env, theta_n, presence, rng=rng)
         rates = simulate(model, trials, noise=True, seed=seed + 10 + n).rates.double().numpy()
         drive = trials.ob.double().numpy() @ weights.T
         mean_input.append(float(trials.epoch_mean(drive, "stimulus").mean()))
-        rate_stim.append(float(trials.epoch_mean(rates, "stimulus").mean()))
+        rate_stim.append(float(trials.epoch_mean(rates, "stimulus").mean() - stim_baseline))
+        null_stim.append(float(trials.epoch_mean(null.rates(trials.ob), "stimulus").mean()
+                               - null_stim_baseline))
         rate_decode.append(float(trials.epoch_mean(rates, "decode").mean()))
-    slopes = {
-        "mean_input": _slope(sizes, mean_input),
-        "mean_rate_stimulus": _slope(sizes, rate_stim),
-        "mean_rate_decode": _slope(sizes, rate_decode),
-    }
-    return DNResult(w1, w2, sizes, mean_input, rate_stim, rate_decode, n_trials, slopes)
-
-
-def plot(result: DNResult, out_dir: Path) -> list[Path]:
-    """The (w1, w2) scatter over the DN region, and mean input and rate against set size."""
-    from analysis.plotting_neural import plot_dn
-
-    return plot_dn(result, Path(out_dir))
+    return DNResult(
+        epoch=epoch,
+        n_trials=n_trials,
+        model=model_fits,
+        null=null_fits,
+        null_scale=null.scale,
+        set_sizes=sizes,
+        mean_input=mean_input,
+        rate_stimulus=rate_stim,
+        null_rate_stimulus=null_stim,
+        rate_decode=rate_decode,
+        baseline_rate={epoch: float(base.mean()), "stimulus": float(stim_baseline)},
+        noise_sd=float(noise_sd.mean()),
+    )
