@@ -1,7 +1,12 @@
 """Command line: ``python -m vwm_agents.train [--config PATH] [--out DIR] [--resume] ...``.
 
-Exit codes: 0 done; 1 training diverged; 2 bad config, run directory or checkpoint (one line on
-stderr, nothing written for a bad config); 130 interrupted with Ctrl-C (checkpoint saved).
+Without ``--config`` the run is the shipped ``configs/default.yaml`` (a CPU-sized model); keys a
+config file leaves out take the reference model's values (``configs/original.yaml`` lists them).
+The options ``--out``, ``--device``, ``--num-models`` and ``--no-progress`` set typed values
+(``--out 2024`` is the directory ``2024``); ``--set`` values are parsed as YAML.
+
+Exit codes: 0 done; 1 training diverged; 2 bad command line, config, run directory or checkpoint
+(one line on stderr, nothing written); 130 interrupted with Ctrl-C (checkpoint saved).
 """
 
 from __future__ import annotations
@@ -9,25 +14,37 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 __all__ = ["main", "build_parser"]
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit 2), like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="python -m vwm_agents.train",
-        description="Train an agent on a task; writes runs/<name>/ (config, history, "
+        description="Train an agent on a task; writes <out>/<name>/ (config, history, "
         "checkpoints, metrics.json, training_history.png).",
+        epilog="Defaults: without --config the run is the shipped configs/default.yaml, sized for "
+        "a CPU. Keys a config file leaves out take the reference model's values (the schema's "
+        "defaults; configs/original.yaml lists them all), whichever file it is.",
     )
     parser.add_argument("--config", metavar="PATH",
                         help="YAML/JSON config, ours or the original four-section format "
-                        "(default: the embedded configs/default.yaml)")
-    parser.add_argument("--out", metavar="DIR", help="directory for run directories "
-                        "(default: logging.out_dir, 'runs')")
+                        "(default: the shipped configs/default.yaml)")
+    parser.add_argument("--out", metavar="DIR", help="directory for run directories, taken as "
+                        "written (default: logging.out_dir, 'runs')")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run exactly from its checkpoints/latest.pt")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"),
-                        help="default: training.device (auto: cuda if available, else cpu)")
+    parser.add_argument("--device", metavar="DEVICE",
+                        help="auto, cpu, cuda or cuda:<index> (default: training.device; auto: "
+                        "cuda if available, else cpu)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="SECTION.KEY=VALUE",
                         help="override a config value (YAML-parsed); repeatable, "
@@ -45,30 +62,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     from vwm_agents.run import RunDirError
     from vwm_agents.trainer import TrainingDiverged, TrainingInterrupted, train
 
-    args = build_parser().parse_args(argv)
-    overrides = list(args.overrides)
-    if args.out is not None:
-        overrides.append(f"logging.out_dir={args.out}")
-    if args.device is not None:
-        overrides.append(f"training.device={args.device}")
-    if args.num_models is not None:
-        overrides.append(f"training.num_models={args.num_models}")
-    if args.no_progress:
-        overrides.append("logging.progress=false")
     try:
-        config = load_config(args.config, overrides)
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, already reported)
+        return int(exc.code or 0)
+    # Typed values, set after loading: pasting them into "key=value" strings would let YAML
+    # reinterpret them ("2024" -> int, "runs #1" -> "runs").
+    options = {
+        "logging.out_dir": ("--out", args.out),
+        "training.device": ("--device", args.device),
+        "training.num_models": ("--num-models", args.num_models),
+        "logging.progress": ("--no-progress", False if args.no_progress else None),
+    }
+    config = None
+    try:
+        config = load_config(args.config, args.overrides)
+        for key, (option, value) in options.items():
+            if value is not None:
+                config = config.with_value(key, value, written_as=option)
         run_dir = train(config, resume=args.resume)
-    except (ConfigError, RunDirError, CheckpointError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except ConfigError as exc:
+        return _fail(config.user_error(exc) if config is not None else exc, 2)
+    except (RunDirError, CheckpointError) as exc:
+        return _fail(exc, 2)
     except TrainingDiverged as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return _fail(exc, 1)
     except TrainingInterrupted as exc:
         print(str(exc), file=sys.stderr)
         return 130
     print(run_dir)
     return 0
+
+
+def _fail(exc: Exception, code: int) -> int:
+    print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -44,13 +44,8 @@ def resolve_agent(name: str) -> type[nn.Module]:
 def build_agent(name: str, n_inputs: int, n_outputs: int, **kwargs) -> nn.Module:
     """Construct agent ``name`` for a task with ``n_inputs`` channels and ``n_outputs`` outputs.
 
-    Unknown keyword arguments fail with a one-line ValueError listing the allowed ones.
+    The kwargs are not checked here: a config's agent kwargs are checked once, when the config
+    is validated (:meth:`vwm_agents.config.AgentConfig.check`), and the agent judges its values.
+    Called directly, an unknown keyword fails as any Python call does (TypeError).
     """
-    cls = resolve_agent(name)
-    parameters = inspect.signature(cls.__init__).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    allowed = [p for p in parameters if p not in ("self", "n_inputs", "n_outputs")]
-    unknown = sorted(set(kwargs) - set(allowed))
-    if unknown and not takes_any:
-        raise ValueError(f"agent {name!r} got unknown argument(s) {unknown}; allowed: {allowed}")
-    return cls(n_inputs, n_outputs, **kwargs)
+    return resolve_agent(name)(n_inputs, n_outputs, **kwargs)

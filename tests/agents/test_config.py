@@ -17,9 +17,9 @@ from vwm_agents.config import (
     to_original,
 )
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
-# original_model.md section 8, verbatim (the README-era default config.yaml).
+# The original code's README-era default config.yaml, verbatim (see docs/model.md, section Training).
 ORIGINAL_YAML = """
 model_params:
   max_item_num: 10
@@ -91,7 +91,7 @@ def test_error_defs_agree_with_losses():
 def test_default_config_loads_and_round_trips():
     config = load_config()
     assert config.task.id == "VWMRecall-v0" and config.agent.name == "dale_rnn"
-    assert config.training.grad_clip is not None  # the CPU default clips (training_notes.md)
+    assert config.training.grad_clip is not None  # the CPU default clips (docs/model.md, What is ours)
     again = Config.from_dict(config.to_dict())
     assert again == config
     assert Config.from_dict(yaml.safe_load(config.to_yaml())) == config
@@ -104,6 +104,35 @@ def test_empty_sections_take_reference_defaults():
     assert (t.batch_size, t.num_iterations, t.error_def, t.grad_clip) == (512, 50_000, "rad", None)
     assert (t.lambda_err, t.lambda_reg) == (1.0, 1e-5)
     assert config.logging.period == 50
+    assert config.logging.tensorboard is False
+
+
+def test_one_default_the_reference_and_the_shipped_default_file_is_a_config_file():
+    """The schema's defaults are the reference model, which configs/original.yaml spells out;
+    load_config() without a path is configs/default.yaml read like any other file."""
+    import inspect
+
+    import gymnasium as gym
+
+    empty = Config.from_dict({})
+    reference = load_config(CONFIGS / "original.yaml")
+    for section in ("training", "logging", "analysis"):
+        assert getattr(empty, section) == getattr(reference, section), section
+    assert (empty.task.id, empty.agent.name) == (reference.task.id, reference.agent.name)
+    # task and agent kwargs left out take the env's / agent's defaults: the reference's too
+    agent_defaults = inspect.signature(empty.agent_class().__init__).parameters
+    for key, value in reference.agent.kwargs.items():
+        assert agent_defaults[key].default == value, key
+    env = gym.make(reference.task.id, disable_env_checker=True).unwrapped
+    for key, value in reference.task.kwargs.items():
+        if key == "input_encoding":
+            continue
+        assert list(getattr(env, key)) == value if key == "set_sizes" else getattr(env, key) == value, key
+    # the command line's default is the shipped file, layered on the same defaults
+    assert load_config() == load_config(CONFIGS / "default.yaml")
+    shipped = yaml.safe_load((CONFIGS / "default.yaml").read_text())
+    assert load_config().training.num_iterations == shipped["training"]["num_iterations"]
+    assert load_config().training.lr_factor == empty.training.lr_factor  # a key it leaves out
 
 
 def test_json_and_overrides(tmp_path):
@@ -294,7 +323,8 @@ def test_original_latest_version_keys():
     [
         ("model_params", "num_neuron", 3,
          "model_params.num_neuron: unknown key of the original format; allowed: max_item_num,"),
-        ("training_params", "eta", -0.1, "training.learning_rate: must be a positive number"),
+        ("training_params", "eta", -0.1,
+         "training_params.eta (training.learning_rate): must be a positive number"),
         ("training_params", "train_rnn", "yes", "training_params.train_rnn: must be true or false"),
         ("training_params", "multi_stage_training", {"stages": 2},
          "training_params.multi_stage_training: must be a mapping with the single key num_stage"),
@@ -320,3 +350,108 @@ def test_original_unknown_section_and_overrides(tmp_path):
     data.pop("extra_params")
     config = load_config(write(tmp_path, data), ["training.seed=7", "agent.n_neurons=64"])
     assert config.training.seed == 7 and config.agent.kwargs["n_neurons"] == 64
+
+
+# -- item-by-item behaviour of a validated config ------------------------------------------------
+
+
+def test_config_is_immutable_and_with_value_checks_one_value():
+    import dataclasses
+
+    config = load_config()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.training.seed = 3  # type: ignore[misc]
+    changed = config.with_value("training.seed", 3)
+    assert changed.training.seed == 3 and config.training.seed == 0
+    assert changed.training.num_iterations == config.training.num_iterations
+    assert changed.task is config.task  # untouched sections are shared, not rebuilt
+    assert config.with_value("logging.out_dir", "2024").logging.out_dir == "2024"
+    assert config.with_value("logging.out_dir", "runs #1").logging.out_dir == "runs #1"
+    assert config.with_value("task.timing.delay", 300).task.kwargs["timing"] == {"delay": 300}
+    assert config.with_value("analysis.fixed_points.max_iters", 5).analysis.fixed_points.max_iters == 5
+    assert config.with_values({"training.seed": 4, "training.num_models": 1}).training.seed == 4
+    with pytest.raises(ConfigError, match=r"^agent\.n_neurons: unknown argument of gru"):
+        config.with_value("agent.name", "gru")  # re-checks the kwargs against the new class
+    for key, value, message in [
+        ("training.seed", -1, "training.seed: must be an integer >= 0, got -1"),
+        ("training.sed", 1, "training.sed: unknown key; allowed: seed,"),
+        ("logging.run_name", "../up", "logging.run_name: must be a relative name"),
+        ("agent.neurons", 3, "agent.neurons: unknown argument of dale_rnn"),
+        ("agent.n_neurons", "many", "agent.n_neurons: must be an integer, got 'many'"),
+        ("training.seed.x", 1, "training.seed: is not a mapping"),
+        ("seed", 1, "seed: must be a dotted key"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            config.with_value(key, value)
+        assert str(info.value).startswith(message), str(info.value)
+    with pytest.raises(ConfigError, match=r"^--out \(logging\.out_dir\): must be a non-empty string"):
+        config.with_value("logging.out_dir", "", written_as="--out")
+
+
+def test_task_id_with_module_prefix():
+    config = Config.from_dict({"task": {"id": "vwm_tasks:VWMRecall-v0", "max_items": 3}})
+    assert config.task.id == "vwm_tasks:VWMRecall-v0"
+    with pytest.raises(ConfigError, match=r"^task\.items: unknown argument"):
+        Config.from_dict({"task": {"id": "vwm_tasks:VWMRecall-v0", "items": 3}})
+    with pytest.raises(ConfigError, match=r"^task\.id: cannot import 'no_such_pkg'"):
+        Config.from_dict({"task": {"id": "no_such_pkg:VWMRecall-v0"}})
+
+
+def test_agent_import_path_error_says_why():
+    with pytest.raises(ConfigError, match=r"^agent\.name: unknown agent 'no_such_pkg:Agent' \(.*could not"):
+        Config.from_dict({"agent": {"name": "no_such_pkg:Agent"}})
+
+
+# Issue 11 item 8: an original-format file's bad value is named as the user wrote it, whether
+# the schema finds it (at load) or the env / the agent (when the run is built).
+ORIGINAL_BAD = [
+    ("model_params", "num_neurons", "many", "model_params.num_neurons (agent.n_neurons): must be an integer"),
+    ("model_params", "num_neurons", -5, "model_params.num_neurons (agent.n_neurons): "),
+    ("model_params", "item_num", [1, 2, 11], "model_params.item_num (task.set_sizes): "),
+    ("training_params", "eta", -1, "training_params.eta (training.learning_rate): must be a positive"),
+    ("training_params", "num_trials", 0,
+     "training_params.num_trials (training.batch_size): must be an integer >= 1, got 0"),
+    ("model_params", "T_stimi", 0, "model_params.T_stimi (task.timing): "),
+    ("model_params", "tau_min", 1, "model_params.dt (agent.dt): dt / tau_min must be <= 1"),
+    ("model_and_logging_params", "rnn_name", "../x", "model_and_logging_params.rnn_name (logging.run_name)"),
+    ("fpf_params", "fpf_hps", {"max_iters": 0},
+     "fpf_params.fpf_hps.max_iters (analysis.fixed_points.max_iters): must be an integer >= 1"),
+    ("training_params", "multi_stage_training", {"num_stage": 0},
+     "training_params.multi_stage_training.num_stage (training.noise_stages): must be an integer >= 1"),
+]
+
+
+def _load_and_build(path):
+    """What the command line does: load, then build env and model; errors as the user wrote them."""
+    from vwm_agents.run import build_model, make_env
+
+    config = load_config(path)
+    try:
+        build_model(config, make_env(config))
+    except ConfigError as exc:
+        raise config.user_error(exc) from None
+    return config
+
+
+@pytest.mark.parametrize(("section", "key", "value", "message"), ORIGINAL_BAD,
+                         ids=[f"{k}={v}" for _, k, v, _ in ORIGINAL_BAD])
+def test_original_format_error_names_the_key_as_written(tmp_path, section, key, value, message):
+    data = yaml.safe_load(ORIGINAL_YAML)
+    data["model_params"].update(num_neurons=8)  # small, so that building is quick
+    data[section][key] = value
+    with pytest.raises(ConfigError) as info:
+        _load_and_build(write(tmp_path, data))
+    text = str(info.value)
+    assert text.startswith(message), text
+    assert "\n" not in text
+
+
+def test_override_of_an_original_key_is_named_as_overridden(tmp_path):
+    data = yaml.safe_load(ORIGINAL_YAML)
+    with pytest.raises(ConfigError, match=r"^agent\.n_neurons: must be an integer"):
+        load_config(write(tmp_path, data), ["agent.n_neurons=many"])
+    config = load_config(write(tmp_path, data), ["agent.n_neurons=8"])
+    assert config.origin["agent.tau_min"] == "model_params.tau_min"
+    assert "agent.n_neurons" not in config.origin
+    # the origin is not part of the value
+    assert config == Config.from_dict(config.to_dict())

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 import yaml
 
 from vwm_agents.train import main
@@ -37,8 +38,9 @@ def test_train_resume_and_refuse_overwrite(tmp_path, capsys):
 
     more = [*TINY_SET, "--set", "training.num_iterations=6"]
     assert main(["--out", str(out), "--device", "cpu", "--no-progress", "--resume", *more]) == 0
-    history = yaml.safe_load((run_dir / "history.yaml").read_text())
-    assert [r["iteration"] for r in history] == [2, 4, 6]
+    from vwm_agents.rundir import read_history
+
+    assert [r["iteration"] for r in read_history(run_dir)] == [2, 4, 6]
 
 
 @pytest.mark.parametrize(
@@ -47,7 +49,12 @@ def test_train_resume_and_refuse_overwrite(tmp_path, capsys):
         (["--set", "training.learning_rate=-1"],
          "error: training.learning_rate: must be a positive number, got -1"),
         (["--set", "agent.neurons=3"], "error: agent.neurons: unknown argument of dale_rnn; allowed:"),
-        (["--num-models", "0"], "error: training.num_models: "),
+        (["--num-models", "0"], "error: --num-models (training.num_models): must be an integer >= 1"),
+        (["--num-models", "two"], "error: argument --num-models: invalid int value: 'two'"),
+        (["--device", "tpu"],
+         "error: --device (training.device): must be one of auto, cpu, cuda, cuda:<index>, got 'tpu'"),
+        (["--out", ""], "error: --out (logging.out_dir): must be a non-empty string, got ''"),
+        (["--bogus"], "error: unrecognized arguments: --bogus"),
         (["--set", "task.timing={stimulus: 0}"], "error: task.timing: "),
         (["--config", "missing.yaml"], "error: config: cannot read missing.yaml"),
         (["--resume"], "error: "),
@@ -88,3 +95,30 @@ def test_module_entry_point_exit_code(tmp_path):
     assert result.returncode == 2
     assert result.stderr == "error: training.batch_size: must be an integer >= 1, got 'zero'\n"
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("out", ["runs #1", "2024"])
+def test_out_is_taken_as_written(tmp_path, monkeypatch, capsys, out):
+    """Issue 11 item 10: --out is a typed value, not YAML ("runs #1" is not "runs", 2024 a name)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["--out", out, "--device", "cpu", "--no-progress", *TINY_SET]) == 0
+    run_dir = tmp_path / out / "cli_n8item2PI1gamma0.05rad"
+    assert (run_dir / "metrics.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out]  # nothing in runs/ or elsewhere
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["logging"]["out_dir"] == out
+
+
+@pytest.mark.skipif(torch.cuda.device_count() > 1, reason="cuda:1 exists here")
+def test_device_index_is_accepted_and_a_missing_device_is_one_line(tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert main(["--out", str(out), "--device", "cuda:1", "--no-progress", *TINY_SET]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --device (training.device): cuda:1 requested but "), err
+    assert err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_help_names_the_defaults(capsys):
+    assert main(["--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "configs/default.yaml" in text and "reference model's values" in text

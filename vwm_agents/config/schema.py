@@ -1,0 +1,471 @@
+"""The schema: five sections, each key with its type, range, default and meaning.
+
+A configuration has five sections::
+
+    task:      {id: VWMRecall-v0, <env kwargs, flat>}        -> gym.make(id, **kwargs)
+    agent:     {name: dale_rnn, <agent kwargs, flat>}        -> build_agent(name, n_in, n_out, **kwargs)
+    training:  seed, num_iterations, batch_size, learning_rate, ...   (TrainingConfig)
+    logging:   run_name, out_dir, period, progress, tensorboard       (LoggingConfig)
+    analysis:  trials, only, human_data, fixed_points                 (AnalysisConfig)
+
+**Defaults.** A key left out takes the reference model's value: the schema defaults below are
+the reference's (``configs/original.yaml`` lists them all), and env and agent kwargs left out take
+the env's / agent's own defaults, which are the reference's too. So ``Config.from_dict({})`` is
+the reference model at full scale (50,000 iterations of 512 trials, hours on a GPU). The command
+line without ``--config`` reads ``configs/default.yaml`` (:func:`vwm_agents.config.load_config`
+with no path), an ordinary config file that overrides a few keys for a CPU-sized run; it is
+not a second set of defaults, and a config file of your own starts from the reference as well.
+
+**Validation happens once**, in :meth:`Config.from_dict`: unknown keys, wrong types and
+out-of-range values raise :class:`ConfigError` with one line naming the key. Agent and env kwargs
+are checked against the constructor they go to (names, and types where annotated); their values
+are judged by the agent and the env themselves when the run is built. A validated Config is
+immutable: change a value with :meth:`Config.with_value`, which checks that one value only.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vwm_agents.config.kwargs import check_kwargs, resolve_env_class
+from vwm_agents.config.original import is_original_format, map_original
+from vwm_agents.config.specs import ConfigError, Spec, bad_value, show
+
+__all__ = [
+    "ERROR_DEFS",
+    "COMPILE_MODES",
+    "SECTIONS",
+    "Config",
+    "TaskConfig",
+    "AgentConfig",
+    "TrainingConfig",
+    "LoggingConfig",
+    "AnalysisConfig",
+    "FixedPointConfig",
+]
+
+# The names the schema accepts; vwm_agents.losses and vwm_agents.accel import them from here
+# (the schema does not import torch).
+ERROR_DEFS: tuple[str, ...] = ("l2", "sqrtl2", "rad", "exp", "norml2")
+COMPILE_MODES: tuple[str, ...] = ("auto", "off", "graph", "inductor")
+SECTIONS: tuple[str, ...] = ("task", "agent", "training", "logging", "analysis")
+
+
+def _spec(default: Any, spec: Spec, doc: str) -> Any:
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata={"spec": spec, "doc": doc})
+    return field(default=default, metadata={"spec": spec, "doc": doc})
+
+
+_POS_INT = Spec("int", low=1)
+_NONNEG_INT = Spec("int", low=0)
+_POS_FLOAT = Spec("float", low=0, low_open=True)
+_NONNEG_FLOAT = Spec("float", low=0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Fixed-schema sections
+
+
+class _Section:
+    """Shared behaviour of the fixed-schema sections (frozen dataclasses whose fields carry a Spec)."""
+
+    @classmethod
+    def from_dict(cls, data: Any, section: str):
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{section}: must be a mapping of keys to values, got {show(data)}")
+        values = {key: cls._check_value(section, key, value) for key, value in data.items()}
+        section_obj = cls(**values)
+        section_obj._check_consistency(section)
+        return section_obj
+
+    @classmethod
+    def _check_value(cls, section: str, key: Any, value: Any) -> Any:
+        known = {f.name: f for f in fields(cls)}
+        if key not in known:
+            raise ConfigError(f"{section}.{key}: unknown key; allowed: {', '.join(known)}")
+        spec = known[key].metadata.get("spec")
+        if spec is not None:
+            return spec.check(f"{section}.{key}", value)
+        return known[key].metadata["section"].from_dict(value, f"{section}.{key}")
+
+    def _with(self, section: str, path: list[str], value: Any):
+        """A copy with the key at ``path`` set to ``value`` (checked)."""
+        known = [f.name for f in fields(self)]
+        if path[0] not in known:
+            raise ConfigError(f"{section}.{path[0]}: unknown key; allowed: {', '.join(known)}")
+        if len(path) > 1:
+            child = getattr(self, path[0])
+            if not isinstance(child, _Section):
+                raise ConfigError(
+                    f"{section}.{path[0]}: is not a mapping, cannot set {section}.{'.'.join(path)}"
+                )
+            value = child._with(f"{section}.{path[0]}", path[1:], value)
+        else:
+            value = self._check_value(section, path[0], value)
+        new = replace(self, **{path[0]: value})
+        new._check_consistency(section)
+        return new
+
+    def _check_consistency(self, section: str) -> None:
+        """Cross-key checks; overridden where needed."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value.to_dict() if isinstance(value, _Section) else copy.deepcopy(value)
+        return out
+
+
+@dataclass(frozen=True)
+class TrainingConfig(_Section):
+    """The ``training`` section (defaults: the reference model, see docs/model.md, section Training)."""
+
+    seed: int = _spec(0, _NONNEG_INT, "seed of the data, noise and initial weights")
+    num_iterations: int = _spec(50_000, _POS_INT, "optimiser steps")
+    batch_size: int = _spec(512, _POS_INT, "fresh trials per iteration (reference: num_trials)")
+    balance_set_sizes: bool = _spec(True, Spec("bool"), "split the batch evenly over set sizes")
+    learning_rate: float = _spec(1e-4, _POS_FLOAT, "Adam step size (reference: eta)")
+    lr_factor: float = _spec(
+        0.5, Spec("float", low=0, low_open=True, high=1, high_open=True), "ReduceLROnPlateau factor"
+    )
+    lr_patience: int = _spec(400, _NONNEG_INT, "ReduceLROnPlateau patience (iterations)")
+    early_stop_patience: int | None = _spec(
+        600, Spec("int", low=1, nullable=True), "iterations without a lower loss; null: never stop"
+    )
+    error_def: str = _spec("rad", Spec("choice", choices=ERROR_DEFS), "VWM error definition")
+    lambda_err: float = _spec(1.0, _NONNEG_FLOAT, "weight of the task error")
+    lambda_reg: float = _spec(1e-5, _NONNEG_FLOAT, "weight of the L1 rate penalty (per Hz)")
+    grad_clip: float | None = _spec(
+        None, Spec("float", low=0, low_open=True, nullable=True),
+        "max gradient norm; null: off (the reference has no clipping)",
+    )
+    noise_stages: int = _spec(
+        1, _POS_INT,
+        "noise curriculum stages, log-spaced from 0.001 to agent.spike_noise_factor (1: the final "
+        "noise throughout). A stage ends when the learning rate would drop or early stopping would "
+        "fire; that rule is our choice, the reference's is not known (see docs/model.md, section "
+        "What is ours)",
+    )
+    eval_batch_size: int = _spec(512, _POS_INT, "trials in the fixed held-out batch")
+    checkpoint_period: int | None = _spec(
+        None, Spec("int", low=1, nullable=True), "iterations between checkpoints; null: logging.period"
+    )
+    device: str = _spec(
+        "auto", Spec("device"),
+        "auto: cuda if available, else cpu; cuda:<index> must exist when the run starts",
+    )
+    compile: str = _spec(
+        "auto", Spec("choice", choices=COMPILE_MODES),
+        "auto: graph on cuda, off on cpu; graph/inductor without CUDA run eagerly (warning)",
+    )
+    num_models: int = _spec(
+        1, _POS_INT, "models trained side by side in one stacked pass, seeds seed, seed+1, ...; "
+        "each in runs/<name>/seed_<s>/",
+    )
+    threads: int | None = _spec(
+        None, Spec("int", low=1, nullable=True), "torch CPU threads; null: torch's default"
+    )
+
+
+@dataclass(frozen=True)
+class LoggingConfig(_Section):
+    """The ``logging`` section."""
+
+    run_name: str = _spec("EasyTask1", Spec("str"), "prefix of the run directory name (rnn_name)")
+    out_dir: str = _spec("runs", Spec("str"), "directory that holds run directories")
+    period: int = _spec(50, _POS_INT, "iterations between history records")
+    progress: bool = _spec(True, Spec("bool"), "show a tqdm progress bar")
+    tensorboard: bool = _spec(
+        False, Spec("bool"), "write TensorBoard scalars; needs the [tensorboard] extra"
+    )
+
+    def _check_consistency(self, section: str) -> None:
+        parts = Path(self.run_name).parts
+        if Path(self.run_name).is_absolute() or ".." in parts:
+            raise ConfigError(
+                f"{section}.run_name: must be a relative name without '..', got {show(self.run_name)}"
+            )
+
+
+@dataclass(frozen=True)
+class FixedPointConfig(_Section):
+    """``analysis.fixed_points``: settings of the fixed-point finder (reference ``fpf_params``)."""
+
+    trials: int = _spec(20, _POS_INT, "trials whose states seed the search")
+    n_init: int = _spec(20, _POS_INT, "initial states")
+    noise_scale: float = _spec(0.0, _NONNEG_FLOAT, "noise added to the initial states")
+    max_iters: int = _spec(50, _POS_INT, "optimiser iterations")
+    lr_init: float = _spec(0.01, _POS_FLOAT, "initial learning rate")
+    outlier_distance_scale: float = _spec(10.0, _POS_FLOAT, "outlier rejection distance")
+    pca: bool = _spec(True, Spec("bool"), "plot fixed points in PCA space")
+
+
+@dataclass(frozen=True)
+class AnalysisConfig(_Section):
+    """The ``analysis`` section, read by the ``analysis`` package."""
+
+    trials: int = _spec(1000, _POS_INT, "trials per set size simulated for the analyses")
+    only: list[str] | None = _spec(
+        None, Spec("str_list", nullable=True), "names of the analyses to run; null: all"
+    )
+    human_data: str | None = _spec(
+        None, Spec("str", nullable=True), "directory of the human data; null: the bundled set"
+    )
+    fixed_points: FixedPointConfig = field(
+        default_factory=FixedPointConfig, metadata={"section": FixedPointConfig}
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Free-form sections: a name plus the kwargs of what it names
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """The ``task`` section: a gymnasium id (or ``module:EnvId``) and the env's keyword arguments."""
+
+    id: str = "VWMRecall-v0"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> TaskConfig:
+        env_id, kwargs = _split_named(data, "task", "id", cls.id, "a gymnasium environment id")
+        return cls(id=env_id, kwargs=kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, **copy.deepcopy(self.kwargs)}
+
+    def check(self) -> None:
+        """Check the kwargs against the env's constructor (resolving the id once)."""
+        env_class = resolve_env_class(self.id)
+        if env_class is not None:
+            check_kwargs(env_class.__init__, self.kwargs, "task", owner=self.id, skip=("self",))
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """The ``agent`` section: a registered agent name (or ``module:Class``) and its kwargs."""
+
+    name: str = "dale_rnn"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> AgentConfig:
+        name, kwargs = _split_named(data, "agent", "name", cls.name,
+                                    "an agent name or 'package.module:Class'")
+        return cls(name=name, kwargs=kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **copy.deepcopy(self.kwargs)}
+
+    def agent_class(self) -> type:
+        """The agent's class (a registered name or a ``module:Class`` import path)."""
+        from vwm_agents.models import AGENTS, resolve_agent
+
+        try:
+            return resolve_agent(self.name)
+        except ValueError as exc:
+            detail = ""
+            if ":" in self.name:  # say why the import path failed
+                detail = f" ({' '.join(str(exc).split())})"
+            raise ConfigError(
+                f"agent.name: unknown agent {self.name!r}{detail}; allowed: {', '.join(AGENTS)} "
+                "or 'package.module:ClassName'"
+            ) from None
+
+    def check(self) -> None:
+        """The one check of agent kwargs: names and annotated types against the class's __init__."""
+        check_kwargs(self.agent_class().__init__, self.kwargs, "agent", owner=self.name,
+                     skip=("self", "n_inputs", "n_outputs"))
+
+
+def _split_named(data: Any, section: str, key: str, default: str, allowed: str) -> tuple[str, dict]:
+    """``{key: name, **kwargs}`` -> (name, kwargs), checking the mapping and the name."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{section}: must be a mapping of keys to values, got {show(data)}")
+    kwargs = dict(copy.deepcopy(data))
+    for name in kwargs:
+        if not isinstance(name, str):
+            raise ConfigError(f"{section}.{name}: keys must be strings")
+    name = kwargs.pop(key, default)
+    if not isinstance(name, str) or not name:
+        raise bad_value(f"{section}.{key}", allowed, name)
+    return name, kwargs
+
+
+def _set_nested(kwargs: dict[str, Any], section: str, path: list[str], value: Any) -> dict[str, Any]:
+    """A deep copy of ``kwargs`` with ``path`` (one or more keys) set to ``value``."""
+    out = copy.deepcopy(kwargs)
+    node = out
+    for depth, part in enumerate(path[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(
+                f"{section}.{'.'.join(path[: depth + 1])}: is not a mapping, cannot set "
+                f"{section}.{'.'.join(path)}"
+            )
+        node = child
+    node[path[-1]] = value
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# The whole config
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated run configuration (see the module docstring; defaults: the reference model).
+
+    ``origin`` maps keys of ours to the key the user wrote, where that differs (an original-format
+    file's ``model_params.num_neurons`` for ``agent.n_neurons``, or a command-line option), so
+    that errors found later, when the env and the agent are built, can name the key as written:
+    see :meth:`user_error`. It is not part of the config's value (equality, ``to_dict``).
+    """
+
+    task: TaskConfig = field(default_factory=TaskConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    origin: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_dict(cls, data: Any, origin: Mapping[str, str] | None = None) -> Config:
+        """Validate a plain mapping in our schema (or the original format) into a Config.
+
+        Keys left out take the reference model's values (not ``configs/default.yaml``'s).
+        ``origin``: see the class docstring (filled in here for the original format).
+        """
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"config: must be a mapping of sections, got {show(data)}")
+        origin = dict(origin or {})
+        if is_original_format(data):
+            data, mapped = map_original(data)
+            origin = {**mapped, **origin}
+        try:
+            for key in data:
+                if key not in SECTIONS:
+                    raise ConfigError(f"{key}: unknown section; allowed: {', '.join(SECTIONS)}")
+            config = cls(
+                task=TaskConfig.from_dict(data.get("task")),
+                agent=AgentConfig.from_dict(data.get("agent")),
+                training=TrainingConfig.from_dict(data.get("training"), "training"),
+                logging=LoggingConfig.from_dict(data.get("logging"), "logging"),
+                analysis=AnalysisConfig.from_dict(data.get("analysis"), "analysis"),
+                origin=origin,
+            )
+            config.agent.check()
+            config.task.check()
+        except ConfigError as exc:
+            raise _renamed(exc, origin) from None
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data in our schema (YAML/JSON-serialisable); ``from_dict`` inverts it."""
+        return {
+            "task": self.task.to_dict(),
+            "agent": self.agent.to_dict(),
+            "training": self.training.to_dict(),
+            "logging": self.logging.to_dict(),
+            "analysis": self.analysis.to_dict(),
+        }
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def agent_class(self) -> type:
+        """The agent's class (resolves names and ``module:Class`` import paths)."""
+        return self.agent.agent_class()
+
+    def with_value(self, key: str, value: Any, *, written_as: str | None = None) -> Config:
+        """A copy with one dotted key set (``config.with_value("training.seed", 3)``).
+
+        Only the changed value is checked (with its section's cross-key checks; a new
+        ``agent.name`` or ``task.id`` re-checks that section's kwargs). ``written_as``: how the
+        user wrote the key (e.g. ``"--out"``), for error messages.
+        """
+        return self.with_values({key: value}, written_as={key: written_as} if written_as else None)
+
+    def with_values(self, changes: Mapping[str, Any], *,
+                    written_as: Mapping[str, str] | None = None) -> Config:
+        """:meth:`with_value` for several keys at once (applied in order)."""
+        origin = dict(self.origin)
+        for key in changes:
+            for known in [k for k in origin if k == key or k.startswith(key + ".")]:
+                del origin[known]
+        origin.update(written_as or {})
+        config = replace(self, origin=origin)
+        try:
+            for key, value in changes.items():
+                config = config._with(key, value)
+        except ConfigError as exc:
+            raise _renamed(exc, origin) from None
+        return config
+
+    def _with(self, key: str, value: Any) -> Config:
+        path = key.split(".")
+        section = path[0]
+        if section not in SECTIONS or len(path) < 2 or not all(path):
+            raise ConfigError(
+                f"{key}: must be a dotted key section.key with a section among {', '.join(SECTIONS)}"
+            )
+        if section in ("task", "agent"):
+            current = getattr(self, section)
+            name_key = "id" if section == "task" else "name"
+            data = current.to_dict()
+            if path[1:] == [name_key]:
+                data[name_key] = value
+            else:
+                data.pop(name_key)
+                data = {name_key: getattr(current, name_key),
+                        **_set_nested(data, section, path[1:], value)}
+            new = type(current).from_dict(data)
+            new.check()
+            return replace(self, **{section: new})
+        return replace(self, **{section: getattr(self, section)._with(section, path[1:], value)})
+
+    def user_error(self, exc: ConfigError) -> ConfigError:
+        """``exc`` with the key it names replaced by the key as the user wrote it.
+
+        For errors raised after validation, when the env or the agent is built from this config:
+        ``agent.n_neurons: ...`` becomes ``model_params.num_neurons (agent.n_neurons): ...`` for
+        a config read from an original-format file.
+        """
+        return _renamed(exc, self.origin)
+
+
+_KEY_AT_START = re.compile(r"([A-Za-z_][\w-]*(?:\.[\w-]+)*): ")
+
+
+def _renamed(exc: ConfigError, origin: Mapping[str, str]) -> ConfigError:
+    message = str(exc)
+    match = _KEY_AT_START.match(message)
+    if not origin or match is None:
+        return exc
+    key = match.group(1)
+    written = origin.get(key)
+    if written is None:  # e.g. task.timing, written as model_params.T_stimi, T_delay, ...
+        under = {k: v for k, v in origin.items() if k.startswith(key + ".")}
+        rest = message[match.end():]
+        named = [v for k, v in under.items() if re.search(rf"\b{re.escape(k.rsplit('.', 1)[1])}\b", rest)]
+        candidates = named if len(named) == 1 else list(dict.fromkeys(under.values()))
+        written = " / ".join(candidates) if candidates else None
+    if written is None or written == key:
+        return exc
+    return ConfigError(f"{written} ({key}): {message[match.end():]}")
