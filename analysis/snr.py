@@ -1,29 +1,40 @@
-"""Signal-to-noise ratio of the decoded item against set size (original_model.md section 6.2).
+"""Signal-to-noise ratio of the decoded item against set size (see docs/model.md, section
+Signal-to-noise ratio).
 
 For each set size n, one stimulus (slot ``slot`` present plus n - 1 other random slots, random
-angles, no input noise) is shown in many repeats; the only variability left is the network's
-spiking noise. The decoded points d = (r_obs F^T)[slot's (cos, sin)] over the decode window give
+angles, no input noise) is shown in many repeats; the only variability left is the agent's own
+noise (the Dale RNN's spiking noise). An agent without noise of its own (a GRU) is shown the
+task's input (ILC) noise instead, and the result says so (``noise_source``). The decoded points d = (r_obs F^T)[slot's (cos, sin)] over the decode window give
 
 * signal = mean point (a 2-vector),
 * noise1 = covariance of all (trial, step) points (per-step noise),
 * noise2 = covariance of the per-trial time-averaged points (what the decoder averages),
 * power = trace(covariance), SNR = |signal|^2 / power, dB = 10 log10 SNR.
 
-If resources are shared by normalisation, SNR ~ 1/n, i.e. -10 dB per decade of set size
-(science_anchors.md section 6.6); :func:`db_slope` fits that slope by least squares.
+If resources are shared by normalisation, SNR ~ 1/n, i.e. -10 dB per decade of set size;
+:func:`db_slope` fits that slope by least squares.
+
+Side views (the reference's): per neuron, the mean against the trial-to-trial SD of the rate
+(delay epoch), of the recurrent input W_eff r (delay epoch) and of the external input B u (the
+second stimulus step), for each set size (the inputs for rate networks only); and sample
+trajectories (a few neurons' rates and the decoded point over a trial) per set size.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from analysis.neural_trials import forced_trials, simulate
+from analysis.agent_protocol import is_rate_network, needs_states, needs_vwm_task, run_agent
+from analysis.neural_trials import ForcedTrials, forced_trials, simulate
 
-__all__ = ["SNRStats", "SNRResult", "snr_from_points", "db_slope", "run", "plot"]
+__all__ = ["SNRStats", "SNRResult", "SideView", "snr_from_points", "db_slope", "has_own_noise",
+           "unavailable", "run"]
+
+N_SAMPLE_TRIALS = 3
+N_SAMPLE_NEURONS = 5
 
 
 @dataclass
@@ -106,6 +117,24 @@ def db_slope(set_sizes, db) -> tuple[float, float]:
 
 
 @dataclass
+class SideView:
+    """Per-neuron mean and trial-to-trial SD of one quantity at one set size."""
+
+    mean: np.ndarray
+    sd: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "sd": self.sd.tolist()}
+
+
+def _mean_sd(values: np.ndarray, start: int, end: int) -> SideView:
+    """values (trials, T, N) -> per neuron mean over trials and steps [start, end), and SD across
+    trials averaged over those steps."""
+    window = values[:, start:end]
+    return SideView(window.mean((0, 1)), window.std(0, ddof=1).mean(0))
+
+
+@dataclass
 class SNRResult:
     """SNR per set size, its dB slope, and the point clouds (kept for the figures only)."""
 
@@ -119,11 +148,30 @@ class SNRResult:
     slope2_db_per_decade: float
     slope2_se: float
     points: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    noise_source: str = "agent"
+    """"agent" (its own noise) or "input" (the task's ILC noise, for noiseless agents)."""
+    input_noise: float = 0.0
+    side_views: dict[str, dict[int, SideView]] = field(default_factory=dict)
+    """"rate", "recurrent_input", "external_input" -> set size -> per-neuron mean and SD."""
+    sample_rates: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    """set size -> (N_SAMPLE_TRIALS, T, N_SAMPLE_NEURONS) rates of a few neurons."""
+    sample_decoded: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    """set size -> (N_SAMPLE_TRIALS, T, 2) the slot's decoded point over each trial."""
+    sample_neurons: list[int] = field(default_factory=list)
+    epochs: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
             "slot": self.slot,
             "n_trials": self.n_trials,
+            "noise_source": self.noise_source,
+            "input_noise": self.input_noise,
+            "side_views": {
+                name: {str(n): view.to_dict() for n, view in views.items()}
+                for name, views in self.side_views.items()
+            },
+            "sample_neurons": self.sample_neurons,
+            "epochs": {name: list(bounds) for name, bounds in self.epochs.items()},
             "set_sizes": self.set_sizes,
             "per_set_size": {
                 str(n): {
@@ -147,6 +195,28 @@ def _finite_or_none(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
 
 
+def has_own_noise(model: torch.nn.Module, trials: ForcedTrials, seed: int = 0) -> bool:
+    """Whether two runs of the agent on the same trial, noise on, give different outputs."""
+    ob = trials.ob[:1].repeat(2, 1, 1).to(next(model.parameters()).device)
+    generator = torch.Generator(device=ob.device).manual_seed(seed)
+    with torch.no_grad():
+        outputs, _ = run_agent(model, ob, noise=True, generator=generator)
+    return not torch.equal(outputs[0], outputs[1])
+
+
+def unavailable(model: torch.nn.Module, env) -> str | None:
+    reason = needs_vwm_task("snr", env) or needs_states("snr", model)
+    if reason is not None:
+        return reason
+    task = env.unwrapped
+    k = int(task.max_items)
+    probe = forced_trials(env, np.zeros((1, k)), np.eye(1, k, dtype=bool), ilc_noise=0.0, rng=0)
+    if not has_own_noise(model, probe) and not float(getattr(task, "ilc_noise", 0.0)) > 0:
+        return (f"snr: needs noise; {type(model).__name__} has none of its own and the task's "
+                f"ilc_noise is 0")
+    return None
+
+
 def run(
     model: torch.nn.Module,
     env,
@@ -158,7 +228,8 @@ def run(
 ) -> SNRResult:
     """Decoded-point SNR of ``slot`` for each set size, over ``n_trials`` repeats of one stimulus.
 
-    Spiking noise is on (it is the noise being measured); input (ILC) noise is 0.
+    The agent's own noise is on (it is the noise being measured) and input (ILC) noise is 0; an
+    agent without noise of its own gets the task's ILC noise instead.
     """
     task = env.unwrapped
     k = int(task.max_items)
@@ -170,27 +241,49 @@ def run(
     if n_trials < 2:
         raise ValueError(f"n_trials must be >= 2, got {n_trials}")
     rng = np.random.default_rng(seed)
+    probe = forced_trials(env, np.zeros((1, k)), np.eye(1, k, slot, dtype=bool), ilc_noise=0.0, rng=0)
+    own_noise = has_own_noise(model, probe, seed)
+    input_noise = 0.0 if own_noise else float(getattr(task, "ilc_noise", 0.0))
+    rate_network = is_rate_network(model)
+    if rate_network:
+        w_eff = model.W_eff.detach().double().cpu().numpy()
+        b = model.input_weights.detach().double().cpu().numpy()
     stats, points, orientation = {}, {}, {}
+    views: dict[str, dict[int, SideView]] = {"rate": {}}
+    if rate_network:
+        views.update(recurrent_input={}, external_input={})
+    sample_rates, sample_decoded, neurons, epochs = {}, {}, [], {}
     for n in sizes:
         theta = rng.uniform(-np.pi, np.pi, k)
         others = rng.permutation(np.delete(np.arange(k), slot))[: n - 1]
         presence = np.zeros(k, bool)
         presence[[slot, *others]] = True
-        trials = forced_trials(
-            env, np.tile(theta, (n_trials, 1)), np.tile(presence, (n_trials, 1)), ilc_noise=0.0, rng=rng
-        )
+        trials = forced_trials(env, np.tile(theta, (n_trials, 1)), np.tile(presence, (n_trials, 1)),
+                               ilc_noise=input_noise, rng=rng)
         sim = simulate(model, trials, noise=True, seed=seed + n)
-        start, end = trials.fixed_epochs()["decode"]
-        cloud = sim.outputs[:, start:end, 2 * slot : 2 * slot + 2].double().numpy()
+        epochs = trials.fixed_epochs()
+        start, end = epochs["decode"]
+        outputs = sim.outputs[..., 2 * slot : 2 * slot + 2].double().numpy()
+        cloud = outputs[:, start:end]
         stats[n], points[n], orientation[n] = snr_from_points(cloud), cloud, float(theta[slot])
+        rates = sim.rates.double().numpy()
+        if not neurons:
+            count = min(N_SAMPLE_NEURONS, rates.shape[-1])
+            neurons = sorted(rng.choice(rates.shape[-1], count, replace=False).tolist())
+        sample_rates[n] = rates[:N_SAMPLE_TRIALS][..., neurons]
+        sample_decoded[n] = outputs[:N_SAMPLE_TRIALS]
+        delay = epochs.get("delay", epochs["decode"])
+        views["rate"][n] = _mean_sd(rates, *delay)
+        if rate_network:
+            views["recurrent_input"][n] = _mean_sd(rates @ w_eff.T, *delay)
+            stim = epochs["stimulus"][0] + 1
+            views["external_input"][n] = _mean_sd(trials.ob.double().numpy() @ b.T, stim, stim + 1)
     db1 = [stats[n].snr1_db for n in sizes]
     db2 = [stats[n].snr2_db for n in sizes]
     (s1, se1), (s2, se2) = (db_slope(sizes, db1), db_slope(sizes, db2)) if len(sizes) > 1 else ((np.nan, np.nan),) * 2
-    return SNRResult(sizes, stats, orientation, slot, n_trials, s1, se1, s2, se2, points)
-
-
-def plot(result: SNRResult, out_dir: Path) -> list[Path]:
-    """Point clouds with 95% ellipses (per step and time-averaged) and SNR against set size."""
-    from analysis.plotting_neural import plot_snr
-
-    return plot_snr(result, Path(out_dir))
+    return SNRResult(
+        sizes, stats, orientation, slot, n_trials, s1, se1, s2, se2, points,
+        noise_source="agent" if own_noise else "input", input_noise=input_noise, side_views=views,
+        sample_rates=sample_rates, sample_decoded=sample_decoded, sample_neurons=neurons,
+        epochs=epochs,
+    )

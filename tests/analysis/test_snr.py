@@ -74,3 +74,43 @@ def test_run_on_untrained_model_is_finite_and_well_shaped():
         # averaging over 10 steps cannot increase the noise power beyond the per-step one
         assert stats.noise2_power <= stats.noise1_power * (1 + 1e-9)
     assert np.isfinite(d["slope_db_per_decade"]["SNR1"])
+
+
+def test_side_views_and_sample_trajectories_on_a_dale_rnn():
+    env = gym.make("VWMRecall-v0", max_items=3, timing=TIMING)
+    torch.manual_seed(0)
+    model = DaleRNN(9, 6, n_neurons=32, spike_noise_factor=0.1)
+    result = run(model, env, n_trials=20, seed=0)
+    assert result.noise_source == "agent" and result.input_noise == 0.0
+    w_eff = model.W_eff.detach().double().numpy()
+    for n in (1, 2, 3):
+        rate, recurrent = result.side_views["rate"][n], result.side_views["recurrent_input"][n]
+        # the recurrent input is linear in the rates: its mean is W_eff times the mean rate
+        np.testing.assert_allclose(recurrent.mean, w_eff @ rate.mean, atol=1e-9)
+        assert np.all(rate.sd > 0)  # spiking noise makes repeats differ
+        # the external input carries no noise (ILC noise is 0): SD 0 across repeats
+        assert np.all(result.side_views["external_input"][n].sd < 1e-12)
+        assert result.sample_rates[n].shape == (3, 32, 5)
+        assert result.sample_decoded[n].shape == (3, 32, 2)
+    # external input grows with the number of items shown
+    totals = [result.side_views["external_input"][n].mean.sum() for n in (1, 2, 3)]
+    assert totals[0] < totals[1] < totals[2]
+
+
+def test_gru_gets_the_task_input_noise_or_a_reason():
+    from analysis.snr import unavailable
+    from vwm_agents.models.gru import GRUAgent
+
+    torch.manual_seed(0)
+    gru = GRUAgent(9, 6, n_hidden=16)
+    quiet = gym.make("VWMRecall-v0", max_items=3, ilc_noise=0.0, timing=TIMING)
+    assert unavailable(gru, quiet) == ("snr: needs noise; GRUAgent has none of its own and the "
+                                       "task's ilc_noise is 0")
+    noisy = gym.make("VWMRecall-v0", max_items=3, ilc_noise=0.1, timing=TIMING)
+    assert unavailable(gru, noisy) is None
+    result = run(gru, noisy, n_trials=20, seed=0)
+    assert result.noise_source == "input" and result.input_noise == 0.1
+    assert all(np.isfinite(result.stats[n].snr1_db) for n in (1, 2, 3))
+    assert set(result.side_views) == {"rate"}
+    assert unavailable(gru, gym.make("DelayMatchSample-v0")).startswith(
+        "snr: needs a VWM recall task; this run trained DelayMatchSample-v0")
