@@ -8,7 +8,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-__all__ = ["plot_training_history"]
+__all__ = ["plot_training_history", "figure_sweep_error_vs_set_size", "plot_sweep_error_vs_set_size"]
 
 
 def plot_training_history(history: Sequence[dict[str, Any]], path: str | Path | None = None) -> Figure:
@@ -54,3 +54,40 @@ def _colours(n: int) -> list:
 
     cmap = colormaps["viridis"]
     return [cmap(i / max(n - 1, 1)) for i in range(n)]
+
+
+# ----------------------------------------------------------------------------------------------
+# Sweeps (vwm_agents.sweep)
+
+SWEEP_FIGURE = "sweep_error_vs_set_size.png"
+
+
+def figure_sweep_error_vs_set_size(curves: Sequence[Any], *, title: str = "") -> Figure:
+    """Error against set size, one curve per swept setting, mean +/- SEM over seeds.
+
+    Args:
+        curves: :class:`vwm_agents.sweep.results.ErrorCurve` objects (``set_sizes``, ``mean``,
+            ``sem`` -- nan where one seed finished --, ``label``).
+    """
+    import math
+
+    figure = Figure(figsize=(6, 4.2), layout="constrained")
+    ax = figure.add_subplot()
+    for curve in curves:
+        sem = [0.0 if math.isnan(s) else s for s in curve.sem]
+        ax.errorbar(curve.set_sizes, curve.mean, yerr=sem, marker="o", capsize=3, label=curve.label)
+    ax.axhline(math.pi / 2, linestyle=":", color="grey", label="chance (\u03c0/2)")
+    ax.set_xticks(sorted({size for curve in curves for size in curve.set_sizes}))
+    ax.set_xlabel("set size")
+    ax.set_ylabel("mean absolute error (rad)")
+    ax.set_title(f"{title}: mean \u00b1 SEM over seeds" if title else "mean \u00b1 SEM over seeds")
+    ax.legend(fontsize="small")
+    return figure
+
+
+def plot_sweep_error_vs_set_size(curves: Sequence[Any], out_dir: str | Path, *,
+                                 title: str = "") -> list[Path]:
+    """Save :func:`figure_sweep_error_vs_set_size` as ``out_dir/sweep_error_vs_set_size.png``."""
+    path = Path(out_dir) / SWEEP_FIGURE
+    figure_sweep_error_vs_set_size(curves, title=title).savefig(path, dpi=120)
+    return [path]

@@ -1,10 +1,12 @@
-"""Sweeps on Ray Tune: the sweep file, trial expansion, results, and tiny sweeps under local Ray."""
+"""Sweeps on Ray Tune: the sweep file, trial expansion, one trial, results, the human-distance
+columns, and tiny sweeps under a local Ray (started once, with a stale cluster pointer around)."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
+import os
 import shutil
 from importlib import resources
 from pathlib import Path
@@ -14,7 +16,10 @@ import pytest
 import yaml
 
 from vwm_agents import sweep as sw
-from vwm_agents.sweep import SweepError, TrialPlan, TrialResult
+from vwm_agents.plotting import plot_sweep_error_vs_set_size
+from vwm_agents.rundir import read_history
+from vwm_agents.sweep import HumanTarget, SweepError, TrialPlan, TrialResult
+from vwm_agents.sweep.spec import _trial_names
 
 SWEEPS = Path(str(resources.files("vwm_agents.configs").joinpath("sweeps")))
 
@@ -65,14 +70,14 @@ def test_grid_is_crossed_with_explicit_trials():
 def test_trial_names_are_readable_and_unique():
     params = [{"agent.spike_noise_factor": 0.1, "training.seed": 0},
               {"agent.spike_noise_factor": 1e-5, "training.seed": 1}]
-    names = sw._trial_names(params, ["agent.spike_noise_factor", "training.seed"])
+    names = _trial_names(params, ["agent.spike_noise_factor", "training.seed"])
     assert names == ["spike_noise_factor-0.1_seed-0", "spike_noise_factor-1e-05_seed-1"]
     # two swept keys with the same last part keep their full names
     clash = [{"agent.dt": 10, "task.dt": 10}, {"agent.dt": 20, "task.dt": 20}]
-    assert sw._trial_names(clash, ["agent.dt", "task.dt"]) == [
+    assert _trial_names(clash, ["agent.dt", "task.dt"]) == [
         "agent.dt-10_task.dt-10", "agent.dt-20_task.dt-20"]
     # values that sanitise to the same text get a hash to stay apart
-    same = sw._trial_names([{"a.b": "x/y"}, {"a.b": "xy"}], ["a.b"])
+    same = _trial_names([{"a.b": "x/y"}, {"a.b": "xy"}], ["a.b"])
     assert len(set(same)) == 2 and all(name.startswith("b-xy") for name in same)
 
 
@@ -123,6 +128,13 @@ def test_exponent_floats_in_a_sweep_file_are_numbers(tmp_path):
         ({"grid": {"training.seed": [0]}, "resources": {"gpu": 1}}, "resources.gpu: unknown key"),
         ({"grid": {"training.seed": [0]}, "base": "no_such_config"}, "base: no config file"),
         ({"set": {"training.seed": 0}}, "sweep: has no trials"),
+        # values only the env or the agent can judge are checked before anything runs
+        ({"grid": {"task.ilc_noise": [0.0, -1]}}, "grid.task.ilc_noise: ilc_noise must be"),
+        ({"grid": {"agent.tau_min": [50.0, 5.0]}}, "grid.agent.tau_min:"),
+        ({"grid": {"training.seed": [0]}, "human": {"target": "no_such_data.csv"}},
+         "human.target: no file or folder 'no_such_data.csv'"),
+        ({"grid": {"training.seed": [0]}, "human": {"trials": 0}}, "human.trials: must be a positive"),
+        ({"grid": {"training.seed": [0]}, "human": {"traisl": 5}}, "human.traisl: unknown key"),
     ],
 )
 def test_invalid_sweep_file_is_rejected_naming_the_key(tmp_path, capsys, body, message):
@@ -247,20 +259,114 @@ def test_error_vs_set_size_is_mean_and_sem_over_seeds(tmp_path):
         np.testing.assert_allclose(curve.sem, table[i].std(axis=0, ddof=1) / math.sqrt(3), rtol=1e-12)
     single = sw.error_vs_set_size(results[:1], ["agent.spike_noise_factor", "training.seed"])
     assert math.isnan(single[0].sem[0])  # one seed: no spread to report
-    path = sw.plot_error_vs_set_size(curves, tmp_path / "fig.png", title="t")
-    assert path.stat().st_size > 0
+    [path] = plot_sweep_error_vs_set_size(curves, tmp_path, title="t")
+    assert path == tmp_path / sw.FIGURE and path.stat().st_size > 0
 
 
 # ----------------------------------------------------------------------------------------------
-# Sweeps under local Ray (started once for the module)
+# The distance to people in the results
+
+
+def write_comparison(run_dir: Path, total: float, mae: float, guess: float, kurtosis: float) -> None:
+    folder = run_dir / "analysis"
+    folder.mkdir(parents=True, exist_ok=True)
+    distance = {"total": total, "components": {"mae": mae, "guess_rate": guess,
+                                               "excess_kurtosis": kurtosis},
+                "per_set_size": [], "target": "shipped"}
+    (folder / "human_comparison.json").write_text(json.dumps({"distance": distance}))
+
+
+def write_metrics(run_dir: Path, error: float) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    metrics = {"checkpoint": "best", "iteration": 20, "error": error, "error_std": 0.1, "rate": 4.0,
+               "per_set_size": {"1": {"error": error / 2, "rate": 4.0}, "2": {"error": error, "rate": 4.0}}}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_results_rank_trials_by_distance_to_people(tmp_path):
+    path = write_sweep(tmp_path, grid={"agent.spike_noise_factor": [0.05, 0.1, 0.2]},
+                       human={"target": "shipped", "trials": 50})
+    spec = sw.load_sweep(path)
+    assert spec.human == HumanTarget("shipped", 50)
+    assert spec.human.analysis_args() == ["--trials", "50"]
+    distances = {0: (7.5, 5.0, 2.0, 0.5), 1: (1.25, 1.0, 0.125, 0.125)}  # trial 2: not compared
+    for i, plan in enumerate(spec.trials):
+        write_metrics(plan.run_dir, 0.5 + i)
+        if i in distances:
+            write_comparison(plan.run_dir, *distances[i])
+    results = sw.collect_results(spec)
+    sw.write_results(spec, results)
+    rows = read_csv(spec.output / sw.RESULTS_CSV)
+    # closest first; a trial without its comparison is an error, ranked last
+    assert [row["trial"] for row in rows] == [spec.trials[i].name for i in (1, 0, 2)]
+    assert [row["human_rank"] for row in rows] == ["1", "2", ""]
+    for row, i in zip(rows[:2], (1, 0), strict=True):
+        total, mae, guess, kurtosis = distances[i]
+        assert row["status"] == "ok"
+        assert float(row["human_distance"]) == total
+        assert float(row["human_distance_mae"]) == mae
+        assert float(row["human_distance_guess_rate"]) == guess
+        assert float(row["human_distance_excess_kurtosis"]) == kurtosis
+    assert rows[2]["status"] == "error" and "human_comparison.json" in rows[2]["message"]
+    assert rows[2]["human_distance"] == ""
+    # without a human section there are no such columns
+    plain = sw.load_sweep(write_sweep(tmp_path, grid={"agent.spike_noise_factor": [0.05, 0.1, 0.2]}))
+    sw.write_results(plain, sw.collect_results(plain))
+    assert not set(sw.HUMAN_COLUMNS) & set(read_csv(plain.output / sw.RESULTS_CSV)[0])
+
+
+def test_human_target_path_is_taken_from_the_sweep_files_folder(tmp_path):
+    (tmp_path / "people.csv").write_text("x")
+    spec = sw.load_sweep(write_sweep(tmp_path, grid={"training.seed": [0]},
+                                     human={"target": "people.csv"}))
+    assert spec.human.target == str(tmp_path / "people.csv")
+    assert spec.human.analysis_args() == ["--human-data", str(tmp_path / "people.csv")]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ({"summary": {}}, "has no 'distance'"),
+        ({"distance": {"total": "far"}}, "distance.total must be a number"),
+        ({"distance": {"total": 1.0, "components": {"mae": None}}}, "distance.components.mae must be"),
+    ],
+)
+def test_a_comparison_without_a_distance_is_named(tmp_path, content, message):
+    path = tmp_path / "human_comparison.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        sw.read_human_distance(path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Sweeps under a local Ray (started once for the module)
+
+STALE_ADDRESS = "127.0.0.1:9"  # the discard port: nothing of Ray's answers there
 
 
 @pytest.fixture(scope="module")
-def local_ray():
+def local_ray(tmp_path_factory):
+    """The sweep's own local Ray, started where Ray's cluster pointer names a dead head (as after
+    a head killed without ``ray stop``); sweeps in this module reuse it."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    yield ray
-    ray.shutdown()
+    from vwm_agents.sweep.runner import ray_session
+
+    ray_tmp = tmp_path_factory.mktemp("raytmp")
+    (ray_tmp / "ray").mkdir()
+    (ray_tmp / "ray" / "ray_current_cluster").write_text(STALE_ADDRESS)
+    saved = os.environ.get("RAY_TMPDIR")
+    os.environ["RAY_TMPDIR"] = str(ray_tmp)  # Ray's temp dir, pointer file included
+    try:
+        with ray_session(None, num_cpus=2):
+            assert ray.is_initialized()
+            assert ray.get_runtime_context().gcs_address != STALE_ADDRESS
+            assert ray.cluster_resources()["CPU"] == 2  # ours, not some other cluster
+            yield ray
+    finally:
+        if saved is None:
+            os.environ.pop("RAY_TMPDIR", None)
+        else:
+            os.environ["RAY_TMPDIR"] = saved
 
 
 @pytest.fixture(scope="module")
@@ -282,7 +388,7 @@ def test_2x2_sweep_writes_one_row_per_trial(finished_sweep):
     for row, entry, plan in zip(rows, table, spec.trials, strict=True):
         metrics = json.loads((plan.run_dir / "metrics.json").read_text())
         assert row["status"] == "ok" and row["message"] == ""
-        assert int(row["final_iteration"]) == 20
+        assert int(row["final_iteration"]) == 20 == read_history(plan.run_dir)[-1]["iteration"]
         assert row["checkpoint"] == metrics["checkpoint"]
         assert int(row["checkpoint_iteration"]) == metrics["iteration"]
         assert float(row["error"]) == pytest.approx(metrics["error"], rel=1e-12)
@@ -309,7 +415,7 @@ def test_resume_reruns_only_unfinished_trials(finished_sweep, tmp_path):
     shutil.rmtree(lost)
     stopped = copy.trials[2].run_dir  # stopped after its last checkpoint: continues from it
     (stopped / "metrics.json").unlink()
-    history_mtime = (stopped / "history.yaml").stat().st_mtime_ns
+    history = read_history(stopped)
     finished = [t.run_dir for t in copy.trials if t.run_dir not in (lost, stopped)]
     before = [(run_dir / "metrics.json").stat().st_mtime_ns for run_dir in finished]
     # one trial at a time: the second reuses the first one's worker (and its imports)
@@ -320,7 +426,7 @@ def test_resume_reruns_only_unfinished_trials(finished_sweep, tmp_path):
     assert (lost / "metrics.json").is_file()
     assert (stopped / "metrics.json").is_file()
     # continued at iteration 20 (of 20): no training step, so no new history record
-    assert (stopped / "history.yaml").stat().st_mtime_ns == history_mtime
+    assert read_history(stopped) == history
     rows = read_csv(output / sw.RESULTS_CSV)
     assert [row["status"] for row in rows] == ["ok"] * 4
     # resuming a finished sweep runs nothing and rewrites the results
@@ -330,10 +436,38 @@ def test_resume_reruns_only_unfinished_trials(finished_sweep, tmp_path):
 
 
 def test_a_failing_trial_is_recorded_and_the_others_finish(local_ray, tmp_path):
-    # tau_min below dt passes the config schema but the model refuses it when training starts
-    path = write_sweep(tmp_path, grid={"agent.tau_min": [50.0, 5.0]})
-    assert sw.main([str(path), "--quiet", "--max-concurrent", "1"]) == 1
-    rows = read_csv(tmp_path / "out" / sw.RESULTS_CSV)
-    assert [(row["agent.tau_min"], row["status"]) for row in rows] == [("50.0", "ok"), ("5.0", "error")]
-    assert "tau_min" in rows[1]["message"]
+    path = write_sweep(tmp_path, grid={"training.seed": [0, 1]}, max_failures=0)
+    spec = sw.load_sweep(path)
+    # a file where the second trial's run directory goes: training fails on the worker (an
+    # OSError, which Ray would retry: here max_failures is 0)
+    spec.output.mkdir()
+    spec.trials[1].run_dir.write_text("in the way")
+    assert sw.main([str(path), "--quiet", "--max-concurrent", "1", "--resume"]) == 1
+    rows = read_csv(spec.output / sw.RESULTS_CSV)
+    assert [(row["training.seed"], row["status"]) for row in rows] == [("0", "ok"), ("1", "error")]
+    record = yaml.safe_load((spec.output / sw.ERRORS_DIR / f"{spec.trials[1].name}.yaml").read_text())
+    assert record["retried_by_ray"] is True
+    assert rows[1]["message"] == record["error"] and rows[1]["message"]
     assert rows[1]["error"] == "" and float(rows[0]["error"]) > 0
+
+
+def test_human_fit_tiny_sweep_adds_the_distance_to_people(local_ray, tmp_path):
+    """End to end: train each trial, run ``python -m analysis --only human`` on it, and read the
+    distance back into the results, ranked."""
+    output = tmp_path / "out"
+    assert sw.main(["human_fit_tiny", "--output", str(output), "--quiet"]) == 0
+    spec = sw.load_sweep("human_fit_tiny", output=output)
+    rows = read_csv(output / sw.RESULTS_CSV)
+    assert sorted(row["trial"] for row in rows) == sorted(t.name for t in spec.trials)
+    by_name = {plan.name: plan for plan in spec.trials}
+    distances = []
+    for row in rows:
+        comparison = json.loads((by_name[row["trial"]].run_dir / "analysis"
+                                 / "human_comparison.json").read_text())["distance"]
+        assert float(row["human_distance"]) == pytest.approx(comparison["total"], rel=1e-12)
+        for name in ("mae", "guess_rate", "excess_kurtosis"):
+            assert float(row[f"human_distance_{name}"]) == pytest.approx(
+                comparison["components"][name], rel=1e-12)
+        distances.append(float(row["human_distance"]))
+    assert distances == sorted(distances)
+    assert [row["human_rank"] for row in rows] == [str(i) for i in range(1, len(rows) + 1)]
