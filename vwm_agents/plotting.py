@@ -15,7 +15,7 @@ def plot_training_history(history: Sequence[dict[str, Any]], path: str | Path | 
     """Error (per set size where known), firing rate and learning rate against iteration.
 
     Args:
-        history: the records of ``history.yaml``.
+        history: the records of the run's history (:func:`vwm_agents.rundir.read_history`).
         path: where to save the figure (PNG); None only returns it.
     """
     iterations = [record["iteration"] for record in history]
@@ -31,11 +31,11 @@ def plot_training_history(history: Sequence[dict[str, Any]], path: str | Path | 
             error_ax.plot(iterations, values, color=colour, lw=1, label=f"N={size}")
         error_ax.legend(fontsize=7, ncol=2)
     error_ax.plot(iterations, [_get(r, "error") for r in history], color="k", lw=1.5, label="all")
-    if any(r.get("heldout_error") is not None for r in history):
-        error_ax.plot(iterations, [_get(r, "heldout_error") for r in history], "k--", lw=1,
-                      label="held-out")
+    if any(r.get("val_error") is not None for r in history):
+        error_ax.plot(iterations, [_get(r, "val_error") for r in history], "k--", lw=1,
+                      label="validation")
     error_ax.set(xlabel="iteration", ylabel="error (rad)" if sizes else "error", title="Error")
-    rate_ax.plot(iterations, [_get(r, "activation") for r in history], color="tab:red")
+    rate_ax.plot(iterations, [_get(r, "rate") for r in history], color="tab:red")
     rate_ax.set(xlabel="iteration", ylabel="mean |rate| (Hz)", title="Activity")
     lr_ax.plot(iterations, [r["lr"] for r in history], color="tab:blue")
     lr_ax.set(xlabel="iteration", ylabel="learning rate", yscale="log", title="Learning rate")

@@ -1,18 +1,15 @@
-"""Building the env and the agent of a config, naming runs, and loading finished runs.
+"""From a validated config to a resolved run (env, model, device, run directory), and back.
 
-A run directory (written by :func:`vwm_agents.trainer.train`)::
-
-    runs/<name>/
-        config.yaml            the resolved config (our schema)
-        history.yaml           one record per logging step
-        metrics.json           final evaluation on the fixed held-out batch
-        training_history.png
-        checkpoints/latest.pt  everything needed to resume exactly
-        checkpoints/best.pt    weights with the lowest held-out error
+The one path of a training: :func:`vwm_agents.config.load_config` validates, :func:`resolve_run`
+builds the env and the model once and checks everything only they can judge (nothing is written
+before), :func:`vwm_agents.trainer.train` trains into the run directory
+(:mod:`vwm_agents.rundir` describes its layout), and :func:`load_run` rebuilds a finished run for
+the analyses.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import math
 import re
@@ -40,6 +37,8 @@ from vwm_agents.rundir import (
 
 __all__ = [
     "RunDirError",
+    "ResolvedRun",
+    "resolve_run",
     "LoadedRun",
     "make_env",
     "build_model",
@@ -55,11 +54,12 @@ __all__ = [
     "read_history",
 ]
 
+
 def make_env(config: Config) -> gym.Env:
     """``gym.make(task.id, **task kwargs)``; the env's own ValueError becomes ``task.<arg>: ...``."""
-    from vwm_agents.config import _env_class
+    from vwm_agents.config import resolve_env_class
 
-    _env_class(config.task.id)  # raises ConfigError for unknown ids (and imports neurogym)
+    resolve_env_class(config.task.id)  # raises ConfigError for unknown ids (and imports neurogym)
     kwargs = config.task.kwargs
     try:
         with warnings.catch_warnings():
@@ -75,15 +75,17 @@ def is_discrete(env: gym.Env) -> bool:
     return isinstance(env.action_space, gym.spaces.Discrete)
 
 
-def build_model(config: Config, env: gym.Env) -> nn.Module:
-    """The configured agent sized for ``env``, on the CPU, with weights from ``training.seed``.
+def build_model(config: Config, env: gym.Env, *, agent_class: type | None = None,
+                seed: int | None = None) -> nn.Module:
+    """The configured agent sized for ``env``, on the CPU, with weights from ``seed``
+    (default ``training.seed``).
 
     The agent's ``dt`` (if it takes one) comes from the env; setting a different ``agent.dt`` is
-    an error. Seeding uses a forked torch RNG, so building a model leaves the global RNG alone.
+    an error. ``agent_class``: the class of ``agent.name`` when the caller resolved it already.
+    Seeding uses a forked torch RNG, so building a model leaves the global RNG alone.
     """
-    from vwm_agents.models import build_agent
-
-    agent_class = config.agent_class()
+    if agent_class is None:
+        agent_class = config.agent_class()
     kwargs = dict(config.agent.kwargs)
     env_dt = getattr(env.unwrapped, "dt", None)
     if "dt" in inspect.signature(agent_class.__init__).parameters and env_dt is not None:
@@ -93,9 +95,9 @@ def build_model(config: Config, env: gym.Env) -> nn.Module:
     n_inputs = int(env.observation_space.shape[-1])
     n_outputs = int(env.action_space.n) if is_discrete(env) else int(env.action_space.shape[-1])
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.training.seed)
+        torch.manual_seed(config.training.seed if seed is None else seed)
         try:
-            return build_agent(config.agent.name, n_inputs, n_outputs, **kwargs)
+            return agent_class(n_inputs, n_outputs, **kwargs)
         except (ValueError, TypeError) as exc:
             raise ConfigError(_name_argument("agent", kwargs, exc)) from None
 
@@ -137,6 +139,98 @@ def resolve_device(requested: str) -> torch.device:
 
 
 @dataclass
+class ResolvedRun:
+    """Everything a training needs, built once from a validated config.
+
+    ``models`` holds one model per ensemble member (``training.num_models``; member s has the
+    weights of the single run with seed ``training.seed + s``); all members share ``env``, whose
+    batches depend only on the generator they are drawn with.
+    """
+
+    config: Config
+    env: gym.Env
+    models: list[nn.Module]
+    agent_class: type
+    device: torch.device
+    compile_mode: str
+    run_dir: Path
+    discrete: bool
+    final_noise: float
+
+    @property
+    def model(self) -> nn.Module:
+        return self.models[0]
+
+
+def resolve_run(config: Config, *, out_dir: str | Path | None = None, device: str | None = None,
+                progress: bool | None = None) -> ResolvedRun:
+    """Build ``config``'s env and model(s) and name its run directory; write nothing.
+
+    ``out_dir``, ``device`` and ``progress`` override ``logging.out_dir``, ``training.device``
+    and ``logging.progress`` (and are part of the returned config).
+
+    Raises:
+        ConfigError: anything only the env, the model or this machine can judge (a timing the
+            env refuses, an agent without ``set_noise_factor`` given noise stages, a CUDA device
+            that is not there, TensorBoard requested but not installed).
+    """
+    from vwm_agents.accel import resolve_compile_mode
+
+    config = _with_overrides(config, out_dir=out_dir, device=device, progress=progress)
+    cfg = config.training
+    torch_device = resolve_device(cfg.device)
+    compile_mode = resolve_compile_mode(cfg.compile, torch_device)  # warns and falls back on CPU
+    if getattr(config.logging, "tensorboard", False) and importlib.util.find_spec("tensorboard") is None:
+        raise ConfigError(
+            "logging.tensorboard: true needs the tensorboard package, which is not installed; "
+            "pip install 'vwm-rnn[tensorboard]' or set it to false"
+        )
+    agent_class = config.agent_class()
+    try:
+        env = make_env(config)
+        models = [build_model(config, env, agent_class=agent_class, seed=cfg.seed + index)
+                  for index in range(cfg.num_models)]
+    except ConfigError as exc:  # name the key as the user wrote it (original-format files)
+        raise config.user_error(exc) from None
+    final_noise = float(config.agent.kwargs.get(
+        "spike_noise_factor", _signature_default(agent_class, "spike_noise_factor", 0.0)))
+    if cfg.noise_stages > 1:
+        if not hasattr(models[0], "set_noise_factor"):
+            raise ConfigError(
+                f"training.noise_stages: agent {config.agent.name} has no set_noise_factor, must be 1"
+            )
+        if final_noise <= 1e-3:
+            raise ConfigError(
+                "training.noise_stages: a curriculum needs agent.spike_noise_factor > 0.001, "
+                f"got {final_noise}"
+            )
+    return ResolvedRun(
+        config=config, env=env, models=models, agent_class=agent_class, device=torch_device,
+        compile_mode=compile_mode, run_dir=Path(config.logging.out_dir) / run_name(config),
+        discrete=is_discrete(env), final_noise=final_noise,
+    )
+
+
+def _with_overrides(config: Config, *, out_dir: str | Path | None, device: str | None,
+                    progress: bool | None) -> Config:
+    changes: dict[str, Any] = {}
+    if out_dir is not None:
+        changes["logging.out_dir"] = str(out_dir)
+    if progress is not None:
+        changes["logging.progress"] = bool(progress)
+    if device is not None:
+        changes["training.device"] = str(device)
+    return config.with_values(changes) if changes else config
+
+
+def _signature_default(cls: type, name: str, fallback: Any) -> Any:
+    parameter = inspect.signature(cls.__init__).parameters.get(name)
+    if parameter is None or parameter.default is inspect.Parameter.empty:
+        return fallback
+    return parameter.default
+
+
+@dataclass
 class LoadedRun:
     """A trained run, ready for analysis."""
 
@@ -152,8 +246,8 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu")
     """Rebuild a run's env and model (eval mode) from ``run_dir/config.yaml`` and a checkpoint.
 
     Args:
-        checkpoint: ``"best"`` (lowest held-out error) or ``"latest"``; ``"best"`` falls back to
-            ``"latest"`` only if the run never reached a logging step.
+        checkpoint: ``"best"`` (lowest validation error) or ``"latest"``; ``"best"`` falls back
+            to ``"latest"`` only if the run never reached a logging step.
 
     Raises:
         RunDirError: missing directory, config or checkpoint, or a corrupt/mismatching file.
@@ -174,6 +268,10 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu")
     if checkpoint == "best" and not path.exists():
         path = run_dir / CHECKPOINT_DIR / "latest.pt"
     if not path.exists():
+        members = sorted(p.name for p in run_dir.glob("seed_*") if (p / CONFIG_FILE).is_file())
+        if members:
+            raise RunDirError(f"{run_dir}: an ensemble run; load one of its members "
+                              f"({', '.join(members)}), e.g. {run_dir / members[0]}")
         raise RunDirError(f"{run_dir}: no checkpoint {checkpoint}.pt in {CHECKPOINT_DIR}/")
     try:
         env = make_env(config)

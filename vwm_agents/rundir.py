@@ -37,6 +37,7 @@ __all__ = [
     "METRICS_FILE",
     "PLOT_FILE",
     "CHECKPOINT_DIR",
+    "TENSORBOARD_DIR",
     "LATEST_CHECKPOINT",
     "BEST_CHECKPOINT",
     "RunDirError",
@@ -49,6 +50,9 @@ __all__ = [
     "member_dir",
     "check_new_run",
     "check_resumable",
+    "check_same_config",
+    "saved_config",
+    "RESUMABLE_CHANGES",
 ]
 
 CONFIG_FILE = "config.yaml"
@@ -57,8 +61,21 @@ LEGACY_HISTORY_FILE = "history.yaml"
 METRICS_FILE = "metrics.json"
 PLOT_FILE = "training_history.png"
 CHECKPOINT_DIR = "checkpoints"
+TENSORBOARD_DIR = "tensorboard"
 LATEST_CHECKPOINT = f"{CHECKPOINT_DIR}/latest.pt"
 BEST_CHECKPOINT = f"{CHECKPOINT_DIR}/best.pt"
+
+# Keys that may differ between the saved config and the one given to --resume: they change how
+# the run is executed or how long it goes on, not what it computes up to where it stopped.
+RESUMABLE_CHANGES: tuple[str, ...] = (
+    "training.num_iterations",
+    "training.device",
+    "training.threads",
+    "logging.progress",
+    "logging.out_dir",
+    "logging.tensorboard",
+    "analysis",
+)
 
 
 class RunDirError(ValueError):
@@ -156,11 +173,14 @@ def _legacy_names(record: dict[str, Any]) -> dict[str, Any]:
 def truncate_history(run_dir: str | Path, iteration: int) -> None:
     """Keep only the records up to ``iteration`` (a resume from the checkpoint of that iteration:
     the records a killed run appended after its last checkpoint will be written again)."""
-    path = Path(run_dir) / HISTORY_FILE
-    if not path.exists():
+    run_dir = Path(run_dir)
+    path, legacy = run_dir / HISTORY_FILE, run_dir / LEGACY_HISTORY_FILE
+    if not path.exists() and not legacy.exists():
         return
+    # A run from before history.jsonl continues in the new file (its records renamed).
     kept = [record for record in read_history(run_dir) if int(record["iteration"]) <= iteration]
     atomic_write_text(path, "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in kept))
+    legacy.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -198,10 +218,9 @@ def run_name(config: Config) -> str:
 
 
 def _task_class(config: Config) -> type | None:
-    from vwm_agents import config as config_module
+    from vwm_agents.config import resolve_env_class
 
-    resolve = getattr(config_module, "env_class", None) or config_module._env_class
-    return resolve(config.task.id)
+    return resolve_env_class(config.task.id)
 
 
 def _defaults(function: Any, given: Mapping[str, Any]) -> dict[str, Any]:
@@ -231,15 +250,68 @@ def check_new_run(run_dir: Path, members: Sequence[Path] = ()) -> None:
             )
 
 
-def check_resumable(run_dir: Path) -> Path:
-    """The ``latest.pt`` a resume of ``run_dir`` starts from.
+def check_resumable(run_dir: Path) -> Path | None:
+    """The ``latest.pt`` a resume of ``run_dir`` starts from; None for a run killed before its
+    first checkpoint (its ``config.yaml`` is there): it starts afresh, which is exact too.
 
     Raises:
-        RunDirError: no such directory, or no checkpoint in it.
+        RunDirError: no such directory, or neither a checkpoint nor a config in it.
     """
     if not run_dir.is_dir():
         raise RunDirError(f"{run_dir}: nothing to resume (no such run directory)")
     latest = run_dir / LATEST_CHECKPOINT
-    if not latest.exists():
-        raise RunDirError(f"{run_dir}: nothing to resume (no {LATEST_CHECKPOINT})")
-    return latest
+    if latest.exists():
+        return latest
+    if (run_dir / CONFIG_FILE).exists():
+        return None
+    raise RunDirError(f"{run_dir}: nothing to resume (no {LATEST_CHECKPOINT})")
+
+
+def saved_config(run_dir: Path) -> dict[str, Any]:
+    """The plain data of ``run_dir/config.yaml``."""
+    import yaml
+
+    path = run_dir / CONFIG_FILE
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise RunDirError(f"{path}: unreadable config: {' '.join(str(exc).split())}") from None
+    if not isinstance(data, dict):
+        raise RunDirError(f"{path}: not a config (expected a mapping of sections)")
+    return data
+
+
+def check_same_config(run_dir: Path, saved: Mapping[str, Any], config: Config) -> None:
+    """Refuse to resume ``run_dir`` (started with ``saved``) with a config that differs from it in
+    anything but :data:`RESUMABLE_CHANGES`.
+
+    Raises:
+        RunDirError: naming the first key that differs.
+    """
+    from vwm_agents.config import Config, ConfigError
+
+    try:
+        saved_data = Config.from_dict(saved).to_dict()
+    except ConfigError as exc:
+        raise RunDirError(f"{run_dir}: the run's saved config is invalid: {exc}") from None
+    difference = _first_difference(saved_data, config.to_dict())
+    if difference is not None:
+        raise RunDirError(
+            f"{run_dir}: cannot resume with a different {difference} than the run was started "
+            f"with (only {', '.join(RESUMABLE_CHANGES)} may change)"
+        )
+
+
+def _first_difference(saved: Mapping, current: Mapping, prefix: str = "") -> str | None:
+    for key in sorted(set(saved) | set(current)):
+        name = f"{prefix}{key}"
+        if name in RESUMABLE_CHANGES:
+            continue
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            found = _first_difference(a, b, name + ".")
+            if found is not None:
+                return found
+        elif a != b:
+            return name
+    return None

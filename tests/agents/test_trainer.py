@@ -7,7 +7,6 @@ import math
 import os
 import signal
 
-import gymnasium  # noqa: F401  (before vwm_tasks: its gym plugin import is circular otherwise)
 import numpy as np
 import pytest
 import torch
@@ -16,6 +15,7 @@ import yaml
 from vwm_agents import trainer as trainer_module
 from vwm_agents.checkpoint import load_checkpoint
 from vwm_agents.config import Config, ConfigError, apply_overrides
+from vwm_agents.evaluation import evaluate, fixed_batches, run_seeds
 from vwm_agents.run import RunDirError, load_run, read_history
 from vwm_agents.trainer import (
     EarlyStopping,
@@ -97,16 +97,18 @@ def test_run_directory_layout_and_schema(tmp_path):
     assert history == records
     assert [r["iteration"] for r in history] == [5, 10, 15, 20]
     record = history[-1]
-    assert set(record) >= {"iteration", "loss", "error", "error_std", "activation", "lr",
-                           "per_set_size", "heldout_error"}
+    # one name per quantity: the history and metrics.json both call the firing rate "rate"
+    assert set(record) >= {"iteration", "loss", "error", "error_std", "rate", "lr",
+                           "per_set_size", "val_error"}
     assert set(record["per_set_size"]) == {"1", "2"}
-    assert set(record["per_set_size"]["1"]) == {"error", "error_std", "activation"}
+    assert set(record["per_set_size"]["1"]) == {"error", "error_std", "rate"}
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert set(metrics) >= {"error", "error_std", "rate", "per_set_size", "iteration", "checkpoint"}
+    assert set(metrics) >= {"error", "error_std", "rate", "per_set_size", "iteration", "checkpoint",
+                            "evaluated_on", "selected_on", "val_error"}
     assert set(metrics["per_set_size"]["2"]) == {"error", "error_std", "rate"}
     best = load_checkpoint(run_dir / "checkpoints" / "best.pt", kind="best")
     assert metrics["iteration"] == best["iteration"]
-    assert best["heldout_error"] == min(r["heldout_error"] for r in history)
+    assert best["val_error"] == min(r["val_error"] for r in history) == metrics["val_error"]
     saved = Config.from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
     assert saved == vwm_config(f"logging.out_dir={tmp_path}")
     loaded = load_run(run_dir)
@@ -116,12 +118,44 @@ def test_run_directory_layout_and_schema(tmp_path):
         train(vwm_config(), tmp_path)
 
 
-def test_held_out_evaluation_matches_metrics(tmp_path):
-    run_dir = train(vwm_config("training.num_iterations=10"), tmp_path)
+def test_best_is_selected_on_validation_and_reported_on_test(tmp_path):
+    config = vwm_config("training.num_iterations=10")
+    run_dir = train(config, tmp_path)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     history = read_history(run_dir)
-    best = min(history, key=lambda r: r["heldout_error"])
-    assert metrics["error"] == pytest.approx(best["heldout_error"], abs=1e-6)
+    best = min(history, key=lambda r: r["val_error"])
+    assert metrics["iteration"] == best["iteration"]
+    assert metrics["val_error"] == pytest.approx(best["val_error"], abs=1e-6)
+    # metrics.json reports the best model on the test batch, which says so
+    seeds = run_seeds(0)
+    assert metrics["evaluated_on"] == (f"test batch: 32 trials, data seed {seeds.test_data}, "
+                                       f"noise seed {seeds.test_noise}")
+    assert metrics["selected_on"].startswith("validation batch: 32 trials")
+    loaded = load_run(run_dir)
+    env = loaded.env
+    _, test = fixed_batches(env, seeds, 32, torch.device("cpu"))
+    expected = evaluate(loaded.model, test, discrete=False)
+    assert metrics["error"] == pytest.approx(expected["error"], abs=1e-6)
+    assert metrics["error"] != pytest.approx(metrics["val_error"], abs=1e-6)
+
+
+def test_validation_and_test_batches_differ():
+    from vwm_agents.run import make_env
+
+    env = make_env(vwm_config())
+    seeds = run_seeds(0)
+    validation, test = fixed_batches(env, seeds, 32, torch.device("cpu"))
+    assert validation.noise_seed != test.noise_seed and validation.data_seed != test.data_seed
+    assert validation.sample.ob.shape == test.sample.ob.shape
+    assert not torch.equal(validation.sample.ob, test.sample.ob)
+    assert not torch.equal(validation.sample.gt, test.sample.gt)
+    # drawn again from the same seed: the same batch (fixed)
+    again, _ = fixed_batches(env, seeds, 32, torch.device("cpu"))
+    assert torch.equal(validation.sample.ob, again.sample.ob)
+    # and neither is the training data stream
+    trained_on = np.random.default_rng(seeds.data)
+    assert len({seeds.data, seeds.val_data, seeds.test_data, seeds.noise, seeds.val_noise,
+                seeds.test_noise}) == 6 and trained_on is not None
 
 
 def state_of(run_dir, name="latest"):
@@ -134,12 +168,33 @@ def assert_same_weights(a: dict, b: dict) -> None:
         assert torch.equal(a[key], b[key]), key
 
 
+def assert_same_tree(a, b, where="checkpoint") -> None:
+    """Equal tensor for tensor (and value for value) everywhere in two checkpoint payloads
+    (except where the runs were written to: ``config.logging.out_dir``)."""
+    if where == "checkpoint.config.logging.out_dir":
+        return
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for key in a:
+            assert_same_tree(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert type(a) is type(b) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_tree(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and math.isnan(a):
+        assert isinstance(b, float) and math.isnan(b), where
+    else:
+        assert a == b, where
+
+
 def test_interrupt_and_resume_is_bit_exact(tmp_path, monkeypatch):
     config = vwm_config("training.num_iterations=20")
     straight = train(config, tmp_path / "straight")
 
     # Ctrl-C in the middle of a logging window (after iteration 7): a checkpoint is saved
-    original_step = trainer_module._Trainer._step
+    original_step = trainer_module.Trainer.step
 
     def step_then_interrupt(self):
         loss = original_step(self)
@@ -147,19 +202,67 @@ def test_interrupt_and_resume_is_bit_exact(tmp_path, monkeypatch):
             os.kill(os.getpid(), signal.SIGINT)
         return loss
 
-    monkeypatch.setattr(trainer_module._Trainer, "_step", step_then_interrupt)
+    monkeypatch.setattr(trainer_module.Trainer, "step", step_then_interrupt)
     with pytest.raises(TrainingInterrupted, match="after iteration 7"):
         train(config, tmp_path / "resumed")
-    monkeypatch.setattr(trainer_module._Trainer, "_step", original_step)
+    monkeypatch.setattr(trainer_module.Trainer, "step", original_step)
     assert state_of(tmp_path / "resumed" / straight.name)["iteration"] == 7
 
     resumed = train(config, tmp_path / "resumed", resume=True)
     a, b = state_of(straight), state_of(resumed)
     assert a["iteration"] == b["iteration"] == 20
-    assert_same_weights(a["model"], b["model"])
-    assert a["history"] == b["history"]
+    assert_same_tree(a, b)  # model, optimiser, schedules and every RNG state
+    assert_same_tree(state_of(straight, "best"), state_of(resumed, "best"))
     assert read_history(straight) == read_history(resumed)
     assert (straight / "metrics.json").read_text() == (resumed / "metrics.json").read_text()
+
+
+def test_training_leaves_the_global_generators_alone(tmp_path):
+    torch.manual_seed(123)
+    np.random.seed(123)  # noqa: NPY002 (the legacy global generator is what is checked)
+    before_torch, before_numpy = torch.get_rng_state(), np.random.get_state()[1].copy()  # noqa: NPY002
+    run_dir = train(vwm_config("training.num_iterations=10"), tmp_path)
+    assert torch.equal(torch.get_rng_state(), before_torch)
+    assert np.array_equal(np.random.get_state()[1], before_numpy)  # noqa: NPY002
+    # Inside the run the global torch generator is seeded from the run seed, and nothing of ours
+    # draws from it: the saved state is still the freshly seeded one.
+    seeded = torch.Generator().manual_seed(run_seeds(0).torch_global).get_state()
+    assert torch.equal(state_of(run_dir)["rng"]["torch_cpu"], seeded)
+
+
+def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_afresh(tmp_path):
+    config = vwm_config("training.num_iterations=10")
+    straight = train(config, tmp_path / "a")
+    killed = tmp_path / "b" / straight.name
+    killed.mkdir(parents=True)
+    (killed / "config.yaml").write_text((straight / "config.yaml").read_text()
+                                        .replace(str(tmp_path / "a"), str(tmp_path / "b")))
+    with pytest.raises(RunDirError, match="exists; continue it with --resume"):
+        train(config, tmp_path / "b")
+    resumed = train(config, tmp_path / "b", resume=True)
+    assert_same_tree(state_of(straight), state_of(resumed))
+
+
+def test_history_is_appended_and_old_yaml_histories_are_read(tmp_path):
+    from vwm_agents.rundir import append_history, truncate_history
+
+    append_history(tmp_path, {"iteration": 5, "rate": 1.0})
+    append_history(tmp_path, {"iteration": 10, "rate": 2.0})
+    with open(tmp_path / "history.jsonl", "a") as handle:
+        handle.write('{"iteration": 15, "ra')  # killed while appending
+    assert [r["iteration"] for r in read_history(tmp_path)] == [5, 10]
+    truncate_history(tmp_path, 7)
+    assert read_history(tmp_path) == [{"iteration": 5, "rate": 1.0}]
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "history.yaml").write_text(yaml.safe_dump([
+        {"iteration": 50, "activation": 3.0, "heldout_error": 0.5,
+         "per_set_size": {"1": {"error": 0.1, "activation": 2.0}}}]))
+    assert read_history(old) == [{"iteration": 50, "rate": 3.0, "val_error": 0.5,
+                                  "per_set_size": {"1": {"error": 0.1, "rate": 2.0}}}]
+    with pytest.raises(RunDirError, match="corrupt history at line 1"):
+        (tmp_path / "history.jsonl").write_text("not json\n{}\n")
+        read_history(tmp_path)
 
 
 def test_resume_extends_a_finished_run_exactly(tmp_path):
@@ -180,7 +283,7 @@ def test_resume_errors(tmp_path):
 
 
 def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    original_forward = trainer_module._forward
+    original_forward = trainer_module.forward_model
     calls = {"n": 0}
 
     def forward_with_nan(model, ob, generator, takes_generator, **options):
@@ -191,7 +294,7 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypat
                 rates = rates * torch.nan
         return outputs, rates
 
-    monkeypatch.setattr(trainer_module, "_forward", forward_with_nan)
+    monkeypatch.setattr(trainer_module, "forward_model", forward_with_nan)
     with pytest.raises(TrainingDiverged, match="non-finite rates at iteration 8;") as info:
         train(vwm_config(), tmp_path)
     run_dir = info.value.run_dir
