@@ -1,70 +1,102 @@
-"""Analyse a trained run directory.
+"""Analyse a trained run directory: ``python -m analysis RUN_DIR``.
 
 Usage::
 
-    python -m analysis RUN_DIR [--only errors,mixture,human,snr,dn,selectivity,fixed_points]
-                               [--trials N] [--human-data DIR] [--checkpoint best|latest]
-                               [--seed S]
+    python -m analysis RUN_DIR [--only NAME,...] [--trials N] [--seed S]
+                               [--human-data PATH] [--human-units deg|rad]
+                               [--human-space orientation|circle] [--checkpoint best|latest]
 
 Loads the run with :func:`vwm_agents.run.load_run`, runs the selected analyses (all by default,
 or ``analysis.only`` of the run's config) and writes ``RUN_DIR/analysis/<file>.json`` plus PNG
-figures. Every analysis module follows one contract::
+figures, then ``analysis.report.write_report(RUN_DIR)`` when that module is installed.
 
-    run(model, env, *, n_trials: int, seed: int) -> result with .to_dict()
-    plot(result, out_dir: Path) -> list[Path]
+The dispatch table :data:`ANALYSES` maps each analysis name to
 
-so adding an analysis means adding one line to :data:`ANALYSES`. Exit status: 0 when every
-analysis succeeded, 1 when some failed (each failure is reported on one line, the others still
-run), 2 for a bad command line or a missing/corrupt run directory.
+* ``compute``: ``"analysis.<module>:run"``, called as ``run(model, env, *, n_trials, seed,
+  **settings)`` and returning a result with ``to_dict()``;
+* ``plot``: ``"analysis.<plotting module>:plot_<name>"``, called as ``plot(result, out_dir)``
+  and returning the written figures (``list[Path]``);
+* ``json_name``: the result file;
+* ``unavailable`` (optional, default: the compute module's ``unavailable`` if it has one):
+  ``unavailable(model, env) -> str | None``, a one-line reason why the analysis cannot run on this
+  agent or task (e.g. ``"needs a VWM recall task; this run trained DelayMatchSample-v0"``).
+
+Every setting of the config reaches its analysis under one name: ``analysis.<name>.<key>`` is
+passed as ``run(..., key=value)``, except ``trials``, which is ``n_trials`` (``--trials``
+overrides it; without a section value, ``analysis.trials`` applies where ``trials_default``
+says so). ``errors``, ``mixture`` and ``human`` share one simulation of the model's trials
+(:func:`analysis.trials.model_errors`, passed as ``data=``).
+
+An analysis that cannot run on the run's agent or task is skipped with one line saying what it
+needs; one that fails is reported on one line and the others still run. Exit status: 0 when
+every analysis that could run succeeded, 1 when one failed, 2 for a bad command line or a
+missing/corrupt run directory (nothing is written then).
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
+import dataclasses
 import importlib
+import inspect
 import json
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Analysis", "ANALYSES", "ALIASES", "main", "to_jsonable"]
+__all__ = ["Analysis", "ANALYSES", "ALIASES", "main", "to_jsonable", "resolve"]
 
 
 @dataclass(frozen=True)
 class Analysis:
-    """One entry of the dispatch table: the module with ``run``/``plot`` and its JSON file.
+    """One entry of the dispatch table (see the module doc).
 
-    ``trials_key`` names the config setting (under ``analysis``) that gives ``n_trials`` when
-    ``--trials`` is not passed; None leaves the module's own default (its trials mean something
-    else, e.g. trajectories seeding the fixed-point search).
+    ``trials_default``: whether ``analysis.trials`` gives ``n_trials`` when neither ``--trials``
+    nor ``analysis.<name>.trials`` does (False leaves the module's own default, for analyses
+    whose trials mean something else). ``shares_model_errors``: takes ``data=`` (the shared
+    simulation). ``takes_human_data``: takes ``human_data``, ``human_units`` and ``human_space``.
     """
 
-    module: str
+    compute: str
+    plot: str
     json_name: str
+    unavailable: str | None = None
+    trials_default: bool = True
+    shares_model_errors: bool = False
     takes_human_data: bool = False
-    trials_key: str | None = "trials"
 
 
 ANALYSES: dict[str, Analysis] = {
-    "errors": Analysis("analysis.errors", "errors.json"),
-    "mixture": Analysis("analysis.mixture", "mixture.json"),
-    "human": Analysis("analysis.human", "human_comparison.json", takes_human_data=True),
-    "snr": Analysis("analysis.snr", "snr.json"),
-    "dn": Analysis("analysis.normalization", "dn.json", trials_key=None),
-    "selectivity": Analysis("analysis.selectivity", "selectivity.json"),
-    "fixed_points": Analysis("analysis.fixed_points", "fixed_points.json",
-                             trials_key="fixed_points.trials"),
+    "errors": Analysis("analysis.errors:run", "analysis.plotting_behaviour:plot_errors",
+                       "errors.json", shares_model_errors=True),
+    "mixture": Analysis("analysis.mixture:run", "analysis.plotting_behaviour:plot_mixture",
+                        "mixture.json", shares_model_errors=True),
+    "human": Analysis("analysis.human:run", "analysis.plotting_human:plot_human",
+                      "human_comparison.json", shares_model_errors=True,
+                      takes_human_data=True),
+    "performance": Analysis("analysis.performance:run",
+                            "analysis.plotting_behaviour:plot_performance", "performance.json"),
+    "snr": Analysis("analysis.snr:run", "analysis.plotting_neural:plot_snr", "snr.json"),
+    "dn": Analysis("analysis.normalization:run", "analysis.plotting_neural:plot_dn", "dn.json",
+                   trials_default=False),
+    "selectivity": Analysis("analysis.selectivity:run",
+                            "analysis.plotting_neural:plot_selectivity", "selectivity.json"),
+    "fixed_points": Analysis("analysis.fixed_points:run",
+                             "analysis.plotting_neural:plot_fixed_points", "fixed_points.json",
+                             trials_default=False),
+    "weights": Analysis("analysis.weights:run", "analysis.plotting_neural:plot_weights",
+                        "weights.json", trials_default=False),
+    "trajectories": Analysis("analysis.trajectories:run",
+                             "analysis.plotting_neural:plot_trajectories", "trajectories.json",
+                             trials_default=False),
 }
 
 ALIASES: dict[str, str] = {"normalization": "dn"}
 """Other names accepted for an analysis (the config schema calls ``dn`` ``normalization``)."""
-
-_NOT_ANALYSES = {"weights"}  # in configs mapped from the original format; plotted by training
 
 
 def to_jsonable(value: Any) -> Any:
@@ -80,41 +112,127 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def _parse_only(text: str | Sequence[str] | None, *, strict: bool) -> list[str]:
+def _import(module_name: str):
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        raise RuntimeError(f"module {module_name} is not installed") from None
+
+
+def resolve(target: str) -> Callable:
+    """``"package.module:attribute"`` -> the attribute (imports the module).
+
+    Raises:
+        RuntimeError: the module is not installed or has no such attribute (one line).
+    """
+    module_name, _, attribute = target.partition(":")
+    module = _import(module_name)
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise RuntimeError(f"{module_name} has no {attribute}") from None
+
+
+def _unavailable_hook(spec: Analysis) -> Callable | None:
+    if spec.unavailable is not None:
+        return resolve(spec.unavailable)
+    return getattr(_import(spec.compute.partition(":")[0]), "unavailable", None)
+
+
+def _parse_only(text: str | Sequence[str] | None, *, source: str) -> list[str]:
     if text is None:
         return list(ANALYSES)
     names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text)]
     selected = []
     for name in filter(None, names):
         name = ALIASES.get(name, name)
-        if name in ANALYSES:
-            if name not in selected:
-                selected.append(name)
-        elif strict or name not in _NOT_ANALYSES:
-            raise ValueError(f"--only: unknown analysis {name!r}; choose from "
+        if name not in ANALYSES:
+            raise ValueError(f"{source}: unknown analysis {name!r}; choose from "
                              f"{', '.join(ANALYSES)}")
+        if name not in selected:
+            selected.append(name)
     if not selected:
-        raise ValueError(f"--only: no analysis selected; choose from {', '.join(ANALYSES)}")
+        raise ValueError(f"{source}: no analysis selected; choose from {', '.join(ANALYSES)}")
     return selected
+
+
+def _as_dict(section: Any) -> dict[str, Any]:
+    """A config section (dataclass, pydantic model or mapping) as a plain dict."""
+    if section is None:
+        return {}
+    if isinstance(section, dict):
+        return dict(section)
+    for method in ("to_dict", "model_dump"):
+        if callable(getattr(section, method, None)):
+            return dict(getattr(section, method)())
+    if dataclasses.is_dataclass(section):
+        return dataclasses.asdict(section)
+    return {}
+
+
+def _settings_for(name: str, analysis_config: Any) -> dict[str, Any]:
+    """``analysis.<name>`` of the config (under the name or an alias), as keyword arguments."""
+    config = _as_dict(analysis_config)
+    names = [name, *(alias for alias, target in ALIASES.items() if target == name)]
+    for candidate in names:
+        section = config.get(candidate)
+        if isinstance(section, dict):
+            return dict(section)
+    return {}
+
+
+def _trials_for(spec: Analysis, settings: dict[str, Any], analysis_config: Any,
+                requested: int | None) -> dict[str, int]:
+    """``{"n_trials": N}`` from --trials, else the section's ``trials``, else ``analysis.trials``
+    (where ``trials_default``), else {} (the module's default)."""
+    if requested is not None:
+        return {"n_trials": int(requested)}
+    if "trials" in settings:
+        return {"n_trials": int(settings["trials"])}
+    default = _as_dict(analysis_config).get("trials")
+    if spec.trials_default and default is not None:
+        return {"n_trials": int(default)}
+    return {}
+
+
+def _check_parameters(name: str, compute: Callable, kwargs: dict[str, Any]) -> None:
+    """Every configured setting must be a parameter of ``run`` (one line naming it if not)."""
+    parameters = inspect.signature(compute).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    unknown = [key for key in kwargs if key not in parameters]
+    if unknown:
+        shown = ", ".join("trials" if k == "n_trials" else f"analysis.{name}.{k}"
+                          for k in unknown)
+        raise RuntimeError(f"{shown}: not a setting of {compute.__module__}.run")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m analysis",
-        description="Run the behavioural and neural analyses of a trained run directory.",
+        description="Run the behavioural and neural analyses of a trained run directory. "
+                    "Analyses that do not apply to the run's agent or task are skipped with "
+                    "a one-line reason.",
     )
     parser.add_argument("run_dir", type=Path, help="a run directory written by vwm-train")
     parser.add_argument("--only", default=None,
                         help=f"comma-separated subset of: {', '.join(ANALYSES)} "
                              "(default: the config's analysis.only, else all)")
     parser.add_argument("--trials", type=int, default=None,
-                        help="trials per set size for every analysis (default: the config's "
-                             "analysis.trials; analysis.fixed_points.trials for fixed_points; "
-                             "the module's own default for dn)")
+                        help="trials for every analysis (default: analysis.<name>.trials, "
+                             "else analysis.trials where it applies, else the module's own)")
     parser.add_argument("--human-data", type=Path, default=None,
-                        help="folder of the van den Berg (2012) .mat files (default: the "
-                             "config's analysis.human_data, else the summary shipped with the "
-                             "package)")
+                        help="people to compare with: a folder of van den Berg (2012) .mat "
+                             "files or a CSV in python -m analysis.fit's format (default: the "
+                             "config's analysis.human_data, else the shipped van den Berg et "
+                             "al. 2012 files)")
+    parser.add_argument("--human-units", choices=("deg", "rad"), default="rad",
+                        help="angle units of a CSV --human-data (default: rad)")
+    parser.add_argument("--human-space", choices=("orientation", "circle"), default="circle",
+                        help="period of a CSV --human-data: orientation (180 degrees) or "
+                             "circle (360; default)")
     parser.add_argument("--checkpoint", choices=("best", "latest"), default="best",
                         help="which weights to analyse (default: best)")
     parser.add_argument("--seed", type=int, default=0, help="seed of trials and noise")
@@ -126,34 +244,57 @@ def _error(message: str) -> None:
     print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
 
 
-def _trials_for(spec: Analysis, settings, requested: int | None) -> dict[str, int]:
-    """``{"n_trials": N}`` from --trials, else from the config setting, else {} (default)."""
-    if requested is not None:
-        return {"n_trials": requested}
-    if spec.trials_key is None:
-        return {}
-    value = settings
-    for part in spec.trials_key.split("."):
-        value = getattr(value, part)
-    return {"n_trials": int(value)}
+class _Session:
+    """One CLI call: the loaded run, its out folder and the shared behavioural simulation."""
+
+    def __init__(self, loaded, out_dir: Path, *, seed: int, trials: int | None,
+                 human: dict[str, Any]) -> None:
+        self.loaded, self.out_dir, self.seed = loaded, out_dir, seed
+        self.trials, self.human = trials, human
+        self._model_errors: dict[int, Any] = {}
+
+    def model_errors(self, n_trials: int):
+        """The model's errors on ``n_trials`` trials per set size, simulated once per call."""
+        if n_trials not in self._model_errors:
+            from analysis.trials import model_errors
+
+            self._model_errors[n_trials] = model_errors(self.loaded.model, self.loaded.env,
+                                                        n_trials=n_trials, seed=self.seed)
+        return self._model_errors[n_trials]
+
+    def unavailable(self, name: str) -> str | None:
+        hook = _unavailable_hook(ANALYSES[name])
+        return None if hook is None else hook(self.loaded.model, self.loaded.env)
+
+    def run(self, name: str) -> list[Path]:
+        spec = ANALYSES[name]
+        analysis_config = self.loaded.config.analysis
+        settings = _settings_for(name, analysis_config)
+        kwargs = {**{k: v for k, v in settings.items() if k != "trials"},
+                  **_trials_for(spec, settings, analysis_config, self.trials)}
+        if spec.takes_human_data:
+            kwargs.update(self.human)
+        compute = resolve(spec.compute)
+        plot = resolve(spec.plot)
+        _check_parameters(name, compute, kwargs)
+        if spec.shares_model_errors:
+            kwargs["data"] = self.model_errors(kwargs.get("n_trials", 1000))
+        result = compute(self.loaded.model, self.loaded.env, seed=self.seed, **kwargs)
+        json_path = self.out_dir / spec.json_name
+        json_path.write_text(json.dumps(to_jsonable(result.to_dict()), indent=2,
+                                        allow_nan=False))
+        return [json_path, *plot(result, self.out_dir)]
 
 
-def _run_one(name: str, loaded, out_dir: Path, *, trials: dict[str, int], seed: int,
-             human_data: Path | None) -> list[Path]:
-    spec = ANALYSES[name]
+def _write_report(run_dir: Path) -> Path | None:
+    """``analysis.report.write_report(run_dir)`` when that module exists, else None."""
     try:
-        module = importlib.import_module(spec.module)
+        report = importlib.import_module("analysis.report")
     except ModuleNotFoundError as exc:
-        if exc.name != spec.module:
+        if exc.name != "analysis.report":
             raise
-        raise RuntimeError(f"module {spec.module} is not installed") from None
-    compute = module.run
-    if spec.takes_human_data:
-        compute = functools.partial(compute, human_data=human_data)
-    result = compute(loaded.model, loaded.env, seed=seed, **trials)
-    json_path = out_dir / spec.json_name
-    json_path.write_text(json.dumps(to_jsonable(result.to_dict()), indent=2, allow_nan=False))
-    return [json_path, *module.plot(result, out_dir)]
+        return None
+    return report.write_report(run_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from vwm_agents.run import RunDirError, load_run
 
+    if args.trials is not None and args.trials < 1:
+        _error(f"--trials: must be >= 1, got {args.trials}")
+        return 2
     try:
         loaded = load_run(args.run_dir, checkpoint=args.checkpoint)
     except RunDirError as exc:
@@ -171,29 +315,35 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     settings = loaded.config.analysis
     try:
-        only = (_parse_only(args.only, strict=True) if args.only is not None
-                else _parse_only(settings.only, strict=False))
+        only = (_parse_only(args.only, source="--only") if args.only is not None
+                else _parse_only(_as_dict(settings).get("only"), source="analysis.only"))
     except ValueError as exc:
         _error(exc)
         return 2
-    if args.trials is not None and args.trials < 1:
-        _error(f"--trials: must be >= 1, got {args.trials}")
-        return 2
-    human_data = args.human_data if args.human_data is not None else settings.human_data
-    if human_data is not None and not Path(human_data).is_dir():
-        _error(f"--human-data: {human_data} is not a directory")
+    from_config = args.human_data is None
+    human_data = _as_dict(settings).get("human_data") if from_config else args.human_data
+    if human_data is not None and not Path(human_data).exists():
+        flag = "analysis.human_data" if from_config else "--human-data"
+        _error(f"{flag}: {human_data} does not exist (a folder of .mat files or a CSV file)")
         return 2
 
     out_dir = loaded.run_dir / "analysis"
     out_dir.mkdir(parents=True, exist_ok=True)
+    session = _Session(loaded, out_dir, seed=args.seed, trials=args.trials,
+                       human={"human_data": human_data, "human_units": args.human_units,
+                              "human_space": args.human_space})
     failures = 0
     bar = tqdm(only, desc="analyses", unit="analysis", disable=args.no_progress, file=sys.stderr)
     for name in bar:
         bar.set_postfix_str(name)
         start = time.perf_counter()
         try:
-            written = _run_one(name, loaded, out_dir, seed=args.seed, human_data=human_data,
-                               trials=_trials_for(ANALYSES[name], settings, args.trials))
+            reason = session.unavailable(name)
+            if reason is not None:
+                reason = " ".join(str(reason).split()).removeprefix(f"{name}: ")
+                bar.write(f"{name}: {reason} (skipped)", file=sys.stdout)
+                continue
+            written = session.run(name)
         except Exception as exc:  # noqa: BLE001 - one failing analysis must not stop the others
             failures += 1
             bar.write(f"error: {name}: {type(exc).__name__}: {' '.join(str(exc).split())}",
@@ -201,6 +351,15 @@ def main(argv: list[str] | None = None) -> int:
             continue
         bar.write(f"{name}: {', '.join(p.name for p in written)} "
                   f"({time.perf_counter() - start:.1f} s)", file=sys.stdout)
+    bar.close()
+    try:
+        report = _write_report(loaded.run_dir)
+    except Exception as exc:  # noqa: BLE001 - the results are written; say what went wrong
+        failures += 1
+        _error(f"report: {type(exc).__name__}: {exc}")
+    else:
+        if report is not None:
+            print(f"report: {report}")
     print(f"results in {out_dir}")
     return 1 if failures else 0
 

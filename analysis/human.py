@@ -1,57 +1,62 @@
-"""Human delayed-estimation data (van den Berg et al. 2012, orientation) and the comparison of a
-model with it.
+"""The comparison of a model with people: error statistics, mixture parameters and the distance.
 
-* :func:`load_vandenberg2012` reads the MemToolbox copy of the .mat files (one per session) into
-  trial arrays. Orientations live on a 180-degree circle, so every difference (response - target
-  and response - each non-target) is doubled onto the full circle, the space of our task.
+The top of the behavioural layers (data: :mod:`analysis.trials`, :mod:`analysis.human_data`;
+statistics: :mod:`analysis.errors`, :mod:`analysis.mixture`; the distance:
+:mod:`analysis.distance`). It never imports plotting (:mod:`analysis.plotting_human` draws it).
+
 * :func:`human_statistics` computes each participant's error statistics and mixture fits per set
-  size and their mean (and SE) over participants.
-* :func:`load_human_summary` reads the summary shipped with the package
-  (``analysis/data/human_vdb2012_orientation.json``), so the comparison works without the files.
-* :func:`human_comparison` puts a model's per-set-size summary next to the human one (ratios of
-  MAE, circular variance and guess rate).
+  size and their mean and between-participant SE.
+* :func:`load_human_summary` reads the per-set-size summary shipped beside the raw files
+  (``analysis/data/human_vdb2012_orientation.json``, computed from them by
+  :func:`human_statistics`), for quick overlays that need no fitting.
+* :func:`human_comparison` puts a model's per-set-size summary next to people's (values, the
+  people's SEs, model / human ratios) and :func:`run` adds the distance of
+  :mod:`analysis.distance`. Definitions: docs/model.md, section Human comparison.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from analysis import circstats
-from analysis.errors import ErrorStatistics, error_statistics, model_errors
-from analysis.mixture import MixtureResult, fit_by_set_size, fit_vm_uniform
+from analysis.distance import (
+    Distance,
+    HumanReference,
+    bootstrap_se,
+    human_distance,
+    observer_statistics,
+    reference_from_values,
+)
+from analysis.errors import ErrorStatistics, error_statistics
+from analysis.human_data import HumanTrials, describe_target, load_target
+from analysis.mixture import MixtureResult, fit_by_set_size
+from analysis.trials import ModelErrors, model_errors, needs_vwm_recall
 
 __all__ = [
-    "HUMAN_DATA_ENV",
+    "SUMMARY_FIELDS",
+    "COMPARED",
     "BehaviourSummary",
-    "HumanTrials",
     "HumanStatistics",
     "HumanComparison",
-    "find_human_data",
-    "load_vandenberg2012",
     "human_statistics",
     "load_human_summary",
     "model_summary",
     "human_comparison",
+    "reference_from_summary",
     "run",
-    "plot",
+    "unavailable",
 ]
 
-HUMAN_DATA_ENV = "VWM_HUMAN_DATA"
-"""Environment variable naming the human data folder (``human_vwm`` or the orientation folder)."""
-
-_ORIENTATION_FOLDER = "vandenberg2012_orientation"
-_BLOCKS = ("block_one", "block_two", "block_three", "block_four", "block_five")
 _SUMMARY_RESOURCE = "human_vdb2012_orientation.json"
-SUMMARY_FIELDS = ("mae", "circular_variance", "circular_sd", "p_guess", "vm_sd", "p_nontarget",
-                  "p_guess_swap")
+_ERROR_FIELDS = ("mae", "circular_variance", "circular_sd", "linear_sd", "circular_kurtosis",
+                 "excess_kurtosis")
+SUMMARY_FIELDS = (*_ERROR_FIELDS, "p_guess", "vm_sd", "p_nontarget", "p_guess_swap")
+HISTOGRAM_BINS = 36
 
 
 @dataclass
@@ -60,13 +65,17 @@ class BehaviourSummary:
 
     Each field is a list aligned with ``set_sizes``; ``None`` marks a value that is not known.
     ``p_guess`` and ``vm_sd`` come from the von Mises + uniform fit, ``p_nontarget`` and
-    ``p_guess_swap`` from the swap model. Angles in radians on the full circle.
+    ``p_guess_swap`` from the swap model (``p_nontarget`` is the swap rate). Angles in radians on
+    the full circle.
     """
 
     set_sizes: list[int]
     mae: list[float | None]
     circular_variance: list[float | None]
     circular_sd: list[float | None] = field(default_factory=list)
+    linear_sd: list[float | None] = field(default_factory=list)
+    circular_kurtosis: list[float | None] = field(default_factory=list)
+    excess_kurtosis: list[float | None] = field(default_factory=list)
     p_guess: list[float | None] = field(default_factory=list)
     vm_sd: list[float | None] = field(default_factory=list)
     p_nontarget: list[float | None] = field(default_factory=list)
@@ -105,109 +114,6 @@ class BehaviourSummary:
                    meta={k: v for k, v in data.items() if k != "per_set_size"})
 
 
-# --------------------------------------------------------------------------------------------
-# The raw files
-
-
-@dataclass
-class HumanTrials:
-    """Trials of the van den Berg et al. (2012) orientation experiment, on the full circle.
-
-    Attributes:
-        participant: (n,) participant initials.
-        set_size: (n,) int, 1-8.
-        target, response: (n,) doubled orientations in radians, [-pi, pi).
-        errors: (n,) wrap(2 (response - target)) in radians.
-        nontarget_errors: (n, 7) wrap(2 (response - other item)), NaN-padded.
-    """
-
-    participant: np.ndarray
-    set_size: np.ndarray
-    target: np.ndarray
-    response: np.ndarray
-    errors: np.ndarray
-    nontarget_errors: np.ndarray
-
-    @property
-    def participants(self) -> list[str]:
-        return sorted(set(self.participant.tolist()))
-
-    def subset(self, rows: np.ndarray) -> HumanTrials:
-        return HumanTrials(*(getattr(self, name)[rows] for name in
-                             ("participant", "set_size", "target", "response", "errors",
-                              "nontarget_errors")))
-
-
-def find_human_data(path: str | Path | None = None) -> Path | None:
-    """The folder holding the orientation .mat files, or None.
-
-    Looks at ``path``, else ``$VWM_HUMAN_DATA``, else ``../shared/human_vwm`` next to the
-    repository; each may be the ``human_vwm`` folder or its ``vandenberg2012_orientation`` one.
-    """
-    if path is not None:
-        candidates = [Path(path)]
-    else:
-        repo_root = Path(__file__).resolve().parent.parent
-        candidates = [Path(p) for p in (os.environ.get(HUMAN_DATA_ENV),) if p]
-        candidates.append(repo_root.parent / "shared" / "human_vwm")
-    for candidate in candidates:
-        for folder in (candidate, candidate / _ORIENTATION_FOLDER):
-            if folder.is_dir() and any(folder.glob("*.mat")):
-                return folder
-    return None
-
-
-def _double(degrees) -> np.ndarray:
-    """Orientation differences in degrees (period 180) -> radians on the full circle."""
-    return circstats.wrap_angle(np.deg2rad(2.0 * np.asarray(degrees, dtype=float)))
-
-
-def load_vandenberg2012(data_dir: str | Path) -> HumanTrials:
-    """Load every session file of the orientation experiment (README in ``human_vwm``).
-
-    Raises:
-        FileNotFoundError: no .mat files in ``data_dir`` (or its orientation sub-folder).
-        ValueError: a file without the expected blocks and fields, naming file and field.
-    """
-    from scipy.io import loadmat
-
-    folder = find_human_data(data_dir)
-    if folder is None:
-        raise FileNotFoundError(f"{data_dir}: no van den Berg (2012) .mat files found")
-    columns: dict[str, list[np.ndarray]] = {name: [] for name in
-                                            ("participant", "set_size", "target", "response",
-                                             "errors", "nontarget_errors")}
-    for path in sorted(folder.glob("*.mat")):
-        participant = re.match(r"[A-Za-z]+", path.stem)
-        mat = loadmat(path, squeeze_me=True, struct_as_record=False)
-        for block_name in _BLOCKS:
-            try:
-                block = mat[block_name]
-                set_size = np.asarray(block.set_size, dtype=np.int64)
-                true_deg = np.asarray(block.true_values, dtype=float)
-                response_deg = np.asarray(block.subject_responses, dtype=float)
-                items_deg = np.asarray(block.gabor_angles, dtype=float)  # (9, trials)
-                cued = np.atleast_2d(block.cued_gabor)[0].astype(np.int64) - 1
-            except (KeyError, AttributeError) as exc:
-                raise ValueError(f"{path.name}: {block_name}: missing field {exc}") from None
-            n = set_size.size
-            # Items are rows 0..set_size-1 of gabor_angles; the cued one is the target.
-            others = (np.arange(items_deg.shape[0])[:, None] < set_size[None, :]) & (
-                np.arange(items_deg.shape[0])[:, None] != cued[None, :])
-            order = np.argsort(~others.T, axis=1, kind="stable")[:, : items_deg.shape[0] - 2]
-            nt_deg = np.take_along_axis(items_deg.T, order, axis=1)
-            nt_valid = np.take_along_axis(others.T, order, axis=1)
-            columns["participant"].append(np.full(n, participant.group(0) if participant
-                                                  else path.stem))
-            columns["set_size"].append(set_size)
-            columns["target"].append(_double(true_deg))
-            columns["response"].append(_double(response_deg))
-            columns["errors"].append(_double(response_deg - true_deg))
-            columns["nontarget_errors"].append(
-                np.where(nt_valid, _double(response_deg[:, None] - nt_deg), np.nan))
-    return HumanTrials(**{name: np.concatenate(parts) for name, parts in columns.items()})
-
-
 @dataclass
 class HumanStatistics:
     """Per-participant statistics (and fits) and their mean over participants."""
@@ -215,6 +121,7 @@ class HumanStatistics:
     per_participant: dict[str, ErrorStatistics]
     fits: dict[str, MixtureResult]
     summary: BehaviourSummary
+    reference: HumanReference | None = None
 
     def to_dict(self) -> dict:
         return {"summary": self.summary.to_dict(),
@@ -224,9 +131,15 @@ class HumanStatistics:
                                     for p, s in self.per_participant.items()}}
 
 
-def human_statistics(trials: HumanTrials, *, fit: bool = True) -> HumanStatistics:
+def human_statistics(trials: HumanTrials, *, fit: bool = True, n_bootstrap: int = 100
+                     ) -> HumanStatistics:
     """Each participant's statistics (and, if ``fit``, mixture fits) per set size, then the mean
-    over participants of each participant's value (as in the README table and the anchors)."""
+    over participants of each participant's value, with between-participant SEs.
+
+    With ``fit``, :attr:`HumanStatistics.reference` holds the people's side of the distance
+    (:mod:`analysis.distance`); with one participant its SEs come from a bootstrap over that
+    person's trials (``n_bootstrap`` resamples), since there is no between-participant spread.
+    """
     per_participant, fits = {}, {}
     for p in trials.participants:
         own = trials.subset(trials.participant == p)
@@ -240,7 +153,7 @@ def human_statistics(trials: HumanTrials, *, fit: bool = True) -> HumanStatistic
 
     columns = {name: stack(lambda p, n, name=name: getattr(per_participant[p].per_set_size[n],
                                                            name))
-               for name in ("mae", "circular_variance", "circular_sd")}
+               for name in _ERROR_FIELDS}
     if fit:
         columns["p_guess"] = stack(lambda p, n: fits[p].fits[n].vm_uniform.p_guess)
         columns["vm_sd"] = stack(lambda p, n: fits[p].fits[n].vm_uniform.sd)
@@ -255,7 +168,19 @@ def human_statistics(trials: HumanTrials, *, fit: bool = True) -> HumanStatistic
         meta={"observer": "human", "n_participants": n_people,
               "statistic": "mean over participants of each participant's value"},
     )
-    return HumanStatistics(per_participant=per_participant, fits=fits, summary=summary)
+    reference = None
+    if fit:
+        values = {"mae": columns["mae"], "guess_rate": columns["p_guess"],
+                  "excess_kurtosis": columns["excess_kurtosis"]}
+        if n_people > 1:
+            reference = reference_from_values(values, set_sizes)
+        else:
+            reference = reference_from_values(
+                values, set_sizes,
+                se=bootstrap_se(trials.errors, trials.set_size, n_bootstrap=n_bootstrap),
+                se_source=f"bootstrap over one participant's trials ({n_bootstrap} resamples)")
+    return HumanStatistics(per_participant=per_participant, fits=fits, summary=summary,
+                           reference=reference)
 
 
 def load_human_summary(path: str | Path | None = None) -> BehaviourSummary:
@@ -280,6 +205,9 @@ def model_summary(statistics: ErrorStatistics, mixture: MixtureResult | None = N
         mae=statistics.column("mae").tolist(),
         circular_variance=statistics.column("circular_variance").tolist(),
         circular_sd=statistics.column("circular_sd").tolist(),
+        linear_sd=statistics.column("linear_sd").tolist(),
+        circular_kurtosis=statistics.column("circular_kurtosis").tolist(),
+        excess_kurtosis=statistics.column("excess_kurtosis").tolist(),
         meta={"observer": "model"},
     )
     if mixture is not None:
@@ -297,27 +225,58 @@ def model_summary(statistics: ErrorStatistics, mixture: MixtureResult | None = N
     return summary
 
 
-COMPARED = ("mae", "circular_variance", "p_guess")
+def reference_from_summary(summary: BehaviourSummary) -> HumanReference:
+    """The people's side of the distance from a summary with between-participant SEs."""
+    names = {"mae": "mae", "guess_rate": "p_guess", "excess_kurtosis": "excess_kurtosis"}
+    missing = [field for field in names.values() if field not in summary.standard_errors]
+    if missing:
+        raise ValueError(f"summary: no standard errors of {', '.join(missing)}")
+    return HumanReference(
+        set_sizes=list(summary.set_sizes),
+        mean={s: list(getattr(summary, f)) for s, f in names.items()},
+        se={s: list(summary.standard_errors[f]) for s, f in names.items()},
+        n_participants=int(summary.meta.get("n_participants", 0)),
+        se_source="between participants")
+
+
+COMPARED = SUMMARY_FIELDS
+"""Statistics put side by side in ``human_comparison.json`` (model, people, people's SE)."""
+_RATIOS = ("mae", "circular_variance", "p_guess")
 
 
 @dataclass
 class HumanComparison:
-    """Model and human values, and model / human ratios, at the set sizes both have."""
+    """Model and human values at the set sizes both have, the people's SEs, model / human
+    ratios, the distance and the error histograms of both (for the overlay figure)."""
 
     set_sizes: list[int]
     model: dict[str, list[float | None]]
     human: dict[str, list[float | None]]
     ratio: dict[str, list[float | None]]
+    human_se: dict[str, list[float | None]] = field(default_factory=dict)
     human_source: str = ""
+    n_participants: int = 0
+    distance: Distance | None = None
+    histogram_edges: list[float] = field(default_factory=list)
+    model_density: dict[int, list[float]] = field(default_factory=dict)
+    human_density: dict[int, list[float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"set_sizes": self.set_sizes, "model": self.model, "human": self.human,
-                "ratio": self.ratio, "human_source": self.human_source}
+        out = {"set_sizes": self.set_sizes, "model": self.model, "human": self.human,
+               "human_se": self.human_se, "ratio": self.ratio,
+               "human_source": self.human_source, "n_participants": self.n_participants,
+               "histogram": {"edges": self.histogram_edges,
+                             "model": {str(n): d for n, d in self.model_density.items()},
+                             "human": {str(n): d for n, d in self.human_density.items()}}}
+        if self.distance is not None:
+            out["distance"] = self.distance.to_dict()
+        return out
 
 
 def human_comparison(model_stats: BehaviourSummary, human_summary: BehaviourSummary
                      ) -> HumanComparison:
-    """Ratios model / human per set size for MAE, circular variance and guess rate.
+    """Model and people's values (and the people's SEs) per shared set size, and model / human
+    ratios for MAE, circular variance and guess rate.
 
     A ratio is None where either value is missing or the human value is 0 (a guess rate of
     exactly 0 makes the ratio meaningless; near-zero human guess rates at set size 1 make it
@@ -329,32 +288,67 @@ def human_comparison(model_stats: BehaviourSummary, human_summary: BehaviourSumm
                          f"human summary's {human_summary.set_sizes}")
     model = {name: [model_stats.value(name, n) for n in shared] for name in COMPARED}
     human = {name: [human_summary.value(name, n) for n in shared] for name in COMPARED}
+    human_se = {name: [values[human_summary.set_sizes.index(n)] for n in shared]
+                for name, values in human_summary.standard_errors.items()}
     ratio = {name: [m / h if m is not None and h else None for m, h in
-                    zip(model[name], human[name], strict=True)] for name in COMPARED}
+                    zip(model[name], human[name], strict=True)] for name in _RATIOS}
     source = str(human_summary.meta.get("citation", human_summary.meta.get("observer", "")))
     return HumanComparison(set_sizes=shared, model=model, human=human, ratio=ratio,
-                           human_source=source)
+                           human_se=human_se, human_source=source,
+                           n_participants=int(human_summary.meta.get("n_participants", 0)))
 
 
-def run(model, env, *, n_trials: int, seed: int, human_data: str | Path | None = None
-        ) -> HumanComparison:
-    """The ``human`` analysis: the model's MAE, circular variance and guess rate (von Mises +
-    uniform) per set size against people's; from the raw files in ``human_data`` when given,
-    else from the shipped summary."""
-    data = model_errors(model, env, n_trials=n_trials, seed=seed)
+def _densities(errors: np.ndarray, set_size: np.ndarray, set_sizes: list[int],
+               edges: np.ndarray) -> dict[int, list[float]]:
+    return {n: np.histogram(errors[set_size == n], edges, density=True)[0].tolist()
+            for n in set_sizes}
+
+
+def unavailable(model, env) -> str | None:
+    """The ``human`` analysis needs a VWM recall task (items, set sizes, reported angles)."""
+    return needs_vwm_recall(model, env)
+
+
+def run(model, env, *, n_trials: int, seed: int, data: ModelErrors | None = None,
+        human_data: str | Path | None = None, human_units: str = "rad",
+        human_space: str = "circle") -> HumanComparison:
+    """The ``human`` analysis: a model against people per set size.
+
+    Compares MAE, circular variance, circular and linear SD, circular kurtosis and its excess,
+    and the mixture parameters (von Mises + uniform guess rate and SD, the swap model's swap and
+    guess rates), with the people's between-participant SEs, and computes the distance of
+    :mod:`analysis.distance` (key ``"distance"`` of ``human_comparison.json``).
+
+    Args:
+        data: the model's errors (shared by the CLI); simulated here when None.
+        human_data: the target: None for the shipped van den Berg et al. (2012) files, a folder
+            of such .mat files, or a CSV file in ``python -m analysis.fit``'s format.
+        human_units, human_space: units and period of the angles of a CSV target.
+    """
+    if data is None:
+        data = model_errors(model, env, n_trials=n_trials, seed=seed)
     statistics = error_statistics(data.errors, data.set_size)
-    fits = {n: fit_vm_uniform(data.errors[data.set_size == n]) for n in statistics.set_sizes}
-    summary = model_summary(statistics)
-    summary.p_guess = [fits[n].p_guess for n in statistics.set_sizes]
-    if human_data is not None:
-        people = human_statistics(load_vandenberg2012(human_data)).summary
-        people.meta["citation"] = load_human_summary().meta.get("citation", "")
-    else:
+    summary = model_summary(statistics, fit_by_set_size(data.errors, data.set_size,
+                                                        data.nontarget_errors))
+    trials = load_target(human_data, units=human_units, space=human_space)
+    target = describe_target(human_data)
+    if human_data is None:
+        # The shipped summary is human_statistics() of the shipped files (a test checks it):
+        # reading it saves re-fitting 48 participant x set-size mixtures on every call.
         people = load_human_summary()
-    return human_comparison(summary, people)
-
-
-def plot(result: HumanComparison, out_dir: Path) -> list[Path]:
-    from analysis.plotting_behaviour import plot_human_comparison
-
-    return [plot_human_comparison(result, Path(out_dir) / "human_comparison.png")]
+        reference = reference_from_summary(people)
+    else:
+        people_stats = human_statistics(trials)
+        people, reference = people_stats.summary, people_stats.reference
+    people.meta["citation"] = target
+    reference.target = target
+    comparison = human_comparison(summary, people)
+    comparison.distance = human_distance(observer_statistics(data.errors, data.set_size),
+                                         reference)
+    edges = np.linspace(-np.pi, np.pi, HISTOGRAM_BINS + 1)
+    comparison.histogram_edges = edges.tolist()
+    comparison.model_density = _densities(data.errors, data.set_size, comparison.set_sizes,
+                                          edges)
+    comparison.human_density = _densities(trials.errors, trials.set_size, comparison.set_sizes,
+                                          edges)
+    return comparison

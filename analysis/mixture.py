@@ -1,14 +1,16 @@
-"""Maximum-likelihood mixture models of recall errors (science_anchors.md section 2).
+"""Maximum-likelihood mixture models of recall errors (docs/model.md, section Mixture models).
 
 Three models, each fitted per set size to errors ``e = wrap(response - target)`` in radians on
-the full circle:
+the full circle (the sign convention is ours; every model here is symmetric in e, so it changes no
+fitted value):
 
 * :func:`fit_vm_uniform`: von Mises + uniform (Zhang & Luck 2008),
   ``p(e) = (1 - g) VM(e; kappa) + g / 2pi``;
-* :func:`fit_gauss_uniform`: Gaussian + uniform (the original model's second fit),
+* :func:`fit_gauss_uniform`: Gaussian + uniform (the reference model's second fit),
   ``p(e) = (1 - g) TN(e; sigma) + g / 2pi`` where TN is a normal N(0, sigma^2) *truncated* to
-  [-pi, pi) and renormalised on it (the original code used the unnormalised normal on that
-  interval, which is the same density whenever sigma << pi);
+  [-pi, pi) and renormalised on it. The truncation is our choice (docs/model.md, section What
+  is ours): the reference used the unnormalised normal on that interval, which is a density only
+  when sigma << pi, where the two agree;
 * :func:`fit_swap`: the three-component model of Bays, Catalao & Husain (2009),
   ``p(e) = p_T VM(e; kappa) + p_N / M sum_j VM(e~_j; kappa) + p_U / 2pi`` with the M non-target
   errors ``e~_j = wrap(response - nontarget_j)``.
@@ -27,7 +29,6 @@ likelihood is concave in it), then the best grid point is refined by a bounded s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -35,6 +36,7 @@ from scipy.optimize import minimize, minimize_scalar
 from scipy.special import i0e, log_ndtr, logsumexp, ndtr
 
 from analysis.circstats import a1_inverse_exact, angular_difference, vonmises_logpdf, vonmises_sd
+from analysis.trials import ModelErrors, model_errors, needs_vwm_recall
 
 __all__ = [
     "KAPPA_MAX",
@@ -55,7 +57,7 @@ __all__ = [
     "fit_by_set_size",
     "simulate_swap_responses",
     "run",
-    "plot",
+    "unavailable",
 ]
 
 KAPPA_MAX = 1e4
@@ -504,18 +506,14 @@ def simulate_swap_responses(rng: np.random.Generator | int | None, n_trials: int
 # The run-directory analysis contract
 
 
-def run(model, env, *, n_trials: int, seed: int) -> MixtureResult:
-    """The ``mixture`` analysis: the three models fitted per set size to a model's errors."""
-    from analysis.errors import model_errors
+unavailable = needs_vwm_recall
+"""The ``mixture`` analysis needs a VWM recall task (items, set sizes, reported angles)."""
 
-    data = model_errors(model, env, n_trials=n_trials, seed=seed)
+
+def run(model, env, *, n_trials: int, seed: int, data: ModelErrors | None = None
+        ) -> MixtureResult:
+    """The ``mixture`` analysis: the three models fitted per set size to a model's errors
+    (``data`` when given, e.g. shared by the CLI; else simulated here)."""
+    if data is None:
+        data = model_errors(model, env, n_trials=n_trials, seed=seed)
     return fit_by_set_size(data.errors, data.set_size, data.nontarget_errors)
-
-
-def plot(result: MixtureResult, out_dir: Path) -> list[Path]:
-    """Parameters against set size, and the fitted densities over the error histograms."""
-    from analysis.plotting_behaviour import plot_mixture_densities, plot_mixture_parameters
-
-    out_dir = Path(out_dir)
-    return [plot_mixture_parameters(result, out_dir / "mixture_parameters.png"),
-            plot_mixture_densities(result, out_dir / "mixture_fits.png")]

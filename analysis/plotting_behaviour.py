@@ -1,7 +1,10 @@
-"""Figures of the behavioural analyses (errors, mixture fits, comparison with people).
+"""Figures of the behavioural analyses (errors, mixture fits, task performance).
 
-Each function takes a result object and a path, writes one PNG and returns the path. Figures are
-built with ``matplotlib.figure.Figure`` directly (no pyplot state, no backend switching).
+``figure_<x>(result) -> Figure`` builds a figure; ``plot_<name>(result, out_dir) -> list[Path]``
+saves the figures of the analysis ``<name>`` (the CLI pairs it with ``analysis.<name>:run``).
+Figures are built with ``matplotlib.figure.Figure`` directly (no pyplot state, no backend
+switching), so they work in notebooks and headless alike. The comparison with people is drawn
+by :mod:`analysis.plotting_human`.
 """
 
 from __future__ import annotations
@@ -15,21 +18,26 @@ from matplotlib.ticker import MaxNLocator, NullFormatter, NullLocator, ScalarFor
 
 if TYPE_CHECKING:
     from analysis.errors import ErrorsResult, ErrorStatistics
-    from analysis.human import BehaviourSummary, HumanComparison
+    from analysis.human import BehaviourSummary
     from analysis.mixture import MixtureResult
+    from analysis.performance import PerformanceResult
 
 __all__ = [
-    "plot_error_histograms",
-    "plot_error_statistics",
-    "plot_mixture_parameters",
-    "plot_mixture_densities",
-    "plot_human_comparison",
+    "figure_error_histograms",
+    "figure_error_statistics",
+    "figure_mixture_parameters",
+    "figure_mixture_densities",
+    "figure_performance",
+    "plot_errors",
+    "plot_mixture",
+    "plot_performance",
+    "save_figure",
 ]
 
 _DPI = 100
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save_figure(fig: Figure, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=_DPI)
@@ -65,7 +73,7 @@ def _densities_panel(ax, edges, density, title: str) -> None:
     ax.set_xlim(-np.pi, np.pi)
 
 
-def plot_error_histograms(result: ErrorsResult, path: Path) -> Path:
+def figure_error_histograms(result: ErrorsResult) -> Figure:
     """Density histograms of the errors, one panel per set size (dotted: chance density)."""
     edges, density = result.histogram()
     set_sizes = sorted(density)
@@ -76,12 +84,13 @@ def plot_error_histograms(result: ErrorsResult, path: Path) -> Path:
     for ax in axes[-min(4, len(axes)):]:
         ax.set_xlabel("error (rad)")
     fig.suptitle("Recall errors by set size")
-    return _save(fig, path)
+    return fig
 
 
-def plot_error_statistics(statistics: ErrorStatistics, path: Path,
-                          human: BehaviourSummary | None = None) -> Path:
-    """MAE, circular variance (-2 ln R, log-log) and kurtosis against set size."""
+def figure_error_statistics(statistics: ErrorStatistics,
+                            human: BehaviourSummary | None = None) -> Figure:
+    """MAE, circular variance (-2 ln R, log-log) and kurtosis against set size (with people's
+    values and between-participant SEs when ``human`` is given)."""
     fig = Figure(figsize=(10, 3), layout="constrained")
     axes = fig.subplots(1, 3)
     n = np.array(statistics.set_sizes)
@@ -90,8 +99,12 @@ def plot_error_statistics(statistics: ErrorStatistics, path: Path,
               ("circular_kurtosis", "circular kurtosis", False)]
     for ax, (name, label, loglog) in zip(axes, panels, strict=True):
         ax.plot(n, statistics.column(name), "o-", label="model")
-        if human is not None and name in ("mae", "circular_variance"):
-            ax.plot(human.set_sizes, getattr(human, name), "s--", color="k", label="human")
+        if human is not None and getattr(human, name):
+            values = np.array([np.nan if v is None else v for v in getattr(human, name)], float)
+            se = human.standard_errors.get(name)
+            ax.errorbar(human.set_sizes, values,
+                        yerr=None if se is None else np.array(se, float), fmt="s--",
+                        color="k", capsize=2, label="people (mean +- SE)")
         if loglog:
             ax.set_xscale("log")
             ax.set_yscale("log")
@@ -99,10 +112,10 @@ def plot_error_statistics(statistics: ErrorStatistics, path: Path,
         ax.set_ylabel(label)
     axes[0].axhline(np.pi / 2, color="0.5", ls=":", lw=0.8)
     axes[0].legend(fontsize=8)
-    return _save(fig, path)
+    return fig
 
 
-def plot_mixture_parameters(result: MixtureResult, path: Path) -> Path:
+def figure_mixture_parameters(result: MixtureResult) -> Figure:
     """Guess rates, swap rate and component SDs of the three models against set size."""
     n = np.array(result.set_sizes)
     fig = Figure(figsize=(8, 3), layout="constrained")
@@ -121,10 +134,10 @@ def plot_mixture_parameters(result: MixtureResult, path: Path) -> Path:
     _set_size_axis(ax_sd)
     ax_sd.set_ylabel("component SD (rad)")
     ax_sd.legend(fontsize=7)
-    return _save(fig, path)
+    return fig
 
 
-def plot_mixture_densities(result: MixtureResult, path: Path, bins: int = 60) -> Path:
+def figure_mixture_densities(result: MixtureResult, bins: int = 60) -> Figure:
     """Error histograms with the fitted von Mises + uniform and Gaussian + uniform densities."""
     set_sizes = result.set_sizes
     fig, axes = _grid(len(set_sizes))
@@ -140,23 +153,51 @@ def plot_mixture_densities(result: MixtureResult, path: Path, bins: int = 60) ->
                 label="Gauss + U")
     axes[0].legend(fontsize=7)
     fig.suptitle("Mixture fits")
-    return _save(fig, path)
+    return fig
 
 
-def plot_human_comparison(result: HumanComparison, path: Path) -> Path:
-    """Model and human MAE, circular variance and guess rate against set size."""
-    labels = {"mae": "mean abs. error (rad)", "circular_variance": "circular variance -2 ln R",
-              "p_guess": "guess rate (VM + U)"}
-    fig = Figure(figsize=(10, 3), layout="constrained")
-    axes = fig.subplots(1, len(labels))
-    n = np.array(result.set_sizes)
-    for ax, (name, label) in zip(axes, labels.items(), strict=True):
-        for who, style, values in (("model", "o-", result.model[name]),
-                                   ("human", "s--", result.human[name])):
-            y = np.array([np.nan if v is None else v for v in values], float)
-            ax.plot(n, y, style, label=who, color="tab:blue" if who == "model" else "k")
-        _set_size_axis(ax)
-        ax.set_ylabel(label)
-    axes[0].legend(fontsize=8)
-    fig.suptitle("Model vs. human (van den Berg et al. 2012, orientation)", fontsize=10)
-    return _save(fig, path)
+def figure_performance(result: PerformanceResult) -> Figure:
+    """Performance per epoch and per trial condition (one panel per condition variable)."""
+    conditions = list(result.by_condition)
+    fig = Figure(figsize=(3.2 * (1 + len(conditions)), 3), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, 1 + len(conditions), squeeze=False).ravel())
+    label = result.metric_label
+    epochs = list(result.by_epoch)
+    per_epoch = [np.nan if result.by_epoch[e] is None else result.by_epoch[e] for e in epochs]
+    axes[0].bar(range(len(epochs)), per_epoch, color="tab:blue")
+    axes[0].set_xticks(range(len(epochs)), epochs, rotation=30, fontsize=8)
+    axes[0].set_ylabel(f"{label} per step")
+    axes[0].set_title(f"{result.task}: by epoch", fontsize=9)
+    for ax, name in zip(axes[1:], conditions, strict=True):
+        groups = result.by_condition[name]
+        values = list(groups)
+        ax.bar(range(len(values)), [groups[v]["score"] for v in values], color="tab:orange")
+        ax.set_xticks(range(len(values)), values, rotation=30, fontsize=8)
+        ax.set_title(f"by {name}", fontsize=9)
+        ax.set_ylabel(f"trial {label}")
+    if result.chance is not None:
+        for ax in axes[1:]:
+            ax.axhline(result.chance, color="0.5", ls=":", lw=0.8)
+    return fig
+
+
+def plot_errors(result: ErrorsResult, out_dir: Path) -> list[Path]:
+    """``error_hist.png`` and ``error_statistics.png`` (people's shipped summary overlaid)."""
+    from analysis.human import load_human_summary
+
+    out_dir = Path(out_dir)
+    return [save_figure(figure_error_histograms(result), out_dir / "error_hist.png"),
+            save_figure(figure_error_statistics(result.statistics, human=load_human_summary()),
+                        out_dir / "error_statistics.png")]
+
+
+def plot_mixture(result: MixtureResult, out_dir: Path) -> list[Path]:
+    """``mixture_parameters.png`` and ``mixture_fits.png``."""
+    out_dir = Path(out_dir)
+    return [save_figure(figure_mixture_parameters(result), out_dir / "mixture_parameters.png"),
+            save_figure(figure_mixture_densities(result), out_dir / "mixture_fits.png")]
+
+
+def plot_performance(result: PerformanceResult, out_dir: Path) -> list[Path]:
+    """``performance.png``."""
+    return [save_figure(figure_performance(result), Path(out_dir) / "performance.png")]

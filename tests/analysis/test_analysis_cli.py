@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 import gymnasium as gym
 import numpy as np
@@ -20,7 +21,8 @@ from torch import nn
 import analysis.__main__ as cli
 from analysis import errors as errors_mod
 from analysis import mixture
-from analysis.errors import error_statistics, model_errors
+from analysis.errors import error_statistics
+from analysis.trials import model_errors
 from vwm_tasks.encoding import channels_per_item, decode_input_angles
 
 K = 3
@@ -154,13 +156,16 @@ def test_cli_writes_behaviour_results(tiny_run, capsys):
     comparison = json.loads((out / "human_comparison.json").read_text())
     assert comparison["set_sizes"] == [1, 2, 3]
     assert set(comparison["ratio"]) == {"mae", "circular_variance", "p_guess"}
-    for png in ("mixture_parameters.png", "mixture_fits.png", "human_comparison.png"):
+    assert set(comparison["distance"]["components"]) == {"mae", "guess_rate", "excess_kurtosis"}
+    for png in ("mixture_parameters.png", "mixture_fits.png", "human_comparison.png",
+                "human_histograms.png"):
         assert (out / png).stat().st_size > 0
     assert "results in" in capsys.readouterr().out
 
 
 def test_cli_one_failing_analysis_does_not_stop_the_others(tiny_run, monkeypatch, capsys):
-    monkeypatch.setitem(cli.ANALYSES, "broken", cli.Analysis("analysis.no_such_module", "b.json"))
+    monkeypatch.setitem(cli.ANALYSES, "broken", cli.Analysis(
+        "analysis.no_such_module:run", "analysis.plotting_behaviour:plot_errors", "b.json"))
     (tiny_run / "analysis" / "errors.json").unlink(missing_ok=True)
     code = cli.main([str(tiny_run), "--only", "broken,errors", "--trials", "5", "--no-progress"])
     assert code == 1
@@ -213,9 +218,11 @@ def test_cli_bad_arguments(tiny_run, capsys, args, fragment):
 
 
 def test_only_accepts_config_names():
-    assert cli._parse_only("normalization,errors", strict=True) == ["dn", "errors"]
-    assert cli._parse_only(["weights", "errors"], strict=False) == ["errors"]
-    assert cli._parse_only(None, strict=True) == list(cli.ANALYSES)
+    assert cli._parse_only("normalization,errors", source="--only") == ["dn", "errors"]
+    assert cli._parse_only(["weights", "errors"], source="analysis.only") == ["weights", "errors"]
+    assert cli._parse_only(None, source="--only") == list(cli.ANALYSES)
+    with pytest.raises(ValueError, match="analysis.only: unknown analysis 'bogus'"):
+        cli._parse_only(["bogus"], source="analysis.only")
 
 
 def test_to_jsonable():
@@ -227,9 +234,131 @@ def test_trial_counts_come_from_the_config_unless_given(tiny_run):
     from vwm_agents.config import load_config
 
     settings = load_config(tiny_run / "config.yaml").analysis
-    assert cli._trials_for(cli.ANALYSES["errors"], settings, None) == {
+    fixed_points = cli._settings_for("fixed_points", settings)
+    assert cli._trials_for(cli.ANALYSES["errors"], {}, settings, None) == {
         "n_trials": settings.trials}
-    assert cli._trials_for(cli.ANALYSES["fixed_points"], settings, None) == {
+    assert cli._trials_for(cli.ANALYSES["fixed_points"], fixed_points, settings, None) == {
         "n_trials": settings.fixed_points.trials}
-    assert cli._trials_for(cli.ANALYSES["dn"], settings, None) == {}
-    assert cli._trials_for(cli.ANALYSES["dn"], settings, 7) == {"n_trials": 7}
+    assert cli._trials_for(cli.ANALYSES["dn"], {}, settings, None) == {}
+    assert cli._trials_for(cli.ANALYSES["dn"], {}, settings, 7) == {"n_trials": 7}
+
+
+def test_every_fixed_point_setting_reaches_the_finder(tiny_run):
+    """analysis.fixed_points.<key> -> run(..., key=value), under the config's own names."""
+    import inspect
+
+    from vwm_agents.config import load_config
+
+    settings = load_config(tiny_run / "config.yaml").analysis
+    forwarded = cli._settings_for("fixed_points", settings)
+    assert set(forwarded) == set(settings.fixed_points.to_dict())
+    parameters = inspect.signature(cli.resolve(cli.ANALYSES["fixed_points"].compute)).parameters
+    missing = [k for k in forwarded if k != "trials" and k not in parameters]
+    assert not missing, f"fixed_points.run does not take {missing}"
+
+
+# ------------------------------------------------------------------ the dispatch contract
+
+
+class _FakeRun:
+    """A loaded run whose config has an analysis section for the fake analysis."""
+
+    def __init__(self, analysis: dict) -> None:
+        from types import SimpleNamespace
+
+        self.config = SimpleNamespace(analysis=analysis)
+        self.model = self.env = None
+
+
+def _fake_module(monkeypatch, calls: list) -> None:
+    from types import ModuleType
+
+    module = ModuleType("fake_analysis")
+
+    class Result:
+        def __init__(self, kwargs):
+            self.kwargs = kwargs
+
+        def to_dict(self):
+            return {"kwargs": {k: v for k, v in self.kwargs.items() if k != "data"}}
+
+    def run(model, env, *, n_trials: int, seed: int, alpha: float = 1.0, data=None):
+        calls.append({"n_trials": n_trials, "seed": seed, "alpha": alpha, "data": data})
+        return Result({"n_trials": n_trials, "alpha": alpha})
+
+    def plot_fake(result, out_dir):
+        return []
+
+    module.run, module.plot_fake = run, plot_fake
+    monkeypatch.setitem(sys.modules, "fake_analysis", module)
+    monkeypatch.setitem(cli.ANALYSES, "fake", cli.Analysis(
+        "fake_analysis:run", "fake_analysis:plot_fake", "fake.json"))
+
+
+def test_section_settings_reach_run_under_their_names(monkeypatch, tmp_path):
+    calls: list = []
+    _fake_module(monkeypatch, calls)
+    session = cli._Session(_FakeRun({"trials": 5, "fake": {"alpha": 3.0, "trials": 7}}),
+                           tmp_path, seed=2, trials=None, human={})
+    written = session.run("fake")
+    assert calls == [{"n_trials": 7, "seed": 2, "alpha": 3.0, "data": None}]
+    assert json.loads(written[0].read_text()) == {"kwargs": {"n_trials": 7, "alpha": 3.0}}
+    # --trials wins over the section; without a section, analysis.trials applies.
+    cli._Session(_FakeRun({"trials": 5, "fake": {"alpha": 2.0, "trials": 7}}), tmp_path,
+                 seed=0, trials=9, human={}).run("fake")
+    cli._Session(_FakeRun({"trials": 5}), tmp_path, seed=0, trials=None, human={}).run("fake")
+    assert [c["n_trials"] for c in calls[1:]] == [9, 5]
+
+
+def test_a_setting_run_does_not_take_is_named(monkeypatch, tmp_path):
+    _fake_module(monkeypatch, [])
+    session = cli._Session(_FakeRun({"fake": {"beta": 1}}), tmp_path, seed=0, trials=3, human={})
+    with pytest.raises(RuntimeError, match=r"analysis\.fake\.beta: not a setting"):
+        session.run("fake")
+
+
+def test_behavioural_analyses_share_one_simulation(tiny_run, monkeypatch, capsys):
+    import analysis.trials
+
+    calls = []
+    original = analysis.trials.model_errors
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("n_trials"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(analysis.trials, "model_errors", counting)
+    code = cli.main([str(tiny_run), "--only", "errors,mixture,human", "--trials", "8",
+                     "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    assert calls == [8]
+    errors = json.loads((tiny_run / "analysis" / "errors.json").read_text())
+    mixture_json = json.loads((tiny_run / "analysis" / "mixture.json").read_text())
+    # the same trials: as many errors at set size 3 in both files
+    assert errors["per_set_size"]["3"]["n"] == mixture_json["3"]["n_trials"] == 8 * 3
+
+
+def test_unavailable_analysis_is_skipped_with_its_reason(tiny_run, monkeypatch, capsys):
+    calls: list = []
+    _fake_module(monkeypatch, calls)
+    sys.modules["fake_analysis"].unavailable = lambda model, env: "fake: needs a unicorn"
+    code = cli.main([str(tiny_run), "--only", "fake", "--trials", "2", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0 and not calls
+    assert "fake: needs a unicorn (skipped)" in out.splitlines()
+
+
+def test_report_is_written_when_the_module_exists(tiny_run, monkeypatch, capsys):
+    from types import ModuleType
+
+    report = ModuleType("analysis.report")
+    report.write_report = lambda run_dir: run_dir / "report.html"
+    monkeypatch.setitem(sys.modules, "analysis.report", report)
+    assert cli.main([str(tiny_run), "--only", "errors", "--trials", "2", "--no-progress"]) == 0
+    assert f"report: {tiny_run / 'report.html'}" in capsys.readouterr().out
+
+
+def test_missing_report_module_is_tolerated(tiny_run, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "analysis.report", None)  # import raises ModuleNotFoundError
+    assert cli.main([str(tiny_run), "--only", "errors", "--trials", "2", "--no-progress"]) == 0
+    assert "report:" not in capsys.readouterr().out

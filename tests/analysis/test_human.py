@@ -1,4 +1,5 @@
-"""Human data: the loader reproduces the README table; the shipped summary; the comparison."""
+"""Human data: the shipped raw files, the loader (it reproduces the published table), the shipped
+summary (computed from the files), the comparison with its SEs."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from analysis import human
+from analysis import human, human_data
 from analysis.errors import error_statistics
+from analysis.mixture import fit_vm_uniform
 
-# human_vwm/README.md: mean over the 6 participants of each one's statistic.
+# Mean over the 6 participants of each one's statistic (van den Berg et al. 2012, orientation).
 README_TABLE = {  # set size: (MAE rad, -2 ln R)
     1: (0.236, 0.100), 2: (0.350, 0.223), 3: (0.492, 0.464), 4: (0.652, 0.816),
     5: (0.752, 1.063), 6: (0.884, 1.425), 7: (1.004, 1.802), 8: (1.062, 2.057),
@@ -18,12 +20,22 @@ README_TABLE = {  # set size: (MAE rad, -2 ln R)
 
 
 @pytest.fixture(scope="module")
-def trials() -> human.HumanTrials:
-    folder = human.find_human_data()
-    if folder is None:
-        pytest.skip(f"human data not found (set ${human.HUMAN_DATA_ENV} or put it in "
-                    "../shared/human_vwm)")
-    return human.load_vandenberg2012(folder)
+def trials() -> human_data.HumanTrials:
+    return human_data.load_vandenberg2012()
+
+
+@pytest.fixture(scope="module")
+def people(trials) -> human.HumanStatistics:
+    return human.human_statistics(trials)
+
+
+def test_raw_files_ship_with_the_package():
+    folder = human_data.find_human_data()
+    assert folder == human_data.shipped_data_dir()
+    assert len(list(folder.glob("*.mat"))) == 24  # 6 participants x 4 sessions
+    licence = (folder / "LICENSE-MemToolbox").read_text()
+    assert "Redistribution and use in source and binary forms" in licence
+    assert "van den Berg" in (folder / "README.md").read_text()
 
 
 def test_loader_shapes(trials):
@@ -55,29 +67,45 @@ def test_nontarget_errors_are_not_the_target(trials):
     assert np.mean(np.abs(trials.nontarget_errors[rows, 0])) > 1.3
 
 
-def test_shipped_summary_matches_files(trials):
-    shipped = human.load_human_summary()
-    computed = human.human_statistics(trials, fit=False).summary
-    np.testing.assert_allclose(shipped.mae, computed.mae, atol=0.0015)
-    np.testing.assert_allclose(shipped.circular_variance, computed.circular_variance, atol=0.0015)
-    # circSD is the mean of per-participant circular SDs (the anchors' degrees, rounded to 0.1).
-    np.testing.assert_allclose(shipped.circular_sd, computed.circular_sd, atol=np.deg2rad(0.06))
+def test_shipped_summary_is_computed_from_the_files(people):
+    """The summary shipped for quick overlays equals human_statistics() of the shipped files
+    (rounded to 6 decimals), every field and every SE."""
+    shipped, computed = human.load_human_summary(), people.summary
+    for name in human.SUMMARY_FIELDS:
+        np.testing.assert_allclose(getattr(shipped, name), getattr(computed, name), atol=2e-6,
+                                   err_msg=name)
+        np.testing.assert_allclose(shipped.standard_errors[name],
+                                   computed.standard_errors[name], atol=2e-6, err_msg=name)
 
 
-def test_guess_rate_fits_match_anchors(trials):
-    """Per-participant von Mises + uniform fits, averaged: science_anchors section 1a, E9."""
+def test_guess_rate_fits_match_published_values(trials):
+    """Per-participant von Mises + uniform fits, averaged (van den Berg et al. 2012 data as
+    refitted by van den Berg, Awh & Ma 2014, experiment E9: 0.235 and 0.553)."""
     for n, g in ((4, 0.235), (8, 0.553)):
         rows = trials.set_size == n
-        fits = [human.fit_vm_uniform(trials.errors[rows & (trials.participant == p)])
+        fits = [fit_vm_uniform(trials.errors[rows & (trials.participant == p)])
                 for p in trials.participants]
         assert np.mean([f.p_guess for f in fits]) == pytest.approx(g, abs=0.005)
+
+
+def test_people_have_excess_kurtosis_and_rising_guessing(people):
+    summary = people.summary
+    # Excess circular kurtosis over a matched von Mises (the human signature): every one of the
+    # 6 participants at every set size >= 2 (42 values; a symmetric null gives this with
+    # probability 2^-42).
+    for p, statistics in people.per_participant.items():
+        for n in range(2, 9):
+            assert statistics.per_set_size[n].excess_kurtosis > 0, (p, n)
+    assert summary.p_guess[-1] - summary.p_guess[0] > 0.3
+    # Linear SD of errors on [-pi, pi) is close to the circular SD while errors are small.
+    assert summary.linear_sd[0] == pytest.approx(summary.circular_sd[0], rel=0.15)
 
 
 def test_shipped_summary_has_citation_and_all_set_sizes():
     summary = human.load_human_summary()
     assert summary.set_sizes == list(range(1, 9))
     assert "van den Berg" in summary.meta["citation"]
-    assert "licence" in " ".join(summary.meta).lower() or "licence_note" in summary.meta
+    assert "licence" in summary.meta["data_source"].lower()
     for name in human.SUMMARY_FIELDS:
         assert all(v is not None for v in getattr(summary, name)), name
     # Shape of human behaviour (science_anchors section 6.4).
@@ -116,4 +144,20 @@ def test_human_comparison_needs_shared_set_sizes():
 
 def test_missing_data_folder_is_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="no van den Berg"):
-        human.load_vandenberg2012(tmp_path)
+        human_data.load_vandenberg2012(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no such file or folder"):
+        human_data.load_target(tmp_path / "nope.csv")
+
+
+def test_comparison_carries_people_ses_and_every_statistic():
+    people = human.load_human_summary()
+    rng = np.random.default_rng(1)
+    set_size = np.repeat([1, 4], 1000)
+    stats = error_statistics(rng.vonmises(0.0, 10.0, set_size.size), set_size)
+    result = human.human_comparison(human.model_summary(stats), people)
+    data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    for name in ("mae", "linear_sd", "circular_kurtosis", "excess_kurtosis", "p_guess",
+                 "vm_sd", "p_nontarget"):
+        assert len(data["human"][name]) == 2 and len(data["human_se"][name]) == 2, name
+        assert all(se > 0 for se in data["human_se"][name][1:]), name
+    assert data["human_se"]["mae"][1] == pytest.approx(people.standard_errors["mae"][3])

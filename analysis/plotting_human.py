@@ -1,0 +1,109 @@
+"""Figures of the comparison with people (the ``human`` analysis).
+
+* :func:`figure_human_comparison`: model vs people per set size (MAE, linear SD, circular
+  kurtosis, excess kurtosis over a matched von Mises, von Mises + uniform guess rate and SD, swap
+  rate), people as mean +- between-participant SE, and the distance's z-scores;
+* :func:`figure_human_histograms`: the error histograms of model and people per set size,
+  overlaid.
+
+``plot_human(result, out_dir)`` saves both (``human_comparison.png``, ``human_histograms.png``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from analysis.plotting_behaviour import save_figure
+
+if TYPE_CHECKING:
+    from analysis.human import HumanComparison
+
+__all__ = ["PANELS", "figure_human_comparison", "figure_human_histograms", "plot_human"]
+
+PANELS: dict[str, str] = {
+    "mae": "mean abs. error (rad)",
+    "linear_sd": "linear SD (rad)",
+    "circular_kurtosis": "circular kurtosis",
+    "excess_kurtosis": "excess kurtosis vs von Mises",
+    "p_guess": "guess rate (VM + U)",
+    "vm_sd": "von Mises SD (rad, VM + U)",
+    "p_nontarget": "swap rate (Bays 2009)",
+}
+"""Statistics drawn by :func:`figure_human_comparison` and their axis labels."""
+
+_MODEL, _PEOPLE = "tab:blue", "k"
+
+
+def _values(values) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], float)
+
+
+def figure_human_comparison(result: HumanComparison) -> Figure:
+    """Model vs people per set size, people with their between-participant SEs."""
+    fig = Figure(figsize=(12, 5.4), layout="constrained")
+    axes = fig.subplots(2, 4).ravel()
+    n = np.array(result.set_sizes)
+    for ax, (name, label) in zip(axes, PANELS.items(), strict=False):
+        ax.plot(n, _values(result.model.get(name, [None] * n.size)), "o-", color=_MODEL,
+                label="model")
+        se = result.human_se.get(name)
+        ax.errorbar(n, _values(result.human.get(name, [None] * n.size)),
+                    yerr=None if se is None else _values(se), fmt="s--", color=_PEOPLE,
+                    capsize=2, label="people (mean +- SE)")
+        ax.set_ylabel(label, fontsize=9)
+        ax.set_xlabel("set size")
+        ax.set_xticks(n)
+    axes[0].legend(fontsize=7)
+    ax = axes[len(PANELS)]
+    if result.distance is not None:
+        rows = result.distance.per_set_size
+        width = 0.27
+        for j, name in enumerate(("mae", "guess_rate", "excess_kurtosis")):
+            z = _values([row.get(name) for row in rows])
+            ax.bar(np.array([row["set_size"] for row in rows]) + (j - 1) * width, z, width,
+                   label=name.replace("_", " "))
+        ax.axhline(0, color="0.3", lw=0.8)
+        for bound in (-2, 2):
+            ax.axhline(bound, color="0.5", ls=":", lw=0.8)
+        ax.set_title(f"distance {result.distance.total:.1f} (sum of z^2)", fontsize=9)
+        ax.set_ylabel("z = (model - people) / SE", fontsize=9)
+        ax.set_xlabel("set size")
+        ax.set_xticks(n)
+        ax.legend(fontsize=7)
+    else:
+        ax.set_visible(False)
+    fig.suptitle(f"Model vs people ({result.human_source[:90]})", fontsize=9)
+    return fig
+
+
+def figure_human_histograms(result: HumanComparison) -> Figure:
+    """Error densities of model and people, one panel per set size."""
+    set_sizes = [n for n in result.set_sizes if n in result.model_density]
+    cols = min(max(len(set_sizes), 1), 4)
+    rows = int(np.ceil(max(len(set_sizes), 1) / cols))
+    fig = Figure(figsize=(2.8 * cols, 2.3 * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, sharex=True, squeeze=False).ravel())
+    edges = np.asarray(result.histogram_edges, float)
+    for ax, n in zip(axes, set_sizes, strict=False):
+        ax.stairs(result.human_density[n], edges, fill=True, alpha=0.35, color=_PEOPLE,
+                  label="people")
+        ax.stairs(result.model_density[n], edges, color=_MODEL, lw=1.5, label="model")
+        ax.axhline(1 / (2 * np.pi), color="0.5", lw=0.8, ls=":")
+        ax.set_title(f"N = {n}", fontsize=9)
+        ax.set_xlim(-np.pi, np.pi)
+    for ax in axes[len(set_sizes):]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=7)
+    fig.supxlabel("error = response - target (rad)", fontsize=9)
+    return fig
+
+
+def plot_human(result: HumanComparison, out_dir: Path) -> list[Path]:
+    """``human_comparison.png`` and ``human_histograms.png``."""
+    out_dir = Path(out_dir)
+    return [save_figure(figure_human_comparison(result), out_dir / "human_comparison.png"),
+            save_figure(figure_human_histograms(result), out_dir / "human_histograms.png")]

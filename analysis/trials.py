@@ -1,0 +1,169 @@
+"""The bottom layer of the behavioural analyses: a model's recall errors on fresh trials.
+
+:func:`model_errors` runs a model on its VWM recall env (trials sampled as in training, the
+task's item-location noise and the agent's own noise included, no gradients) and returns every
+reported item's error with the errors relative to the other items shown (the non-targets the
+swap model needs). ``python -m analysis`` calls it once per run and hands the same
+:class:`ModelErrors` to the ``errors``, ``mixture`` and ``human`` analyses.
+
+Sign convention (ours): an error is ``wrap(response - target)`` in radians on [-pi, pi), and a
+non-target error ``wrap(response - non-target)``; the same convention is used for people's data
+(:mod:`analysis.human_data`), so positive means "reported clockwise of the truth" in both.
+
+:func:`task_name` and :func:`needs_vwm_recall` let an analysis say in one line why it cannot run
+on a task that is not a VWM recall task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from analysis import circstats
+
+__all__ = ["ModelErrors", "model_errors", "is_vwm_recall", "task_name", "needs_vwm_recall"]
+
+
+def _base(env: Any) -> Any:
+    return getattr(env, "unwrapped", env)
+
+
+def is_vwm_recall(env: Any) -> bool:
+    """Whether ``env`` is a VWM recall task (draws batches of items with set sizes)."""
+    base = _base(env)
+    return all(hasattr(base, name) for name in ("sample_batch", "set_sizes", "max_items"))
+
+
+def task_name(env: Any) -> str:
+    """The env's gymnasium id when it has one, else its class name."""
+    base = _base(env)
+    for candidate in (getattr(env, "spec", None), getattr(base, "spec", None)):
+        if candidate is not None and getattr(candidate, "id", None):
+            return str(candidate.id)
+    return type(base).__name__
+
+
+def needs_vwm_recall(model: Any, env: Any) -> str | None:
+    """``unavailable`` hook of the analyses that need items, set sizes and reported angles."""
+    if is_vwm_recall(env):
+        return None
+    return f"needs a VWM recall task; this run trained {task_name(env)}"
+
+
+@dataclass
+class ModelErrors:
+    """One row per reported item.
+
+    Attributes:
+        errors: (n,) wrap(response - true angle), radians.
+        set_size: (n,) set size of the trial the item was in.
+        nontarget_errors: (n, K - 1) wrap(response - other present items' true angles), NaN-padded
+            (the first ``set_size - 1`` columns are filled).
+        response: (n,) decoded angle.
+        target: (n,) true angle.
+        n_trials: trials simulated per set size.
+        seed: the seed of trials and noise.
+    """
+
+    errors: np.ndarray
+    set_size: np.ndarray
+    nontarget_errors: np.ndarray
+    response: np.ndarray
+    target: np.ndarray
+    n_trials: int = 0
+    seed: int = 0
+
+
+def _select(batch, rows: np.ndarray):
+    """The compact sub-batch of ``rows`` (trial parameters and epoch bounds only)."""
+    return replace(
+        batch, ob=None, gt=None, mask=None, valid=batch.valid[rows],
+        epochs={name: bounds[rows] for name, bounds in batch.epochs.items()},
+        theta=batch.theta[rows], theta_input=batch.theta_input[rows],
+        presence=batch.presence[rows], set_size=batch.set_size[rows], probe=batch.probe[rows],
+        trials=None,
+    )
+
+
+def model_errors(model, env, n_trials: int = 1000, set_sizes=None, seed: int = 0, *,
+                 batch_size: int = 250, device: Any = None) -> ModelErrors:
+    """Run ``model`` on ``n_trials`` fresh trials per set size of ``env`` and collect its errors.
+
+    Trials come from ``env.sample_batch`` (balanced over the env's set sizes, seeded by
+    ``seed``), so they are drawn exactly as in training; the model runs in chunks of
+    ``batch_size`` under ``torch.no_grad`` with its noise on (its default forward), with torch's
+    RNG seeded from ``seed`` inside a forked RNG state so the caller's state is untouched.
+
+    Args:
+        model: an agent (``forward(ob) -> outputs`` or ``(outputs, rates)``).
+        env: a VWMRecall(-Cued) env (wrapped or not).
+        n_trials: trials per set size.
+        set_sizes: the set sizes to test (default: all the env's).
+        seed: seeds both the trials and the model's noise.
+    """
+    import torch
+
+    from vwm_agents.losses import decoded_angles
+    from vwm_tasks.batch import batch_tensors
+
+    reason = needs_vwm_recall(model, env)
+    if reason is not None:
+        raise ValueError(f"env: {reason}")
+    base = _base(env)
+    available = [int(n) for n in np.asarray(base.set_sizes)]
+    wanted = available if set_sizes is None else sorted({int(n) for n in set_sizes})
+    missing = sorted(set(wanted) - set(available))
+    if missing:
+        raise ValueError(f"set_sizes: {missing} not among the env's set sizes {available}")
+    if n_trials < 1:
+        raise ValueError(f"n_trials: must be >= 1, got {n_trials}")
+    batch = base.sample_batch(n_trials * len(available), np.random.default_rng(seed),
+                              dense=False, balance_set_sizes=True)
+    batch = _select(batch, np.flatnonzero(np.isin(batch.set_size, wanted)))
+    if device is None:
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+
+    responses = []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(seed)
+            for start in range(0, batch.batch_size, batch_size):
+                chunk = _select(batch, np.arange(start, min(start + batch_size, batch.batch_size)))
+                ob, _, mask = batch_tensors(base, chunk, device)
+                out = model(ob)
+                outputs = out[0] if isinstance(out, tuple) else out
+                responses.append(decoded_angles(outputs, mask).cpu().numpy())
+    finally:
+        model.train(was_training)
+    data = _item_errors(batch, np.concatenate(responses, axis=0))
+    data.n_trials, data.seed = int(n_trials), int(seed)
+    return data
+
+
+def _item_errors(batch, response: np.ndarray) -> ModelErrors:
+    """Flatten (trial, reported slot) pairs into rows, with each row's non-target errors."""
+    theta, presence = batch.theta, batch.presence
+    b, k = theta.shape
+    if response.shape[1] == k:  # uncued: every present slot is reported
+        reported = presence
+        response_full = response
+    else:  # cued: one response, for the probed slot
+        reported = np.zeros_like(presence)
+        reported[np.arange(b), batch.probe] = True
+        response_full = np.repeat(response[:, :1], k, axis=1)
+    trial, slot = np.nonzero(reported)
+    resp = response_full[trial, slot]
+    target = theta[trial, slot]
+    # Non-targets: the other present slots, in slot order, left-aligned and NaN-padded.
+    others = presence[trial] & (np.arange(k)[None, :] != slot[:, None])
+    order = np.argsort(~others, axis=1, kind="stable")[:, : k - 1]
+    nt_theta = np.take_along_axis(theta[trial], order, axis=1)
+    nt_valid = np.take_along_axis(others, order, axis=1)
+    nontarget = np.where(nt_valid, circstats.angular_difference(resp[:, None], nt_theta), np.nan)
+    return ModelErrors(errors=circstats.angular_difference(resp, target),
+                       set_size=batch.set_size[trial], nontarget_errors=nontarget,
+                       response=resp, target=target)
