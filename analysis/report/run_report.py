@@ -1,0 +1,355 @@
+"""``RUN_DIR/report.html``: a run's config, training curves, set-size curve and analyses.
+
+The report reads only files (``config.yaml``, the history, ``metrics.json``,
+``analysis/*.json`` and the figures next to them); it never loads the model, so it works from
+the results of any earlier ``python -m analysis`` and takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+from matplotlib.figure import Figure
+
+from analysis.report import _html as H
+from analysis.report._summary import Table, summarise
+from analysis.report.captions import CAPTIONS, caption_for
+
+__all__ = ["ReportError", "SetSizeCurve", "set_size_curve", "figure_set_size", "write_report",
+           "REPORT_FILE", "IMAGE_SUFFIXES", "SECTIONS"]
+
+REPORT_FILE = "report.html"
+IMAGE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg")
+
+# Analysis JSON stem -> (section title, figure-stem prefixes). Known sections come first, in this
+# order; any other JSON file gets a section of its own after them.
+SECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "errors": ("Error statistics", ("error",)),
+    "mixture": ("Mixture models", ("mixture",)),
+    "human_comparison": ("Model against people", ("human",)),
+    "performance": ("Performance", ("performance",)),
+    "snr": ("Signal-to-noise ratio", ("snr",)),
+    "dn": ("Divisive normalisation", ("dn",)),
+    "selectivity": ("Mixed selectivity", ("selectivity",)),
+    "fixed_points": ("Fixed points", ("fixed_points",)),
+    "weights": ("Weights", ("weights",)),
+    "trajectories": ("Trajectories", ("trajectories",)),
+}
+
+
+class ReportError(ValueError):
+    """A folder that is not a run directory (or a sweep folder), or an unreadable file in it."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading the run
+
+
+def _read_history(run_dir: Path) -> list[dict]:
+    try:  # the history reader moves to vwm_agents.rundir (history.jsonl); older trees: run.py
+        from vwm_agents.rundir import read_history
+    except ImportError:
+        from vwm_agents.run import read_history
+    return read_history(run_dir)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"{path}: unreadable JSON: {' '.join(str(exc).split())}") from None
+
+
+@dataclass(frozen=True)
+class SetSizeCurve:
+    """Mean absolute error per set size of the model and, where known, of people (rad)."""
+
+    set_sizes: list[int]
+    model: list[float | None]
+    model_source: str
+    human: list[float | None]
+    human_se: list[float | None]
+    human_source: str | None
+
+
+def _model_mae(run_dir: Path, metrics: Mapping | None) -> tuple[dict[int, float], str]:
+    """MAE per set size: the errors analysis (more trials) if run, else metrics.json."""
+    errors_path = run_dir / "analysis" / "errors.json"
+    if errors_path.is_file():
+        data = _read_json(errors_path)
+        per_size = data.get("per_set_size", data) if isinstance(data, Mapping) else {}
+        values = {int(n): row["mae"] for n, row in per_size.items()
+                  if str(n).isdigit() and isinstance(row, Mapping) and row.get("mae") is not None}
+        if values:
+            return values, "errors analysis (analysis/errors.json)"
+    per_size = (metrics or {}).get("per_set_size") or {}
+    values = {int(n): row["error"] for n, row in per_size.items()
+              if isinstance(row, Mapping) and row.get("error") is not None}
+    return values, "held-out evaluation (metrics.json)"
+
+
+def set_size_curve(run_dir: str | Path) -> SetSizeCurve | None:
+    """The model's and people's MAE per set size; None for runs without set sizes."""
+    run_dir = Path(run_dir)
+    metrics_path = run_dir / "metrics.json"
+    metrics = _read_json(metrics_path) if metrics_path.is_file() else None
+    model, source = _model_mae(run_dir, metrics)
+    if not model:
+        return None
+    try:
+        from analysis.human import load_human_summary
+
+        people = load_human_summary()
+        human = {n: people.value("mae", n) for n in people.set_sizes}
+        ses = dict(zip(people.set_sizes, people.standard_errors.get("mae") or [], strict=False))
+        human_source = str(people.meta.get("citation") or people.meta.get("dataset") or "people")
+    except Exception:  # noqa: BLE001 - the report still shows the model's curve
+        human, ses, human_source = {}, {}, None
+    sizes = sorted(set(model) | set(human))
+    return SetSizeCurve(sizes, [model.get(n) for n in sizes], source,
+                        [human.get(n) for n in sizes], [ses.get(n) for n in sizes], human_source)
+
+
+def figure_set_size(curve: SetSizeCurve) -> Figure:
+    """MAE against set size, the model's points beside people's (mean ± SE)."""
+    figure = Figure(figsize=(5.2, 3.6))
+    figure.subplots_adjust(left=0.14, right=0.97, bottom=0.14, top=0.9)
+    ax = figure.subplots()
+    pairs = [(n, v) for n, v in zip(curve.set_sizes, curve.model, strict=True) if v is not None]
+    ax.plot([n for n, _ in pairs], [v for _, v in pairs], "o-", color="tab:blue", label="model")
+    people = [(n, v, se) for n, v, se in zip(curve.set_sizes, curve.human, curve.human_se,
+                                              strict=True) if v is not None]
+    if people:
+        ax.errorbar([n for n, _, _ in people], [v for _, v, _ in people],
+                    yerr=[se if se is not None else 0.0 for _, _, se in people], fmt="s--",
+                    color="k", capsize=3, label="people (van den Berg et al. 2012)")
+    ax.set(xlabel="set size", ylabel="mean absolute error (rad)", xticks=curve.set_sizes,
+           title="Recall error against set size")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    return figure
+
+
+# ----------------------------------------------------------------------------------------------
+# Sections
+
+
+def _tables_html(tables: list[Table]) -> str:
+    parts = []
+    for t in tables:
+        parts.append(f"<h4>{H.esc(t.title)}</h4>" if t.title else "")
+        parts.append(H.table(t.headers, t.rows))
+    return "\n".join(parts)
+
+
+def _json_section(path: Path) -> str:
+    summary = summarise(_read_json(path), path.stem)
+    html = _tables_html(summary.tables)
+    if summary.omitted:
+        html += (f'<p class="sub">Not tabulated (see <code>analysis/{H.esc(path.name)}</code>): '
+                 + H.esc("; ".join(summary.omitted[:30]))
+                 + (f"; and {len(summary.omitted) - 30} more" if len(summary.omitted) > 30 else "")
+                 + "</p>")
+    return html
+
+
+def _config_section(run_dir: Path) -> str:
+    path = run_dir / "config.yaml"
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ReportError(f"{path}: unreadable config: {' '.join(str(exc).split())}") from None
+    if not isinstance(config, Mapping):
+        raise ReportError(f"{path}: not a config (expected a mapping of sections)")
+    parts = ['<div class="grid">']
+    for section, values in config.items():
+        rows = ([[key, value] for key, value in values.items()] if isinstance(values, Mapping)
+                else [[section, values]])
+        parts.append(f"<div><h4>{H.esc(section)}</h4>{H.table(['key', 'value'], rows)}</div>")
+    parts.append("</div>")
+    parts.append(f"<details><summary>config.yaml</summary><pre>{H.esc(path.read_text())}</pre>"
+                 "</details>")
+    return "\n".join(parts)
+
+
+def _training_section(run_dir: Path) -> str:
+    try:
+        history = _read_history(run_dir)
+    except Exception as exc:  # noqa: BLE001 - a corrupt history must not hide the rest
+        return f'<p class="note">History unreadable: {H.esc(exc)}</p>'
+    stem = "training_history"
+    uri = None
+    if history:
+        try:
+            from vwm_agents.plotting import plot_training_history
+
+            uri = H.figure_data_uri(plot_training_history(history))
+        except Exception:  # noqa: BLE001 - fall back to the PNG the trainer saved
+            uri = None
+    saved = run_dir / f"{stem}.png"
+    if uri is None and saved.is_file():
+        uri = H.png_data_uri(saved)
+    if uri is None:
+        return '<p class="note">No training history in this run directory.</p>'
+    html = H.figure_block(uri, stem, caption_for(stem))
+    last = history[-1] if history else {}
+    rows = [[k, v] for k, v in last.items() if isinstance(v, (int, float, str, type(None)))]
+    if rows:
+        html += f"<h4>Last history record ({len(history)} records)</h4>"
+        html += H.table(["key", "value"], rows)
+    return html
+
+
+def _set_size_section(run_dir: Path) -> str:
+    curve = set_size_curve(run_dir)
+    if curve is None:
+        return '<p class="sub">No per-set-size results (not a VWM recall run).</p>'
+    stem = "set_size_vs_people"
+    html = H.figure_block(H.figure_data_uri(figure_set_size(curve)), stem, caption_for(stem))
+    rows = []
+    for n, model, human, se in zip(curve.set_sizes, curve.model, curve.human, curve.human_se,
+                                   strict=True):
+        ratio = model / human if model is not None and human else None
+        rows.append([n, model, human, se, ratio])
+    html += H.table(["set size", "model MAE (rad)", "people MAE (rad)", "people SE",
+                     "model / people"], rows)
+    html += f'<p class="sub">Model: {H.esc(curve.model_source)}.'
+    if curve.human_source:
+        html += f" People: {H.esc(curve.human_source)}."
+    return html + "</p>"
+
+
+def _images(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _section_of(stem: str, sections: Mapping[str, tuple[str, tuple[str, ...]]]) -> str | None:
+    best, length = None, -1
+    for key, (_, prefixes) in sections.items():
+        for prefix in (key, *prefixes):
+            if (stem == prefix or stem.startswith(prefix + "_")) and len(prefix) > length:
+                best, length = key, len(prefix)
+    return best
+
+
+def _figure_order(path: Path) -> tuple[int, str]:
+    order = list(CAPTIONS)
+    return (order.index(path.stem) if path.stem in order else len(order), path.stem)
+
+
+def _analysis_sections(run_dir: Path) -> list[tuple[str, str, str]]:
+    """``(anchor, title, html)`` of each analysis, then of figures of no analysis."""
+    folder = run_dir / "analysis"
+    jsons = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    stems = [p.stem for p in jsons]
+    sections = {k: v for k, v in SECTIONS.items() if k in stems}
+    sections.update({s: (s.replace("_", " ").capitalize(), (s,)) for s in stems if s not in SECTIONS})
+    figures: dict[str | None, list[Path]] = {}
+    for path in _images(folder):
+        figures.setdefault(_section_of(path.stem, sections), []).append(path)
+    extra = [p for p in _images(run_dir) if p.stem != "training_history"]
+    if extra:
+        figures.setdefault(None, []).extend(extra)
+    out = []
+    for key, (title, _) in sections.items():
+        parts = [H.figure_block(H.png_data_uri(p), p.stem, caption_for(p.stem),
+                                anchor=f"fig-{p.stem}")
+                 for p in sorted(figures.get(key, []), key=_figure_order)]
+        parts.append(_json_section(folder / f"{key}.json"))
+        out.append((f"sec-{key}", title, "\n".join(parts)))
+    if figures.get(None):
+        parts = [H.figure_block(H.png_data_uri(p), p.stem, caption_for(p.stem),
+                                anchor=f"fig-{p.stem}")
+                 for p in sorted(figures[None], key=_figure_order)]
+        out.append(("sec-other", "Other figures", "\n".join(parts)))
+    return out
+
+
+def _members(run_dir: Path) -> list[Path]:
+    return sorted(p for p in run_dir.glob("seed_*") if (p / "config.yaml").is_file())
+
+
+# ----------------------------------------------------------------------------------------------
+# The page
+
+
+def build_run_report(run_dir: Path) -> str:
+    """The HTML text of ``run_dir``'s report (see :func:`write_report`)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ReportError(f"{run_dir}: run directory not found")
+    if not (run_dir / "config.yaml").is_file():
+        raise ReportError(f"{run_dir}: no config.yaml; not a run directory (nor a sweep folder "
+                          "with sweep_results.csv)")
+    metrics_path = run_dir / "metrics.json"
+    metrics = _read_json(metrics_path) if metrics_path.is_file() else None
+    sections: list[tuple[str, str, str]] = []
+    if metrics is not None:
+        sections.append(("sec-metrics", "Final metrics",
+                         _tables_html(summarise(metrics, "metrics.json").tables)))
+    members = _members(run_dir)
+    if members:
+        rows = [[H.Link(m.name, f"{m.name}/{REPORT_FILE}")] for m in members]
+        sections.append(("sec-members", "Ensemble members", H.table(["member report"], rows)))
+    sections.append(("sec-config", "Configuration", _config_section(run_dir)))
+    sections.append(("sec-training", "Training", _training_section(run_dir)))
+    sections.append(("sec-setsize", "Set size: model against people", _set_size_section(run_dir)))
+    analyses = _analysis_sections(run_dir)
+    if not analyses:
+        sections.append(("sec-analyses", "Analyses",
+                         '<p class="sub">No analysis results yet: run '
+                         f"<code>python -m analysis {H.esc(run_dir)}</code>.</p>"))
+    sections.extend(analyses)
+    body = "\n".join(f'<section id="{a}"><h2>{H.esc(t)}</h2>\n{html}</section>'
+                     for a, t, html in sections)
+    subtitle = _subtitle(run_dir, metrics)
+    return H.page(f"Run {run_dir.resolve().name}", subtitle, [(a, t) for a, t, _ in sections],
+                  body)
+
+
+def _subtitle(run_dir: Path, metrics: Mapping | None) -> str:
+    parts = [f"<code>{H.esc(run_dir)}</code>"]
+    if metrics:
+        if metrics.get("iteration") is not None:
+            parts.append(f"{H.esc(metrics.get('checkpoint', ''))} checkpoint at iteration "
+                         f"{H.esc(metrics['iteration'])}")
+        error = metrics.get("error")
+        if isinstance(error, (int, float)) and math.isfinite(error):
+            parts.append(f"error {H.fmt(float(error))}")
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    parts.append(f"report written {stamp}")
+    return " · ".join(parts)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Write ``run_dir/report.html`` (and one per ensemble member) and return its path.
+
+    One self-contained file: the figures are embedded, nothing is fetched, it opens offline.
+
+    Raises:
+        ReportError: ``run_dir`` is not a run directory or one of its files is unreadable
+            (nothing is written).
+    """
+    run_dir = Path(run_dir)
+    text = build_run_report(run_dir)
+    for member in _members(run_dir):
+        write_report(member)
+    path = run_dir / REPORT_FILE
+    _atomic_write(path, text)
+    return path

@@ -1,0 +1,275 @@
+"""The HTML reports in a real browser: headless Chromium driven over the DevTools protocol.
+
+Chromium talks DevTools over ``--remote-debugging-pipe`` (file descriptors 3 and 4, JSON messages
+ended by NUL), so no port is opened and no client library is needed. The run report of a small
+trained run must load with no console error and no request leaving the file, every image must
+decode, and its screenshot must show a drawn page (not a blank one); the sweep report's table must
+sort by clicking a header. Without a Chromium binary the tests are skipped, with the reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import queue
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_BINARIES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def _chromium() -> str:
+    path = os.environ.get("VWM_CHROMIUM") or next(
+        (found for name in _BINARIES if (found := shutil.which(name))), None)
+    if path is None:
+        pytest.skip("no Chromium browser found (install Debian's package: apt-get install chromium;"
+                    " or set VWM_CHROMIUM to a Chrome/Chromium binary)")
+    return path
+
+
+class DevTools:
+    """A minimal DevTools-protocol client of a headless Chromium over a pipe."""
+
+    def __init__(self, binary: str, profile: Path, timeout: float = 60.0) -> None:
+        self.timeout = timeout
+        to_browser_r, to_browser_w = os.pipe()
+        from_browser_r, from_browser_w = os.pipe()
+
+        def wire_fds() -> None:  # in the child: the pipe ends Chromium expects as fds 3 and 4
+            # (os.dup2 makes them inheritable; every other descriptor is close-on-exec)
+            read_end, write_end = os.dup(to_browser_r), os.dup(from_browser_w)
+            os.dup2(read_end, 3)
+            os.dup2(write_end, 4)
+
+        args = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--remote-debugging-pipe", f"--user-data-dir={profile}", "--no-first-run",
+                "--no-default-browser-check", "--disable-extensions", "--mute-audio",
+                "about:blank"]
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        preexec_fn=wire_fds, close_fds=False)
+        os.close(to_browser_r)
+        os.close(from_browser_w)
+        self._out = os.fdopen(to_browser_w, "wb", buffering=0)
+        self._in = os.fdopen(from_browser_r, "rb", buffering=0)
+        self._messages: queue.Queue = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self._next_id = 0
+        self.events: list[dict] = []
+
+    def _read(self) -> None:
+        buffer = b""
+        while chunk := self._in.read(65536):
+            buffer += chunk
+            *messages, buffer = buffer.split(b"\0")
+            for message in messages:
+                self._messages.put(json.loads(message))
+        self._messages.put(None)  # the browser closed the pipe
+
+    def _receive(self) -> dict:
+        try:
+            message = self._messages.get(timeout=self.timeout)
+        except queue.Empty:
+            raise AssertionError(f"Chromium did not answer within {self.timeout} s") from None
+        if message is None:
+            raise AssertionError(f"Chromium exited (status {self.process.poll()})")
+        return message
+
+    def send(self, method: str, params: dict | None = None, session: str | None = None) -> dict:
+        """Call ``method`` and return its result; events that arrive meanwhile go to ``events``."""
+        self._next_id += 1
+        message = {"id": self._next_id, "method": method, "params": params or {}}
+        if session is not None:
+            message["sessionId"] = session
+        self._out.write(json.dumps(message).encode() + b"\0")
+        while True:
+            reply = self._receive()
+            if reply.get("id") == self._next_id:
+                if "error" in reply:
+                    raise AssertionError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+            self.events.append(reply)
+
+    def wait_for(self, method: str) -> dict:
+        """The first event ``method`` (already received or the next to come)."""
+        for event in self.events:
+            if event.get("method") == method:
+                return event
+        while True:
+            event = self._receive()
+            self.events.append(event)
+            if event.get("method") == method:
+                return event
+
+    def open(self, url: str, width: int = 1200, height: int = 900) -> str:
+        """A new page showing ``url`` (loaded), with console, log and network events on."""
+        target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
+            "sessionId"]
+        for domain in ("Runtime", "Log", "Page", "Network"):
+            self.send(f"{domain}.enable", session=session)
+        self.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": height,
+                  "deviceScaleFactor": 1, "mobile": False}, session=session)
+        self.events.clear()
+        self.send("Page.navigate", {"url": url}, session=session)
+        self.wait_for("Page.loadEventFired")
+        return session
+
+    def evaluate(self, session: str, expression: str):
+        """The value of a JavaScript expression (promises awaited)."""
+        result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True,
+                                                "awaitPromise": True}, session=session)
+        if "exceptionDetails" in result:
+            raise AssertionError(f"JavaScript failed: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def screenshot(self, session: str, clip: dict | None = None) -> np.ndarray:
+        """The page (or ``clip``) as an RGB array."""
+        from PIL import Image
+
+        params: dict = {"format": "png"}
+        if clip is not None:
+            params.update(clip={**clip, "scale": 1}, captureBeyondViewport=True)
+        data = base64.b64decode(self.send("Page.captureScreenshot", params, session=session)["data"])
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=float)
+
+    def errors(self) -> list[str]:
+        """Console errors, uncaught exceptions and browser log errors seen so far."""
+        found = []
+        for event in self.events:
+            method, params = event.get("method"), event.get("params", {})
+            if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+                found.append(f"console.{params['type']}: {params.get('args')}")
+            elif method == "Runtime.exceptionThrown":
+                found.append(f"exception: {params.get('exceptionDetails')}")
+            elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
+                found.append(f"log: {params['entry'].get('text')} {params['entry'].get('url', '')}")
+        return found
+
+    def requests(self) -> list[str]:
+        """URLs of every request the page made."""
+        return [e["params"]["request"]["url"] for e in self.events
+                if e.get("method") == "Network.requestWillBeSent"]
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close")
+        except AssertionError:
+            pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._out.close()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    tools = DevTools(_chromium(), tmp_path_factory.mktemp("chromium-profile"))
+    try:
+        tools.send("Browser.getVersion")
+        yield tools
+    finally:
+        tools.close()
+
+
+@pytest.fixture(scope="module")
+def reported_run(trained_run_dir, tmp_path_factory) -> Path:
+    """A copy of the trained fixture run with three analyses (their figures) and its report."""
+    from analysis.__main__ import main as analyse
+    from analysis.report import write_report
+
+    run_dir = tmp_path_factory.mktemp("browser") / "run"
+    shutil.copytree(trained_run_dir, run_dir)
+    assert analyse([str(run_dir), "--only", "errors,snr,selectivity", "--trials", "40",
+                    "--no-progress"]) == 0
+    write_report(run_dir)
+    return run_dir
+
+
+def _loaded(browser: DevTools, page: Path) -> str:
+    return browser.open(page.resolve().as_uri())
+
+
+def test_run_report_loads_without_errors_and_every_image_decodes(browser, reported_run):
+    report = reported_run / "report.html"
+    session = _loaded(browser, report)
+    assert browser.errors() == []
+    foreign = [u for u in browser.requests() if not u.startswith(("data:", report.as_uri()))]
+    assert foreign == [], "the report fetched something besides itself"
+    images = browser.evaluate(session, """
+        Promise.all(Array.from(document.images).map(img => img.decode().then(
+            () => [img.alt, img.naturalWidth, img.naturalHeight],
+            () => [img.alt, -1, -1])))""")
+    figures = sorted(p.stem for p in (reported_run / "analysis").glob("*.png"))
+    assert len(figures) >= 5
+    # every analysis figure, the training curves and the set-size curve are on the page
+    assert sorted(alt for alt, *_ in images) == sorted(
+        [*figures, "training_history", "set_size_vs_people"])
+    assert all(width > 0 and height > 0 for _, width, height in images), images
+    assert browser.evaluate(session, "document.querySelectorAll('table').length") >= 5
+
+
+def test_run_report_screenshot_is_drawn(browser, reported_run):
+    session = _loaded(browser, reported_run / "report.html")
+    page = browser.screenshot(session)
+    assert page.shape == (900, 1200, 3)
+    grey = page.mean(axis=2)
+    # text and tables on a white page: a clear share of dark pixels and a spread of levels
+    assert (grey < 128).mean() > 0.005
+    assert grey.std() > 10
+    # the first analysis figure, scrolled to: a plot has coloured lines or markers, not just grey
+    box = browser.evaluate(session, """(() => {
+        const img = document.querySelector('#fig-snr_vs_set_size img');
+        img.scrollIntoView(); const r = img.getBoundingClientRect();
+        return {x: r.left + window.scrollX, y: r.top + window.scrollY,
+                width: r.width, height: r.height}; })()""")
+    assert box["width"] > 100 and box["height"] > 100
+    figure = browser.screenshot(session, clip=box)
+    saturation = figure.max(axis=2) - figure.min(axis=2)
+    assert (saturation > 60).mean() > 0.002, "the figure's area shows no coloured pixels"
+    assert figure.mean(axis=2).std() > 10
+
+
+def test_sweep_report_sorts_by_clicked_header_and_links_trials(browser, reported_run, tmp_path):
+    import csv
+
+    from analysis.report import write_sweep_report
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    shutil.copytree(reported_run, sweep / "trial_b")
+    rows = [{"trial": "a", "status": "ok", "error": "0.3", "run_dir": "missing_a"},
+            {"trial": "b", "status": "ok", "error": "0.1", "run_dir": "trial_b"},
+            {"trial": "c", "status": "error", "error": "", "run_dir": "missing_c"},
+            {"trial": "d", "status": "ok", "error": "1.2e-2", "run_dir": "missing_d"}]
+    with (sweep / "sweep_results.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    report = write_sweep_report(sweep)
+    session = _loaded(browser, report)
+    assert browser.errors() == []
+    column = """Array.from(document.querySelectorAll('table.sortable tbody tr'))
+                .map(r => r.cells[0].textContent)"""
+    click = "document.querySelectorAll('table.sortable th')[{}].click()"
+    assert browser.evaluate(session, column) == ["a", "b", "c", "d"]
+    browser.evaluate(session, click.format(2))  # error, ascending; empty cells last
+    assert browser.evaluate(session, column) == ["d", "b", "a", "c"]
+    browser.evaluate(session, click.format(2))  # descending
+    assert browser.evaluate(session, column) == ["a", "b", "d", "c"]
+    browser.evaluate(session, click.format(0))
+    assert browser.evaluate(session, column) == ["a", "b", "c", "d"]
+    links = browser.evaluate(session, "Array.from(document.querySelectorAll('tbody a'))"
+                                      ".map(a => [a.textContent, a.href])")
+    assert links == [["b", (sweep / "trial_b" / "report.html").as_uri()]]
+    assert browser.errors() == []
