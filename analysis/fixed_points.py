@@ -370,6 +370,8 @@ class FixedPointResult:
     """(M, N) the initial states of the search."""
     final_states: np.ndarray | None = None
     """(M, N) where each search ended."""
+    q_final: np.ndarray | None = None
+    """(M,) q where each search ended."""
     kept: np.ndarray | None = None
     """(P,) index of each kept point among the searches."""
     settings: dict = field(default_factory=dict)
@@ -447,6 +449,7 @@ def analyse_fixed_points(
         q_initial=residual_q(step_fn, initial_states).detach().cpu().numpy(),
         initial_states=init,
         final_states=points,
+        q_final=q,
         kept=kept,
     )
 

@@ -1,30 +1,58 @@
-"""Figures of the neural analyses (SNR, normalisation, selectivity, fixed points).
+"""Figures of the neural analyses: SNR, normalisation (dn), selectivity and weights here; fixed
+points and trajectories in :mod:`analysis.plotting_dynamics` (re-exported).
 
-Each function takes a result dataclass and an output folder, writes PNGs and returns their paths.
+``figure_<x>(result) -> Figure`` builds one figure without pyplot's global state (safe in
+notebooks and threads; no backend is chosen at import). ``plot_<name>(result, out_dir)`` saves
+the figures of analysis ``<name>`` as PNGs and returns their paths.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+from matplotlib.patches import Ellipse, Rectangle
+from scipy.stats import chi2
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.patches import Ellipse, Rectangle  # noqa: E402
-from scipy.stats import chi2  # noqa: E402
+from analysis.plotting_dynamics import (
+    epoch_colours,
+    figure_fixed_points_decoded,
+    figure_fixed_points_eigenvalues,
+    figure_fixed_points_pca,
+    figure_fixed_points_search,
+    figure_trajectories,
+    plot_fixed_points,
+    plot_trajectories,
+    save_figure,
+)
 
-__all__ = ["confidence_ellipse", "plot_snr", "plot_dn", "plot_selectivity", "plot_fixed_points"]
+__all__ = [
+    "confidence_ellipse",
+    "figure_snr_points",
+    "figure_snr_vs_set_size",
+    "figure_snr_side_views",
+    "figure_snr_trajectories",
+    "figure_dn_summation",
+    "figure_dn_load",
+    "figure_selectivity",
+    "figure_selectivity_ipr",
+    "figure_weights",
+    "figure_fixed_points_pca",
+    "figure_fixed_points_decoded",
+    "figure_fixed_points_search",
+    "figure_fixed_points_eigenvalues",
+    "figure_trajectories",
+    "plot_snr",
+    "plot_dn",
+    "plot_selectivity",
+    "plot_weights",
+    "plot_fixed_points",
+    "plot_trajectories",
+]
 
-EPOCH_COLOURS = {"init": "0.6", "stimulus": "goldenrod", "delay": "seagreen", "decode": "royalblue"}
-
-
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+DIVERGING = "RdBu_r"
 
 
 def confidence_ellipse(mean: np.ndarray, covariance: np.ndarray, level: float = 0.95, **kwargs) -> Ellipse:
@@ -35,30 +63,39 @@ def confidence_ellipse(mean: np.ndarray, covariance: np.ndarray, level: float = 
     return Ellipse(mean, 2 * scale[-1], 2 * scale[0], angle=angle, fill=False, **kwargs)
 
 
-def plot_snr(result, out_dir: Path) -> list[Path]:
-    sizes = result.set_sizes
-    colours = plt.cm.viridis(np.linspace(0, 1, len(sizes)))
-    paths = []
-    for name, averaged in (("snr_points_per_step.png", False), ("snr_points_time_averaged.png", True)):
-        fig, ax = plt.subplots(figsize=(5.5, 5.5))
-        for colour, n in zip(colours, sizes, strict=True):
-            cloud = result.points[n]
-            pts = cloud.mean(1) if averaged else cloud.reshape(-1, 2)
-            stats = result.stats[n]
-            cov = stats.noise2_covariance if averaged else stats.noise1_covariance
-            ax.scatter(pts[:2000, 0], pts[:2000, 1], s=2, color=colour, alpha=0.3)
-            ax.add_patch(confidence_ellipse(stats.signal, cov, edgecolor=colour, lw=1.5, label=f"n={n}"))
-            ax.plot(*stats.signal, "x", color=colour)
-        ax.axhline(0, color="0.8", lw=0.5)
-        ax.axvline(0, color="0.8", lw=0.5)
-        ax.set_aspect("equal", "datalim")
-        ax.set_xlabel("decoded cos")
-        ax.set_ylabel("decoded sin")
-        ax.set_title(("time-averaged" if averaged else "per-step") + " decoded points, 95% ellipses")
-        ax.legend(fontsize=7, markerscale=3)
-        paths.append(_save(fig, out_dir / name))
+def _set_size_colours(sizes) -> list:
+    from matplotlib import colormaps
 
-    fig, ax = plt.subplots(figsize=(5, 4))
+    return list(colormaps["viridis"](np.linspace(0, 0.9, len(sizes))))
+
+
+# --- SNR ---------------------------------------------------------------------------------------
+def figure_snr_points(result, averaged: bool) -> Figure:
+    """Decoded points of the item (per step, or time-averaged per trial) with 95% ellipses."""
+    fig = Figure(figsize=(5.5, 5.5))
+    ax = fig.subplots()
+    for colour, n in zip(_set_size_colours(result.set_sizes), result.set_sizes, strict=True):
+        cloud = result.points[n]
+        pts = cloud.mean(1) if averaged else cloud.reshape(-1, 2)
+        stats = result.stats[n]
+        cov = stats.noise2_covariance if averaged else stats.noise1_covariance
+        ax.scatter(pts[:2000, 0], pts[:2000, 1], s=2, color=colour, alpha=0.3)
+        ax.add_patch(confidence_ellipse(stats.signal, cov, edgecolor=colour, lw=1.5, label=f"n={n}"))
+        ax.plot(*stats.signal, "x", color=colour)
+    ax.axhline(0, color="0.8", lw=0.5)
+    ax.axvline(0, color="0.8", lw=0.5)
+    ax.set_aspect("equal", "datalim")
+    ax.set_xlabel("decoded cos")
+    ax.set_ylabel("decoded sin")
+    ax.set_title(("time-averaged" if averaged else "per-step") + " decoded points, 95% ellipses")
+    ax.legend(fontsize=7, markerscale=3)
+    return fig
+
+
+def figure_snr_vs_set_size(result) -> Figure:
+    fig = Figure(figsize=(5, 4))
+    ax = fig.subplots()
+    sizes = result.set_sizes
     for key, label, slope in (("snr1_db", "per step", result.slope1_db_per_decade),
                               ("snr2_db", "time-averaged", result.slope2_db_per_decade)):
         ax.plot(sizes, [getattr(result.stats[n], key) for n in sizes], "o-",
@@ -67,100 +104,205 @@ def plot_snr(result, out_dir: Path) -> list[Path]:
     ax.set_xticks(sizes, [str(n) for n in sizes])
     ax.set_xlabel("set size")
     ax.set_ylabel("SNR (dB)")
-    ax.set_title("SNR against set size (normalisation: -10 dB/decade)")
+    source = "" if result.noise_source == "agent" else f", input noise {result.input_noise:g} rad"
+    ax.set_title(f"SNR against set size (normalisation: -10 dB/decade{source})", fontsize=9)
     ax.legend()
-    paths.append(_save(fig, out_dir / "snr_vs_set_size.png"))
-    return paths
+    return fig
+
+
+SIDE_VIEW_LABELS = {
+    "rate": "rate, delay",
+    "recurrent_input": "recurrent input W_eff r, delay",
+    "external_input": "external input B u, stimulus step 2",
+}
+
+
+def figure_snr_side_views(result) -> Figure:
+    """Per-neuron mean against trial-to-trial SD, one panel per quantity, one colour per set size."""
+    names = [n for n in SIDE_VIEW_LABELS if n in result.side_views]
+    fig = Figure(figsize=(4.2 * len(names), 4))
+    axes = np.atleast_1d(fig.subplots(1, len(names)))
+    colours = _set_size_colours(result.set_sizes)
+    for ax, name in zip(axes, names, strict=True):
+        for colour, n in zip(colours, result.set_sizes, strict=True):
+            view = result.side_views[name][n]
+            ax.scatter(view.mean, view.sd, s=8, color=colour, alpha=0.7, label=f"n={n}", gid=f"{name}:{n}")
+        ax.set_xlabel("mean over repeats")
+        ax.set_ylabel("SD across repeats")
+        ax.set_title(SIDE_VIEW_LABELS[name], fontsize=9)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("per-neuron mean vs SD (one stimulus, repeated)")
+    return fig
+
+
+def figure_snr_trajectories(result) -> Figure:
+    """Per set size: sample neurons' rates over a trial (epochs shaded) and the decoded point."""
+    sizes = result.set_sizes
+    fig = Figure(figsize=(3.2 * len(sizes), 6))
+    axes = fig.subplots(2, len(sizes), squeeze=False)
+    colours = epoch_colours(result.epochs)
+    for column, n in enumerate(sizes):
+        top, bottom = axes[0, column], axes[1, column]
+        for name, (start, end) in result.epochs.items():
+            top.axvspan(start, end, color=colours[name], alpha=0.12, lw=0)
+        top.plot(result.sample_rates[n][0], lw=1)
+        top.set_title(f"set size {n}")
+        top.set_xlabel("step")
+        for trial in result.sample_decoded[n]:
+            bottom.plot(trial[:, 0], trial[:, 1], lw=0.8)
+        angle = result.true_orientation[n]
+        bottom.plot([0, np.cos(angle)], [0, np.sin(angle)], "k--", lw=1)
+        bottom.set_aspect("equal", "datalim")
+        bottom.set_xlabel("decoded cos")
+    axes[0, 0].set_ylabel("rate (sample neurons)")
+    axes[1, 0].set_ylabel("decoded sin (dashed: true)")
+    return fig
+
+
+def plot_snr(result, out_dir: Path) -> list[Path]:
+    out_dir = Path(out_dir)
+    return [
+        save_figure(figure_snr_points(result, False), out_dir / "snr_points_per_step.png"),
+        save_figure(figure_snr_points(result, True), out_dir / "snr_points_time_averaged.png"),
+        save_figure(figure_snr_vs_set_size(result), out_dir / "snr_vs_set_size.png"),
+        save_figure(figure_snr_side_views(result), out_dir / "snr_mean_vs_sd.png"),
+        save_figure(figure_snr_trajectories(result), out_dir / "snr_sample_trajectories.png"),
+    ]
+
+
+# --- divisive normalisation --------------------------------------------------------------------
+def figure_dn_summation(result) -> Figure:
+    """(w1, w2) per trial, baseline-subtracted, for the model and its linear null."""
+    fig = Figure(figsize=(5.5, 5))
+    ax = fig.subplots()
+    ax.add_patch(Rectangle((0, 0), 1, 1, color="tab:green", alpha=0.15, label="DN region"))
+    for fits, colour, label in ((result.null, "0.6", "linear null"), (result.model, "k", "model")):
+        sub = fits["baseline_subtracted"]
+        ax.scatter(sub["w1"], sub["w2"], s=10, color=colour, gid=label,
+                   label=f"{label}: w1 + w2 = {sub['w_sum_mean']:.2f} ± {sub['w_sum_se'] or 0:.2f}")
+    raw = result.model["raw"]
+    ax.scatter(raw["w1"], raw["w2"], s=8, marker="x", color="tab:red", alpha=0.5, gid="model raw",
+               label=f"model, raw rates: {raw['w_sum_mean']:.2f}")
+    ax.axline((0, 2), slope=-1, color="0.4", ls="--", lw=1, label="w1 + w2 = 2 (linear)")
+    ax.plot([1], [1], "r+", ms=12)
+    ax.set_xlabel("w1")
+    ax.set_ylabel("w2")
+    ax.set_title(f"r12 - r0 ~ w1 (r1 - r0) + w2 (r2 - r0), {result.epoch} epoch", fontsize=9)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def figure_dn_load(result) -> Figure:
+    """Stimulus epoch: input and rate above baseline relative to set size 1 (model, null); and
+    the decode-epoch rate apart."""
+    fig = Figure(figsize=(9, 4))
+    left, right = fig.subplots(1, 2)
+    sizes = result.set_sizes
+
+    def relative(values):
+        values = np.asarray(values, float)
+        return values / values[0] if values[0] else np.full_like(values, np.nan)
+
+    left.plot(sizes, relative(result.mean_input), "o-", label="input B u", gid="input")
+    left.plot(sizes, relative(result.null_rate_stimulus), "s--", color="0.5", label="rate, linear null",
+              gid="null_rate")
+    left.plot(sizes, relative(result.rate_stimulus), "^-", color="k", label="rate, model", gid="rate")
+    left.set_xlabel("set size")
+    left.set_ylabel("relative to set size 1")
+    left.set_title("stimulus epoch, above the no-item baseline", fontsize=9)
+    left.legend(fontsize=8)
+    right.plot(sizes, result.rate_decode, "^-", color="royalblue", gid="rate_decode")
+    right.set_xlabel("set size")
+    right.set_ylabel("mean rate")
+    right.set_title("decode epoch (no input)", fontsize=9)
+    return fig
 
 
 def plot_dn(result, out_dir: Path) -> list[Path]:
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.add_patch(Rectangle((0, 0), 1, 1, color="tab:green", alpha=0.15, label="DN region"))
-    ax.scatter(result.w1, result.w2, s=10, color="k")
-    ax.axline((0, 1), slope=-1, color="0.5", ls=":", lw=1, label="w1 + w2 = 1")
-    ax.plot([1], [1], "r+", ms=12, label="linear summation")
-    ax.set_xlabel("w1")
-    ax.set_ylabel("w2")
-    ax.set_title("r12 ~ w1 r1 + w2 r2 (one point per trial)")
-    ax.legend(fontsize=8)
-    paths = [_save(fig, out_dir / "dn_sublinearity.png")]
-
-    fig, ax = plt.subplots(figsize=(5, 4))
-    ax.plot(result.set_sizes, result.mean_input, "o-", label="mean input B u (stimulus)")
-    ax.plot(result.set_sizes, result.mean_rate_stimulus, "s-", label="mean rate (stimulus, Hz)")
-    ax.plot(result.set_sizes, result.mean_rate_decode, "^-", label="mean rate (decode, Hz)")
-    ax.set_xlabel("set size")
-    ax.set_ylabel("mean over neurons")
-    ax.set_title("input grows with load; normalised activity stays flat")
-    ax.legend(fontsize=8)
-    paths.append(_save(fig, out_dir / "dn_input_vs_rate.png"))
-    return paths
+    out_dir = Path(out_dir)
+    return [save_figure(figure_dn_summation(result), out_dir / "dn_sublinearity.png"),
+            save_figure(figure_dn_load(result), out_dir / "dn_input_vs_rate.png")]
 
 
-def plot_selectivity(result, out_dir: Path) -> list[Path]:
-    order = np.argsort(np.nan_to_num(result.ipr, nan=-1.0))
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5), sharex=True,
-                                      gridspec_kw={"height_ratios": [1, 2]})
-    top.plot(result.ipr[order], "k.")
-    top.set_ylabel("IPR")
+# --- selectivity -------------------------------------------------------------------------------
+def _selective_order(result) -> tuple[np.ndarray, np.ndarray]:
+    selective = result.selective_neurons & np.isfinite(result.ipr)
+    key = np.where(selective, result.ipr, -1.0)
+    return np.argsort(key, kind="stable"), selective
+
+
+def figure_selectivity(result) -> Figure:
+    """IPR (selective neurons; chance IPR beside it) above R^T with the significant cells marked."""
+    order, selective = _selective_order(result)
     k = result.r_matrix.shape[1]
+    fig = Figure(figsize=(8, 5))
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [1, 2]})
+    x = np.arange(order.size)
+    sel = selective[order]
+    top.plot(x[sel], result.ipr[order][sel], "k.", label="IPR (selective)", gid="ipr")
+    top.plot(x[sel], result.chance_ipr[order][sel], ".", color="0.6", label="chance IPR", gid="chance_ipr")
     top.axhline(1.0 / k, color="0.6", ls=":")
+    top.set_ylabel("IPR")
+    top.legend(fontsize=7)
     image = bottom.imshow(result.r_matrix[order].T, aspect="auto", cmap="magma", interpolation="nearest")
-    bottom.set_xlabel("neuron (sorted by IPR)")
+    ys, xs = np.nonzero(result.selective[order].T)
+    bottom.scatter(xs, ys, s=4, color="c", marker="o", label="above chance (95%)", gid="significant")
+    bottom.set_xlabel(f"neuron (sorted by IPR; {int(selective.sum())} selective of {order.size})")
     bottom.set_ylabel("slot")
+    bottom.legend(fontsize=7, loc="upper left")
     fig.colorbar(image, ax=[top, bottom], label="vector strength R")
-    paths = [_save(fig, out_dir / "selectivity_R_with_IPR.png")]
+    return fig
 
-    fig, ax = plt.subplots(figsize=(5, 4))
-    ax.hist(result.ipr[np.isfinite(result.ipr)], bins=20, range=(0, 1), color="0.3")
+
+def figure_selectivity_ipr(result) -> Figure:
+    """Histogram of IPR of the selective neurons against their chance IPR."""
+    _, selective = _selective_order(result)
+    k = result.r_matrix.shape[1]
+    fig = Figure(figsize=(5, 4))
+    ax = fig.subplots()
+    bins = np.linspace(0, 1, 21)
+    ax.hist(result.chance_ipr[selective], bins=bins, color="0.75", label="chance (shuffled)")
+    ax.hist(result.ipr[selective], bins=bins, histtype="step", color="k", lw=1.5, label="selective neurons")
     ax.axvline(1.0 / k, color="r", ls=":", label="1/K (single slot)")
     ax.set_xlabel("IPR")
     ax.set_ylabel("neurons")
-    ax.legend()
-    paths.append(_save(fig, out_dir / "selectivity_ipr_hist.png"))
-    return paths
+    ax.legend(fontsize=8)
+    return fig
 
 
-def plot_fixed_points(result, out_dir: Path) -> list[Path]:
-    paths = []
-    if result.trajectories is not None:
-        traj = result.trajectories
-        flat = traj.reshape(-1, traj.shape[-1])
-        mean = flat.mean(0)
-        _, _, vt = np.linalg.svd(flat - mean, full_matrices=False)
-        basis = vt[:3].T
+def plot_selectivity(result, out_dir: Path) -> list[Path]:
+    out_dir = Path(out_dir)
+    return [save_figure(figure_selectivity(result), out_dir / "selectivity_R_with_IPR.png"),
+            save_figure(figure_selectivity_ipr(result), out_dir / "selectivity_ipr_hist.png")]
 
-        def project(x):
-            return (x - mean) @ basis
 
-        proj = project(traj)
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
-        for ax, (i, j) in zip(axes, ((0, 1), (0, 2)), strict=True):
-            for epoch, (start, end) in (result.epochs or {}).items():
-                segment = proj[:, max(start - 1, 0) : end]
-                for trial in segment:
-                    ax.plot(trial[:, i], trial[:, j], color=EPOCH_COLOURS.get(epoch, "0.5"), lw=0.6)
-            if result.n_points:
-                pts = project(result.points)
-                ax.scatter(pts[result.stable, i], pts[result.stable, j], c="k", s=25, zorder=3,
-                           label="stable")
-                ax.scatter(pts[~result.stable, i], pts[~result.stable, j], c="r", marker="x", s=25,
-                           zorder=3, label="unstable")
-            ax.set_xlabel(f"PC{i + 1}")
-            ax.set_ylabel(f"PC{j + 1}")
-        handles = [plt.Line2D([], [], color=c, label=e) for e, c in EPOCH_COLOURS.items()]
-        axes[0].legend(handles=handles + axes[0].get_legend_handles_labels()[0], fontsize=7)
-        fig.suptitle(f"trajectories and fixed points ({result.n_points} points, from {result.epoch})")
-        paths.append(_save(fig, out_dir / "fixed_points_pca.png"))
+# --- weights -----------------------------------------------------------------------------------
+def figure_weights(result) -> Figure:
+    """Each matrix in a diverging colour map centred at 0; E and I blocks of neuron axes marked."""
+    names = list(result.matrices)
+    widths = [max(result.matrices[n].shape[1], 4) for n in names]
+    fig = Figure(figsize=(3 + 0.04 * sum(widths) + 2 * len(names), 5))
+    axes = np.atleast_1d(fig.subplots(1, len(names), gridspec_kw={"width_ratios": widths}))
+    for ax, name in zip(axes, names, strict=True):
+        m = result.matrices[name]
+        limit = float(np.abs(m).max()) or 1.0
+        image = ax.imshow(m, cmap=DIVERGING, norm=TwoSlopeNorm(0.0, -limit, limit), aspect="auto",
+                          interpolation="nearest")
+        rows_neurons, cols_neurons = result.neuron_axes[name]
+        n_exc = result.n_excitatory
+        if n_exc is not None:
+            if rows_neurons:
+                ax.axhline(n_exc - 0.5, color="k", lw=1, gid="ei_rows")
+                ax.text(-0.02, n_exc / 2, "E", transform=ax.get_yaxis_transform(), ha="right", va="center")
+                ax.text(-0.02, (n_exc + m.shape[0]) / 2, "I", transform=ax.get_yaxis_transform(),
+                        ha="right", va="center")
+            if cols_neurons:
+                ax.axvline(n_exc - 0.5, color="k", lw=1, gid="ei_cols")
+        ax.set_title(name)
+        fig.colorbar(image, ax=ax, shrink=0.8)
+    fig.suptitle(f"{result.agent} weights (colour centred at 0)")
+    return fig
 
-    fig, ax = plt.subplots(figsize=(5, 5))
-    circle = np.exp(1j * np.linspace(0, 2 * np.pi, 200))
-    ax.plot(circle.real, circle.imag, color="0.6", lw=0.8)
-    for eig, stable in zip(result.eigenvalues, result.stable, strict=True):
-        ax.scatter(eig.real, eig.imag, s=4, color="k" if stable else "r", alpha=0.5)
-    ax.set_aspect("equal")
-    ax.set_xlabel("Re lambda")
-    ax.set_ylabel("Im lambda")
-    ax.set_title("Jacobian eigenvalues (black: stable points)")
-    paths.append(_save(fig, out_dir / "fixed_points_eigenvalues.png"))
-    return paths
+
+def plot_weights(result, out_dir: Path) -> list[Path]:
+    return [save_figure(figure_weights(result), Path(out_dir) / "weights.png")]

@@ -1,0 +1,213 @@
+"""Figures of population dynamics: trajectories in PC space coloured by epoch, and the fixed
+points with their PCA views (trajectories, decoded angle, searches) and eigenvalues.
+
+Epoch colours follow each trial's own epoch boundaries, as the env gave them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+__all__ = [
+    "VWM_EPOCH_COLOURS",
+    "epoch_colours",
+    "save_figure",
+    "draw_trajectories",
+    "figure_trajectories",
+    "figure_fixed_points_pca",
+    "figure_fixed_points_decoded",
+    "figure_fixed_points_search",
+    "figure_fixed_points_eigenvalues",
+    "plot_trajectories",
+    "plot_fixed_points",
+]
+
+VWM_EPOCH_COLOURS = {"init": "0.6", "stimulus": "goldenrod", "delay": "seagreen", "decode": "royalblue"}
+"""The reference's colours: stimulus gold, delay green, decode blue."""
+
+
+def epoch_colours(epochs) -> dict[str, object]:
+    """A colour per epoch name: the reference's for VWM epochs, tab10 in order for any other."""
+    from matplotlib import colormaps
+
+    cycle = colormaps["tab10"].colors
+    others = [name for name in epochs if name not in VWM_EPOCH_COLOURS]
+    return {name: VWM_EPOCH_COLOURS.get(name) or cycle[others.index(name) % len(cycle)] for name in epochs}
+
+
+def save_figure(fig: Figure, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    return path
+
+
+def draw_trajectories(ax, projection: np.ndarray, epochs: dict[str, np.ndarray], dims=(0, 1)) -> None:
+    """Each trial's steps of each epoch as one line (from the epoch's previous step, so the
+    pieces join), coloured by epoch; the line's gid is ``"<epoch>:<trial>"``."""
+    colours = epoch_colours(epochs)
+    i, j = dims
+    for name, bounds in epochs.items():
+        bounds = np.broadcast_to(np.asarray(bounds), (projection.shape[0], 2))
+        for trial, (start, end) in enumerate(bounds):
+            if end <= start:
+                continue
+            segment = projection[trial, max(start - 1, 0) : end]
+            ax.plot(segment[:, i], segment[:, j], color=colours[name], lw=0.7, gid=f"{name}:{trial}")
+    ax.set_xlabel(f"PC{i + 1}")
+    ax.set_ylabel(f"PC{j + 1}")
+
+
+def _epoch_legend(ax, epochs, extra=()) -> None:
+    colours = epoch_colours(epochs)
+    handles = [Line2D([], [], color=colours[name], label=name) for name in epochs]
+    ax.legend(handles=handles + list(extra), fontsize=7)
+
+
+def _pairs(n_components: int) -> list[tuple[int, int]]:
+    return [(0, 1), (0, 2)] if n_components >= 3 else [(0, 1)]
+
+
+def figure_trajectories(result) -> Figure:
+    """Trajectories in PC1-PC2 (and PC1-PC3), coloured by the env's epochs."""
+    k = result.projection.shape[-1]
+    pairs = _pairs(k)
+    fig = Figure(figsize=(5 * len(pairs), 4.5))
+    axes = np.atleast_1d(fig.subplots(1, len(pairs)))
+    for ax, dims in zip(axes, pairs, strict=True):
+        draw_trajectories(ax, result.projection, result.epochs, dims)
+    _epoch_legend(axes[0], result.epochs)
+    ratio = ", ".join(f"{v:.0%}" for v in result.explained_variance_ratio)
+    fig.suptitle(f"{result.task}: {result.projection.shape[0]} trials in PC space (variance {ratio})")
+    return fig
+
+
+def plot_trajectories(result, out_dir: Path) -> list[Path]:
+    return [save_figure(figure_trajectories(result), Path(out_dir) / "trajectories_pca.png")]
+
+
+def _scatter_points(ax, result, dims) -> list:
+    views = result.views
+    i, j = dims
+    stable = result.stable
+    handles = []
+    if result.n_points:
+        ax.scatter(views.points[stable, i], views.points[stable, j], c="k", s=30, zorder=3,
+                   gid="stable")
+        ax.scatter(views.points[~stable, i], views.points[~stable, j], c="r", marker="x", s=30,
+                   zorder=3, gid="unstable")
+    handles.append(Line2D([], [], color="k", marker="o", ls="", label="stable"))
+    handles.append(Line2D([], [], color="r", marker="x", ls="", label="unstable"))
+    return handles
+
+
+def figure_fixed_points_pca(result) -> Figure:
+    """Trajectories (by epoch) with the stable and unstable fixed points, in PC space."""
+    views = result.views
+    k = views.trajectories.shape[-1]
+    pairs = _pairs(k)
+    fig = Figure(figsize=(5 * len(pairs), 4.5))
+    axes = np.atleast_1d(fig.subplots(1, len(pairs)))
+    projection = np.where(views.valid[..., None], views.trajectories, np.nan)
+    for ax, dims in zip(axes, pairs, strict=True):
+        draw_trajectories(ax, projection, views.epochs, dims)
+        handles = _scatter_points(ax, result, dims)
+    _epoch_legend(axes[0], views.epochs, handles)
+    fig.suptitle(f"trajectories and fixed points ({result.n_points} points, from {result.epoch})")
+    return fig
+
+
+def figure_fixed_points_decoded(result) -> Figure:
+    """Left: fixed points in PC1-PC2 coloured by their decoded angle, with the trial ends coloured
+    by the item's angle; right: the decoded angles on the circle."""
+    from matplotlib import colormaps
+
+    views = result.views
+    hsv = colormaps["hsv"]
+    fig = Figure(figsize=(10, 4.5))
+    left, right = fig.subplots(1, 2)
+    angle_kind = views.decoded_kind == "angle"
+    norm_kw = {"cmap": hsv, "vmin": -np.pi, "vmax": np.pi} if angle_kind else {"cmap": "tab10"}
+    if views.trial_label is not None:
+        left.scatter(views.trial_ends[:, 0], views.trial_ends[:, 1], c=views.trial_label, marker="^",
+                     s=25, alpha=0.6, gid="trial_ends", **({"cmap": hsv, "vmin": -np.pi, "vmax": np.pi}))
+    else:
+        left.scatter(views.trial_ends[:, 0], views.trial_ends[:, 1], color="0.5", marker="^", s=25,
+                     gid="trial_ends")
+    if views.points_decoded is not None and result.n_points:
+        image = left.scatter(views.points[:, 0], views.points[:, 1], c=views.points_decoded, s=60,
+                             edgecolors="k", gid="points", **norm_kw)
+        fig.colorbar(image, ax=left, label="decoded " + views.decoded_kind)
+    left.set_xlabel("PC1")
+    left.set_ylabel("PC2")
+    left.set_title("fixed points (circles) and trial ends (triangles)", fontsize=9)
+    circle = np.linspace(-np.pi, np.pi, 200)
+    right.plot(np.cos(circle), np.sin(circle), color="0.8")
+    if angle_kind and views.points_decoded is not None:
+        right.scatter(np.cos(views.points_decoded), np.sin(views.points_decoded),
+                      c=views.points_decoded, s=60, edgecolors="k", gid="points_on_circle", **norm_kw)
+        if views.trial_ends_decoded is not None:
+            right.scatter(0.8 * np.cos(views.trial_ends_decoded), 0.8 * np.sin(views.trial_ends_decoded),
+                          marker="^", s=20, color="0.4", gid="trial_ends_on_circle")
+        right.set_title("decoded angle: fixed points (outer), trial ends (inner)", fontsize=9)
+    elif views.points_decoded is not None:
+        right.cla()
+        right.bar(*np.unique(views.points_decoded, return_counts=True), color="0.4")
+        right.set_xlabel("decoded class")
+        right.set_ylabel("fixed points")
+    right.set_aspect("equal" if angle_kind else "auto")
+    return fig
+
+
+def figure_fixed_points_search(result) -> Figure:
+    """Each search from its initial state (grey) to where it ended (black: converged)."""
+    views = result.views
+    fig = Figure(figsize=(5.5, 5))
+    ax = fig.subplots()
+    for start, end in zip(views.search_start, views.search_end, strict=True):
+        ax.plot([start[0], end[0]], [start[1], end[1]], color="0.7", lw=0.6)
+    ax.scatter(views.search_start[:, 0], views.search_start[:, 1], s=10, color="0.6", gid="start",
+               label="start")
+    converged = np.ones(len(views.search_end), bool)
+    if result.final_states is not None and result.q_final is not None:
+        converged = result.q_final < result.tol_q
+    ax.scatter(views.search_end[converged, 0], views.search_end[converged, 1], s=14, color="k",
+               gid="end", label="end (converged)")
+    ax.scatter(views.search_end[~converged, 0], views.search_end[~converged, 1], s=14, color="r",
+               marker="x", gid="end_slow", label="end (slow point)")
+    ax.set_xlabel("PC1")
+    ax.set_ylabel("PC2")
+    ax.set_title(f"{len(views.search_start)} searches: start -> end", fontsize=9)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def figure_fixed_points_eigenvalues(result) -> Figure:
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
+    circle = np.exp(1j * np.linspace(0, 2 * np.pi, 200))
+    ax.plot(circle.real, circle.imag, color="0.6", lw=0.8)
+    for eig, stable in zip(result.eigenvalues, result.stable, strict=True):
+        ax.scatter(eig.real, eig.imag, s=4, color="k" if stable else "r", alpha=0.5)
+    ax.set_aspect("equal")
+    ax.set_xlabel("Re lambda")
+    ax.set_ylabel("Im lambda")
+    ax.set_title("Jacobian eigenvalues (black: stable points)")
+    return fig
+
+
+def plot_fixed_points(result, out_dir: Path) -> list[Path]:
+    out_dir = Path(out_dir)
+    paths = []
+    if result.views is not None:
+        paths += [
+            save_figure(figure_fixed_points_pca(result), out_dir / "fixed_points_pca.png"),
+            save_figure(figure_fixed_points_decoded(result), out_dir / "fixed_points_decoded.png"),
+            save_figure(figure_fixed_points_search(result), out_dir / "fixed_points_search.png"),
+        ]
+    paths.append(save_figure(figure_fixed_points_eigenvalues(result), out_dir / "fixed_points_eigenvalues.png"))
+    return paths
