@@ -276,11 +276,10 @@ class AgentConfig:
         try:
             return resolve_agent(self.name)
         except ValueError as exc:
-            detail = ""
-            if ":" in self.name:  # say why the import path failed
-                detail = f" ({' '.join(str(exc).split())})"
+            if ":" in self.name:  # the registry's message says why the import path failed
+                raise ConfigError(f"agent.name: {' '.join(str(exc).split())}") from None
             raise ConfigError(
-                f"agent.name: unknown agent {self.name!r}{detail}; allowed: {', '.join(AGENTS)} "
+                f"agent.name: unknown agent {self.name!r}; allowed: {', '.join(AGENTS)} "
                 "or 'package.module:ClassName'"
             ) from None
 
