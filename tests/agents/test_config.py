@@ -455,3 +455,22 @@ def test_override_of_an_original_key_is_named_as_overridden(tmp_path):
     assert "agent.n_neurons" not in config.origin
     # the origin is not part of the value
     assert config == Config.from_dict(config.to_dict())
+
+
+def test_env_and_agent_classes_are_resolved_once(monkeypatch):
+    from vwm_agents.config import kwargs as kwargs_module
+    from vwm_agents.config import schema
+
+    calls = []
+    real = kwargs_module.resolve_env_class
+    monkeypatch.setattr(schema, "resolve_env_class", lambda env_id: calls.append(env_id) or real(env_id))
+    config = Config.from_dict({"task": {"max_items": 3}})
+    changed = config.with_value("training.seed", 2).with_value("agent.n_neurons", 16)
+    assert changed.task.env_class() is config.task.env_class() is not None
+    assert changed.agent_class() is config.agent_class()
+    assert calls == ["VWMRecall-v0"]  # validation looked once; nothing after it looks again
+    assert config.with_value("task.max_items", 4).task.env_class() is config.task.env_class()
+    assert calls == ["VWMRecall-v0", "VWMRecall-v0"]  # a changed task is re-checked, once
+    import pickle  # configs travel to Ray workers
+
+    assert pickle.loads(pickle.dumps(config)) == config

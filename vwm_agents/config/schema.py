@@ -246,9 +246,21 @@ class TaskConfig:
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, **copy.deepcopy(self.kwargs)}
 
+    def env_class(self) -> type | None:
+        """The env's class (None when its entry point is not a class), resolved once.
+
+        The first call looks the id up in the gymnasium registry (importing neurogym or the
+        ``module:`` of the id as needed, so that ``gym.make`` finds it afterwards); the result
+        is kept on this (immutable) section, so later calls and copies made with
+        :meth:`Config.with_value` that leave the task alone do not look again.
+        """
+        if "_env_class" not in self.__dict__:
+            self.__dict__["_env_class"] = resolve_env_class(self.id)  # frozen: bypass __setattr__
+        return self.__dict__["_env_class"]
+
     def check(self) -> None:
-        """Check the kwargs against the env's constructor (resolving the id once)."""
-        env_class = resolve_env_class(self.id)
+        """Check the kwargs against the env's constructor."""
+        env_class = self.env_class()
         if env_class is not None:
             check_kwargs(env_class.__init__, self.kwargs, "task", owner=self.id, skip=("self",))
 
@@ -270,7 +282,13 @@ class AgentConfig:
         return {"name": self.name, **copy.deepcopy(self.kwargs)}
 
     def agent_class(self) -> type:
-        """The agent's class (a registered name or a ``module:Class`` import path)."""
+        """The agent's class (a registered name or a ``module:Class`` import path), resolved once
+        per section like :meth:`TaskConfig.env_class`."""
+        if "_agent_class" not in self.__dict__:
+            self.__dict__["_agent_class"] = self._resolve()
+        return self.__dict__["_agent_class"]
+
+    def _resolve(self) -> type:
         from vwm_agents.models import AGENTS, resolve_agent
 
         try:
