@@ -7,8 +7,9 @@ directory that then replaces the target (``os.replace`` is atomic), so a crash m
 the previous checkpoint intact.
 
 Two kinds: ``"latest"`` (everything needed to continue exactly: model, optimiser, scheduler,
-early stopping, curriculum, every RNG state, history) and ``"best"`` (model weights, iteration and
-held-out error only).
+early stopping, curriculum, every RNG state, the metrics buffered since the last history record;
+the history itself is appended to ``history.jsonl``, not copied here) and ``"best"`` (model
+weights, iteration and validation error only). Atomic writes live in :mod:`vwm_agents.rundir`.
 """
 
 from __future__ import annotations

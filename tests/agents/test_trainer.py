@@ -189,7 +189,7 @@ def assert_same_tree(a, b, where="checkpoint") -> None:
         assert a == b, where
 
 
-def test_interrupt_and_resume_is_bit_exact(tmp_path, monkeypatch):
+def test_interrupt_and_resume_is_bit_exact(tmp_path, monkeypatch, caplog):
     config = vwm_config("training.num_iterations=20")
     straight = train(config, tmp_path / "straight")
 
@@ -208,7 +208,9 @@ def test_interrupt_and_resume_is_bit_exact(tmp_path, monkeypatch):
     monkeypatch.setattr(trainer_module.Trainer, "step", original_step)
     assert state_of(tmp_path / "resumed" / straight.name)["iteration"] == 7
 
-    resumed = train(config, tmp_path / "resumed", resume=True)
+    with caplog.at_level("INFO", logger="vwm_agents.trainer"):
+        resumed = train(config, tmp_path / "resumed", resume=True)
+    assert f"{resumed.name}: resuming at iteration 7" in caplog.messages
     a, b = state_of(straight), state_of(resumed)
     assert a["iteration"] == b["iteration"] == 20
     assert_same_tree(a, b)  # model, optimiser, schedules and every RNG state
@@ -282,7 +284,7 @@ def test_resume_errors(tmp_path):
               tmp_path, resume=True)
 
 
-def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, caplog):
     original_forward = trainer_module.forward_model
     calls = {"n": 0}
 
@@ -302,6 +304,9 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypat
     assert latest["iteration"] == 5
     assert all(torch.isfinite(t).all() for t in latest["model"].values())
     assert json.loads((run_dir / "metrics.json").read_text())["iteration"] == 5
+    warnings = [r for r in caplog.records if getattr(r, "event", None) == "divergence"]
+    assert len(warnings) == 1 and warnings[0].levelname == "WARNING"
+    assert "non-finite rates at iteration 8" in warnings[0].getMessage()
 
 
 def test_early_stopping_rules():
@@ -314,15 +319,20 @@ def test_early_stopping_rules():
     assert not any(never.step(1.0) for _ in range(100))
 
 
-def test_early_stopping_ends_the_run(tmp_path):
+def test_early_stopping_ends_the_run(tmp_path, caplog):
+    caplog.set_level("INFO", logger="vwm_agents.trainer")
     run_dir = train(vwm_config("training.learning_rate=1e-9", "training.early_stop_patience=3",
                                "training.num_iterations=100"), tmp_path)
     latest = state_of(run_dir)
     assert latest["early_stopping"]["stopped"]
     assert latest["iteration"] < 100
+    stops = [r.getMessage() for r in caplog.records if getattr(r, "event", None) == "stop"]
+    assert stops == [f"{run_dir.name}: iteration {latest['iteration']}: early stopping: no lower "
+                     f"loss for 3 iterations (best {latest['early_stopping']['best']:.4g})"]
 
 
-def test_noise_curriculum(tmp_path):
+def test_noise_curriculum(tmp_path, caplog):
+    caplog.set_level("INFO", logger="vwm_agents.trainer")
     assert noise_levels(0.1, 1) == [0.1]
     levels = noise_levels(0.1, 3)
     assert levels == pytest.approx([1e-3, 1e-2, 1e-1])
@@ -335,6 +345,12 @@ def test_noise_curriculum(tmp_path):
     assert latest["model"]["spike_noise_factor"].item() == pytest.approx(0.05)
     factors = [r["noise_factor"] for r in read_history(run_dir)]
     assert factors == sorted(factors) and factors[-1] == pytest.approx(0.05)
+    # each stage change is an event of the logger; no LR drop before the final stage
+    events = [(r.event, r.getMessage()) for r in caplog.records if hasattr(r, "event")]
+    stages = [message for kind, message in events if kind == "stage"]
+    assert len(stages) == 2 and "noise stage 2/3" in stages[0] and "noise stage 3/3" in stages[1]
+    first_stage_end = events.index(("stage", stages[1]))
+    assert all(kind != "lr_drop" for kind, _ in events[:first_stage_end])
     with pytest.raises(ConfigError, match="^training.noise_stages: agent gru has no set_noise_factor"):
         train(vwm_config("training.noise_stages=2", agent="gru"), tmp_path)
 
