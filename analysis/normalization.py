@@ -14,9 +14,11 @@ Carandini & Heeger 2012).
    reported too: it is biased below 2 by any shared baseline, normalisation or not.
 2. The null. The same fits on a linear network of the same size, built here: the model's own
    linearisation around its baseline (its weights, time constants and baseline, with phi
-   replaced by its slope there), with its epoch means given the model's per-neuron trial-to-trial
-   SD (measured on the baseline trials) so that the fit sees the same noise. Its w1 + w2 is what
-   the analysis gives without normalisation.
+   replaced by its slope there). Its epoch means get the model's per-neuron trial-to-trial SD
+   (measured on repeats of one two-item stimulus), scaled by the ratio of the null's response
+   size to the model's, so that its fit sees the model's signal-to-noise ratio (and so the same
+   attenuation of the weights by noise in the regressors). Its w1 + w2 is what the analysis
+   gives without normalisation.
 3. Load, within one epoch. For each set size, the stimulus-epoch mean external input B u and the
    stimulus-epoch mean rate above baseline, for the model and the linear null. Without
    normalisation the rate follows the input (linearly in the null); normalisation flattens it.
@@ -146,7 +148,9 @@ class DNResult:
     """Decode epoch, mean rate (no input then; listed apart)."""
     baseline_rate: dict[str, float] = field(default_factory=dict)
     noise_sd: float = 0.0
-    """Mean over neurons of the trial-to-trial SD given to the null's epoch means."""
+    """Mean over neurons of the model's trial-to-trial SD in the fitted epoch (two items)."""
+    signal_to_noise: float = 0.0
+    """RMS response above baseline over that SD: the same for the model and the null."""
 
     @property
     def w1(self) -> np.ndarray:
@@ -169,7 +173,8 @@ class DNResult:
                 "model": self.model,
                 "linear_null": self.null,
                 "linear_null_recurrence_scale": self.null_scale,
-                "noise_sd_given_to_null": self.noise_sd,
+                "trial_to_trial_sd": self.noise_sd,
+                "response_to_noise_ratio": self.signal_to_noise,
                 "baseline_rate": self.baseline_rate,
             },
             "load": {
@@ -227,7 +232,7 @@ def run(
     rng = np.random.default_rng(seed)
     theta = rng.uniform(-np.pi, np.pi, (n_trials, k))
 
-    responses, null_responses, trials_by_condition = [], [], []
+    responses, clean_null, trials_by_condition = [], [], []
     for i, present in enumerate(([], [a], [b], [a, b])):
         trials = _trials(env, theta, present, rng)
         rates = simulate(model, trials, noise=True, seed=seed + i).rates.double().numpy()
@@ -235,13 +240,23 @@ def run(
         trials_by_condition.append(trials)
         if i == 0:
             baseline_trials = rates
-            null = LinearNull.of(model, trials.epoch_mean(rates, epoch).mean(0))
-            noise_sd = trials.epoch_mean(rates, epoch).std(0, ddof=1)
-        null_responses.append(trials.epoch_mean(null.rates(trials.ob), epoch)
-                              + noise_sd * rng.standard_normal((n_trials, noise_sd.size)))
+            null = LinearNull.of(model, responses[0].mean(0))
+        clean_null.append(trials.epoch_mean(null.rates(trials.ob), epoch))
     r0, r1, r2, r12 = responses
-    n0, n1, n2, n12 = null_responses
-    base, null_base = r0.mean(0), n0.mean(0)
+    base = r0.mean(0)
+
+    # The model's trial-to-trial noise in the fitted responses: repeats of one two-item stimulus
+    # (fresh spiking and input noise each time), per neuron.
+    repeats = _trials(env, np.repeat(theta[:1], max(n_trials, 2), 0), [a, b], rng)
+    noise_sd = repeats.epoch_mean(
+        simulate(model, repeats, noise=True, seed=seed + 4).rates.double().numpy(), epoch).std(0, ddof=1)
+    # The null's responses are of another size (phi's slope at the baseline); give them the same
+    # noise relative to their size, so that the fit sees the same signal-to-noise ratio.
+    size_model = np.sqrt(np.mean([(r - base) ** 2 for r in (r1, r2, r12)]))
+    size_null = np.sqrt(np.mean([(n - clean_null[0]) ** 2 for n in clean_null[1:]]))
+    relative = size_null / size_model if size_model > 0 else 0.0
+    n0, n1, n2, n12 = (n + relative * noise_sd * rng.standard_normal(n.shape) for n in clean_null)
+    null_base = n0.mean(0)
     model_fits = {
         "raw": weight_summary(*dn_weights(r1, r2, r12)),
         "baseline_subtracted": weight_summary(*dn_weights(r1 - base, r2 - base, r12 - base)),
@@ -282,4 +297,5 @@ def run(
         rate_decode=rate_decode,
         baseline_rate={epoch: float(base.mean()), "stimulus": float(stim_baseline)},
         noise_sd=float(noise_sd.mean()),
+        signal_to_noise=float(size_model / noise_sd.mean()) if noise_sd.mean() > 0 else float("inf"),
     )

@@ -136,26 +136,30 @@ def figure_snr_side_views(result) -> Figure:
 
 
 def figure_snr_trajectories(result) -> Figure:
-    """Per set size: sample neurons' rates over a trial (epochs shaded) and the decoded point."""
+    """Per set size: sample neurons' rates over a trial (epochs shaded), and the decoded point
+    over the decode epoch (where the readout is trained) against the true one."""
     sizes = result.set_sizes
-    fig = Figure(figsize=(3.2 * len(sizes), 6))
+    fig = Figure(figsize=(3.2 * len(sizes), 6.5), layout="constrained")
     axes = fig.subplots(2, len(sizes), squeeze=False)
     colours = epoch_colours(result.epochs)
+    start, end = result.epochs["decode"]
+    circle = np.linspace(-np.pi, np.pi, 200)
     for column, n in enumerate(sizes):
         top, bottom = axes[0, column], axes[1, column]
-        for name, (start, end) in result.epochs.items():
-            top.axvspan(start, end, color=colours[name], alpha=0.12, lw=0)
+        for name, (first, last) in result.epochs.items():
+            top.axvspan(first, last, color=colours[name], alpha=0.12, lw=0)
         top.plot(result.sample_rates[n][0], lw=1)
         top.set_title(f"set size {n}")
         top.set_xlabel("step")
+        bottom.plot(np.cos(circle), np.sin(circle), color="0.85", lw=0.8)
         for trial in result.sample_decoded[n]:
-            bottom.plot(trial[:, 0], trial[:, 1], lw=0.8)
+            bottom.plot(trial[start:end, 0], trial[start:end, 1], lw=0.8, marker=".", ms=3)
         angle = result.true_orientation[n]
-        bottom.plot([0, np.cos(angle)], [0, np.sin(angle)], "k--", lw=1)
+        bottom.plot([np.cos(angle)], [np.sin(angle)], "k*", ms=10, gid="true")
         bottom.set_aspect("equal", "datalim")
         bottom.set_xlabel("decoded cos")
     axes[0, 0].set_ylabel("rate (sample neurons)")
-    axes[1, 0].set_ylabel("decoded sin (dashed: true)")
+    axes[1, 0].set_ylabel("decoded sin, decode epoch (*: true)")
     return fig
 
 
