@@ -206,7 +206,8 @@ def resolve_run(config: Config, *, out_dir: str | Path | None = None, device: st
             )
     return ResolvedRun(
         config=config, env=env, models=models, agent_class=agent_class, device=torch_device,
-        compile_mode=compile_mode, run_dir=Path(config.logging.out_dir) / run_name(config),
+        compile_mode=compile_mode,
+        run_dir=Path(config.logging.out_dir) / run_name(config, agent_class=agent_class),
         discrete=is_discrete(env), final_noise=final_noise,
     )
 

@@ -187,7 +187,7 @@ def truncate_history(run_dir: str | Path, iteration: int) -> None:
 # Names and policy
 
 
-def run_name(config: Config) -> str:
+def run_name(config: Config, *, agent_class: type | None = None) -> str:
     """The run directory name, the reference's pattern where its fields apply.
 
     ``{run_name}_n{N}item{K}PI{0|1}{noise_type[:5]}{k}{error_def}``, e.g.
@@ -196,9 +196,12 @@ def run_name(config: Config) -> str:
     ``max_items``, ``PI`` for agents with ``positive_input``, the noise for agents with
     ``spike_noise_type``. VWM tasks (those with ``sample_batch``) end in the error definition,
     other tasks in ``xent`` (cross-entropy). Values not set in the config are the defaults of the
-    agent's and the env's signatures: nothing is built.
+    agent's and the env's signatures: nothing is built. ``agent_class``: the class of
+    ``agent.name`` when the caller resolved it already.
     """
-    agent = _defaults(config.agent_class().__init__, config.agent.kwargs)
+    if agent_class is None:
+        agent_class = config.agent_class()
+    agent = _defaults(agent_class.__init__, config.agent.kwargs)
     env_class = _task_class(config)
     task = _defaults(env_class.__init__, config.task.kwargs) if env_class is not None else {}
     parts = [config.logging.run_name, "_"]

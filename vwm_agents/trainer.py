@@ -493,12 +493,14 @@ def run_random_state(run: ResolvedRun) -> Iterator[None]:
     (a resume then restores the saved state), restored afterwards. Also sets the CPU threads."""
     if run.config.training.threads is not None:
         torch.set_num_threads(run.config.training.threads)
-    devices = [run.device] if run.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    cuda = run.device.type == "cuda"
+    index = (run.device.index if run.device.index is not None else torch.cuda.current_device()
+             if cuda else None)
+    with torch.random.fork_rng(devices=[index] if cuda else []):
         seed = run_seeds(run.config.training.seed).torch_global
         torch.default_generator.manual_seed(seed)
-        if devices:
-            torch.cuda.manual_seed(seed)
+        if cuda:
+            torch.cuda.default_generators[index].manual_seed(seed)
         yield
 
 

@@ -373,3 +373,20 @@ def test_cuda_request_without_cuda_is_a_clear_error(tmp_path):
         pytest.skip("this machine has CUDA")
     with pytest.raises(ConfigError, match="^training.device: cuda requested but"):
         train(vwm_config(), tmp_path, device="cuda")
+
+
+def test_run_name_builds_no_env(tmp_path, monkeypatch):
+    import gymnasium
+
+    config = vwm_config("task.ilc_noise=-1")  # only the env itself refuses this value
+
+    def no_make(*args, **kwargs):
+        raise AssertionError("run_name built an env")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(gymnasium, "make", no_make)
+        assert run_name(config) == "t_n24item2PI1gauss0.05rad"
+        assert run_name(dms_config()) == "dms_n24PI0none0.05xent"
+    with pytest.raises(ConfigError, match="^task.ilc_noise: "):
+        train(config, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
