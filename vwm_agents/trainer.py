@@ -106,6 +106,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+# A library logs and the application shows: without this, Python's last-resort handler would
+# print warnings (a divergence) that the CLI reports itself.
+logger.addHandler(logging.NullHandler())
 
 
 class TrainingDiverged(RuntimeError):
