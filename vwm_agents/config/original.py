@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from vwm_agents.config.specs import ConfigError, Spec, show
+from vwm_agents.config.specs import SECTIONS, ConfigError, Spec, show
 
 if TYPE_CHECKING:
     from vwm_agents.config.schema import Config
@@ -127,6 +127,11 @@ def map_original(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str
     origin: dict[str, str] = {}
     enabled: list[str] = list(_ORIGINAL_ANALYSES_ALWAYS_ON)
     for section, body in data.items():
+        if section in SECTIONS:
+            raise ConfigError(
+                f"{section}: a section of our schema in a file of the original format (it has "
+                f"{', '.join(k for k in data if k in ORIGINAL_SECTIONS)}); use one format per file"
+            )
         if section not in ORIGINAL_SECTIONS:
             raise ConfigError(
                 f"{section}: unknown section of the original format; allowed: "

@@ -36,7 +36,7 @@ import yaml
 
 from vwm_agents.config.kwargs import check_kwargs, resolve_env_class
 from vwm_agents.config.original import is_original_format, map_original
-from vwm_agents.config.specs import ConfigError, Spec, bad_value, show
+from vwm_agents.config.specs import SECTIONS, ConfigError, Spec, bad_value, show
 
 __all__ = [
     "ERROR_DEFS",
@@ -55,7 +55,6 @@ __all__ = [
 # (the schema does not import torch).
 ERROR_DEFS: tuple[str, ...] = ("l2", "sqrtl2", "rad", "exp", "norml2")
 COMPILE_MODES: tuple[str, ...] = ("auto", "off", "graph", "inductor")
-SECTIONS: tuple[str, ...] = ("task", "agent", "training", "logging", "analysis")
 
 
 def _spec(default: Any, spec: Spec, doc: str) -> Any:

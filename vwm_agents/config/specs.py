@@ -7,7 +7,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ConfigError", "Spec", "bad_value", "show"]
+__all__ = ["SECTIONS", "ConfigError", "Spec", "bad_value", "show"]
+
+# The sections of our schema (vwm_agents.config.schema defines them; the original-format mapping
+# needs the names too).
+SECTIONS: tuple[str, ...] = ("task", "agent", "training", "logging", "analysis")
 
 
 class ConfigError(ValueError):
