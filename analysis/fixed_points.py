@@ -222,20 +222,21 @@ def _adam_stage(step_fn, x, tol_q, iterations, lr, lr_grow, lr_cut, nonnegative,
     done = 0
     with torch.enable_grad():
         for iteration in range(1, iterations + 1):
-            done = iteration
             optimiser.zero_grad()
             q = residual_q(step_fn, x)
+            q_max = float(q.detach().max())
+            history.append(q_max)
+            _tick(bar, q_max)
+            # Checked before stepping: a step taken from converged states could leave them.
+            if q_max < tol_q:
+                break
+            done = iteration
             total = q.sum()
             total.backward()
             optimiser.step()
             if nonnegative:
                 with torch.no_grad():
                     x.clamp_(min=0.0)
-            q_max = float(q.detach().max())
-            history.append(q_max)
-            _tick(bar, q_max)
-            if q_max < tol_q:
-                break
             lr = lr * (lr_grow if float(total.detach()) < previous else lr_cut)
             previous = float(total.detach())
             for group in optimiser.param_groups:

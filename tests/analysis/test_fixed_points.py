@@ -267,3 +267,14 @@ def test_pca_views_hold_the_searches_and_the_env_epochs(small_dale):
     assert views.decoded_kind == "angle" and np.all(np.abs(views.points_decoded) <= np.pi)
     np.testing.assert_allclose(views.trial_label, np.linspace(-np.pi, np.pi, 6, endpoint=False))
     assert "decode" in views.epochs and views.epochs["decode"].shape == (6, 2)
+
+
+def test_states_that_start_converged_stay_put():
+    # Adam's first step at a large learning rate would leave a fixed point: it must not be taken.
+    def step(x):
+        return 0.5 * x
+
+    start = torch.zeros(3, 4, dtype=torch.float64)
+    search = find_fixed_points(step, start, adam_iterations=10, lr_init=1.0, newton_iterations=0)
+    assert search.adam_iterations == 0
+    assert torch.equal(search.points, start)
