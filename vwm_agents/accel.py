@@ -15,7 +15,7 @@
 
 A mode that cannot be used (no CUDA, or capture/compilation fails) falls back to ``off`` with a
 warning, never an error, and the results are those of the plain path (the graph and compiled
-paths compute the same maths; ``tests/test_accel.py`` checks outputs and gradients).
+paths compute the same maths; ``tests/agents/test_accel.py`` checks outputs and gradients).
 
 The optimiser step, gradient clipping and weight projection stay eager and outside: they are a
 handful of (foreach) kernels, and keeping them out lets the LR scheduler, early stopping and a

@@ -13,7 +13,7 @@ draws (one ``torch.Generator`` per member, see :func:`vwm_agents.noise.noise_fn`
 elementwise operation are the same, but the GEMMs are not the same kernels (``baddbmm`` over S
 matrices vs ``addmm``; the input projection as one broadcast ``matmul``), and BLAS may block and
 order the sums of a batched GEMM differently, so results agree to float32 rounding (relative
-~1e-6 per iteration), which Adam then carries along. ``tests/test_ensemble.py`` checks a member
+~1e-6 per iteration), which Adam then carries along. ``tests/agents/test_ensemble.py`` checks a member
 against a single run after several iterations within float32 tolerance.
 
 The per-member generators cost one random fill per member and draw (S small kernels on a GPU,
@@ -33,8 +33,9 @@ import torch
 from torch import Tensor, nn
 
 from vwm_agents import losses
-from vwm_agents.models.dale_rnn import DaleRNN, simulate
-from vwm_agents.noise import noise_fn
+from vwm_agents.models.dale_rnn import DaleRNN
+from vwm_agents.models.euler import euler_loop
+from vwm_agents.noise import slope_sampler
 
 __all__ = ["stackable", "ensemble_forward", "ensemble_vwm_loss", "check_members"]
 
@@ -122,12 +123,13 @@ def _stacked_dale_forward(
     readout_weights = torch.stack([model.readout_weights for model in models])  # (S, n_out, N)
     leak = torch.stack([model.leak for model in models]).unsqueeze(1)  # (S, 1, N)
     factor = torch.stack([model.spike_noise_factor for model in models]).view(n_members, 1, 1)
-    observe = noise_fn(first.spike_noise_type if noise else "none", factor, first.dt, generators)
-    # Time-major (T, S, B, N) so that unbind(0) yields contiguous per-step (S, B, N) slices.
+    sample = slope_sampler(first.spike_noise_type if noise else "none", factor, first.dt,
+                           generators)
+    # Time-major (T, S, B, N): the loop reads one contiguous (S, B, N) block per step.
     drive = torch.matmul(ob.permute(2, 0, 1, 3), input_weights.mT * gain).add_(offset)
     initial_rates = ob.new_zeros(n_members, batch_size, first.n_neurons)
-    return simulate(drive, recurrent, leak, first.nonlinearity, observe, initial_rates,
-                    readout_weights, readout_from)
+    return euler_loop(drive, recurrent, leak, first.activation, sample, initial_rates,
+                      readout_weights, readout_from, initial_nonnegative=True)
 
 
 def _looped_forward(

@@ -1,7 +1,7 @@
 """Spiking noise on firing rates: the noisy "observed" rates that synapses and the readout see.
 
 A rate r (Hz) observed over one time step dt stands for the spike count of a small population;
-the noise types of the reference (original_model.md section 2) are, with k the noise factor and
+the noise types (see docs/model.md, section Noise) are, with k the noise factor and
 dt_s = dt / 1000:
 
 ==============  ===========================================  =================================
@@ -33,7 +33,7 @@ single autograd node (:class:`_GammaNoise`) that computes dX/dr during the forwa
   Computed exactly (quadrature, clamp included), the relative errors of Gamma(a + 1) are
   -0.14 % (mean) and -0.40 % (variance) at a + 1 = 1, -0.02 % and -0.10 % at 2, and below
   0.002 % and 0.02 % from 5 on; the boosted Gamma(a) inherits them (at most 0.16 % and 0.4 %).
-  ``tests/test_noise.py`` checks mean and variance against the exact Gamma over r = 0.01 ... 60 Hz
+  ``tests/agents/test_noise.py`` checks mean and variance against the exact Gamma over r = 0.01 ... 60 Hz
   and k = 0.05 ... 0.3.
 
 The cost, measured by ``benchmarks/bench_noise.py`` (``benchmarks/results/bench_noise.json``; 1
@@ -121,37 +121,47 @@ def _log_uniform(like: Tensor, generator: Generators) -> Tensor:
     return _rand(like, generator).clamp_min_(1e-30).log_()
 
 
-class _GammaNoise(torch.autograd.Function):
-    """Gamma noise X = (r / a) Gamma(a), a = r / K, K = k^2 / dt_s, with its pathwise dX/dr.
+def _gamma_sample(rates: Tensor, factor: Factor, dt_s: float, generator: Generators,
+                  out: Tensor | None = None, slope_out: Tensor | None = None) -> Tensor:
+    """Gamma noise X of ``rates`` (into ``out``) and, if ``slope_out`` is given, dX/dr into it.
 
-    Written as one autograd node: the forward works in place and stores only dX/dr, which cuts
-    the cost of a draw with its backward to about a third of the same maths through autograd.
-
-    With s = r + K = r (1 + 1/a), c1^2 = 1/(a + 1) = K / s, z ~ N(0, 1), U ~ U(0, 1):
+    With K = k^2 / dt_s, s = r + K = r (1 + 1/a), c1^2 = 1/(a + 1) = K / s, z ~ N(0, 1),
+    U ~ U(0, 1):
         base = 1 - c1^2 / 9 + c1 z / 3 (clamped at 0),  boost = U^(1/a) = exp(K log(U) / r),
         X = s base^3 boost,
         dX/dr = boost base^2 (base + c1^2 / 3 - c1 z / 2) - X (K log(U) / r) / r.
-    No gradient flows to k.
+    """
+    variance_per_rate = factor * factor / dt_s  # K (Hz)
+    inv_rate = rates.clamp_min(_MIN_RATE).reciprocal_()  # 1 / r, multiplied twice below
+    total = rates + variance_per_rate  # s = r + K
+    inv_shape_next = torch.div(variance_per_rate, total.clamp_min(_MIN_RATE))  # c1^2 = K / s
+    noise_term = _randn(rates, generator).mul_(inv_shape_next.sqrt())  # c1 z
+    base = inv_shape_next.mul(-1.0 / 9.0).add_(1.0).add_(noise_term, alpha=1.0 / 3.0)
+    base.clamp_min_(0.0)
+    exponent = _log_uniform(rates, generator).mul_(variance_per_rate).mul_(inv_rate)
+    boost = exponent.exp()
+    base_sq = base.square()
+    noisy = torch.mul(base_sq, base, out=out) if out is not None else base_sq * base
+    noisy.mul_(boost).mul_(total)
+    if slope_out is not None:
+        slope = inv_shape_next.mul_(1.0 / 3.0).add_(base).sub_(noise_term, alpha=0.5)
+        torch.mul(slope, base_sq, out=slope_out).mul_(boost)
+        slope_out.addcmul_(noisy, exponent.mul_(inv_rate), value=-1.0)
+    return noisy
+
+
+class _GammaNoise(torch.autograd.Function):
+    """Gamma noise (:func:`_gamma_sample`) as one autograd node with its pathwise dX/dr.
+
+    The forward works in place and stores only dX/dr, which cuts the cost of a draw with its
+    backward to about a third of the same maths through autograd. No gradient flows to k.
     """
 
     @staticmethod
     def forward(ctx, rates: Tensor, factor: Factor, dt_s: float, generator) -> Tensor:
-        variance_per_rate = factor * factor / dt_s  # K (Hz)
-        inv_rate = rates.clamp_min(_MIN_RATE).reciprocal_()  # 1 / r, multiplied twice below
-        total = rates + variance_per_rate  # s = r + K
-        inv_shape_next = torch.div(variance_per_rate, total.clamp_min(_MIN_RATE))  # c1^2 = K / s
-        noise_term = _randn(rates, generator).mul_(inv_shape_next.sqrt())  # c1 z
-        base = inv_shape_next.mul(-1.0 / 9.0).add_(1.0).add_(noise_term, alpha=1.0 / 3.0)
-        base.clamp_min_(0.0)
-        exponent = _log_uniform(rates, generator).mul_(variance_per_rate).mul_(inv_rate)
-        boost = exponent.exp()
-        base_sq = base.square()
-        noisy = base_sq * base
-        noisy.mul_(boost).mul_(total)
-        if ctx.needs_input_grad[0]:
-            slope = inv_shape_next.mul_(1.0 / 3.0).add_(base).sub_(noise_term, alpha=0.5)
-            slope.mul_(base_sq).mul_(boost)
-            slope.addcmul_(noisy, exponent.mul_(inv_rate), value=-1.0)
+        slope = torch.empty_like(rates) if ctx.needs_input_grad[0] else None
+        noisy = _gamma_sample(rates, factor, dt_s, generator, slope_out=slope)
+        if slope is not None:
             ctx.save_for_backward(slope)
         return noisy
 
@@ -213,6 +223,66 @@ def noise_fn(
         return sampler(rates, factor, dt_s, generator)
 
     return observe
+
+
+# A noise draw with its pathwise derivative, for hand-written backward passes:
+# ``sample(rates, out, slope_out) -> noisy`` writes the noisy rates into ``out`` (or a new tensor
+# if None) and, when ``slope_out`` is given, d noisy / d rates into it (elementwise).
+SlopeSampler = Callable[[Tensor, Tensor | None, Tensor | None], Tensor]
+
+
+def _gauss_slope(rates, factor, dt_s, generator, out, slope_out):
+    # sqrt(r / dt_s + 1e-10) in two ops: the 0-d floor broadcasts against the rates
+    scale = torch.add(rates.new_tensor(1e-10), rates, alpha=1.0 / dt_s).sqrt_()
+    noise = _randn(rates, generator).mul_(factor)  # k xi
+    noisy = torch.addcmul(rates, noise, scale, out=out) if out is not None else rates + noise * scale
+    noisy.relu_()
+    if slope_out is not None:  # (1 + k xi / (2 dt_s scale)) where the ReLU passes
+        torch.addcdiv(rates.new_tensor(1.0), noise, scale, value=0.5 / dt_s, out=slope_out)
+        slope_out.mul_(noisy.sign())
+    return noisy
+
+
+def _puregauss_slope(rates, factor, dt_s, generator, out, slope_out):
+    noise = _randn(rates, generator).mul_(PUREGAUSS_SD * factor)
+    noisy = torch.add(rates, noise, out=out) if out is not None else rates + noise
+    noisy.relu_()
+    if slope_out is not None:
+        torch.sign(noisy, out=slope_out)
+    return noisy
+
+
+def _csnr_slope(rates, factor, dt_s, generator, out, slope_out):
+    draws = unit_gamma(factor / (CSNR_REFERENCE_RATE * dt_s) ** 0.5, rates, generator)
+    if slope_out is not None:
+        slope_out.copy_(draws)
+    return torch.mul(rates, draws, out=out) if out is not None else rates * draws
+
+
+_SLOPE_SAMPLERS = {"gamma": _gamma_sample, "gauss": _gauss_slope, "puregauss": _puregauss_slope,
+                   "csnr": _csnr_slope}
+
+
+def slope_sampler(
+    noise_type: str,
+    factor: Factor,
+    dt_ms: float,
+    generator: Generators = None,
+) -> SlopeSampler | None:
+    """Like :func:`noise_fn`, but the sampler also returns d noisy / d rates (see SlopeSampler).
+
+    None where :func:`noise_fn` gives the identity. The draws, in number and order, are those of
+    :func:`noise_fn` with the same arguments: both consume a generator identically.
+    """
+    if noise_fn(noise_type, factor, dt_ms, generator) is _identity:
+        return None
+    sampler = _SLOPE_SAMPLERS[noise_type]
+    dt_s = dt_ms / 1000.0
+
+    def sample(rates: Tensor, out: Tensor | None = None, slope_out: Tensor | None = None) -> Tensor:
+        return sampler(rates, factor, dt_s, generator, out, slope_out)
+
+    return sample
 
 
 def _identity(rates: Tensor) -> Tensor:

@@ -15,6 +15,7 @@ from vwm_agents import losses
 from vwm_agents.ensemble import ensemble_forward, ensemble_vwm_loss, stackable
 from vwm_agents.models import DaleRNN, GRUAgent
 from vwm_agents.noise import noise_fn
+from vwm_agents.rundir import HISTORY_FILE, read_history
 
 N_IN, N_OUT, N_NEURONS, BATCH, STEPS = 9, 6, 24, 6, 16
 RTOL, ATOL = 1e-4, 1e-5
@@ -201,7 +202,7 @@ def test_trainer_members_train_like_single_runs(tmp_path):
     stopped_at = set()
     for seed in (0, 1, 2):
         member = run_dir / f"seed_{seed}"
-        for name in ("config.yaml", "history.yaml", "metrics.json", "checkpoints/latest.pt"):
+        for name in ("config.yaml", HISTORY_FILE, "metrics.json", "checkpoints/latest.pt"):
             assert (member / name).is_file(), member / name
         member_cfg = yaml.safe_load((member / "config.yaml").read_text())["training"]
         assert (member_cfg["seed"], member_cfg["num_models"]) == (seed, 1)
@@ -212,8 +213,8 @@ def test_trainer_members_train_like_single_runs(tmp_path):
         stopped_at.add(got["iteration"])
         for key, value in expected["model"].items():
             torch.testing.assert_close(got["model"][key], value, rtol=RTOL, atol=ATOL)
-        got_history = yaml.safe_load((member / "history.yaml").read_text())
-        expected_history = yaml.safe_load((single_dir / "history.yaml").read_text())
+        got_history = read_history(member)
+        expected_history = read_history(single_dir)
         assert [r["iteration"] for r in got_history] == [r["iteration"] for r in expected_history]
         for a, b in zip(got_history, expected_history, strict=True):
             assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)

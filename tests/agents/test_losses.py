@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from vwm_agents import losses
 from vwm_agents.losses import (
     ERROR_DEFS,
     activity_penalty,
@@ -15,6 +16,7 @@ from vwm_agents.losses import (
     classification_loss,
     classification_metrics,
     decoded_angles,
+    mark_nonnegative,
     masked_time_mean,
     vwm_metrics,
     vwm_trial_error,
@@ -127,6 +129,47 @@ def test_vwm_metrics_per_set_size():
 def test_activity_penalty_is_mean_absolute_rate():
     rates = torch.tensor([[[1.0, -3.0], [2.0, 0.0]]])
     assert activity_penalty(rates).item() == 1.5
+
+
+def test_activity_penalty_of_nonnegative_rates_has_the_constant_gradient():
+    """Marked rates (>= 0 by construction): same value, gradient 1/numel without a sign pass
+    (expanded from a scalar), equal to autograd's sign(r)/numel wherever r > 0."""
+    rates = torch.rand(3, 4, 5, dtype=torch.float64) + 0.1
+    marked = mark_nonnegative(rates.clone().requires_grad_(True))
+    plain = rates.clone().requires_grad_(True)
+    assert activity_penalty(marked).item() == pytest.approx(activity_penalty(plain).item(),
+                                                            rel=1e-15)
+    (marked_grad,) = torch.autograd.grad(activity_penalty(marked), marked)
+    (plain_grad,) = torch.autograd.grad(activity_penalty(plain), plain)
+    torch.testing.assert_close(marked_grad, plain_grad, rtol=0, atol=1e-18)
+    assert marked_grad.stride() == (0, 0, 0)
+    assert not hasattr(marked[0], "_vwm_nonnegative")  # views are not marked
+
+
+@pytest.mark.parametrize("error_def", ERROR_DEFS)
+def test_cutting_to_the_mask_window_changes_no_value_or_gradient(error_def, monkeypatch):
+    """On the CPU the loss works on the steps between the first and last masked step only:
+    the same values and gradients as on all steps (per trial, windows of different spans)."""
+    generator = torch.Generator().manual_seed(1)
+    outputs = torch.randn(3, 12, 4, dtype=torch.float64, generator=generator)
+    gt = torch.nn.functional.normalize(torch.randn(3, 1, 2, 2, dtype=torch.float64,
+                                                   generator=generator), dim=-1)
+    gt = gt.flatten(-2).expand(3, 12, 4)
+    mask = torch.zeros(3, 12, 4, dtype=torch.float64)
+    mask[0, 3:6, :2] = 1.0
+    mask[1, 5:9] = 1.0
+    mask[2, 4:7, 2:] = 1.0
+    full = outputs.clone().requires_grad_(True)
+    cut = outputs.clone().requires_grad_(True)
+    value_cut = vwm_trial_error(cut, gt, mask, error_def).sum()
+    with monkeypatch.context() as patch:  # the computation on all steps
+        patch.setattr(losses, "_masked_window", lambda *tensors: tensors)
+        value_full = vwm_trial_error(full, gt, mask, error_def).sum()
+    torch.testing.assert_close(value_cut, value_full, rtol=1e-12, atol=1e-12)
+    (grad_full,) = torch.autograd.grad(value_full, full)
+    (grad_cut,) = torch.autograd.grad(value_cut, cut)
+    torch.testing.assert_close(grad_cut, grad_full, rtol=1e-10, atol=1e-12)
+    assert grad_cut[:, :3].abs().max() == 0 and grad_cut[:, 9:].abs().max() == 0
 
 
 def test_classification_loss_and_accuracy_on_masked_steps():

@@ -1,4 +1,4 @@
-"""The Dale's-law rate RNN with spiking noise (original_model.md section 1).
+"""The Dale's-law rate RNN with spiking noise (see docs/model.md, section Dynamics).
 
 Dynamics (Euler, time step dt, per-neuron time constants tau):
 
@@ -11,8 +11,11 @@ W >= 0 and B >= 0 kept by projection (:meth:`DaleRNN.apply_constraints`), and
 phi(x) = (r_sat / 2)(1 + tanh(0.14 x - 4.2)) = r_sat sigmoid(0.28 x - 8.4), or the power law
 0.18 max(x - 10, 1e-10)^1.7 when r_sat <= 0. The stored rates are the clean ones.
 
-The loop lives in :func:`simulate`, a pure function of tensors: weights may carry leading model
-dimensions ((S, N, N) with states (S, B, N)), so stacked ensembles reuse it unchanged.
+:meth:`DaleRNN.forward` runs the loop as one autograd node with a hand-written backward through
+time (:func:`vwm_agents.models.euler.euler_loop`, ~1.5-2x faster per training iteration on a
+CPU). :func:`simulate` is the same loop through plain autograd, kept as the reference the fast
+path is tested against. Both are pure functions of tensors: weights may carry leading model
+dimensions ((S, N, N) with states (S, B, N)), so stacked ensembles reuse them unchanged.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from vwm_agents.noise import NoiseFn, check_noise_type, noise_fn
+from vwm_agents.models.euler import Activation, euler_loop
+from vwm_agents.noise import NoiseFn, check_noise_type, noise_fn, slope_sampler
 
 # phi's pre-activation affine map (gain, offset) and its nonlinearity, split so that the gain and
 # offset are folded into the weights once per forward instead of costing two ops per step.
@@ -32,6 +36,7 @@ _SATURATING_OFFSET = -8.4
 _POWER_THRESHOLD = 10.0
 _POWER_SCALE = 0.18
 _POWER_EXPONENT = 1.7
+_POWER_FLOOR = 1e-10
 
 
 def simulate(
@@ -44,7 +49,8 @@ def simulate(
     readout_weights: Tensor,
     readout_from: int = 0,
 ) -> tuple[Tensor, Tensor]:
-    """Run the Euler dynamics; return (noisy readout ``(*batch, T, n_out)``, rates ``(*batch, T, N)``).
+    """Run the Euler dynamics through plain autograd; return (noisy readout ``(*batch, T, n_out)``,
+    rates ``(*batch, T, N)``). The reference for :func:`vwm_agents.models.euler.euler_loop`.
 
     Args:
         drive: input pre-activations ``(T, *batch, N)``, already through phi's affine map.
@@ -170,11 +176,14 @@ class DaleRNN(nn.Module):
             return _SATURATING_GAIN, _SATURATING_OFFSET
         return 1.0, -_POWER_THRESHOLD
 
+    @property
+    def activation(self) -> Activation:
+        """phi after its affine map, as the fused Euler loop takes it."""
+        return Activation(self.saturation_firing_rate, _POWER_FLOOR, _POWER_SCALE, _POWER_EXPONENT)
+
     def nonlinearity(self, pre: Tensor) -> Tensor:
         """phi after its affine map (see :meth:`activation_affine`)."""
-        if self.saturation_firing_rate > 0:
-            return self.saturation_firing_rate * torch.sigmoid(pre)
-        return _POWER_SCALE * pre.clamp_min(1e-10).pow(_POWER_EXPONENT)
+        return self.activation(pre)
 
     def phi(self, x: Tensor) -> Tensor:
         """The activation (Hz) of the total synaptic input x."""
@@ -211,15 +220,17 @@ class DaleRNN(nn.Module):
         ``generator`` supplies every noise draw. ``readout_from``: outputs of earlier steps read
         the clean rates and draw no noise (the trainer passes the first step a loss can see).
         """
+        known_nonnegative = initial_rates is None
         if initial_rates is None:
             initial_rates = ob.new_zeros(ob.shape[0], self.n_neurons)
-        observe = self.noise(enabled=noise, generator=generator)
+        sample = slope_sampler(self.spike_noise_type if noise else "none",
+                               self.spike_noise_factor, self.dt, generator)
         gain, _ = self.activation_affine()
-        # Time-major so that unbind(0) yields contiguous per-step slices without indexing.
-        drive = self.input_drive(ob.transpose(0, 1))
-        return simulate(
-            drive, self.W_eff * gain, self.leak, self.nonlinearity, observe, initial_rates,
-            self.readout_weights, readout_from,
+        # Time-major drive: the loop reads one contiguous (B, N) block per step.
+        return euler_loop(
+            self.input_drive(ob.transpose(0, 1)), self.W_eff * gain, self.leak, self.activation, sample,
+            initial_rates, self.readout_weights, readout_from,
+            True if known_nonnegative else None,
         )
 
     def step(self, rates: Tensor, inputs: Tensor | None = None, *, noise: bool = False) -> Tensor:
