@@ -216,31 +216,36 @@ def _tick(bar, q_max: float) -> None:
 
 
 def _adam_stage(step_fn, x, tol_q, iterations, lr, lr_grow, lr_cut, nonnegative, history, bar):
-    x = x.clone().requires_grad_(True)
-    optimiser = torch.optim.Adam([x], lr=lr)
+    # Adam written out (torch's defaults: betas 0.9 / 0.999, eps 1e-8): torch.optim.Adam's first
+    # step imports the compiler stack, seconds per analysis for a few microseconds of arithmetic.
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    x = x.clone()
+    first, second = torch.zeros_like(x), torch.zeros_like(x)
     previous = math.inf
     done = 0
-    with torch.enable_grad():
-        for iteration in range(1, iterations + 1):
-            optimiser.zero_grad()
-            q = residual_q(step_fn, x)
+    for iteration in range(1, iterations + 1):
+        with torch.enable_grad():
+            xg = x.detach().requires_grad_(True)
+            q = residual_q(step_fn, xg)
             q_max = float(q.detach().max())
             history.append(q_max)
             _tick(bar, q_max)
             # Checked before stepping: a step taken from converged states could leave them.
             if q_max < tol_q:
                 break
-            done = iteration
             total = q.sum()
-            total.backward()
-            optimiser.step()
+            (grad,) = torch.autograd.grad(total, xg)
+        done = iteration
+        with torch.no_grad():
+            first.lerp_(grad, 1 - beta1)
+            second.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            step_size = lr / (1 - beta1**iteration)
+            denominator = (second / (1 - beta2**iteration)).sqrt_().add_(eps)
+            x = x - step_size * first / denominator
             if nonnegative:
-                with torch.no_grad():
-                    x.clamp_(min=0.0)
-            lr = lr * (lr_grow if float(total.detach()) < previous else lr_cut)
-            previous = float(total.detach())
-            for group in optimiser.param_groups:
-                group["lr"] = lr
+                x.clamp_(min=0.0)
+        lr = lr * (lr_grow if float(total.detach()) < previous else lr_cut)
+        previous = float(total.detach())
     return x.detach(), done
 
 
