@@ -128,18 +128,24 @@ def figure_fixed_points_decoded(result) -> Figure:
 
     views = result.views
     hsv = colormaps["hsv"]
-    fig = Figure(figsize=(10, 4.5))
+    fig = Figure(figsize=(10, 4.5), layout="constrained")
     left, right = fig.subplots(1, 2)
     angle_kind = views.decoded_kind == "angle"
-    norm_kw = {"cmap": hsv, "vmin": -np.pi, "vmax": np.pi} if angle_kind else {"cmap": "tab10"}
+    # classes: one tab10 colour per integer (classes >= 10 wrap around)
+    norm_kw = ({"cmap": hsv, "vmin": -np.pi, "vmax": np.pi} if angle_kind
+               else {"cmap": "tab10", "vmin": -0.5, "vmax": 9.5})
     if views.trial_label is not None:
         left.scatter(views.trial_ends[:, 0], views.trial_ends[:, 1], c=views.trial_label, marker="^",
                      s=25, alpha=0.6, gid="trial_ends", **({"cmap": hsv, "vmin": -np.pi, "vmax": np.pi}))
+    elif views.trial_ends_decoded is not None and not angle_kind:
+        left.scatter(views.trial_ends[:, 0], views.trial_ends[:, 1], c=views.trial_ends_decoded % 10,
+                     marker="^", s=25, alpha=0.6, gid="trial_ends", **norm_kw)
     else:
         left.scatter(views.trial_ends[:, 0], views.trial_ends[:, 1], color="0.5", marker="^", s=25,
                      gid="trial_ends")
     if views.points_decoded is not None and result.n_points:
-        image = left.scatter(views.points[:, 0], views.points[:, 1], c=views.points_decoded, s=60,
+        colour = views.points_decoded if angle_kind else views.points_decoded % 10
+        image = left.scatter(views.points[:, 0], views.points[:, 1], c=colour, s=60,
                              edgecolors="k", gid="points", **norm_kw)
         fig.colorbar(image, ax=left, label="decoded " + views.decoded_kind)
     left.set_xlabel("PC1")
@@ -156,8 +162,10 @@ def figure_fixed_points_decoded(result) -> Figure:
         right.set_title("decoded angle: fixed points (outer), trial ends (inner)", fontsize=9)
     elif views.points_decoded is not None:
         right.cla()
-        right.bar(*np.unique(views.points_decoded, return_counts=True), color="0.4")
-        right.set_xlabel("decoded class")
+        classes, counts = np.unique(views.points_decoded, return_counts=True)
+        right.bar(classes, counts, width=0.6, color="0.4", gid="class_counts")
+        right.set_xticks(classes)
+        right.set_xlabel("decoded class (argmax of the readout)")
         right.set_ylabel("fixed points")
     right.set_aspect("equal" if angle_kind else "auto")
     return fig
