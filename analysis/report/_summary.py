@@ -15,6 +15,7 @@ from typing import Any
 __all__ = ["Table", "Summary", "summarise"]
 
 SHORT_LIST = 6  # lists of scalars up to this length are shown inline
+MAX_ROWS = 16  # longer columns (histograms, per-neuron values) are named, not tabulated
 MAX_DEPTH = 4
 
 
@@ -62,6 +63,24 @@ def _is_record_map(value: Any) -> bool:
         return True
     keys = [tuple(v) for v in value.values()]
     return len(value) >= 2 and len(set(keys)) == 1
+
+
+def _is_column_map(value: Any) -> bool:
+    """Columns of one table: >= 2 lists of scalars of one length >= 2 (e.g. one per statistic)."""
+    if not isinstance(value, Mapping) or len(value) < 2:
+        return False
+    lengths = {len(v) if isinstance(v, list) and all(_is_scalar(x) for x in v) else -1
+               for v in value.values()}
+    return len(lengths) == 1 and 2 <= min(lengths) <= MAX_ROWS
+
+
+def _column_table(title: str, columns: Mapping, labels: list | None) -> Table:
+    length = len(next(iter(columns.values())))
+    label, keys = ("set size", labels) if labels and len(labels) == length else ("row", None)
+    keys = keys or list(range(length))
+    return Table(title=title, headers=[label, *map(str, columns)],
+                 rows=[[key, *(column[i] for column in columns.values())]
+                       for i, key in enumerate(keys)])
 
 
 def _describe(value: Any) -> str:
@@ -126,15 +145,22 @@ def summarise(data: Any, title: str = "") -> Summary:
         return summary
     scalars: list[list[Any]] = []
 
-    def visit(obj: Mapping, prefix: str, depth: int) -> None:
+    def visit(obj: Mapping, prefix: str, depth: int, labels: list | None = None) -> None:
+        sizes = obj.get("set_sizes")
+        if isinstance(sizes, list) and all(_is_scalar(v) for v in sizes):
+            labels = sizes  # rows of the column tables below this level
         for key, value in obj.items():
             name = f"{prefix}{key}"
-            if _is_inline(value):
+            if key == "set_sizes" and value is labels:
+                scalars.append([name, value])
+            elif _is_column_map(value):
+                summary.tables.append(_column_table(name, value, labels))
+            elif _is_inline(value):
                 scalars.append([name, value])
             elif _is_record_map(value):
                 summary.tables.extend(_record_tables(name, value, summary.omitted))
             elif isinstance(value, Mapping) and depth < MAX_DEPTH:
-                visit(value, f"{name}.", depth + 1)
+                visit(value, f"{name}.", depth + 1, labels)
             else:
                 summary.omitted.append(f"{name} ({_describe(value)})")
 

@@ -111,6 +111,18 @@ def test_summarise_tabulates_set_size_maps_and_names_what_it_leaves_out():
     assert "per_set_size[*].hist (list of 50)" in summary.omitted
 
 
+def test_summarise_turns_lists_per_set_size_into_rows():
+    data = {"set_sizes": [1, 2, 4], "model": {"mae": [0.1, 0.2, 0.4], "sd": [0.2, 0.3, 0.5]},
+            "histogram": {"model": list(range(36)), "human": list(range(36))}}
+    summary = summarise(data, "cmp")
+    [model] = [t for t in summary.tables if t.title == "model"]
+    assert model.headers == ["set size", "mae", "sd"]
+    assert model.rows == [[1, 0.1, 0.2], [2, 0.2, 0.3], [4, 0.4, 0.5]]
+    # columns longer than a table should hold are named instead
+    assert not [t for t in summary.tables if t.title.startswith("histogram")]
+    assert "histogram.model (list of 36)" in summary.omitted
+
+
 def test_cli_writes_the_report_and_refuses_other_folders(analysed_run, tmp_path, capsys):
     (analysed_run / "report.html").unlink(missing_ok=True)
     assert report_main([str(analysed_run)]) == 0
