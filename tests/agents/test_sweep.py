@@ -230,6 +230,44 @@ def test_run_trial_reraises_only_failures_ray_should_retry(tmp_path):
     assert record["retried_by_ray"] is False
 
 
+def test_a_failed_comparison_with_people_reruns_only_the_comparison(tmp_path, monkeypatch):
+    from vwm_agents.sweep import trial
+
+    plan = fake_plan(tmp_path)
+    human = HumanTarget("shipped", 30)
+    trained = []
+
+    def train_fn(config, out_dir, **kwargs):
+        trained.append(config.training.seed)
+        write_metrics(plan.run_dir, 0.5)
+        return plan.run_dir
+
+    # a stand-in for `python -m analysis RUN_DIR --only human ...`: first it fails, then it works
+    calls = tmp_path / "calls.txt"
+    fake = tmp_path / "python"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f"echo \"$*\" >> {calls}\n"
+        f"if [ ! -e {tmp_path / 'works'} ]; then echo 'error: no data' >&2; exit 2; fi\n"
+        "mkdir -p \"$3/analysis\"\n"
+        "echo '{\"distance\": {\"total\": 2.5, \"components\": {}}}' > \"$3/analysis/human_comparison.json\"\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setattr(trial.sys, "executable", str(fake))
+    assert sw.run_trial(plan, human=human, train_fn=train_fn) is False
+    record = yaml.safe_load((plan.run_dir.parent / sw.ERRORS_DIR / "t.yaml").read_text())
+    assert record["error"] == "HumanAnalysisError: python -m analysis --only human: error: no data"
+    assert record["stage"] == "human" and record["retried_by_ray"] is False
+    assert not trial.is_finished(plan, human)
+    (tmp_path / "works").write_text("")
+    assert sw.run_trial(plan, human=human, train_fn=train_fn) is True
+    assert trained == [0]  # trained once; the second call only compared
+    assert calls.read_text().splitlines()[-1] == (
+        f"-m analysis {plan.run_dir} --only human --no-progress --trials 30")
+    assert trial.is_finished(plan, human) and not (plan.run_dir.parent / sw.ERRORS_DIR / "t.yaml").exists()
+    assert sw.read_human_distance(plan.run_dir / "analysis" / "human_comparison.json") == (2.5, {})
+
+
 # ----------------------------------------------------------------------------------------------
 # Results
 
