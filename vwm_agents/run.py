@@ -277,9 +277,12 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu")
     try:
         env = make_env(config)
         model = build_model(config, env)
+    except ConfigError as exc:  # what only the env or the agent refuses, named in the file
+        raise RunDirError(f"{config_path}: {config.user_error(exc)}") from None
+    try:
         payload = load_checkpoint(path)
         load_model_state(model, payload["model"], path)
-    except (CheckpointError, ConfigError) as exc:
+    except CheckpointError as exc:
         raise RunDirError(str(exc)) from None
     model.to(torch.device(device)).eval()
     return LoadedRun(
