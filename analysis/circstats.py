@@ -1,9 +1,9 @@
 """Circular statistics, written once and used by every analysis.
 
-Conventions (science_anchors.md section 2.5; original_model.md section 6.3):
+Conventions (docs/model.md, section Error statistics):
 
 * angles are radians on the full circle; errors are wrapped to [-pi, pi);
-* ``circular_variance`` is the original model's "variance", -2 ln R (the squared circular SD),
+* ``circular_variance`` is the reference model's "variance", -2 ln R (the squared circular SD),
   not the conventional 1 - R; ``one_minus_r`` gives the latter, under its own name;
 * ``circular_kurtosis`` is (|m2| cos(arg m2 - 2 arg m1) - |m1|^4) / (1 - |m1|)^2 with
   m_p = mean(exp(i p x)).
@@ -132,7 +132,7 @@ def a1_inverse_exact(r, kappa_max: float = 1e6) -> np.ndarray:
 
 def excess_circular_kurtosis(x, axis=None) -> np.ndarray:
     """Circular kurtosis of ``x`` minus that of a von Mises with the same R (positive: peakier
-    and heavier-tailed than a von Mises, the human signature of science_anchors section 1b)."""
+    and heavier-tailed than a von Mises, the human signature; van den Berg et al. 2012)."""
     kappa = a1_inverse_exact(resultant_length(x, axis=axis))
     return circular_kurtosis(x, axis=axis) - vonmises_kurtosis(kappa)
 

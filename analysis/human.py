@@ -145,7 +145,9 @@ def human_statistics(trials: HumanTrials, *, fit: bool = True, n_bootstrap: int 
         own = trials.subset(trials.participant == p)
         per_participant[p] = error_statistics(own.errors, own.set_size)
         if fit:
-            fits[p] = fit_by_set_size(own.errors, own.set_size, own.nontarget_errors)
+            # Data without non-target columns (a CSV without them) fit no swaps (p_nontarget 0)
+            nontargets = own.nontarget_errors if own.nontarget_errors.shape[1] else None
+            fits[p] = fit_by_set_size(own.errors, own.set_size, nontargets)
     set_sizes = sorted({n for s in per_participant.values() for n in s.set_sizes})
 
     def stack(getter) -> np.ndarray:  # (participants, set sizes)

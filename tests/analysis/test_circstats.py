@@ -1,4 +1,4 @@
-"""Circular statistics against closed forms (science_anchors.md section 6.2)."""
+"""Circular statistics against closed forms (von Mises moments: Mardia & Jupp 2000, Fisher 1993)."""
 
 from __future__ import annotations
 

@@ -98,6 +98,8 @@ def test_space_and_units_are_applied(tmp_path):
         (["set_size", "target", "response", "nontarget_2"], [[1, 0.1, 0.2, ""]],
          "without gaps"),
         (["set_size", "target", "response"], [], "no data rows"),
+        (["participant", "set_size", "target", "response"], [["a", 1, 0.1, 0.2], ["", 1, 0, 0]],
+         "row 2, column 'participant': empty cell"),
     ],
 )
 def test_malformed_files(tmp_path, capsys, header, rows, message):
@@ -120,3 +122,52 @@ def test_module_entry_point(tmp_path):
                          text=True, timeout=120)
     assert run.returncode == 2
     assert "missing column 'target'" in run.stderr
+
+
+def _people_csv(tmp_path: Path, participants: int = 3, trials: int = 150) -> Path:
+    """Participants of different precision at set sizes 1-3, orientations in degrees."""
+    rng = np.random.default_rng(11)
+    rows = []
+    for p in range(participants):
+        for set_size, kappa in ((1, 12.0), (2, 6.0), (3, 3.0)):
+            errors = rng.vonmises(0.0, kappa * (1 + 0.3 * p), trials)
+            target = rng.uniform(0, 180, trials)
+            response = np.mod(target + np.rad2deg(errors) / 2, 180)
+            rows += [[f"P{p}", set_size, f"{t:.5f}", f"{r:.5f}"]
+                     for t, r in zip(target, response, strict=True)]
+    return _write(tmp_path / "people.csv", ["participant", "set_size", "target", "response"],
+                  rows)
+
+
+def test_participant_column_gives_participants(tmp_path):
+    data = fit.read_behaviour_csv(_people_csv(tmp_path), units="deg", space="orientation")
+    trials = data.to_trials()
+    assert trials.participants == ["P0", "P1", "P2"]
+    assert trials.errors.size == 3 * 3 * 150
+    # Orientation degrees doubled onto the full circle: the kappa-12 errors are small.
+    first = (trials.participant == "P0") & (trials.set_size == 1)
+    assert np.mean(np.abs(trials.errors[first])) < 0.35
+
+
+def test_analysis_cli_compares_with_a_csv_target(gru_vwm_run_dir, tmp_path):
+    """Any data set in this CSV format is a target of the human comparison and its distance,
+    with SEs over its participants."""
+    import shutil
+
+    import analysis.__main__ as cli
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(gru_vwm_run_dir, run_dir)
+    target = _people_csv(tmp_path)
+    code = cli.main([str(run_dir), "--only", "human", "--trials", "20", "--human-data",
+                     str(target), "--human-units", "deg", "--human-space", "orientation",
+                     "--no-progress"])
+    assert code == 0
+    result = json.loads((run_dir / "analysis" / "human_comparison.json").read_text())
+    assert result["set_sizes"] == [1, 2, 3]
+    assert result["n_participants"] == 3
+    distance = result["distance"]
+    assert distance["target"] == str(target)
+    assert distance["se_source"] == "between participants"
+    assert [row["set_size"] for row in distance["per_set_size"]] == [1, 2, 3]
+    assert len(result["human_se"]["mae"]) == 3

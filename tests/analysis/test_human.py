@@ -108,7 +108,7 @@ def test_shipped_summary_has_citation_and_all_set_sizes():
     assert "licence" in summary.meta["data_source"].lower()
     for name in human.SUMMARY_FIELDS:
         assert all(v is not None for v in getattr(summary, name)), name
-    # Shape of human behaviour (science_anchors section 6.4).
+    # Shape of human behaviour: errors and guessing rise with set size.
     assert np.all(np.diff(summary.mae) > 0)
     assert summary.p_guess[-1] - summary.p_guess[0] > 0.3
 

@@ -1,10 +1,10 @@
 """Mixture models: parameter recovery and optimality against a generic optimiser.
 
-Recovery tolerances. The anchors (science_anchors.md section 6.3) found, for kappa = 8,
-g = .2, s = .15, N = 4 and n = 2000, a relative kappa error of 0.03 +- 0.05 and |dg|, |ds| up to
-.038 over 20 seeds. Standard errors shrink as 1/sqrt(n), so at n = 5000 they are ~0.63 of those
-(kappa ~3%, weights ~0.01-0.015), and the anchors' n >= 5000 tolerances (15% on kappa, .03 on the
-weights) are >= 2.5-4 SE. The test also computes the observed-information SE of each fit
+Recovery tolerances. A recovery study of the swap model (kappa = 8, g = .2, s = .15, N = 4,
+n = 2000 trials, 20 seeds) found a relative kappa error of 0.03 +- 0.05 and |dg|, |ds| up to .038.
+Standard errors shrink as 1/sqrt(n), so at n = 5000 they are ~0.63 of those (kappa ~3%, weights
+~0.01-0.015), and the fixed tolerances used here at n >= 5000 (15% on kappa, .03 on the weights)
+are >= 2.5-4 SE. The test also computes the observed-information SE of each fit
 (inverse numerical Hessian) and asserts the error is within 4 of those, which is the derived
 tolerance; the fixed anchor tolerances guard against the SE itself being large.
 """
