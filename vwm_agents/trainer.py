@@ -34,6 +34,7 @@ through the public member interface of :class:`Trainer`.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import math
 import signal
@@ -458,8 +459,6 @@ class Trainer:
 
 
 def _forward_parameters(model: nn.Module) -> set[str]:
-    import inspect
-
     return set(inspect.signature(model.forward).parameters)
 
 
