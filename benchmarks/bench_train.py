@@ -1,31 +1,33 @@
-"""Training-iteration speed of our code path against a straightforward reference, same run.
+"""Training-iteration speed of our path against the plain loop a user would write, same run.
 
 One iteration = forward + loss (``rad`` error + 1e-5 mean |r|) + backward + Adam + the
-non-negativity projection, on a fresh batch of VWMRecall trials (the batch is built before the
-clock starts). Timed after warm-up; the median of ``--repeats``; baseline and candidates are
-run in alternating rounds, so every path sees the same background load and the *ratios* stay
-meaningful on a busy machine.
+non-negativity projection, on a fresh batch of VWMRecall trials (built before the clock starts).
+Timed after warm-up; the median of ``--repeats``; all paths run in alternating rounds, so every
+path sees the same background load and the *ratios* stay meaningful on a busy machine (use
+``--clock cpu`` there: this process's CPU time, with one torch thread).
 
-* ``reference``: the model written the straightforward way (original_model.md sections 1-4),
-  here in this file: a Python loop per Euler step, ``torch.distributions.Gamma(...).rsample()``
-  noise, a finiteness / non-negativity assert per step, ``Bu[:, t]`` indexing of the input
-  projection and preallocated ``R[:, t] = r`` writes; readout of the decode window only.
 * ``ours``: :class:`vwm_agents.models.DaleRNN` + :mod:`vwm_agents.losses` through
-  :class:`vwm_agents.accel.LossStep` (``training.compile`` resolved for the device), Adam and
-  ``apply_constraints``: the trainer's path.
-* Both with Gamma and with Gaussian (``gauss``) spiking noise.
-* ``--ensemble``: S models stacked (:mod:`vwm_agents.ensemble`) vs one model on the plain
-  single-model path (``S=1``, what S separate runs would each use): aggregate model-iterations
-  per second.
+  :class:`vwm_agents.accel.LossStep`, Adam and ``apply_constraints``: the trainer's path (the
+  Euler loop as one autograd node with a hand-written backward, :mod:`vwm_agents.models.euler`).
+* ``plain``: the loop a user would write (here in this file): a Python loop per Euler step over
+  ``unbind``-ed inputs, list + ``torch.stack``, ``torch.distributions.Gamma(...).rsample()`` for
+  gamma noise, readout of the decode window only, no asserts.
+* ``autograd`` (``--with-autograd``): our model through :func:`vwm_agents.models.simulate`, the
+  same loop through plain autograd (the trainer's path before the hand-written backward).
+* ``reference`` (``--with-reference``): the model as its description reads, with a finiteness
+  assert per step and ``Bu[:, t]`` / ``R[:, t] = r`` indexing (the baseline of earlier READMEs).
+* ``floor``: the matrix products of one iteration of ``ours`` timed alone (per step the
+  recurrent GEMM forward and the one backward; the recurrent, input and readout weight
+  gradients and the input and readout products as single GEMMs), with nothing else.
+* Gamma and Gaussian (``gauss``) spiking noise; ``--ensemble``: S models stacked
+  (:mod:`vwm_agents.ensemble`) vs one model on the single-model path (aggregate model-iterations/s).
 
-GFLOP/s counts the GEMMs only (recurrent step forward + 2 backward; input projection forward +
-weight gradient; readout of the steps the path reads out, forward + 2 backward), against the
-measured peak of a 512x256x256 float32 GEMM on this device.
+    python benchmarks/bench_train.py [--sizes default,reference] [--repeats 5] [--threads 1]
+        [--clock auto|cpu|wall] [--quick] [--with-autograd] [--with-reference] [--ensemble]
 
-    python benchmarks/bench_train.py [--device cpu] [--repeats 5] [--quick] [--ensemble]
-        [--threads N] [--sizes default,small]
-
-Prints a table and writes ``benchmarks/results/bench_train.json``.
+Sizes: ``default`` N = 128, B = 128, K = 10; ``reference`` N = 256, B = 512, K = 10; dt = 10 ms
+(T = 202 steps). Prints a table (with the machine's load average) and writes
+``benchmarks/results/bench_train.json``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import statistics
 import time
@@ -49,7 +52,7 @@ import vwm_tasks  # noqa: F401 (registers the env ids)
 from vwm_agents import losses
 from vwm_agents.accel import LossStep, resolve_compile_mode, retain_freed_memory
 from vwm_agents.ensemble import ensemble_forward, ensemble_vwm_loss
-from vwm_agents.models import DaleRNN
+from vwm_agents.models import DaleRNN, simulate
 from vwm_tasks.batch import batch_tensors
 
 RESULTS = Path(__file__).parent / "results" / "bench_train.json"
@@ -68,7 +71,8 @@ class Size:
 
 
 SIZES = {
-    "default": Size("default", 256, 10, 512),
+    "default": Size("default", 128, 10, 128),
+    "reference": Size("reference", 256, 10, 512),
     "small": Size("small", 64, 10, 64),
 }
 
@@ -144,6 +148,82 @@ def reference_iteration(model: ReferenceRNN, optimizer: torch.optim.Optimizer, d
     with torch.no_grad():
         model.W.clamp_(min=0.0)
         model.B.clamp_(min=0.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# The plain loop a user would write (here in this file, never imported by the package)
+
+
+class PlainRNN(ReferenceRNN):
+    """The same model written as a user would: unbind + list + stack, no asserts."""
+
+    def forward(self, u: Tensor) -> Tensor:
+        w_eff_t = (self.W * self.sign).T
+        bu = u @ self.B.T
+        r = u.new_zeros(u.shape[0], self.W.shape[0])
+        states = []
+        for bu_t in bu.unbind(1):
+            r = r + DT * (-r + self.phi(self.observed_r(r) @ w_eff_t + bu_t)) / self.tau
+            states.append(r)
+        return torch.stack(states, dim=1)
+
+
+def make_reference(model_class, n_in: int, n_out: int, size: Size, noise_type: str,
+                   device: torch.device, data):
+    model = model_class(n_in, n_out, size.n_neurons, noise_type).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    return lambda: reference_iteration(model, optimizer, data)
+
+
+def make_autograd(size: Size, n_in: int, n_out: int, noise_type: str, device: torch.device,
+                  data, readout_from: int):
+    """Our model through simulate (plain autograd), as the trainer ran before the fused loop."""
+    model = DaleRNN(n_in, n_out, size.n_neurons, spike_noise_type=noise_type,
+                    spike_noise_factor=NOISE_FACTOR).to(device)
+    generator = torch.Generator(device=device).manual_seed(0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    ob, gt, mask = data
+
+    def iteration() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        gain, _ = model.activation_affine()
+        outputs, rates = simulate(
+            model.input_drive(ob.transpose(0, 1)), model.W_eff * gain, model.leak,
+            model.nonlinearity, model.noise(generator=generator),
+            ob.new_zeros(ob.shape[0], model.n_neurons), model.readout_weights, readout_from)
+        loss = (losses.vwm_trial_error(outputs, gt, mask, "rad").mean()
+                + LAMBDA_REG * losses.activity_penalty(rates))
+        loss.backward()
+        optimizer.step()
+        model.apply_constraints()
+    return iteration
+
+
+def make_floor(size: Size, n_in: int, n_out: int, n_steps: int, device: torch.device):
+    """The GEMMs of one iteration of ours, alone, on random data of the same shapes."""
+    b, n = size.batch_size, size.n_neurons
+
+    def randn(*shape: int) -> Tensor:
+        return torch.randn(*shape, device=device)
+
+    weights, inputs, readout = randn(n, n), randn(n_in, n), randn(n, n_out)
+    ob, states, grads = randn(n_steps * b, n_in), randn(n_steps, b, n), randn(n_steps, b, n)
+    grad_out = randn(n_steps * b, n_out)
+    out = torch.empty(b, n, device=device)
+
+    def iteration() -> None:
+        drive = ob @ inputs  # input projection
+        for step in range(n_steps):  # forward: one GEMM (with its add) per step
+            torch.addmm(drive[step * b:(step + 1) * b], states[step], weights, out=out)
+        for step in range(n_steps):  # backward through time: one GEMM per step
+            torch.mm(grads[step], weights, out=out)
+        flat_states, flat_grads = states.view(-1, n), grads.view(-1, n)
+        flat_states @ readout  # readout
+        grad_out @ readout.T  # readout, backward
+        grad_out.T @ flat_states  # readout weight gradient
+        flat_grads.T @ flat_states  # recurrent weight gradient
+        ob.T @ flat_grads  # input weight gradient
+    return iteration
 
 
 # ----------------------------------------------------------------------------------------------
@@ -256,12 +336,13 @@ def iteration_gflop(size: Size, n_in: int, n_out: int, n_steps: int, readout_ste
 
 def bench_size(size: Size, device: torch.device, compile_mode: str, repeats: int, warmup: int,
                peak: float, n_steps_override: int | None,
-               clock: Callable[[], float] = time.perf_counter) -> dict:
-    env = gym.make("VWMRecall-v0", max_items=size.max_items).unwrapped
+               clock: Callable[[], float] = time.perf_counter, *, with_autograd: bool = False,
+               with_reference: bool = False, noise_types: tuple[str, ...] = ("gauss", "gamma"),
+               ) -> dict:
     timing = None
     if n_steps_override is not None:  # --quick: shorten the delay, keep the epochs' shape
         timing = {"init": 20, "stimulus": 100, "delay": 100, "decode": 100}
-        env = gym.make("VWMRecall-v0", max_items=size.max_items, timing=timing).unwrapped
+    env = gym.make("VWMRecall-v0", max_items=size.max_items, dt=DT, timing=timing).unwrapped
     batch = env.sample_batch(size.batch_size, np.random.default_rng(0), balance_set_sizes=True)
     ob, gt, mask = (x.to(device) for x in batch_tensors(env, batch, device))
     n_steps = ob.shape[1]
@@ -271,32 +352,33 @@ def bench_size(size: Size, device: torch.device, compile_mode: str, repeats: int
     n_in, n_out = ob.shape[-1], gt.shape[-1]
 
     torch.manual_seed(0)
-    paths: dict[str, Callable[[], None]] = {}
-    for noise_type in ("gamma", "gauss"):
-        reference = ReferenceRNN(n_in, n_out, size.n_neurons, noise_type).to(device)
-        ref_optimizer = torch.optim.Adam(reference.parameters(), lr=LEARNING_RATE)
+    paths: dict[str, Callable[[], None]] = {"floor": make_floor(size, n_in, n_out, n_steps, device)}
+    for noise_type in noise_types:
+        paths[f"plain/{noise_type}"] = make_reference(PlainRNN, n_in, n_out, size, noise_type,
+                                                      device, reference_data)
         ours = make_ours(size, env, noise_type, device, compile_mode)
-        paths[f"reference/{noise_type}"] = (
-            lambda m=reference, o=ref_optimizer: reference_iteration(m, o, reference_data))
         # As the trainer runs it: no readout noise before the decode epoch (no loss sees it).
         paths[f"ours/{noise_type}"] = lambda it=ours: it((ob, gt, mask), decode_start)
+        if with_autograd:
+            paths[f"autograd/{noise_type}"] = make_autograd(size, n_in, n_out, noise_type, device,
+                                                            (ob, gt, mask), decode_start)
+        if with_reference:
+            paths[f"reference/{noise_type}"] = make_reference(
+                ReferenceRNN, n_in, n_out, size, noise_type, device, reference_data)
     seconds = interleaved_median_s(paths, repeats, warmup, device, clock)
 
-    flop = {
-        "reference": iteration_gflop(size, n_in, n_out, n_steps, n_steps - decode_start),
-        "ours": iteration_gflop(size, n_in, n_out, n_steps, n_steps),
-    }
-    rows = {}
-    for name, s in seconds.items():
-        kind = name.split("/")[0]
-        rows[name] = {"ms": 1e3 * s, "gflop": flop[kind], "gflops": flop[kind] / s,
-                      "fraction_of_peak": flop[kind] / s / peak}
-    ratios = {
-        "reference_gamma_over_ours_gamma": seconds["reference/gamma"] / seconds["ours/gamma"],
-        "reference_gauss_over_ours_gauss": seconds["reference/gauss"] / seconds["ours/gauss"],
-        "ours_gamma_over_ours_gauss": seconds["ours/gamma"] / seconds["ours/gauss"],
-    }
-    return {"size": size.__dict__ | {"n_steps": n_steps}, "paths": rows, "ratios": ratios}
+    gflop = iteration_gflop(size, n_in, n_out, n_steps, n_steps)
+    rows = {name: {"ms": 1e3 * s, "gflops": gflop / s, "fraction_of_peak": gflop / s / peak}
+            for name, s in seconds.items()}
+    ratios = {}
+    for noise_type in noise_types:
+        ours = seconds[f"ours/{noise_type}"]
+        for baseline in ("plain", "autograd", "reference"):
+            if f"{baseline}/{noise_type}" in seconds:
+                ratios[f"{baseline}/{noise_type} over ours"] = seconds[f"{baseline}/{noise_type}"] / ours
+        ratios[f"ours/{noise_type} over floor"] = ours / seconds["floor"]
+    return {"size": size.__dict__ | {"n_steps": n_steps, "dt": DT}, "gemm_gflop": gflop,
+            "paths": rows, "ratios": ratios}
 
 
 def bench_ensemble(size: Size, device: torch.device, compile_mode: str, n_models: int,
@@ -304,7 +386,7 @@ def bench_ensemble(size: Size, device: torch.device, compile_mode: str, n_models
                    clock: Callable[[], float] = time.perf_counter) -> dict:
     timing = ({"init": 20, "stimulus": 100, "delay": 100, "decode": 100}
               if n_steps_override is not None else None)
-    env = gym.make("VWMRecall-v0", max_items=size.max_items, timing=timing).unwrapped
+    env = gym.make("VWMRecall-v0", max_items=size.max_items, dt=DT, timing=timing).unwrapped
     rng = np.random.default_rng(0)
 
     def member_batches(count: int):
@@ -339,11 +421,14 @@ def bench_ensemble(size: Size, device: torch.device, compile_mode: str, n_models
 def print_table(results: dict) -> None:
     print(f"device: {results['device']}  torch {results['torch']}  threads {results['threads']}  "
           f"compile={results['compile']}  clock={results['clock']}  "
-          f"retain_freed_memory={results['retain_freed_memory']}  matmul peak {results['matmul_peak_gflops']:.0f} GFLOP/s")
+          f"retain_freed_memory={results['retain_freed_memory']}  "
+          f"matmul peak {results['matmul_peak_gflops']:.0f} GFLOP/s  "
+          f"load average {results['load_average_start']} -> {results['load_average_end']} "
+          f"on {results['cpu_count']} CPUs")
     for entry in results["sizes"]:
         size = entry["size"]
         print(f"\n{size['name']}: N={size['n_neurons']} K={size['max_items']} "
-              f"B={size['batch_size']} T={size['n_steps']}")
+              f"B={size['batch_size']} T={size['n_steps']} (dt={size['dt']:g} ms)")
         print(f"  {'path':<18}{'ms/iter':>10}{'GFLOP/s':>10}{'% peak':>8}")
         for name, row in entry["paths"].items():
             print(f"  {name:<18}{row['ms']:>10.1f}{row['gflops']:>10.1f}"
@@ -363,10 +448,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--compile", default="auto", choices=("auto", "off", "graph", "inductor"))
-    parser.add_argument("--sizes", default="default,small",
+    parser.add_argument("--sizes", default="default,reference",
                         help=f"comma-separated, from {tuple(SIZES)}")
     parser.add_argument("--quick", action="store_true",
                         help="T=32 steps and 3 repeats (a smoke run, not for the README)")
+    parser.add_argument("--noise", default="gauss,gamma", help="comma-separated noise types")
+    parser.add_argument("--with-autograd", action="store_true",
+                        help="also time our model through plain autograd (simulate)")
+    parser.add_argument("--with-reference", action="store_true",
+                        help="also time the reference as its description reads (per-step assert)")
     parser.add_argument("--ensemble", action="store_true", help="also time S stacked models")
     parser.add_argument("--num-models", type=int, default=16)
     parser.add_argument("--ensemble-size", default="small", choices=tuple(SIZES))
@@ -400,15 +490,19 @@ def main() -> None:
     results = {
         "device": device_name, "torch": torch.__version__, "threads": torch.get_num_threads(),
         "compile": compile_mode, "clock": clock_name, "retain_freed_memory": retained, "repeats": repeats, "quick": args.quick,
-        "matmul_peak_gflops": peak, "sizes": [],
+        "matmul_peak_gflops": peak, "sizes": [], "cpu_count": os.cpu_count(),
+        "load_average_start": [round(x, 2) for x in os.getloadavg()],
     }
     for name in args.sizes.split(","):
-        results["sizes"].append(bench_size(SIZES[name], device, compile_mode, repeats,
-                                           args.warmup, peak, n_steps, clock))
+        results["sizes"].append(bench_size(
+            SIZES[name], device, compile_mode, repeats, args.warmup, peak, n_steps, clock,
+            with_autograd=args.with_autograd, with_reference=args.with_reference,
+            noise_types=tuple(args.noise.split(","))))
     if args.ensemble:
         results["ensemble"] = bench_ensemble(SIZES[args.ensemble_size], device, compile_mode,
                                              args.num_models, repeats, args.warmup, n_steps,
                                              clock)
+    results["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     print_table(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
