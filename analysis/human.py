@@ -33,7 +33,7 @@ from analysis.distance import (
     reference_from_values,
 )
 from analysis.errors import ErrorStatistics, error_statistics
-from analysis.human_data import HumanTrials, describe_target, load_target
+from analysis.human_data import CITATION, HumanTrials, describe_target, load_target
 from analysis.mixture import MixtureResult, fit_by_set_size
 from analysis.trials import ModelErrors, model_errors, needs_vwm_recall
 
@@ -342,7 +342,7 @@ def run(model, env, *, n_trials: int, seed: int, data: ModelErrors | None = None
     else:
         people_stats = human_statistics(trials)
         people, reference = people_stats.summary, people_stats.reference
-    people.meta["citation"] = target
+    people.meta["citation"] = CITATION if human_data is None else target
     reference.target = target
     comparison = human_comparison(summary, people)
     comparison.distance = human_distance(observer_statistics(data.errors, data.set_size),

@@ -295,6 +295,5 @@ def load_target(path: str | Path | None = None, *, units: str = "rad", space: st
 def describe_target(path: str | Path | None = None) -> str:
     """A one-line name of a target data set for result files."""
     if path is None:
-        return ("van den Berg et al. (2012), orientation, 6 participants (shipped raw data): "
-                + CITATION)
+        return "van den Berg et al. (2012), orientation, 6 participants (shipped raw data)"
     return str(path)

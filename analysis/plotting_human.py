@@ -76,7 +76,8 @@ def figure_human_comparison(result: HumanComparison) -> Figure:
         ax.legend(fontsize=7)
     else:
         ax.set_visible(False)
-    fig.suptitle(f"Model vs people ({result.human_source[:90]})", fontsize=9)
+    source = result.distance.target if result.distance is not None else result.human_source
+    fig.suptitle(f"Model vs people: {source[:100]}", fontsize=9)
     return fig
 
 
