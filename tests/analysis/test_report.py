@@ -162,3 +162,16 @@ def test_sweep_report_links_trial_reports_it_writes(analysed_run, tmp_path, caps
     (sweep / "t0" / "report.html").unlink()
     write_sweep_report(sweep, trial_reports=False)
     assert "t0/report.html" not in (sweep / "sweep_report.html").read_text()
+
+
+def test_ensemble_run_links_a_report_per_member(trained_run_dir, tmp_path):
+    parent = tmp_path / "ensemble"
+    parent.mkdir()
+    shutil.copy(trained_run_dir / "config.yaml", parent / "config.yaml")
+    for member in ("seed_0", "seed_1"):
+        shutil.copytree(trained_run_dir, parent / member,
+                        ignore=shutil.ignore_patterns("analysis", "*.html"))
+    text = write_report(parent).read_text()
+    for member in ("seed_0", "seed_1"):
+        assert (parent / member / "report.html").is_file()
+        assert f'<a href="{member}/report.html">{member}</a>' in text
