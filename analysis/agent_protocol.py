@@ -27,6 +27,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -122,10 +123,25 @@ def needs_vwm_task(analysis: str, env, min_items: int = 1) -> str | None:
     return None
 
 
-def needs_states(analysis: str, model: nn.Module) -> str | None:
-    """A reason when ``model.forward`` does not return (outputs, states)."""
+def needs_states(analysis: str, model: nn.Module, env=None) -> str | None:
+    """A reason when ``model.forward`` does not return (outputs, states (B, T, N)); with ``env``,
+    checked by running one step of zero input."""
+    name = type(model).__name__
     if not callable(getattr(model, "forward", None)):
-        return f"{analysis}: needs an agent with forward(ob) -> (outputs, states)"
+        return f"{analysis}: needs an agent with forward(ob) -> (outputs, states); {name} has none"
+    if env is None:
+        return None
+    parameter = next(iter(model.parameters()), None)
+    dtype = parameter.dtype if parameter is not None else torch.float32
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    n_inputs = int(np.prod(env.observation_space.shape))
+    try:
+        with torch.no_grad():
+            _, states = run_agent(model, torch.zeros(1, 1, n_inputs, dtype=dtype, device=device), noise=False)
+    except TypeError as exc:
+        return f"{analysis}: needs forward(ob) -> (outputs, states (B, T, N)); {name}: {exc}"
+    if not isinstance(states, Tensor) or states.ndim != 3:
+        return f"{analysis}: needs forward(ob) -> (outputs, states (B, T, N)); {name} returns no such states"
     return None
 
 

@@ -289,7 +289,7 @@ def sample_initial_states(
 def unavailable(model: torch.nn.Module, env) -> str | None:
     """Why the analysis cannot run on this agent, or None (any task will do)."""
     n_inputs = int(np.prod(env.observation_space.shape))
-    return needs_states("fixed_points", model) or needs_step("fixed_points", model, n_inputs)
+    return needs_states("fixed_points", model, env) or needs_step("fixed_points", model, n_inputs)
 
 
 def _seed_trials(env, n_trials: int, input_slot: int, rng: np.random.Generator) -> ForcedTrials:

@@ -201,7 +201,7 @@ def selectivity_with_chance(
 
 
 def unavailable(model: torch.nn.Module, env) -> str | None:
-    return needs_vwm_task("selectivity", env) or needs_states("selectivity", model)
+    return needs_vwm_task("selectivity", env) or needs_states("selectivity", model, env)
 
 
 def run(

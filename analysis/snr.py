@@ -205,7 +205,7 @@ def has_own_noise(model: torch.nn.Module, trials: ForcedTrials, seed: int = 0) -
 
 
 def unavailable(model: torch.nn.Module, env) -> str | None:
-    reason = needs_vwm_task("snr", env) or needs_states("snr", model)
+    reason = needs_vwm_task("snr", env) or needs_states("snr", model, env)
     if reason is not None:
         return reason
     task = env.unwrapped

@@ -80,7 +80,7 @@ class TrajectoryResult:
 
 
 def unavailable(model: torch.nn.Module, env) -> str | None:
-    return needs_states("trajectories", model)
+    return needs_states("trajectories", model, env)
 
 
 def run(

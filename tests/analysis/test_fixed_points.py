@@ -2,6 +2,7 @@
 solve guard, a DaleRNN, any task, and each setting reaching the finder."""
 
 import gymnasium as gym
+import neurogym  # noqa: F401  (registers DelayMatchSample-v0)
 import numpy as np
 import pytest
 import torch
@@ -278,3 +279,24 @@ def test_states_that_start_converged_stay_put():
     search = find_fixed_points(step, start, adam_iterations=10, lr_init=1.0, newton_iterations=0)
     assert search.adam_iterations == 0
     assert torch.equal(search.points, start)
+
+
+def test_agent_without_states_gets_a_reason_not_a_traceback():
+    import analysis.fixed_points
+    from analysis import selectivity, snr, trajectories
+
+    class OutputsOnly(torch.nn.Module):
+        def __init__(self, n: int):
+            super().__init__()
+            self.linear = torch.nn.Linear(n, n)
+
+        def forward(self, ob):
+            return self.linear(ob)
+
+    needs = "needs forward(ob) -> (outputs, states (B, T, N)); OutputsOnly"
+    dms = gym.make("DelayMatchSample-v0", dt=100)
+    vwm = gym.make("VWMRecall-v0", max_items=2, timing=TIMING)
+    for module, name, env, n in ((trajectories, "trajectories", dms, 3),
+                                 (analysis.fixed_points, "fixed_points", dms, 3),
+                                 (snr, "snr", vwm, 6), (selectivity, "selectivity", vwm, 6)):
+        assert module.unavailable(OutputsOnly(n), env).startswith(f"{name}: {needs}")

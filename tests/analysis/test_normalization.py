@@ -2,6 +2,7 @@
 on a linear network and < 2 on one with explicit divisive normalisation; run() on a Dale RNN."""
 
 import gymnasium as gym
+import neurogym  # noqa: F401  (registers DelayMatchSample-v0)
 import numpy as np
 import pytest
 import torch

@@ -3,6 +3,7 @@ it was built from (and the env's own epoch boundaries), and the saved PNGs are n
 
 import gymnasium as gym
 import matplotlib.image
+import neurogym  # noqa: F401  (registers DelayMatchSample-v0)
 import numpy as np
 import pytest
 import torch

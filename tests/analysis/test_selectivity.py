@@ -2,6 +2,7 @@
 noise and on a synthetic population of known pure and mixed units, and run() on small agents."""
 
 import gymnasium as gym
+import neurogym  # noqa: F401  (registers DelayMatchSample-v0)
 import numpy as np
 import pytest
 import torch

@@ -1,6 +1,7 @@
 """SNR: closed forms on synthetic point clouds, the dB slope, and run() on an untrained model."""
 
 import gymnasium as gym
+import neurogym  # noqa: F401  (registers DelayMatchSample-v0)
 import numpy as np
 import pytest
 import torch
