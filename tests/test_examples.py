@@ -67,3 +67,6 @@ def test_custom_agent_and_task_script_runs(tmp_path):
     for run in runs.values():
         assert (run / "report.html").is_file()
         assert f"report: {run / 'report.html'}" in result.stdout
+    # the set-size curve against people only where there are set sizes
+    assert ">Set size: model against people</h2>" in (lstm / "report.html").read_text()
+    assert "Set size" not in (dale / "report.html").read_text()

@@ -208,10 +208,11 @@ def _training_section(run_dir: Path) -> str:
     return html
 
 
-def _set_size_section(run_dir: Path) -> str:
+def _set_size_section(run_dir: Path) -> str | None:
+    """The set-size curve against people; None for runs without set sizes (other tasks)."""
     curve = set_size_curve(run_dir)
     if curve is None:
-        return '<p class="sub">No per-set-size results (not a VWM recall run).</p>'
+        return None
     stem = "set_size_vs_people"
     html = H.figure_block(H.figure_data_uri(figure_set_size(curve)), stem, caption_for(stem))
     rows = []
@@ -303,7 +304,9 @@ def build_run_report(run_dir: Path) -> str:
         sections.append(("sec-members", "Ensemble members", H.table(["member report"], rows)))
     sections.append(("sec-config", "Configuration", _config_section(run_dir)))
     sections.append(("sec-training", "Training", _training_section(run_dir)))
-    sections.append(("sec-setsize", "Set size: model against people", _set_size_section(run_dir)))
+    set_size = _set_size_section(run_dir)
+    if set_size is not None:
+        sections.append(("sec-setsize", "Set size: model against people", set_size))
     analyses = _analysis_sections(run_dir)
     if not analyses:
         sections.append(("sec-analyses", "Analyses",
