@@ -167,9 +167,12 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
               + (f", per set size {per_size}" if per_size else "") + f" -> {run_dir}")
 
     # The behavioural analyses only need the agent's outputs: compare the LSTM with people.
-    lstm_run = runs["our_task_your_agent"]
-    analyse([str(lstm_run), "--only", "errors,human", "--trials", "40" if args.tiny else "500",
-             "--no-progress"])
+    trials = ["--trials", "40" if args.tiny else "500", "--no-progress"]
+    analyse([str(runs["our_task_your_agent"]), "--only", "errors,human", *trials])
+    # On any task, analyses that need our recall task say so and are skipped; performance per
+    # epoch and condition, trajectories, weights and fixed points run on every task.
+    only = ["--only", "performance,trajectories,weights"] if args.tiny else []
+    analyse([str(runs["your_task_our_agent"]), *only, *trials])
     for run_dir in runs.values():
         print(f"report: {write_report(run_dir)}")
     return runs

@@ -64,6 +64,8 @@ def test_custom_agent_and_task_script_runs(tmp_path):
     metrics = json.loads((dale / "metrics.json").read_text())
     assert 0.0 <= metrics["accuracy"] <= 1.0
     assert "OrientationComparison-v0" in (dale / "config.yaml").read_text()
+    for name in ("performance.json", "trajectories.json", "weights.json"):
+        assert (dale / "analysis" / name).is_file(), name
     for run in runs.values():
         assert (run / "report.html").is_file()
         assert f"report: {run / 'report.html'}" in result.stdout
