@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import MappingProxyType
 
-__all__ = ["Caption", "CAPTIONS", "caption_for"]
+__all__ = ["Caption", "CAPTIONS", "caption_for", "caption_order"]
 
 
 @dataclass(frozen=True)
@@ -200,3 +200,9 @@ CAPTIONS = MappingProxyType(_CAPTIONS)
 def caption_for(stem: str) -> Caption | None:
     """The caption of the figure with file stem ``stem``, or None when there is none."""
     return CAPTIONS.get(stem)
+
+
+def caption_order(stem: str) -> tuple[int, str]:
+    """Sort key of figures: the registry's order (analysis by analysis), then by name."""
+    order = list(CAPTIONS)
+    return (order.index(stem) if stem in order else len(order), stem)

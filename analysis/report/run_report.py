@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -21,7 +20,8 @@ from matplotlib.figure import Figure
 
 from analysis.report import _html as H
 from analysis.report._summary import Table, summarise
-from analysis.report.captions import CAPTIONS, caption_for
+from analysis.report.captions import caption_for, caption_order
+from vwm_agents.rundir import atomic_write_text
 
 __all__ = ["ReportError", "SetSizeCurve", "set_size_curve", "figure_set_size", "write_report",
            "REPORT_FILE", "IMAGE_SUFFIXES", "SECTIONS"]
@@ -54,10 +54,8 @@ class ReportError(ValueError):
 
 
 def _read_history(run_dir: Path) -> list[dict]:
-    try:  # the history reader moves to vwm_agents.rundir (history.jsonl); older trees: run.py
-        from vwm_agents.rundir import read_history
-    except ImportError:
-        from vwm_agents.run import read_history
+    from vwm_agents.rundir import read_history  # history.jsonl, or history.yaml of older runs
+
     return read_history(run_dir)
 
 
@@ -243,11 +241,6 @@ def _section_of(stem: str, sections: Mapping[str, tuple[str, tuple[str, ...]]]) 
     return best
 
 
-def _figure_order(path: Path) -> tuple[int, str]:
-    order = list(CAPTIONS)
-    return (order.index(path.stem) if path.stem in order else len(order), path.stem)
-
-
 def _analysis_sections(run_dir: Path) -> list[tuple[str, str, str]]:
     """``(anchor, title, html)`` of each analysis, then of figures of no analysis."""
     folder = run_dir / "analysis"
@@ -265,13 +258,13 @@ def _analysis_sections(run_dir: Path) -> list[tuple[str, str, str]]:
     for key, (title, _) in sections.items():
         parts = [H.figure_block(H.png_data_uri(p), p.stem, caption_for(p.stem),
                                 anchor=f"fig-{p.stem}")
-                 for p in sorted(figures.get(key, []), key=_figure_order)]
+                 for p in sorted(figures.get(key, []), key=lambda p: caption_order(p.stem))]
         parts.append(_json_section(folder / f"{key}.json"))
         out.append((f"sec-{key}", title, "\n".join(parts)))
     if figures.get(None):
         parts = [H.figure_block(H.png_data_uri(p), p.stem, caption_for(p.stem),
                                 anchor=f"fig-{p.stem}")
-                 for p in sorted(figures[None], key=_figure_order)]
+                 for p in sorted(figures[None], key=lambda p: caption_order(p.stem))]
         out.append(("sec-other", "Other figures", "\n".join(parts)))
     return out
 
@@ -334,12 +327,6 @@ def _subtitle(run_dir: Path, metrics: Mapping | None) -> str:
     return " · ".join(parts)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_report(run_dir: str | Path) -> Path:
     """Write ``run_dir/report.html`` (and one per ensemble member) and return its path.
 
@@ -354,5 +341,5 @@ def write_report(run_dir: str | Path) -> Path:
     for member in _members(run_dir):
         write_report(member)
     path = run_dir / REPORT_FILE
-    _atomic_write(path, text)
+    atomic_write_text(path, text)
     return path

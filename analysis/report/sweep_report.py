@@ -16,15 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from analysis.report import _html as H
-from analysis.report.captions import caption_for
-from analysis.report.run_report import (
-    IMAGE_SUFFIXES,
-    REPORT_FILE,
-    ReportError,
-    _atomic_write,
-    _figure_order,
-    write_report,
-)
+from analysis.report.captions import caption_for, caption_order
+from analysis.report.run_report import IMAGE_SUFFIXES, REPORT_FILE, ReportError, write_report
+from vwm_agents.rundir import atomic_write_text
 
 __all__ = ["SWEEP_RESULTS", "SWEEP_REPORT_FILE", "is_sweep_dir", "write_sweep_report"]
 
@@ -107,7 +101,7 @@ def build_sweep_report(sweep_dir: Path, *, trial_reports: bool = True) -> str:
         f'<div style="overflow-x:auto">{H.table(shown, table_rows, sortable=True)}</div>',
     )]
     images = sorted((p for p in sweep_dir.iterdir()
-                     if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=_figure_order)
+                     if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: caption_order(p.stem))
     if images:
         sections.append(("sec-figures", "Figures", "\n".join(
             H.figure_block(H.png_data_uri(p), p.stem, caption_for(p.stem), anchor=f"fig-{p.stem}")
@@ -133,5 +127,5 @@ def write_sweep_report(sweep_dir: str | Path, *, trial_reports: bool = True) -> 
     sweep_dir = Path(sweep_dir)
     text = build_sweep_report(sweep_dir, trial_reports=trial_reports)
     path = sweep_dir / SWEEP_REPORT_FILE
-    _atomic_write(path, text)
+    atomic_write_text(path, text)
     return path
