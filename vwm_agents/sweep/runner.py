@@ -129,7 +129,10 @@ def ray_session(address: str | None, num_cpus: int, *, verbose: int = 0,
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": verbose > 0}
     try:
         if address is None:
-            # "local": a new Ray even where /tmp/ray/ray_current_cluster names another
+            # "local": a new Ray even where /tmp/ray/ray_current_cluster names another. Ray
+            # turns token authentication on for it (creating ~/.ray/auth_token if needed) and
+            # warns that it did, unless $RAY_AUTH_MODE says so: it is said here, quietly.
+            _use_auth_mode(saved_mode or "token")
             kwargs.update(address="local", num_cpus=num_cpus, include_dashboard=False)
             where = "ray: cannot start Ray here"
         else:
@@ -316,7 +319,26 @@ def _fit(
             callbacks=callbacks,
         ),
     )
-    tuner.fit()
+    with _tune_output(quiet=verbose == 0):
+        tuner.fit()
+
+
+@contextlib.contextmanager
+def _tune_output(*, quiet: bool) -> Iterator[None]:
+    """Tune's newer console output prints its experiment banner and paths even at verbose=0;
+    its older one (``RAY_AIR_NEW_OUTPUT=0``, read when ``fit`` starts) is silent at 0."""
+    if not quiet:
+        yield
+        return
+    saved = os.environ.get("RAY_AIR_NEW_OUTPUT")
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
+        else:
+            os.environ["RAY_AIR_NEW_OUTPUT"] = saved
 
 
 def _progress_callback(tune: Any, name: str, total: int, done: int) -> Any:
