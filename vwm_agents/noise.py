@@ -241,12 +241,12 @@ SlopeSampler = Callable[[Tensor, Tensor | None, Tensor | None], Tensor]
 
 def _gauss_slope(rates, factor, dt_s, generator, out, slope_out):
     # sqrt(r / dt_s + 1e-10) in two ops: the 0-d floor broadcasts against the rates
-    scale = torch.add(rates.new_tensor(1e-10), rates, alpha=1.0 / dt_s).sqrt_()
+    scale = torch.add(rates.new_full((), 1e-10), rates, alpha=1.0 / dt_s).sqrt_()
     noise = _randn(rates, generator).mul_(factor)  # k xi
     noisy = torch.addcmul(rates, noise, scale, out=out) if out is not None else rates + noise * scale
     noisy.relu_()
     if slope_out is not None:  # (1 + k xi / (2 dt_s scale)) where the ReLU passes
-        torch.addcdiv(rates.new_tensor(1.0), noise, scale, value=0.5 / dt_s, out=slope_out)
+        torch.addcdiv(rates.new_ones(()), noise, scale, value=0.5 / dt_s, out=slope_out)
         slope_out.mul_(noisy.sign())
     return noisy
 
