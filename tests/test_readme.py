@@ -6,7 +6,8 @@ Blocks are classified by their language tag:
   linked in and a small ``data.csv`` for ``python -m analysis.fit``). Training, analysis and sweep
   commands are shrunk (SHRINK below): the test appends size-shrinking options, so a 2,500-iteration
   training takes two iterations. ``pip install`` and ``python -m pytest`` are what CI itself runs
-  before and as this suite (``.ci/run``): they are checked, not run.
+  before and as this suite (``.ci/run``): they are checked, not run; ``python benchmarks/...``
+  scripts are checked with ``--help`` (timings are not tests).
 * ``yaml``: a training config (trained, shrunk) or a sweep file (run on Ray, shrunk: grids cut to
   their first value).
 * ``python``: a snippet, run in a fresh interpreter.
@@ -295,6 +296,12 @@ def run_command(argv: list[str], cwd: Path, what: str) -> None:
         _run(_python(argv) + ANALYSIS_SHRINK, cwd, what)
     elif module == "vwm_agents.sweep":
         _sweep(argv, cwd, what)
+    elif len(argv) > 1 and argv[0] in ("python", "python3") and argv[1].startswith("benchmarks/"):
+        # Benchmarks time minutes of work by design: CI checks that the script and its options
+        # parse (--help), the timings themselves are not a test.
+        script = REPO / argv[1]
+        assert script.is_file(), f"{what}: no {argv[1]}"
+        _run([sys.executable, str(script), "--help"], cwd, what)
     else:  # anything else runs as shown
         _run(["bash", "-c", shlex.join(argv)], cwd, what)
 
