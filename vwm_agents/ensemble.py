@@ -178,5 +178,5 @@ def ensemble_vwm_loss(
     ).view(n_members, batch_size)
     loss = lambda_err * trial_error.mean(dim=1)
     if rates is not None and lambda_reg > 0:
-        loss = loss + lambda_reg * rates.abs().flatten(1).mean(dim=1)
+        loss = loss + lambda_reg * losses.activity_penalty(rates, leading=1)
     return loss

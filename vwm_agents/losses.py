@@ -122,31 +122,36 @@ def mark_nonnegative(rates: Tensor) -> Tensor:
 
 
 class _NonnegativeMean(torch.autograd.Function):
-    """mean(r) = mean |r| for r >= 0; the gradient is a scalar expanded to r's shape (no copy)."""
+    """mean(r) = mean |r| for r >= 0 over all but the ``leading`` dimensions; the gradient is
+    the incoming one expanded to r's shape (stride 0: no copy)."""
 
     @staticmethod
-    def forward(ctx, rates: Tensor) -> Tensor:
+    def forward(ctx, rates: Tensor, leading: int) -> Tensor:
         ctx.shape = rates.shape
-        return rates.mean()
+        ctx.leading = leading
+        return rates.flatten(leading).mean(dim=-1) if leading else rates.mean()
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:
-        numel = 1
-        for size in ctx.shape:
-            numel *= size
-        return (grad / numel).expand(ctx.shape)
+    def backward(ctx, grad: Tensor):
+        count = 1
+        for size in ctx.shape[ctx.leading:]:
+            count *= size
+        trailing = (1,) * (len(ctx.shape) - ctx.leading)
+        return (grad / count).view(*grad.shape, *trailing).expand(ctx.shape), None
 
 
-def activity_penalty(rates: Tensor) -> Tensor:
+def activity_penalty(rates: Tensor, *, leading: int = 0) -> Tensor:
     """mean |r| over all trials, steps and neurons (Hz): the L1 metabolic cost.
 
-    For rates marked by :func:`mark_nonnegative` (DaleRNN's), |r| = r and the gradient is the
-    constant 1/numel everywhere (at r = 0 this is a valid subgradient of |r|, where autograd's
-    sign gives 0).
+    ``leading``: keep that many leading dimensions (e.g. 1 for stacked models ``(S, B, T, N)``:
+    one penalty per model, shape ``(S,)``). For rates marked by :func:`mark_nonnegative`
+    (DaleRNN's), |r| = r and the gradient is the constant 1/count everywhere (at r = 0 a valid
+    subgradient of |r|, where autograd's sign gives 0), passed on without a pass over the rates.
     """
     if getattr(rates, _NONNEGATIVE, False):
-        return _NonnegativeMean.apply(rates)
-    return rates.abs().mean()
+        return _NonnegativeMean.apply(rates, leading)
+    magnitude = rates.abs()
+    return magnitude.flatten(leading).mean(dim=-1) if leading else magnitude.mean()
 
 
 def decoded_angles(outputs: Tensor, mask: Tensor) -> Tensor:

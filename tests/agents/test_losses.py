@@ -144,6 +144,15 @@ def test_activity_penalty_of_nonnegative_rates_has_the_constant_gradient():
     torch.testing.assert_close(marked_grad, plain_grad, rtol=0, atol=1e-18)
     assert marked_grad.stride() == (0, 0, 0)
     assert not hasattr(marked[0], "_vwm_nonnegative")  # views are not marked
+    # one penalty per stacked model (leading dimension kept), same values and gradients
+    per_model = activity_penalty(marked, leading=1)
+    torch.testing.assert_close(per_model, plain.abs().flatten(1).mean(dim=1).detach())
+    weights = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    (marked_grad,) = torch.autograd.grad((activity_penalty(marked, leading=1) * weights).sum(),
+                                         marked)
+    (plain_grad,) = torch.autograd.grad((activity_penalty(plain, leading=1) * weights).sum(),
+                                        plain)
+    torch.testing.assert_close(marked_grad, plain_grad, rtol=0, atol=1e-18)
 
 
 @pytest.mark.parametrize("error_def", ERROR_DEFS)
