@@ -269,7 +269,9 @@ def run(
         rates = sim.rates.double().numpy()
         if not neurons:
             count = min(N_SAMPLE_NEURONS, rates.shape[-1])
-            neurons = sorted(rng.choice(rates.shape[-1], count, replace=False).tolist())
+            # Own generator: the sample shown must not change the stimuli of later set sizes.
+            pick = np.random.default_rng([seed, 1])
+            neurons = sorted(pick.choice(rates.shape[-1], count, replace=False).tolist())
         sample_rates[n] = rates[:N_SAMPLE_TRIALS][..., neurons]
         sample_decoded[n] = outputs[:N_SAMPLE_TRIALS]
         delay = epochs.get("delay", epochs["decode"])
