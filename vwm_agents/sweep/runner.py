@@ -170,7 +170,7 @@ def check_cluster(address: str, *, timeout: float = CONNECT_TIMEOUT_S) -> Cluste
         address = _auto_address(flag)
     host, port = _host_port(address, flag)
     _check_port(host, port, flag, timeout)
-    target = f"{host}:{port}"
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # IPv6 in brackets
     status = _get_cluster_id(target, None, timeout)
     if status == "OK":
         return ClusterAuth(mode="disabled", gcs_address=target)
