@@ -48,6 +48,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vwm_agents.cli import OneLineParser
+
 __all__ = ["Analysis", "ANALYSES", "ALIASES", "main", "to_jsonable", "resolve"]
 
 
@@ -210,7 +212,7 @@ def _check_parameters(name: str, compute: Callable, kwargs: dict[str, Any]) -> N
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m analysis",
         description="Run the behavioural and neural analyses of a trained run directory. "
                     "Analyses that do not apply to the run's agent or task are skipped with "
@@ -248,9 +250,9 @@ class _Session:
     """One CLI call: the loaded run, its out folder and the shared behavioural simulation."""
 
     def __init__(self, loaded, out_dir: Path, *, seed: int, trials: int | None,
-                 human: dict[str, Any]) -> None:
+                 human: dict[str, Any], progress: bool = True) -> None:
         self.loaded, self.out_dir, self.seed = loaded, out_dir, seed
-        self.trials, self.human = trials, human
+        self.trials, self.human, self.progress = trials, human, progress
         self._model_errors: dict[int, Any] = {}
 
     def model_errors(self, n_trials: int):
@@ -277,6 +279,8 @@ class _Session:
         compute = resolve(spec.compute)
         plot = resolve(spec.plot)
         _check_parameters(name, compute, kwargs)
+        if "progress" in inspect.signature(compute).parameters:
+            kwargs["progress"] = self.progress  # an analysis' own bar follows --no-progress
         if spec.shares_model_errors:
             kwargs["data"] = self.model_errors(kwargs.get("n_trials", 1000))
         result = compute(self.loaded.model, self.loaded.env, seed=self.seed, **kwargs)
@@ -331,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     session = _Session(loaded, out_dir, seed=args.seed, trials=args.trials,
                        human={"human_data": human_data, "human_units": args.human_units,
-                              "human_space": args.human_space})
+                              "human_space": args.human_space},
+                       progress=not args.no_progress)
     failures = 0
     bar = tqdm(only, desc="analyses", unit="analysis", disable=args.no_progress, file=sys.stderr)
     for name in bar:

@@ -28,11 +28,12 @@ import numpy as np
 from analysis.errors import error_statistics
 from analysis.human_data import BehaviouralData, DataError, read_behaviour_csv
 from analysis.mixture import MixtureResult, fit_by_set_size
+from vwm_agents.cli import OneLineParser
 
 __all__ = ["DataError", "BehaviouralData", "read_behaviour_csv", "main"]
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m analysis.fit",
         description="Fit von Mises+uniform, Gaussian+uniform and the Bays (2009) swap model per "
                     "set size to a delayed-estimation data table (CSV).",

@@ -12,22 +12,19 @@ Exit codes: 0 done; 1 training diverged; 2 bad command line, config, run directo
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from vwm_agents.cli import OneLineParser
 
 __all__ = ["main", "build_parser"]
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr (exit 2), like every other bad input."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {' '.join(message.split())} (see {self.prog} --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog="python -m vwm_agents.train",
         description="Train an agent on a task; writes <out>/<name>/ (config, history, "
         "checkpoints, metrics.json, training_history.png).",
@@ -80,7 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for key, (option, value) in options.items():
             if value is not None:
                 config = config.with_value(key, value, written_as=option)
-        run_dir = train(config, resume=args.resume)
+        # Events of the run (noise stage, LR drop, early stop, resume) are logged at INFO;
+        # the CLI shows them, above the progress bar when there is one.
+        events = logging.getLogger("vwm_agents")
+        _show_events(events)
+        with logging_redirect_tqdm(loggers=[events]):
+            run_dir = train(config, resume=args.resume)
     except ConfigError as exc:
         return _fail(config.user_error(exc) if config is not None else exc, 2)
     except (RunDirError, CheckpointError) as exc:
@@ -92,6 +94,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     print(run_dir)
     return 0
+
+
+def _show_events(logger: logging.Logger) -> None:
+    """INFO and above of ``logger`` on stderr, once (other libraries' logging left alone)."""
+    if not any(getattr(h, "_vwm_events", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._vwm_events = True
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def _fail(exc: Exception, code: int) -> int:
