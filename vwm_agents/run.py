@@ -57,9 +57,7 @@ __all__ = [
 
 def make_env(config: Config) -> gym.Env:
     """``gym.make(task.id, **task kwargs)``; the env's own ValueError becomes ``task.<arg>: ...``."""
-    from vwm_agents.config import resolve_env_class
-
-    resolve_env_class(config.task.id)  # raises ConfigError for unknown ids (and imports neurogym)
+    config.task.env_class()  # resolved once at validation; registers the env's package
     kwargs = config.task.kwargs
     try:
         with warnings.catch_warnings():

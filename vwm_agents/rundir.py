@@ -202,7 +202,7 @@ def run_name(config: Config, *, agent_class: type | None = None) -> str:
     if agent_class is None:
         agent_class = config.agent_class()
     agent = _defaults(agent_class.__init__, config.agent.kwargs)
-    env_class = _task_class(config)
+    env_class = config.task.env_class()
     task = _defaults(env_class.__init__, config.task.kwargs) if env_class is not None else {}
     parts = [config.logging.run_name, "_"]
     for key in ("n_neurons", "n_hidden", "hidden_size"):
@@ -220,10 +220,6 @@ def run_name(config: Config, *, agent_class: type | None = None) -> str:
     return "".join(parts)
 
 
-def _task_class(config: Config) -> type | None:
-    from vwm_agents.config import resolve_env_class
-
-    return resolve_env_class(config.task.id)
 
 
 def _defaults(function: Any, given: Mapping[str, Any]) -> dict[str, Any]:

@@ -275,7 +275,7 @@ def test_original_format_maps_onto_ours(tmp_path):
     assert config.analysis.only == ["dn"]
     assert config.analysis.fixed_points.to_dict() == {
         "trials": 20, "n_init": 20, "noise_scale": 0.0, "max_iters": 50, "lr_init": 0.01,
-        "outlier_distance_scale": 10.0, "pca": True,
+        "outlier_distance_scale": 10.0, "pca": True, "newton_iterations": 30, "epoch": None,
     }
 
 

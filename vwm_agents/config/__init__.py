@@ -40,9 +40,6 @@ from vwm_agents.config.schema import (
 )
 from vwm_agents.config.specs import ConfigError
 
-# Kept for vwm_agents.run until it stops resolving the env class itself (a validated Config has).
-_env_class = resolve_env_class
-
 __all__ = [
     "COMPILE_MODES",
     "DEFAULT_CONFIG",

@@ -208,6 +208,29 @@ class FixedPointConfig(_Section):
     lr_init: float = _spec(0.01, _POS_FLOAT, "initial learning rate")
     outlier_distance_scale: float = _spec(10.0, _POS_FLOAT, "outlier rejection distance")
     pca: bool = _spec(True, Spec("bool"), "plot fixed points in PCA space")
+    newton_iterations: int = _spec(
+        30, _NONNEG_INT, "damped Newton iterations after the Adam iterations (0: Adam only)"
+    )
+    epoch: str | None = _spec(
+        None, Spec("str", nullable=True),
+        "epoch whose states seed the search; null: decode where the task has it, else all",
+    )
+
+
+@dataclass(frozen=True)
+class SelectivityConfig(_Section):
+    """``analysis.selectivity``: the mixed-selectivity analysis and its shuffle control."""
+
+    n_shuffles: int = _spec(
+        200, Spec("int", low=20), "shuffles of the orientations giving chance selectivity"
+    )
+
+
+@dataclass(frozen=True)
+class DNConfig(_Section):
+    """``analysis.dn``: the divisive-normalisation analysis."""
+
+    epoch: str = _spec("decode", Spec("str"), "epoch whose rates enter the summation fit")
 
 
 @dataclass(frozen=True)
@@ -219,11 +242,17 @@ class AnalysisConfig(_Section):
         None, Spec("str_list", nullable=True), "names of the analyses to run; null: all"
     )
     human_data: str | None = _spec(
-        None, Spec("str", nullable=True), "directory of the human data; null: the bundled set"
+        None, Spec("str", nullable=True),
+        "people to compare with: a folder of van den Berg (2012) .mat files or a CSV in "
+        "python -m analysis.fit's format; null: the shipped van den Berg et al. (2012) files",
     )
     fixed_points: FixedPointConfig = field(
         default_factory=FixedPointConfig, metadata={"section": FixedPointConfig}
     )
+    selectivity: SelectivityConfig = field(
+        default_factory=SelectivityConfig, metadata={"section": SelectivityConfig}
+    )
+    dn: DNConfig = field(default_factory=DNConfig, metadata={"section": DNConfig})
 
 
 # ----------------------------------------------------------------------------------------------
