@@ -27,10 +27,11 @@ _CAPTIONS: dict[str, Caption] = {
     # --- the run ---------------------------------------------------------------------------
     "training_history": Caption(
         "Training curves",
-        "Error (rad; per set size, overall and on the held-out batch), mean firing rate and "
-        "learning rate against training iteration.",
-        "Errors should fall and flatten; a held-out curve well above the training curve means "
-        "overfitting, steps in the learning rate mark plateaus (and noise-curriculum stages)."),
+        "Error (rad; per set size, overall and on the fixed validation batch), mean firing "
+        "rate and learning rate against training iteration.",
+        "Errors should fall and flatten; training trials are fresh every iteration, so the "
+        "validation curve follows the training curve; steps in the learning rate mark plateaus "
+        "(and noise-curriculum stages)."),
     "set_size_vs_people": Caption(
         "Set size: model against people",
         "Mean absolute recall error against set size for the model and for people (van den Berg "

@@ -91,7 +91,7 @@ def _model_mae(run_dir: Path, metrics: Mapping | None) -> tuple[dict[int, float]
     per_size = (metrics or {}).get("per_set_size") or {}
     values = {int(n): row["error"] for n, row in per_size.items()
               if isinstance(row, Mapping) and row.get("error") is not None}
-    return values, "held-out evaluation (metrics.json)"
+    return values, "test batch (metrics.json)"
 
 
 def set_size_curve(run_dir: str | Path) -> SetSizeCurve | None:
