@@ -205,6 +205,24 @@ def test_variable_length_trials_padded_with_the_mask():
     assert not torch.equal(rates[1, 16:], plain[1][1, 16:])
 
 
+@pytest.mark.parametrize("read, readout_from", [((2, 6), 4), ((1, 3), 8), ((9, 12), 4)])
+def test_loss_on_some_steps_only(read, readout_from):
+    """The backward skips the readout products on steps whose outputs no loss reads (their
+    gradient is exactly 0): the loss reads steps [first, last), before, across or after
+    readout_from."""
+    torch.manual_seed(9)
+    model = DaleRNN(7, 4, n_neurons=12, spike_noise_factor=0.1).double()
+    ob = torch.rand(3, 12, 7, dtype=torch.float64) * 12.0
+
+    def loss(outputs, rates):
+        weights = torch.linspace(-1.0, 1.0, outputs[:, read[0]:read[1]].numel(),
+                                 dtype=outputs.dtype).view_as(outputs[:, read[0]:read[1]])
+        return (outputs[:, read[0]:read[1]] * weights).sum() + 1e-3 * activity_penalty(rates)
+
+    fast, plain = _compare(model, ob, readout_from=readout_from, loss=loss)
+    _assert_equal_paths(fast, plain, 1e-10, 1e-10)
+
+
 def test_stacked_fast_path_equals_plain_simulate():
     """Stacked weights (S, N, N) with per-member generators: euler_loop vs simulate (autograd)."""
     torch.manual_seed(5)

@@ -203,6 +203,23 @@ def _batch_first(x: Tensor) -> Tensor:
     return x.movedim(0, -2).contiguous()
 
 
+def _read_span(grad_outputs: Tensor | None, n_steps: int) -> tuple[int, int]:
+    """The steps ``[first, last + 1)`` whose readout gets a nonzero gradient.
+
+    A loss reads the decode steps only (1/4 at the default timing): outside them the readout's
+    backward products would add zeros. Finding the span reads back to the host, so only on the
+    CPU (where it is free); elsewhere every step.
+    """
+    if grad_outputs is None:
+        return 0, 0
+    if grad_outputs.device.type != "cpu":
+        return 0, n_steps
+    steps = (grad_outputs != 0).movedim(-2, 0).flatten(1).any(dim=1).nonzero()
+    if len(steps) == 0:
+        return 0, 0
+    return int(steps[0]), int(steps[-1]) + 1
+
+
 def _sum_outer(left: Tensor, right: Tensor, per_model: bool) -> Tensor:
     """sum over steps and trials of left^T right for time-major ``(T, *batch, a)`` and
     ``(T, *batch, b)``: ``(a, b)``, or per model ``(S, a, b)`` for ``*batch = (S, B)``."""
@@ -253,10 +270,11 @@ class _EulerLoop(torch.autograd.Function):
         carry = rates.new_zeros(rates.shape[1:])  # dL/dr_t
         back = torch.empty_like(carry)
         readout_add = carry.baddbmm_ if per_model else carry.addmm_
+        read_from, read_to = _read_span(grad_outputs, n_steps)
+        if grad_rates is not None:
+            carry.add_(grad_rates_t[-1])
         for step in range(n_steps - 1, -1, -1):
-            if grad_rates is not None:
-                carry.add_(grad_rates_t[step])
-            if grad_outputs is not None:
+            if read_from <= step < read_to:
                 if read_slopes_t[step] is None:
                     readout_add(grad_outputs_t[step], readout_weights)
                 else:
@@ -266,7 +284,11 @@ class _EulerLoop(torch.autograd.Function):
             if step == 0 and not needs[2]:
                 break
             torch.matmul(dpre, recurrent_weights, out=back)
-            carry.mul_(keep)
+            # dL/dr_{t-1} = direct gradient on r_{t-1} + (1 - leak) dL/dr_t + slope * back
+            if grad_rates is not None and step > 0:
+                torch.addcmul(grad_rates_t[step - 1], carry, keep, out=carry)
+            else:
+                carry.mul_(keep)
             if slopes is None:
                 carry.add_(back)
             else:
@@ -275,10 +297,14 @@ class _EulerLoop(torch.autograd.Function):
         if needs[3] and grad_outputs is not None:
             grad_outputs_tm = grad_outputs.movedim(-2, 0)
             read = rates[readout_from:] if read_observed is None else read_observed
-            grad_readout = _sum_outer(grad_outputs_tm[readout_from:], read, per_model)
-            if readout_from:
-                grad_readout += _sum_outer(grad_outputs_tm[:readout_from], rates[:readout_from],
-                                           per_model)
+            noisy_from, clean_to = max(read_from, readout_from), min(read_to, readout_from)
+            noisy_to = max(read_to, noisy_from)
+            grad_readout = _sum_outer(grad_outputs_tm[noisy_from:noisy_to],
+                                      read[noisy_from - readout_from:noisy_to - readout_from],
+                                      per_model)
+            if read_from < clean_to:
+                grad_readout += _sum_outer(grad_outputs_tm[read_from:clean_to],
+                                           rates[read_from:clean_to], per_model)
         grad_weights = _sum_outer(grad_pre, observed, per_model) if needs[1] else None
         return (grad_pre if needs[0] else None, grad_weights, carry if needs[2] else None,
                 grad_readout, None, None, None, None)
