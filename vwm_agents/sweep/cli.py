@@ -16,6 +16,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from vwm_agents.cli import OneLineParser
 from vwm_agents.sweep.results import RESULTS_CSV, write_report
 from vwm_agents.sweep.runner import CONNECT_TIMEOUT_S, run_sweep
 from vwm_agents.sweep.spec import SweepError, check_output, load_sweep, shipped_sweeps
@@ -34,7 +35,7 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m vwm_agents.sweep",
         description="Run a parameter sweep of vwm_agents training runs on Ray Tune.",
     )
