@@ -160,3 +160,16 @@ def test_unavailable_names_what_is_missing():
         "dn: needs a VWM recall task; this run trained DelayMatchSample-v0")
     assert "max_items >= 2" in unavailable(DaleRNN(3, 2, n_neurons=8),
                                            gym.make("VWMRecall-v0", max_items=1, timing=TIMING))
+
+
+def test_epoch_setting_changes_the_fitted_epoch():
+    # analysis.dn.epoch reaches run(): the summation fit uses that epoch's rates.
+    env = gym.make("VWMRecall-v0", max_items=3, timing=TIMING)
+    torch.manual_seed(0)
+    model = DaleRNN(9, 6, n_neurons=32)
+    decode = run(model, env, n_trials=6, seed=0).to_dict()
+    stimulus = run(model, env, n_trials=6, seed=0, epoch="stimulus").to_dict()
+    assert (decode["epoch"], stimulus["epoch"]) == ("decode", "stimulus")
+    w_decode = decode["summation"]["model"]["baseline_subtracted"]["w1"]
+    w_stimulus = stimulus["summation"]["model"]["baseline_subtracted"]["w1"]
+    assert not np.allclose(w_decode, w_stimulus)

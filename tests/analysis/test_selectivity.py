@@ -149,3 +149,16 @@ def test_gru_states_are_shifted_to_non_negative():
     result = run(GRUAgent(6, 4, n_hidden=8), env, n_trials=40, seed=0, n_shuffles=50)
     assert result.state_shift is not None and result.state_shift.shape == (8,)
     assert np.all((result.r_matrix >= 0) & (result.r_matrix <= 1))
+
+
+def test_n_shuffles_setting_changes_the_chance_level():
+    # analysis.selectivity.n_shuffles reaches run(): more shuffles, another estimate of the
+    # 95th percentile of chance R (same rates, same angles).
+    env = gym.make("VWMRecall-v0", max_items=3, timing=TIMING)
+    torch.manual_seed(0)
+    model = DaleRNN(9, 6, n_neurons=16)
+    few = run(model, env, n_trials=30, seed=0, n_shuffles=20)
+    many = run(model, env, n_trials=30, seed=0, n_shuffles=400)
+    np.testing.assert_array_equal(few.r_matrix, many.r_matrix)
+    assert (few.n_shuffles, many.n_shuffles) == (20, 400)
+    assert not np.allclose(few.chance_threshold, many.chance_threshold)
