@@ -54,9 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (also used by the ``vwm-train`` console script)."""
+    from vwm_agents.accel import retain_freed_memory
     from vwm_agents.checkpoint import CheckpointError
     from vwm_agents.config import ConfigError, load_config
-    from vwm_agents.run import RunDirError
+    from vwm_agents.run import RunDirError, resolve_device
     from vwm_agents.trainer import TrainingDiverged, TrainingInterrupted, train
 
     try:
@@ -79,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 config = config.with_value(key, value, written_as=option)
         # Events of the run (noise stage, LR drop, early stop, resume) are logged at INFO;
         # the CLI shows them, above the progress bar when there is one.
+        if resolve_device(config.training.device).type == "cpu":
+            # The CLI owns its process, so it may set the allocator process-wide: freed
+            # (B, T, N) buffers are reused instead of page-faulted in again (~20% per iteration).
+            retain_freed_memory()
         events = logging.getLogger("vwm_agents")
         _show_events(events)
         with logging_redirect_tqdm(loggers=[events]):
