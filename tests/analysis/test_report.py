@@ -92,7 +92,7 @@ def test_report_of_a_run_without_analyses(trained_run_dir, tmp_path):
     assert "No analysis results yet" in text
     assert 'alt="training_history"' in text and 'alt="set_size_vs_people"' in text
     # the set-size curve falls back on metrics.json's held-out evaluation
-    assert "held-out evaluation (metrics.json)" in text
+    assert "test batch (metrics.json)" in text
 
 
 def test_summarise_tabulates_set_size_maps_and_names_what_it_leaves_out():
