@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # trains models or starts Ray: minutes of the suite
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 

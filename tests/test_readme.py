@@ -9,7 +9,7 @@ Blocks are classified by their language tag:
   before and as this suite (``.ci/run``): they are checked, not run; ``python benchmarks/...``
   scripts are checked with ``--help`` (timings are not tests).
 * ``yaml``: a training config (trained, shrunk) or a sweep file (run on Ray, shrunk: grids cut to
-  their first value).
+  their first value, the comparison with people to a few trials).
 * ``python``: a snippet, run in a fresh interpreter.
 * ``text``, ``json``, ``csv``, ``markdown``: shown, not run.
 
@@ -241,6 +241,8 @@ def _shrunk_sweep(source: Path, target: Path) -> Path:
     spec["grid"] = {key: values[:1] for key, values in (spec.get("grid") or {}).items()}
     if isinstance(spec.get("trials"), list):
         spec["trials"] = spec["trials"][:1]
+    if isinstance(spec.get("human"), dict):  # the comparison with people: a few trials
+        spec["human"] = {**spec["human"], "trials": int(ANALYSIS_SHRINK[1])}
     target.write_text(yaml.safe_dump(spec))
     return target
 
@@ -317,6 +319,7 @@ def run_yaml(block: Block, cwd: Path) -> None:
         _train(["python", "-m", "vwm_agents.train", "--config", path.name], cwd, block.name)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.name for b in BLOCKS])
 def test_readme_block_runs(block: Block, workdir: Path):
     if block.not_run:

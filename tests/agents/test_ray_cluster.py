@@ -30,6 +30,8 @@ pytest.importorskip("ray")
 from vwm_agents import sweep as sw  # noqa: E402
 from vwm_agents.sweep.runner import CONNECT_TIMEOUT_S  # noqa: E402
 
+pytestmark = pytest.mark.slow  # trains models or starts Ray: minutes of the suite
+
 HEAD_START_S = 120  # how long the head may take to answer on a busy machine
 SWEEP_S = 600
 

@@ -8,6 +8,7 @@ schedules, every saved RNG state) and ``best.pt``, record for record in the hist
 for byte in ``metrics.json``.
 """
 
+
 from __future__ import annotations
 
 import math
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 import yaml
 
@@ -24,6 +26,8 @@ from vwm_agents.checkpoint import load_checkpoint
 from vwm_agents.config import Config
 from vwm_agents.rundir import read_history
 from vwm_agents.trainer import train
+
+pytestmark = pytest.mark.slow  # trains models or starts Ray: minutes of the suite
 
 CONFIG = {
     "task": {"id": "VWMRecall-v0", "max_items": 2,

@@ -21,6 +21,8 @@ from vwm_agents.rundir import read_history
 from vwm_agents.sweep import HumanTarget, SweepError, TrialPlan, TrialResult
 from vwm_agents.sweep.spec import _trial_names
 
+pytestmark = pytest.mark.slow  # trains models or starts Ray: minutes of the suite
+
 SWEEPS = Path(str(resources.files("vwm_agents.configs").joinpath("sweeps")))
 
 # Training settings small enough for a trial to take a second or two on one core.

@@ -18,6 +18,8 @@ import pytest
 
 import analysis.__main__ as cli
 
+pytestmark = pytest.mark.slow  # trains models or starts Ray: minutes of the suite
+
 VWM_SPECIFIC = ("errors", "mixture", "human", "snr", "selectivity")
 """Analyses about items, set sizes and reported angles: skipped on other tasks."""
 

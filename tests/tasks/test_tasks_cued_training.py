@@ -27,6 +27,8 @@ import pytest
 import torch
 import yaml
 
+pytestmark = pytest.mark.slow  # trains models or starts Ray: minutes of the suite
+
 TINY_CUED = {
     "task": {
         "id": "VWMRecallCued-v0",
