@@ -51,7 +51,8 @@ def row(result: dict, label: str, cpu_s: float | None) -> str:
     g = result["model"]["p_guess"]
     kurt = c["excess_kurtosis_positive"]["min_at_set_size_2_plus"]
     distance = result.get("distance", {}) or {}
-    return (f"| {label} | {result['iteration']} | {'' if cpu_s is None else f'{cpu_s:.0f}'} | "
+    cpu = "" if cpu_s is None or not np.isfinite(cpu_s) else f"{cpu_s:.0f}"
+    return (f"| {label} | {result['iteration']} | {cpu} | {result['trials_per_set_size']} | "
             f"{ratios} | {g[0]:.2f} -> {g[-1]:.2f} | {kurt:.2f} | "
             f"{distance.get('total', float('nan')):.0f} | "
             f"{'Y' if c['mae_within_25pct']['met'] else 'n'}"
@@ -59,9 +60,10 @@ def row(result: dict, label: str, cpu_s: float | None) -> str:
             f"{'Y' if c['excess_kurtosis_positive']['met'] else 'n'} |")
 
 
-HEADER = ("| try | iterations (best) | train CPU s | MAE model/people, set size 1..8 | "
-          "guess rate 1 -> 8 | min excess kurt. (n >= 2) | distance | criteria MAE/guess/kurt |\n"
-          "|---|---|---|---|---|---|---|---|")
+HEADER = ("| try | iterations (best) | train CPU s | test trials / set size | "
+          "MAE model/people, set size 1..8 | guess rate 1 -> 8 | min excess kurt. (n >= 2) | "
+          "distance | criteria MAE/guess/kurt |\n"
+          "|---|---|---|---|---|---|---|---|---|")
 
 
 def figure_search(results: list[dict], labels: list[str]) -> Figure:
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("results", nargs="+", type=Path, help="JSONs of benchmarks/human_fit.py")
     parser.add_argument("--labels", nargs="+", default=None)
     parser.add_argument("--cpu-s", nargs="+", type=float, default=None,
-                        help="training CPU seconds of each try, in order")
+                        help="training CPU seconds of each try, in order (nan: not measured)")
     parser.add_argument("--figure", type=Path, default=None)
     parser.add_argument("--figure-only", nargs="+", type=int, default=None,
                         help="indices (0-based) of the tries to draw (default: all)")
