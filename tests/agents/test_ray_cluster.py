@@ -27,6 +27,8 @@ import pytest
 
 pytest.importorskip("ray")
 
+from agent_test_support import TINY_SWEEP_TRAINING
+
 from vwm_agents import sweep as sw  # noqa: E402
 from vwm_agents.sweep.runner import CONNECT_TIMEOUT_S  # noqa: E402
 
@@ -35,15 +37,7 @@ pytestmark = pytest.mark.slow  # trains models or starts Ray: minutes of the sui
 HEAD_START_S = 120  # how long the head may take to answer on a busy machine
 SWEEP_S = 600
 
-TINY = {
-    "agent.n_neurons": 16,
-    "task.max_items": 2,
-    "task.timing": {"stimulus": 100, "delay": 200, "decode": 100},
-    "training.num_iterations": 20,
-    "training.batch_size": 16,
-    "training.eval_batch_size": 32,
-    "logging.period": 10,
-}
+TINY = TINY_SWEEP_TRAINING
 
 
 def free_port() -> int:

@@ -11,7 +11,6 @@ for byte in ``metrics.json``.
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import subprocess
@@ -21,6 +20,7 @@ import time
 import pytest
 import torch
 import yaml
+from agent_test_support import assert_same_tree
 
 from vwm_agents.checkpoint import load_checkpoint
 from vwm_agents.config import Config
@@ -71,25 +71,6 @@ def _kill_after(process: subprocess.Popen, run_dir, records: int) -> int:
     return process.returncode
 
 
-def _assert_same(a, b, where: str) -> None:
-    if where.endswith(".config.logging.out_dir"):
-        return  # where each run was written
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert isinstance(b, dict) and a.keys() == b.keys(), where
-        for key in a:
-            _assert_same(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, (list, tuple)):
-        assert type(a) is type(b) and len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _assert_same(x, y, f"{where}[{i}]")
-    elif isinstance(a, float) and math.isnan(a):
-        assert isinstance(b, float) and math.isnan(b), where
-    else:
-        assert a == b, where
-
-
 def test_kill_9_at_several_points_then_resume_equals_the_uninterrupted_run(tmp_path):
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(CONFIG))
@@ -114,7 +95,7 @@ def test_kill_9_at_several_points_then_resume_equals_the_uninterrupted_run(tmp_p
     for name in ("latest", "best"):
         a = load_checkpoint(straight / "checkpoints" / f"{name}.pt")
         b = load_checkpoint(run_dir / "checkpoints" / f"{name}.pt")
-        _assert_same(a, b, name)
+        assert_same_tree(a, b, name)
     assert read_history(run_dir) == read_history(straight)
     assert [r["iteration"] for r in read_history(run_dir)] == list(range(2, 25, 2))
     assert (run_dir / "metrics.json").read_text() == (straight / "metrics.json").read_text()

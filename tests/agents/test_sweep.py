@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from agent_test_support import TINY_SWEEP_TRAINING
 
 from vwm_agents import sweep as sw
 from vwm_agents.plotting import plot_sweep_error_vs_set_size
@@ -25,16 +26,7 @@ pytestmark = pytest.mark.slow  # trains models or starts Ray: minutes of the sui
 
 SWEEPS = Path(str(resources.files("vwm_agents.configs").joinpath("sweeps")))
 
-# Training settings small enough for a trial to take a second or two on one core.
-TINY = {
-    "agent.n_neurons": 16,
-    "task.max_items": 2,
-    "task.timing": {"stimulus": 100, "delay": 200, "decode": 100},
-    "training.num_iterations": 20,
-    "training.batch_size": 16,
-    "training.eval_batch_size": 32,
-    "logging.period": 10,
-}
+TINY = TINY_SWEEP_TRAINING
 
 
 def write_sweep(folder: Path, **body) -> Path:

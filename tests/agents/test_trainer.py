@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from agent_test_support import assert_same_tree
 
 from vwm_agents import trainer as trainer_module
 from vwm_agents.checkpoint import load_checkpoint
@@ -166,27 +167,6 @@ def assert_same_weights(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
-
-
-def assert_same_tree(a, b, where="checkpoint") -> None:
-    """Equal tensor for tensor (and value for value) everywhere in two checkpoint payloads
-    (except where the runs were written to: ``config.logging.out_dir``)."""
-    if where == "checkpoint.config.logging.out_dir":
-        return
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert isinstance(b, dict) and a.keys() == b.keys(), where
-        for key in a:
-            assert_same_tree(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, (list, tuple)):
-        assert type(a) is type(b) and len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same_tree(x, y, f"{where}[{i}]")
-    elif isinstance(a, float) and math.isnan(a):
-        assert isinstance(b, float) and math.isnan(b), where
-    else:
-        assert a == b, where
 
 
 def test_interrupt_and_resume_is_bit_exact(tmp_path, monkeypatch, caplog):

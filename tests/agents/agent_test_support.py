@@ -1,0 +1,39 @@
+"""Helpers shared by the tests of vwm_agents (imported by name: pytest puts this folder on sys.path)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+# Training settings small enough for a sweep trial to take a second or two on one core.
+TINY_SWEEP_TRAINING = {
+    "agent.n_neurons": 16,
+    "task.max_items": 2,
+    "task.timing": {"stimulus": 100, "delay": 200, "decode": 100},
+    "training.num_iterations": 20,
+    "training.batch_size": 16,
+    "training.eval_batch_size": 32,
+    "logging.period": 10,
+}
+
+
+def assert_same_tree(a, b, where: str = "checkpoint") -> None:
+    """Equal tensor for tensor (and value for value) everywhere in two checkpoint payloads
+    (except where the runs were written to: ``config.logging.out_dir``)."""
+    if where.endswith(".config.logging.out_dir"):
+        return
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for key in a:
+            assert_same_tree(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert type(a) is type(b) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_tree(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and math.isnan(a):
+        assert isinstance(b, float) and math.isnan(b), where
+    else:
+        assert a == b, where
