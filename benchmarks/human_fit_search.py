@@ -68,14 +68,15 @@ HEADER = ("| try | iterations (best) | train CPU s | test trials / set size | "
 
 def figure_search(results: list[dict], labels: list[str]) -> Figure:
     """MAE, guess rate and excess kurtosis against set size for every try, people in black."""
-    fig = Figure(figsize=(12, 3.8), layout="constrained")
+    fig = Figure(figsize=(14, 3.8), layout="constrained")
     axes = fig.subplots(1, 3)
     panels = (("mae", "mean abs. error (rad)"), ("p_guess", "guess rate (VM + U)"),
               ("excess_kurtosis", "excess kurtosis vs von Mises"))
     set_sizes = np.array(results[0]["set_sizes"])
     for ax, (name, label) in zip(axes, panels, strict=True):
         for result, text in zip(results, labels, strict=True):
-            ax.plot(set_sizes, result["model"][name], marker="o", ms=3, lw=1, label=text)
+            ax.plot(set_sizes, result["model"][name], marker="o", ms=3, lw=1,
+                    label=text.replace("**", ""))
         people = np.array(results[0]["human"][name], float)
         se = results[0]["human_se"].get(name)
         ax.errorbar(set_sizes, people, yerr=None if se is None else np.array(se, float),
@@ -87,7 +88,8 @@ def figure_search(results: list[dict], labels: list[str]) -> Figure:
             ax.axhline(0, color="0.5", lw=0.8)
         ax.set_xlabel("set size")
         ax.set_ylabel(label)
-    axes[0].legend(fontsize=6, loc="upper left")
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, fontsize=7, loc="outside right upper")
     return fig
 
 
