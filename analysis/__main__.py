@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from analysis.human_data import ANGLE_SPACES, ANGLE_UNITS
 from vwm_agents.cli import OneLineParser
 
 __all__ = ["Analysis", "ANALYSES", "ALIASES", "main", "to_jsonable", "resolve"]
@@ -230,9 +231,9 @@ def _parser() -> argparse.ArgumentParser:
                              "files or a CSV in python -m analysis.fit's format (default: the "
                              "config's analysis.human_data, else the shipped van den Berg et "
                              "al. 2012 files)")
-    parser.add_argument("--human-units", choices=("deg", "rad"), default="rad",
+    parser.add_argument("--human-units", choices=ANGLE_UNITS, default="rad",
                         help="angle units of a CSV --human-data (default: rad)")
-    parser.add_argument("--human-space", choices=("orientation", "circle"), default="circle",
+    parser.add_argument("--human-space", choices=ANGLE_SPACES, default="circle",
                         help="period of a CSV --human-data: orientation (180 degrees) or "
                              "circle (360; default)")
     parser.add_argument("--checkpoint", choices=("best", "latest"), default="best",

@@ -26,7 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from analysis.errors import error_statistics
-from analysis.human_data import BehaviouralData, DataError, read_behaviour_csv
+from analysis.human_data import (
+    ANGLE_SPACES,
+    ANGLE_UNITS,
+    BehaviouralData,
+    DataError,
+    read_behaviour_csv,
+)
 from analysis.mixture import MixtureResult, fit_by_set_size
 from vwm_agents.cli import OneLineParser
 
@@ -40,9 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("data", type=Path, help="CSV with set_size, target, response "
                                                 "[, nontarget_1..nontarget_M]")
-    parser.add_argument("--units", choices=("deg", "rad"), default="rad",
+    parser.add_argument("--units", choices=ANGLE_UNITS, default="rad",
                         help="angle units in the file (default: rad)")
-    parser.add_argument("--space", choices=("orientation", "circle"), default="circle",
+    parser.add_argument("--space", choices=ANGLE_SPACES, default="circle",
                         help="orientation: 180-degree period, doubled to the full circle; "
                              "circle: 360-degree period (default)")
     parser.add_argument("--out", type=Path, default=None,

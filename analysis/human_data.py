@@ -24,6 +24,8 @@ import numpy as np
 from analysis import circstats
 
 __all__ = [
+    "ANGLE_SPACES",
+    "ANGLE_UNITS",
     "ORIENTATION_FOLDER",
     "REQUIRED_COLUMNS",
     "DataError",
@@ -38,6 +40,10 @@ __all__ = [
 ]
 
 ORIENTATION_FOLDER = "vandenberg2012_orientation"
+ANGLE_UNITS = ("deg", "rad")
+"""Units a data table may give its angles in."""
+ANGLE_SPACES = ("orientation", "circle")
+"""Periods of a data table's angles: 180 degrees (doubled onto the circle) or 360."""
 _BLOCKS = ("block_one", "block_two", "block_three", "block_four", "block_five")
 CITATION = ("van den Berg, R., Shin, H., Chou, W.-C., George, R., & Ma, W. J. (2012). "
             "Variability in encoding precision accounts for visual short-term memory "
@@ -185,9 +191,9 @@ def read_behaviour_csv(path: str | Path, *, units: str = "rad", space: str = "ci
     are in ``units`` (``deg`` or ``rad``); ``space="orientation"`` means a 180-degree period
     (differences are doubled onto the full circle), ``"circle"`` a 360-degree one.
     """
-    if units not in ("deg", "rad"):
+    if units not in ANGLE_UNITS:
         raise ValueError(f"units: must be 'deg' or 'rad', got {units!r}")
-    if space not in ("orientation", "circle"):
+    if space not in ANGLE_SPACES:
         raise ValueError(f"space: must be 'orientation' or 'circle', got {space!r}")
     path = Path(path)
     try:
