@@ -33,6 +33,7 @@ __all__ = [
     "batch_metrics",
     "window_mean",
     "forward_model",
+    "forward_parameters",
     "takes_generator",
     "make_generator",
     "first_loss_step",
@@ -192,8 +193,13 @@ def first_loss_step(batch: Any) -> int:
     return int(np.min(decode[:, 0])) if decode is not None and len(decode) else 0
 
 
+def forward_parameters(model: nn.Module) -> set[str]:
+    """Names of the keyword arguments ``model.forward`` takes (the agent protocol's options)."""
+    return set(inspect.signature(model.forward).parameters)
+
+
 def takes_generator(model: nn.Module) -> bool:
-    return "generator" in inspect.signature(model.forward).parameters
+    return "generator" in forward_parameters(model)
 
 
 def make_generator(device: torch.device, seed: int) -> torch.Generator:

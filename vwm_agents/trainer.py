@@ -34,7 +34,6 @@ through the public member interface of :class:`Trainer`.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 import math
 import signal
@@ -66,10 +65,10 @@ from vwm_agents.evaluation import (
     first_loss_step,
     fixed_batches,
     forward_model,
+    forward_parameters,
     make_generator,
     run_seeds,
     sample,
-    takes_generator,
     window_mean,
 )
 from vwm_agents.run import ResolvedRun, build_model, resolve_run
@@ -151,8 +150,9 @@ class Trainer:
         self.config, self.run_dir, self.device = config, run_dir, device
         self.env, self.callback, self.progress, self.discrete = env, callback, progress, discrete
         self.model = model.to(device)
-        self._takes_generator = takes_generator(model)
-        self._takes_readout_from = "readout_from" in _forward_parameters(model)
+        options = forward_parameters(model)
+        self._takes_generator = "generator" in options
+        self._takes_readout_from = "readout_from" in options
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate)
         self.schedule = TrainingSchedule(
             self.optimizer, lr_factor=cfg.lr_factor, lr_patience=cfg.lr_patience,
@@ -456,10 +456,6 @@ class Trainer:
         if "noise_stage" in record:
             postfix["stage"] = f"{record['noise_stage'] + 1}/{len(self.schedule.curriculum.levels)}"
         return postfix
-
-
-def _forward_parameters(model: nn.Module) -> set[str]:
-    return set(inspect.signature(model.forward).parameters)
 
 
 class deferred_sigint:  # noqa: N801 (a context manager used like a function)
