@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from vwm_agents.evaluation import forward_parameters
+
 __all__ = [
     "takes_noise_switch",
     "run_agent",
@@ -46,23 +48,16 @@ __all__ = [
 ]
 
 
-def _forward_parameters(model: nn.Module) -> set[str]:
-    try:
-        return set(inspect.signature(model.forward).parameters)
-    except (TypeError, ValueError):
-        return set()
-
-
 def takes_noise_switch(model: nn.Module) -> bool:
     """Whether ``model.forward`` takes ``noise=`` (and so has noise of its own to switch off)."""
-    return "noise" in _forward_parameters(model)
+    return "noise" in forward_parameters(model)
 
 
 def run_agent(
     model: nn.Module, ob: Tensor, *, noise: bool = True, generator: torch.Generator | None = None
 ) -> tuple[Tensor, Tensor]:
     """``(outputs, states)`` of ``model`` on ``ob``, with its noise on or off where it has a switch."""
-    parameters = _forward_parameters(model)
+    parameters = forward_parameters(model)
     options = {}
     if "noise" in parameters:
         options["noise"] = noise

@@ -194,8 +194,12 @@ def first_loss_step(batch: Any) -> int:
 
 
 def forward_parameters(model: nn.Module) -> set[str]:
-    """Names of the keyword arguments ``model.forward`` takes (the agent protocol's options)."""
-    return set(inspect.signature(model.forward).parameters)
+    """Names of the arguments ``model.forward`` takes (the agent protocol's options); none when
+    its signature cannot be read (a compiled or C-implemented forward)."""
+    try:
+        return set(inspect.signature(model.forward).parameters)
+    except (TypeError, ValueError):
+        return set()
 
 
 def takes_generator(model: nn.Module) -> bool:
