@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import math
+from pathlib import Path
 
 import torch
+import yaml
 
 # Training settings small enough for a sweep trial to take a second or two on one core.
 TINY_SWEEP_TRAINING = {
@@ -37,3 +40,17 @@ def assert_same_tree(a, b, where: str = "checkpoint") -> None:
         assert isinstance(b, float) and math.isnan(b), where
     else:
         assert a == b, where
+
+
+def write_sweep(folder: Path, **body) -> Path:
+    """``folder/sweep.yaml``: the default base, tiny training, output in ``folder/out`` unless
+    ``body`` says otherwise."""
+    body = {"base": "default", "set": TINY_SWEEP_TRAINING, "output": str(folder / "out"), **body}
+    path = folder / "sweep.yaml"
+    path.write_text(yaml.safe_dump(body, sort_keys=False))
+    return path
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))

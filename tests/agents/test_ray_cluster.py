@@ -9,7 +9,6 @@ authentication settings (read from the environment) are those of that process al
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import secrets
@@ -27,7 +26,7 @@ import pytest
 
 pytest.importorskip("ray")
 
-from agent_test_support import TINY_SWEEP_TRAINING
+from agent_test_support import read_csv, write_sweep
 
 from vwm_agents import sweep as sw  # noqa: E402
 from vwm_agents.sweep.runner import CONNECT_TIMEOUT_S  # noqa: E402
@@ -36,8 +35,6 @@ pytestmark = pytest.mark.slow  # trains models or starts Ray: minutes of the sui
 
 HEAD_START_S = 120  # how long the head may take to answer on a busy machine
 SWEEP_S = 600
-
-TINY = TINY_SWEEP_TRAINING
 
 
 def free_port() -> int:
@@ -117,20 +114,6 @@ def cluster():
 def run_sweep_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "vwm_agents.sweep", *args], env=env, cwd=cwd,
                           capture_output=True, text=True, timeout=SWEEP_S)
-
-
-def write_sweep(folder: Path, **body) -> Path:
-    import yaml
-
-    body = {"base": "default", "set": TINY, "output": str(folder / "out"), **body}
-    path = folder / "sweep.yaml"
-    path.write_text(yaml.safe_dump(body, sort_keys=False))
-    return path
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def test_sweep_on_a_token_cluster_finishes_and_resumes(cluster, tmp_path):

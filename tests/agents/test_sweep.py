@@ -3,7 +3,6 @@ columns, and tiny sweeps under a local Ray (started once, with a stale cluster p
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -14,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from agent_test_support import TINY_SWEEP_TRAINING
+from agent_test_support import TINY_SWEEP_TRAINING, read_csv, write_sweep
 
 from vwm_agents import sweep as sw
 from vwm_agents.plotting import plot_sweep_error_vs_set_size
@@ -27,20 +26,6 @@ pytestmark = pytest.mark.slow  # trains models or starts Ray: minutes of the sui
 SWEEPS = Path(str(resources.files("vwm_agents.configs").joinpath("sweeps")))
 
 TINY = TINY_SWEEP_TRAINING
-
-
-def write_sweep(folder: Path, **body) -> Path:
-    body.setdefault("base", "default")
-    body.setdefault("set", TINY)
-    body.setdefault("output", str(folder / "out"))
-    path = folder / "sweep.yaml"
-    path.write_text(yaml.safe_dump(body, sort_keys=False))
-    return path
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 # ----------------------------------------------------------------------------------------------
