@@ -220,8 +220,7 @@ def sweep_from_dict(
     names = _trial_names(param_sets, swept_keys)
     plans = []
     for params, source, trial_name in zip(param_sets, sources, names, strict=True):
-        config = _trial_config(base_path, base_config, fixed_overrides, params, source, trial_name,
-                               output, resources_)
+        config = _trial_config(base_config, params, source, trial_name, output, resources_)
         plans.append(TrialPlan(trial_name, params, config.to_dict(), _run_dir(config, output)))
     raw = {"name": name, "base": base_label, "set": fixed, "grid": grid, "trials": explicit,
            "resources": asdict(resources_), "output": str(output), "max_failures": max_failures}
@@ -402,21 +401,20 @@ def _override(key: str, value: Any) -> str:
 
 
 def _trial_config(
-    base_path: str | None,
     base_config: Config,
-    fixed_overrides: Sequence[str],
     params: Mapping[str, Any],
     source: Mapping[str, str],
     trial_name: str,
     output: Path,
     resources_: Resources,
 ) -> Config:
-    user = [_override(key, value) for key, value in params.items()]
-    managed = [
-        _override("logging.run_name", trial_name),
-        _override("logging.out_dir", str(output)),
-        _override("logging.progress", False),
-    ]
+    # The base is loaded and validated once; a trial changes only its own values (checked as they
+    # are set), then the values the sweep manages.
+    managed: dict[str, Any] = {
+        "logging.run_name": trial_name,
+        "logging.out_dir": str(output),
+        "logging.progress": False,
+    }
     if resources_.gpus == 0:
         device = params.get("training.device", base_config.training.device)
         if device != "auto" and device != "cpu":
@@ -425,11 +423,11 @@ def _trial_config(
                 f"{where}training.device: is {device!r} but resources.gpus is 0; reserve a GPU "
                 "(e.g. resources: {gpus: 0.5}) or run on cpu"
             )
-        managed.append(_override("training.device", "cpu"))
+        managed["training.device"] = "cpu"
         if "training.threads" not in params:
-            managed.append(_override("training.threads", resources_.threads))
+            managed["training.threads"] = resources_.threads
     try:
-        config = load_config(base_path, [*fixed_overrides, *user, *managed])
+        config = base_config.with_values({**params, **managed})
         _check_builds(config)
     except ConfigError as exc:
         message = " ".join(str(exc).split())
