@@ -36,7 +36,6 @@ missing/corrupt run directory (nothing is written then).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import inspect
 import json
@@ -162,17 +161,12 @@ def _parse_only(text: str | Sequence[str] | None, *, source: str) -> list[str]:
 
 
 def _as_dict(section: Any) -> dict[str, Any]:
-    """A config section (dataclass, pydantic model or mapping) as a plain dict."""
+    """A config section (our schema's, or a plain mapping) as a plain dict."""
     if section is None:
         return {}
     if isinstance(section, dict):
         return dict(section)
-    for method in ("to_dict", "model_dump"):
-        if callable(getattr(section, method, None)):
-            return dict(getattr(section, method)())
-    if dataclasses.is_dataclass(section):
-        return dataclasses.asdict(section)
-    return {}
+    return dict(section.to_dict())
 
 
 def _settings_for(name: str, analysis_config: Any) -> dict[str, Any]:
