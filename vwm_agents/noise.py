@@ -48,6 +48,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from vwm_agents import native
+
 NOISE_TYPES: tuple[str, ...] = ("gamma", "gauss", "puregauss", "csnr", "none")
 
 Factor = float | Tensor
@@ -276,11 +278,16 @@ def slope_sampler(
     factor: Factor,
     dt_ms: float,
     generator: Generators = None,
+    *,
+    native: bool = True,
 ) -> SlopeSampler | None:
     """Like :func:`noise_fn`, but the sampler also returns d noisy / d rates (see SlopeSampler).
 
     None where :func:`noise_fn` gives the identity. The draws, in number and order, are those of
     :func:`noise_fn` with the same arguments: both consume a generator identically.
+    ``native``: run gamma and Gaussian noise on float32 CPU tensors through the fused kernels
+    of :mod:`vwm_agents.native` where they are available (same draws, same maths to float32
+    rounding); False: always eager PyTorch.
     """
     if noise_fn(noise_type, factor, dt_ms, generator) is _identity:
         return None
@@ -288,18 +295,73 @@ def slope_sampler(
     dt_s = dt_ms / 1000.0
     if noise_type == "gamma":  # K once per sampler, not once per draw
         variance_per_rate = factor * factor / dt_s
+        fused_k = _member_scalars(variance_per_rate) if native else None
 
         def sample_gamma(rates: Tensor, out: Tensor | None = None,
                          slope_out: Tensor | None = None) -> Tensor:
-            return _gamma_sample(rates, factor, dt_s, generator, out, slope_out,
-                                 variance_per_rate)
+            fused = _fused(fused_k, rates, out, slope_out)
+            if fused is None:
+                return _gamma_sample(rates, factor, dt_s, generator, out, slope_out,
+                                     variance_per_rate)
+            normal, uniform = _randn(rates, generator), _rand(rates, generator)
+            out = torch.empty_like(rates) if out is None else out
+            for part, k in _members(fused_k, rates, normal, uniform, out, slope_out):
+                fused.gamma_noise(*part[:3], k, *part[3:])
+            return out
 
         return sample_gamma
+    if noise_type == "gauss":
+        fused_factor = _member_scalars(factor) if native else None
+
+        def sample_gauss(rates: Tensor, out: Tensor | None = None,
+                         slope_out: Tensor | None = None) -> Tensor:
+            fused = _fused(fused_factor, rates, out, slope_out)
+            if fused is None:
+                return _gauss_slope(rates, factor, dt_s, generator, out, slope_out)
+            normal = _randn(rates, generator)
+            out = torch.empty_like(rates) if out is None else out
+            for part, k in _members(fused_factor, rates, normal, out, slope_out):
+                fused.gauss_noise(*part[:2], k, dt_s, *part[2:])
+            return out
+
+        return sample_gauss
 
     def sample(rates: Tensor, out: Tensor | None = None, slope_out: Tensor | None = None) -> Tensor:
         return sampler(rates, factor, dt_s, generator, out, slope_out)
 
     return sample
+
+
+def _member_scalars(value: Factor) -> list[float] | None:
+    """A noise parameter as one float, or one per stacked model for an ``(S, 1, 1)`` tensor;
+    None where the fused kernels cannot take it (another shape, or not on the CPU)."""
+    if not isinstance(value, Tensor):
+        return [float(value)]
+    if value.device.type != "cpu" or value.requires_grad:
+        return None
+    if value.numel() == 1:
+        return [float(value)]
+    if value.dim() == 3 and value.shape[1:] == (1, 1):
+        return value.reshape(-1).tolist()
+    return None
+
+
+def _fused(scalars: list[float] | None, rates: Tensor, out: Tensor | None,
+           slope_out: Tensor | None) -> native.NativeKernels | None:
+    if scalars is None or rates.requires_grad:
+        return None
+    if len(scalars) > 1 and (rates.dim() != 3 or rates.shape[0] != len(scalars)):
+        return None
+    return native.use_kernels(rates, out, slope_out)
+
+
+def _members(scalars: list[float], *tensors: Tensor | None):
+    """(tensors, scalar) for the whole tensors, or per stacked model (leading dimension)."""
+    if len(scalars) == 1:
+        yield tensors, scalars[0]
+        return
+    for member, scalar in enumerate(scalars):
+        yield tuple(None if t is None else t[member] for t in tensors), scalar
 
 
 def _identity(rates: Tensor) -> Tensor:

@@ -36,7 +36,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from vwm_agents import native as native_kernels
 from vwm_agents.losses import mark_nonnegative
+from vwm_agents.native import NativeKernels
 from vwm_agents.noise import SlopeSampler
 
 __all__ = ["Activation", "euler_loop"]
@@ -57,9 +59,13 @@ class Activation:
         return self.power_scale * pre.clamp_min(self.power_floor).pow(self.power_exponent)
 
     def rates_and_slope(self, pre: Tensor, rates: Tensor, leak: Tensor, out: Tensor,
-                        slope_out: Tensor | None) -> None:
+                        slope_out: Tensor | None, fused: NativeKernels | None = None) -> None:
         """``out = lerp(rates, phi(pre), leak)``; ``slope_out = leak phi'(pre)``; ``pre`` is
-        overwritten."""
+        overwritten. ``fused``: the native kernels (saturating phi only), which need ``leak``
+        at the full size of ``pre``."""
+        if fused is not None:
+            fused.sigmoid_step(pre, rates, leak, self.saturation, out, slope_out)
+            return
         if self.saturation > 0:
             target = pre.sigmoid_().mul_(self.saturation)
             if slope_out is not None:  # phi' = phi (1 - phi / r_sat)
@@ -85,6 +91,8 @@ def euler_loop(
     readout_weights: Tensor,
     readout_from: int = 0,
     initial_nonnegative: bool | None = None,
+    *,
+    native: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """Run the Euler dynamics; return (noisy readout ``(*batch, T, n_out)``, rates ``(*batch, T, N)``).
 
@@ -103,6 +111,9 @@ def euler_loop(
             >= 0 (phi >= 0, 0 <= dt/tau <= 1, the noise is only read) and are marked so
             (:func:`vwm_agents.losses.mark_nonnegative`): the activity penalty's gradient is
             then a constant, with no pass over the rates.
+        native: run the saturating update through the fused kernels of
+            :mod:`vwm_agents.native` where they apply (float32 on the CPU); False: eager ops
+            only. (The noise's kernels are chosen when its sampler is built.)
 
     Noise draws per step, as in ``simulate``: the recurrent observation of r_{t-1}, then (from
     ``readout_from`` on) the readout observation of r_t.
@@ -114,7 +125,8 @@ def euler_loop(
     if not torch.is_grad_enabled() or not any(t.requires_grad for t in tensors):
         with torch.no_grad():
             outputs, rates, _ = _forward(drive, recurrent_weights, leak, activation, sample,
-                                         initial_rates, readout_weights, readout_from, False)
+                                         initial_rates, readout_weights, readout_from, False,
+                                         native)
         outputs, rates = _batch_first(outputs), _batch_first(rates)
     elif leak.requires_grad:
         from vwm_agents.models.dale_rnn import simulate  # the plain autograd loop
@@ -126,7 +138,8 @@ def euler_loop(
                         initial_rates, readout_weights, readout_from)
     else:
         outputs, rates = _EulerLoop.apply(drive, recurrent_weights, initial_rates,
-                                          readout_weights, leak, activation, sample, readout_from)
+                                          readout_weights, leak, activation, sample, readout_from,
+                                          native)
     if initial_nonnegative:
         mark_nonnegative(rates)
     return outputs, rates
@@ -143,7 +156,7 @@ def _readout(x: Tensor, readout_weights: Tensor) -> Tensor:
 
 
 def _forward(drive, recurrent_weights, leak, activation, sample, initial_rates, readout_weights,
-             readout_from, save):
+             readout_from, save, native=True):
     """The loop on time-major buffers; with ``save``, also the tensors the backward needs.
 
     Returns (outputs, rates) time-major ``(T, *batch, .)`` and the saved tensors.
@@ -177,6 +190,10 @@ def _forward(drive, recurrent_weights, leak, activation, sample, initial_rates, 
     read_t = [None] * readout_from + steps_of(read_observed, n_read)
     read_slopes_t = [None] * readout_from + steps_of(read_slopes, n_read)
     pre = drive.new_empty(drive.shape[1:])
+    fused = (native_kernels.use_kernels(pre, initial_rates)
+             if native and activation.saturation > 0 else None)
+    # The kernels read dt/tau per element: broadcast once here, not per step.
+    leak_step = leak if fused is None else leak.expand(pre.shape).contiguous()
     previous = initial_rates
     for step in range(n_steps):
         if sample is not None:
@@ -187,7 +204,7 @@ def _forward(drive, recurrent_weights, leak, activation, sample, initial_rates, 
                 observed_t[step].copy_(previous)
         matmul_add(drive_t[step], obs, weights_t, out=pre)
         current = rates_t[step]
-        activation.rates_and_slope(pre, previous, leak, current, phi_slopes_t[step])
+        activation.rates_and_slope(pre, previous, leak_step, current, phi_slopes_t[step], fused)
         if read_t[step] is not None:
             sample(current, read_t[step], read_slopes_t[step])
         previous = current
@@ -231,9 +248,10 @@ def _sum_outer(left: Tensor, right: Tensor, per_model: bool) -> Tensor:
 class _EulerLoop(torch.autograd.Function):
     @staticmethod
     def forward(ctx, drive, recurrent_weights, initial_rates, readout_weights, leak, activation,
-                sample, readout_from):
+                sample, readout_from, native):
         outputs, rates, saved = _forward(drive, recurrent_weights, leak, activation, sample,
-                                         initial_rates, readout_weights, readout_from, True)
+                                         initial_rates, readout_weights, readout_from, True,
+                                         native)
         observed, slopes, phi_slopes, read_observed, read_slopes, readout_from = saved
         ctx.readout_from = readout_from
         ctx.has_noise = sample is not None
@@ -307,4 +325,4 @@ class _EulerLoop(torch.autograd.Function):
                                            rates[read_from:clean_to], per_model)
         grad_weights = _sum_outer(grad_pre, observed, per_model) if needs[1] else None
         return (grad_pre if needs[0] else None, grad_weights, carry if needs[2] else None,
-                grad_readout, None, None, None, None)
+                grad_readout, None, None, None, None, None)
