@@ -7,7 +7,11 @@ Per draw at rates (512, 256) (one Euler step of the default batch), forward and 
 * ``torch_gamma``: ``torch.distributions.Gamma(...).rsample()``, the reference's sampler;
 * ``gauss`` / ``gamma`` / ``csnr``: :func:`vwm_agents.noise.observe_rates`;
 * ``gamma_wh_only``: Wilson-Hilferty without the boosting step (no exponential draw), the
-  cheaper but inexact-for-small-shapes alternative the boosting is weighed against.
+  cheaper but inexact-for-small-shapes alternative the boosting is weighed against;
+* ``philox_normal``: the CPU normals the samplers use (:mod:`vwm_agents.philox`), vs ``randn``.
+
+Then the trainer's samplers (:func:`vwm_agents.noise.slope_sampler`: the draw and its slope, no
+autograd) with the fused kernels (:mod:`vwm_agents.native`) and with eager ops only.
 
 Then fwd+bwd of a DaleRNN iteration with gamma vs gauss noise (the target: gamma <= 1.25x gauss).
 
@@ -29,8 +33,9 @@ from pathlib import Path
 
 import torch
 
+from vwm_agents import philox
 from vwm_agents.models import DaleRNN
-from vwm_agents.noise import observe_rates
+from vwm_agents.noise import observe_rates, slope_sampler
 
 DT_MS = 10.0
 FACTOR = 0.05
@@ -67,6 +72,7 @@ def _torch_gamma(rates: torch.Tensor) -> torch.Tensor:
 def samplers() -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
     return {
         "randn": lambda r: r + torch.randn_like(r),
+        "philox_normal": lambda r: r + philox.normal(r),
         "torch_gamma": _torch_gamma,
         "gauss": lambda r: observe_rates(r, "gauss", FACTOR, DT_MS),
         "puregauss": lambda r: observe_rates(r, "puregauss", FACTOR, DT_MS),
@@ -93,6 +99,18 @@ def bench_draws(shape: tuple[int, int], repeats: int) -> dict[str, dict[str, flo
             "forward_ms": _median_ms(forward, repeats),
             "forward_backward_ms": _median_ms(forward_backward, repeats),
         }
+    return results
+
+
+def bench_slope_samplers(shape: tuple[int, int], repeats: int) -> dict[str, float]:
+    rates = torch.rand(shape) * 40.0
+    slope = torch.empty_like(rates)
+    results = {}
+    for noise_type in ("gauss", "gamma"):
+        for label, use_native in (("fused", True), ("eager", False)):
+            sample = slope_sampler(noise_type, FACTOR, DT_MS, native=use_native)
+            results[f"{noise_type}_{label}"] = _median_ms(lambda s=sample: s(rates, None, slope),
+                                                          repeats)
     return results
 
 
@@ -140,6 +158,11 @@ def main() -> None:
             f"{row['forward_x_randn']:>13.2f}{row['forward_backward_x_randn']:>13.2f}"
         )
 
+    slopes = bench_slope_samplers(shape, args.repeats)
+    print(f"\ndraw + slope (the trainer's samplers), median {args.clock} ms")
+    for name, ms in slopes.items():
+        print(f"  {name:<13}{ms:>9.3f}")
+
     iteration = bench_iteration(args.iter_batch, args.iter_steps, args.iter_repeats)
     ratio = iteration["gamma"] / iteration["gauss"]
     print(f"\nDaleRNN fwd+bwd, B={args.iter_batch}, T={args.iter_steps}, N=256 (median ms)")
@@ -156,6 +179,7 @@ def main() -> None:
         "draw_shape": list(shape),
         "noise_factor": FACTOR,
         "draws": draws,
+        "draw_and_slope_ms": slopes,
         "iteration": {
             "batch": args.iter_batch,
             "steps": args.iter_steps,

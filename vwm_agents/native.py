@@ -4,9 +4,10 @@ On the CPU the matrix products of a training iteration are only part of its cost
 default size a gamma noise draw is ~25 small eager ops (each a pass over the (B, N) rates with
 its own allocation and dispatch), and the saturating update another five. ``native_kernels.c``
 (next to this file) does each of them in one vectorised loop: the gamma noise draw and its
-slope, the Gaussian one, and sigmoid + Euler update + phi's slope. The random numbers are still
-drawn by PyTorch from the same generator in the same order, so a run draws exactly the numbers
-of the eager path and the results agree to float32 rounding (``tests/agents/test_native.py``).
+slope, the Gaussian one, sigmoid + Euler update + phi's slope, and the noise's random numbers
+(Philox-4x32-10 with its Box-Muller normals, :mod:`vwm_agents.philox`: the same bits as the
+eager version of the generator). Results agree with the eager ops to float32 rounding
+(``tests/agents/test_native.py``).
 
 The C file is plain C99 without PyTorch headers: built with the system's C compiler (``$CC``,
 else ``cc``, ``gcc`` or ``clang``) in well under a second, cached under
@@ -67,6 +68,20 @@ class NativeKernels:
         self._sigmoid.argtypes = (_index, _pointer, _pointer, _pointer, _float, _pointer,
                                   _pointer)
         self._sigmoid.restype = None
+        self._normal = library.vwm_philox_normal
+        self._uniform = library.vwm_philox_uniform
+        for fill in (self._normal, self._uniform):
+            fill.argtypes = (_index, ctypes.c_uint32, ctypes.c_uint32, _pointer)
+            fill.restype = None
+
+    def philox_normal(self, key: int, out: Tensor) -> None:
+        """Fill ``out`` with the standard normals of the Philox draw ``key``
+        (:mod:`vwm_agents.philox`)."""
+        self._normal(out.numel(), key & 0xFFFFFFFF, key >> 32, out.data_ptr())
+
+    def philox_uniform(self, key: int, out: Tensor) -> None:
+        """Fill ``out`` with the uniforms in [0, 1) of the Philox draw ``key``."""
+        self._uniform(out.numel(), key & 0xFFFFFFFF, key >> 32, out.data_ptr())
 
     def gamma_noise(self, rates: Tensor, normal: Tensor, uniform: Tensor,
                     variance_per_rate: float, noisy: Tensor, slope: Tensor | None) -> None:

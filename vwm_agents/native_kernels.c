@@ -78,6 +78,105 @@ static inline float log_f32(float x) {
 }
 
 /*
+ * Random numbers: Philox-4x32-10 (Salmon et al. 2011), a counter-based generator: block j of a
+ * draw is philox(counter = (j, 0, 0, 0), key), four 32-bit words. vwm_agents/philox.py holds the
+ * same generator in PyTorch integer ops (bit-identical) and the layout of a draw:
+ *   uniforms: element j + m q (m = 0..3, q = ceil(n / 4)) is (word_m >> 8) 2^-24, in [0, 1);
+ *   normals (Box-Muller): words (0, 1) give elements j and j + q, words (2, 3) give j + 2q and
+ *   j + 3q: u1 = ((word_a >> 8) + 1) 2^-24 in (0, 1], u2 = (word_b >> 8) 2^-24,
+ *   z = sqrt(-2 log u1) (cos 2 pi u2, sin 2 pi u2).
+ */
+static inline void philox_block(uint64_t block, uint32_t key0, uint32_t key1, uint32_t word[4]) {
+    uint32_t c0 = (uint32_t)block, c1 = (uint32_t)(block >> 32), c2 = 0, c3 = 0;
+    uint32_t k0 = key0, k1 = key1;
+    for (int round = 0; round < 10; ++round) {
+        uint64_t p0 = (uint64_t)0xD2511F53u * c0;
+        uint64_t p1 = (uint64_t)0xCD9E8D57u * c2;
+        uint32_t next0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
+        uint32_t next2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+        c1 = (uint32_t)p1;
+        c3 = (uint32_t)p0;
+        c0 = next0;
+        c2 = next2;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    word[0] = c0;
+    word[1] = c1;
+    word[2] = c2;
+    word[3] = c3;
+}
+
+static inline float unit_interval(uint32_t word) { return (float)(int32_t)(word >> 8) * 0x1p-24f; }
+
+/* (cos 2 pi u, sin 2 pi u) for u = k 2^-24: the quarter turn from the top two bits, exactly;
+ * the rest as a +- pi/4 angle around the quarter's middle (Cephes polynomials). */
+static inline void unit_circle(uint32_t word, float *cosine, float *sine) {
+    uint32_t k = word >> 8;
+    int32_t quarter = (int32_t)(k >> 22);
+    float angle = ((float)(int32_t)(k & 0x3fffff) * 0x1p-22f - 0.5f) * 1.57079632679489662f;
+    float z = angle * angle;
+    float s = angle + angle * z * (-1.6666654611e-1f + z * (8.3321608736e-3f
+                                                            + z * -1.9515295891e-4f));
+    float c = 1.0f - 0.5f * z + z * z * (4.166664568298827e-2f + z * (-1.388731625493765e-3f
+                                                                     + z * 2.443315711809948e-5f));
+    /* rotate by pi/4: (cos, sin) of the angle from the start of the quarter */
+    float ca = (c - s) * 0.70710678118654752f, sa = (c + s) * 0.70710678118654752f;
+    float x = quarter == 0 ? ca : quarter == 1 ? -sa : quarter == 2 ? -ca : sa;
+    float y = quarter == 0 ? sa : quarter == 1 ? ca : quarter == 2 ? -sa : -ca;
+    *cosine = x;
+    *sine = y;
+}
+
+static inline void normal_pair(uint32_t word_a, uint32_t word_b, float *first, float *second) {
+    float u1 = ((float)(int32_t)(word_a >> 8) + 1.0f) * 0x1p-24f;
+    float radius = __builtin_sqrtf(-2.0f * log_f32(u1));
+    float cosine, sine;
+    unit_circle(word_b, &cosine, &sine);
+    *first = radius * cosine;
+    *second = radius * sine;
+}
+
+static inline void normal_block(index_t j, uint32_t key0, uint32_t key1, float value[4]) {
+    uint32_t w[4];
+    philox_block((uint64_t)j, key0, key1, w);
+    normal_pair(w[0], w[1], &value[0], &value[1]);
+    normal_pair(w[2], w[3], &value[2], &value[3]);
+}
+
+static inline void uniform_block(index_t j, uint32_t key0, uint32_t key1, float value[4]) {
+    uint32_t w[4];
+    philox_block((uint64_t)j, key0, key1, w);
+    for (int m = 0; m < 4; ++m) value[m] = unit_interval(w[m]);
+}
+
+/* Element j + m q of the draw is value m of block j; blocks below n - 3q have all four. */
+#define PHILOX_FILL(name, block)                                                        \
+    void name(index_t n, uint32_t key0, uint32_t key1, float *restrict out) {           \
+        index_t q = (n + 3) / 4;                                                        \
+        index_t full = n - 3 * q > 0 ? n - 3 * q : 0;                                   \
+        for (index_t j = 0; j < full; ++j) {                                            \
+            float value[4];                                                             \
+            block(j, key0, key1, value);                                                \
+            out[j] = value[0];                                                          \
+            out[j + q] = value[1];                                                      \
+            out[j + 2 * q] = value[2];                                                  \
+            out[j + 3 * q] = value[3];                                                  \
+        }                                                                               \
+        for (index_t j = full; j < q; ++j) {                                            \
+            float value[4];                                                             \
+            block(j, key0, key1, value);                                                \
+            for (int m = 0; m < 4; ++m) {                                               \
+                if (j + m * q < n) out[j + m * q] = value[m];                           \
+            }                                                                           \
+        }                                                                               \
+    }
+
+/* n standard normals / n uniforms in [0, 1) of the draw with key (key0, key1). */
+PHILOX_FILL(vwm_philox_normal, normal_block)
+PHILOX_FILL(vwm_philox_uniform, uniform_block)
+
+/*
  * Gamma spiking noise X of rates r and its pathwise slope dX/dr (see vwm_agents/noise.py,
  * _gamma_sample, for the derivation), from a standard normal z and a uniform u per element;
  * K = k^2 / dt_s. slope may be NULL. (Each kernel has one loop per case, without branches in

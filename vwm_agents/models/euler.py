@@ -16,13 +16,16 @@ reference), same noise draws in the same order, but:
 
 Plain autograd needs ~20 small kernels per step forward and about as many backward, each with its
 own allocation and autograd bookkeeping; at the default size (N = 128, B = 128) those cost more
-than the matrix products. Measured by ``benchmarks/bench_train.py`` (one thread, dt = 10 ms):
-a full training iteration is 1.6x (Gaussian noise) to 1.4x (gamma) faster than the same model
-through plain autograd, 1.7x / 3.6x faster than the plain loop a user would write. The big
+than the matrix products. On float32 CPU tensors the per-step elementwise work (the noise draws
+with their slopes, sigmoid + Euler update + phi's slope) runs in fused C loops
+(:mod:`vwm_agents.native`), the noise's random numbers included (:mod:`vwm_agents.philox`).
+Measured by ``benchmarks/bench_train.py`` (one thread, dt = 10 ms; README, Performance). The big
 saved buffers are reused across iterations only if the allocator keeps freed memory (see
-:func:`vwm_agents.accel.retain_freed_memory`: ~20% of an iteration on the CPU). ``tests/agents/test_fast_paths.py`` checks outputs and gradients
-against the plain loop (float32 tolerance, and 1e-10 in float64) for every noise type, both
-nonlinearities, Dale's law on and off, stacked models and ``readout_from``.
+:func:`vwm_agents.accel.retain_freed_memory`: ~20% of an iteration on the CPU).
+``tests/agents/test_fast_paths.py`` checks outputs and gradients against the plain loop (float32
+tolerance, and 1e-10 in float64) for every noise type, both nonlinearities, Dale's law on and
+off, stacked models and ``readout_from``; ``tests/agents/test_native.py`` the fused loops against
+the eager ops.
 
 Gradients flow to the input drive, the recurrent and readout weights and the initial rates; the
 leak (dt / tau) and the noise factor are constants (buffers). :func:`euler_loop` falls back to
