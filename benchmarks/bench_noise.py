@@ -16,7 +16,7 @@ autograd) with the fused kernels (:mod:`vwm_agents.native`) and with eager ops o
 Then fwd+bwd of a DaleRNN iteration with gamma vs gauss noise (the target: gamma <= 1.25x gauss).
 
     python benchmarks/bench_noise.py [--repeats 20] [--iter-batch 512] [--iter-steps 202]
-        [--clock wall|cpu]
+        [--clock wall|cpu] [--threads 1]
 
 Prints a table and writes ``benchmarks/results/bench_noise.json``.
 """
@@ -140,8 +140,12 @@ def main() -> None:
         "--clock", choices=tuple(CLOCKS), default="wall",
         help="cpu: process CPU time, steadier on a shared machine (use with 1 thread)",
     )
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (the fused kernels are serial: with more threads "
+                             "they run only below ATen's parallel grain size)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "bench_noise.json")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     global _clock
     _clock = CLOCKS[args.clock]
 

@@ -15,10 +15,12 @@ type            observed rate                                mean / variance
 ==============  ===========================================  =================================
 
 k = 0 gives the rates back unchanged for every type. All draws come from the optional
-``torch.Generator``: on the CPU each draw takes one 64-bit key from it and computes its numbers
-with the counter-based Philox generator (:mod:`vwm_agents.philox`: 3-4x cheaper than PyTorch's
-CPU normals and uniforms); on other devices PyTorch draws them, without reading values back to
-the host, so a sampler can run inside a CUDA graph. Everything is differentiable with respect to
+``torch.Generator``: on the CPU, where the fused kernels of :mod:`vwm_agents.native` exist,
+each draw takes one 64-bit key from it and computes its numbers with the counter-based Philox
+generator (:mod:`vwm_agents.philox`: 3-4x cheaper than PyTorch's CPU normals and uniforms);
+elsewhere (no C compiler, ``VWM_RNN_NATIVE=0``, GPUs) PyTorch draws them: the same
+distributions, other numbers. Nothing reads values back to the host, so a sampler can run
+inside a CUDA graph. Everything is differentiable with respect to
 the rates.
 
 The gamma sampler
@@ -40,10 +42,10 @@ single autograd node (:class:`_GammaNoise`) that computes dX/dr during the forwa
   and k = 0.05 ... 0.3.
 
 On float32 CPU tensors the draw with its slope runs as one fused loop
-(:mod:`vwm_agents.native`), as does the Gaussian noise. The cost, measured by
-``benchmarks/bench_noise.py`` (1 CPU thread, (128, 128) rates, draw + slope): see that
-benchmark's table; at the default size a gamma draw went from ~360 us (eager ops on PyTorch's
-random numbers) to ~110 us (Philox + fused loop).
+(:mod:`vwm_agents.native`), as does the Gaussian noise. Measured at the default size ((128, 128)
+rates, one thread, draw + slope): ~360 us as eager ops on PyTorch's random numbers, ~110 us
+with Philox numbers and the fused loop (``benchmarks/bench_noise.py`` times the samplers at
+(512, 256)).
 """
 
 from __future__ import annotations
@@ -91,9 +93,10 @@ def _rand(like: Tensor, generator: Generators) -> Tensor:
 
 
 def _draw(like: Tensor, generator: Generators, cpu_draw, device_draw, device_fill) -> Tensor:
-    """Random numbers shaped like ``like``: on the CPU one Philox draw (:mod:`vwm_agents.philox`)
-    per generator, elsewhere PyTorch's own generator."""
-    on_cpu = like.device.type == "cpu"
+    """Random numbers shaped like ``like``: on the CPU, where the fused kernels exist, one Philox
+    draw (:mod:`vwm_agents.philox`) per generator; elsewhere PyTorch's own generator (Philox in
+    PyTorch integer ops would cost 3-4x a training iteration: see the README, Performance)."""
+    on_cpu = like.device.type == "cpu" and native.kernels() is not None
     if generator is None or isinstance(generator, torch.Generator):
         if on_cpu:
             return cpu_draw(like, generator)

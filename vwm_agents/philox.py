@@ -20,11 +20,13 @@ generator by one number), then:
   Box-Muller on 24-bit uniforms, have the same bound).
 
 The fused kernels (:mod:`vwm_agents.native`) compute this in C; the functions here compute the
-same words with PyTorch integer ops (bit-identical: ``tests/agents/test_native.py`` checks them
+same words with PyTorch integer ops (bit-identical: ``tests/agents/test_philox.py`` checks them
 against each other and against the published test vectors) and the same transforms with eager
-float ops (equal to float32 rounding). Where the kernels exist, float32 draws use them; float64
-draws, and every draw where they do not, use the eager ops. Other devices keep PyTorch's own
-generator (a CUDA draw is already one kernel).
+float ops (equal to float32 rounding). The noise samplers (:mod:`vwm_agents.noise`) use Philox
+only where the kernels exist: float32 draws in C, float64 draws (tests) through the integer ops.
+Without the kernels they use PyTorch's generator, because ~130 small integer ops per draw
+would make a training iteration 3-4x slower than PyTorch's own CPU generator does. Other
+devices keep PyTorch's generator too (a CUDA draw is already one kernel).
 """
 
 from __future__ import annotations

@@ -196,11 +196,13 @@ def _run_isolated(code: str, env: dict[str, str]) -> subprocess.CompletedProcess
 
 def test_switched_off_or_unbuildable_kernels_fall_back_to_eager(tmp_path):
     """VWM_RNN_NATIVE=0: no kernels, silently. A compiler that fails: one warning, no kernels,
-    and the model still trains (eagerly)."""
+    and the model still trains (eagerly). Without kernels the noise draws come from PyTorch's
+    generator (Philox in integer ops would be 3-4x slower)."""
     code = """
         import warnings, torch
         from vwm_agents import native
         from vwm_agents.models import DaleRNN
+        from vwm_agents.noise import noise_fn
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             assert native.kernels() is None
@@ -209,6 +211,10 @@ def test_switched_off_or_unbuildable_kernels_fall_back_to_eager(tmp_path):
         outputs, rates = model(torch.rand(2, 20, 6))
         rates.mean().backward()
         assert torch.isfinite(model.recurrent_weights.grad).all()
+        r = torch.full((8, 16), 20.0)
+        noisy = noise_fn("puregauss", 0.1, 10.0, torch.Generator().manual_seed(1))(r)
+        expected = r + 1.5 * torch.randn(8, 16, generator=torch.Generator().manual_seed(1))
+        assert torch.allclose(noisy, expected.relu(), rtol=1e-6, atol=1e-5)
         print(len(caught), "|".join(str(w.message) for w in caught))
     """
     off = _run_isolated(code, {"VWM_RNN_NATIVE": "0", "VWM_RNN_CACHE": str(tmp_path / "a")})
