@@ -14,8 +14,9 @@ else ``cc``, ``gcc`` or ``clang``) in well under a second, cached under
 ``$VWM_RNN_CACHE`` (default ``~/.cache/vwm-rnn``) keyed by the source, the compiler, its flags
 and the CPU (``-march=native`` code must not run on another node of a cluster that shares the
 home directory), and loaded with ctypes. Where there is no compiler, or the build fails, or
-``VWM_RNN_NATIVE=0`` is set, :func:`kernels` returns None and the callers run the same maths
-in eager PyTorch (one warning says why, when a build was tried and failed).
+``VWM_RNN_NATIVE=0`` is set, :func:`kernels` returns None: the callers run the same maths in
+eager PyTorch and the noise draws come from PyTorch's generator (:mod:`vwm_agents.noise`); one
+warning says why, unless the kernels were switched off on purpose.
 
 The kernels are serial and float32 only: callers use them for contiguous float32 CPU tensors,
 and with several torch threads only below the size where eager ops would start to split work
@@ -128,14 +129,17 @@ def kernels() -> NativeKernels | None:
         return None
     compiler = _find_compiler()
     if compiler is None:
-        return None
-    try:
-        return _load(compiler)
-    except (OSError, subprocess.SubprocessError, AttributeError) as error:
-        warnings.warn(f"vwm_agents.native: could not build the fused CPU kernels with {compiler} "
-                      f"({error}); using eager PyTorch ops (same results, slower)",
-                      RuntimeWarning, stacklevel=2)
-        return None
+        reason = "no C compiler found (set $CC, or install gcc or clang)"
+    else:
+        try:
+            return _load(compiler)
+        except (OSError, subprocess.SubprocessError, AttributeError) as error:
+            reason = f"could not build them with {compiler} ({error})"
+    warnings.warn(f"vwm_agents.native: {reason}; CPU training runs on eager PyTorch ops and "
+                  "PyTorch's random numbers instead of the fused kernels (same maths, other "
+                  "noise draws, about 1.5-2x slower); VWM_RNN_NATIVE=0 silences this",
+                  RuntimeWarning, stacklevel=2)
+    return None
 
 
 def _find_compiler() -> str | None:

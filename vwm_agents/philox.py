@@ -94,14 +94,15 @@ def _eager_normal(n: int, key: int, dtype: torch.dtype) -> Tensor:
     return _spread(pairs.flatten(1), n)
 
 
-def _fill(like: Tensor, generator: torch.Generator | None, eager: Callable, fused_name: str,
-          fused_ok: bool) -> Tensor:
+def _fill(like: Tensor, generator: torch.Generator | None,
+          eager: Callable[[int, int, torch.dtype], Tensor],
+          fused: Callable[[native.NativeKernels, int, Tensor], None], use_kernels: bool) -> Tensor:
     out = torch.empty(like.shape, dtype=like.dtype)
     key = draw_key(generator)
     # Serial, but at any size and thread count far faster than the eager integer ops.
-    kernels = native.kernels() if fused_ok and like.dtype == torch.float32 else None
+    kernels = native.kernels() if use_kernels and like.dtype == torch.float32 else None
     if kernels is not None:
-        getattr(kernels, fused_name)(key, out)
+        fused(kernels, key, out)
     else:
         out.view(-1).copy_(eager(out.numel(), key, like.dtype))
     return out
@@ -110,10 +111,12 @@ def _fill(like: Tensor, generator: torch.Generator | None, eager: Callable, fuse
 def normal(like: Tensor, generator: torch.Generator | None = None, *,
            native_kernels: bool = True) -> Tensor:
     """Standard normals shaped like ``like`` (a CPU tensor), one Philox draw from ``generator``."""
-    return _fill(like, generator, _eager_normal, "philox_normal", native_kernels)
+    return _fill(like, generator, _eager_normal, native.NativeKernels.philox_normal,
+                 native_kernels)
 
 
 def uniform(like: Tensor, generator: torch.Generator | None = None, *,
             native_kernels: bool = True) -> Tensor:
     """Uniforms in [0, 1) shaped like ``like`` (a CPU tensor), one Philox draw."""
-    return _fill(like, generator, _eager_uniform, "philox_uniform", native_kernels)
+    return _fill(like, generator, _eager_uniform, native.NativeKernels.philox_uniform,
+                 native_kernels)

@@ -195,8 +195,8 @@ def _run_isolated(code: str, env: dict[str, str]) -> subprocess.CompletedProcess
 
 
 def test_switched_off_or_unbuildable_kernels_fall_back_to_eager(tmp_path):
-    """VWM_RNN_NATIVE=0: no kernels, silently. A compiler that fails: one warning, no kernels,
-    and the model still trains (eagerly). Without kernels the noise draws come from PyTorch's
+    """VWM_RNN_NATIVE=0: no kernels, silently. A compiler that fails, or none: one warning, no
+    kernels, and the model still trains (eagerly). Without kernels the noise draws come from PyTorch's
     generator (Philox in integer ops would be 3-4x slower)."""
     code = """
         import warnings, torch
@@ -222,7 +222,12 @@ def test_switched_off_or_unbuildable_kernels_fall_back_to_eager(tmp_path):
     assert off.stdout.startswith("0 "), off.stdout
     failing = _run_isolated(code, {"CC": "false", "VWM_RNN_CACHE": str(tmp_path / "b")})
     assert failing.returncode == 0, failing.stderr
-    assert failing.stdout.startswith("1 ") and "eager PyTorch" in failing.stdout, failing.stdout
+    assert failing.stdout.startswith("1 ") and "could not build" in failing.stdout, failing.stdout
+    assert "eager PyTorch" in failing.stdout
+    # no compiler on the PATH at all
+    absent = _run_isolated(code, {"CC": "", "PATH": str(tmp_path), "VWM_RNN_CACHE": str(tmp_path)})
+    assert absent.returncode == 0, absent.stderr
+    assert absent.stdout.startswith("1 ") and "no C compiler" in absent.stdout, absent.stdout
 
 
 def test_build_is_cached_per_source_compiler_and_cpu(tmp_path):

@@ -54,6 +54,11 @@ def test_kernels_draw_the_eager_numbers(n):
     eager_normal = philox._eager_normal(n, key, torch.float64)
     # |z| <= 5.8: a few float32 ulps of the largest values
     assert (fused_normal.double() - eager_normal).abs().max() <= 2e-6
+    like = torch.empty(n)
+    for draw in (philox.uniform, philox.normal):
+        with_kernels = draw(like, torch.Generator().manual_seed(n))
+        without = draw(like, torch.Generator().manual_seed(n), native_kernels=False)
+        torch.testing.assert_close(with_kernels, without, rtol=0, atol=2e-6)
 
 
 def test_layout_of_a_draw():
