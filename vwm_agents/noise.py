@@ -20,8 +20,7 @@ each draw takes one 64-bit key from it and computes its numbers with the counter
 generator (:mod:`vwm_agents.philox`: 3-4x cheaper than PyTorch's CPU normals and uniforms);
 elsewhere (no C compiler, ``VWM_RNN_NATIVE=0``, GPUs) PyTorch draws them: the same
 distributions, other numbers. Nothing reads values back to the host, so a sampler can run
-inside a CUDA graph. Everything is differentiable with respect to
-the rates.
+inside a CUDA graph. Everything is differentiable with respect to the rates.
 
 The gamma sampler
 -----------------
@@ -56,6 +55,7 @@ import torch
 from torch import Tensor
 
 from vwm_agents import native, philox
+from vwm_agents.native import NativeKernels
 
 NOISE_TYPES: tuple[str, ...] = ("gamma", "gauss", "puregauss", "csnr", "none")
 
@@ -96,12 +96,12 @@ def _draw(like: Tensor, generator: Generators, cpu_draw, device_draw, device_fil
     """Random numbers shaped like ``like``: on the CPU, where the fused kernels exist, one Philox
     draw (:mod:`vwm_agents.philox`) per generator; elsewhere PyTorch's own generator (Philox in
     PyTorch integer ops would cost 3-4x a training iteration: see the README, Performance)."""
-    on_cpu = like.device.type == "cpu" and native.kernels() is not None
+    use_philox = like.device.type == "cpu" and native.kernels() is not None
     if generator is None or isinstance(generator, torch.Generator):
-        if on_cpu:
+        if use_philox:
             return cpu_draw(like, generator)
         return device_draw(like.shape, generator=generator, dtype=like.dtype, device=like.device)
-    if on_cpu:
+    if use_philox:
         def fill(part: Tensor, generator: torch.Generator) -> None:
             part.copy_(cpu_draw(part, generator))
     else:
@@ -314,39 +314,49 @@ def slope_sampler(
     dt_s = dt_ms / 1000.0
     if noise_type == "gamma":  # K once per sampler, not once per draw
         variance_per_rate = factor * factor / dt_s
-        fused_k = _member_scalars(variance_per_rate) if native else None
 
-        def sample_gamma(rates: Tensor, out: Tensor | None = None,
-                         slope_out: Tensor | None = None) -> Tensor:
-            fused = _fused(fused_k, rates, out, slope_out)
-            if fused is None:
-                return _gamma_sample(rates, factor, dt_s, generator, out, slope_out,
-                                     variance_per_rate)
-            normal, uniform = _randn(rates, generator), _rand(rates, generator)
-            out = torch.empty_like(rates) if out is None else out
-            for part, k in _members(fused_k, rates, normal, uniform, out, slope_out):
-                fused.gamma_noise(*part[:3], k, *part[3:])
-            return out
+        def sample(rates: Tensor, out: Tensor | None = None,
+                   slope_out: Tensor | None = None) -> Tensor:
+            return _gamma_sample(rates, factor, dt_s, generator, out, slope_out,
+                                 variance_per_rate)
 
-        return sample_gamma
-    if noise_type == "gauss":
-        fused_factor = _member_scalars(factor) if native else None
-
-        def sample_gauss(rates: Tensor, out: Tensor | None = None,
-                         slope_out: Tensor | None = None) -> Tensor:
-            fused = _fused(fused_factor, rates, out, slope_out)
-            if fused is None:
-                return _gauss_slope(rates, factor, dt_s, generator, out, slope_out)
-            normal = _randn(rates, generator)
-            out = torch.empty_like(rates) if out is None else out
-            for part, k in _members(fused_factor, rates, normal, out, slope_out):
-                fused.gauss_noise(*part[:2], k, dt_s, *part[2:])
-            return out
-
-        return sample_gauss
+        if not native:
+            return sample
+        return _with_kernels(sample, _member_scalars(variance_per_rate),
+                             lambda rates: (_randn(rates, generator), _rand(rates, generator)),
+                             NativeKernels.gamma_noise)
 
     def sample(rates: Tensor, out: Tensor | None = None, slope_out: Tensor | None = None) -> Tensor:
         return sampler(rates, factor, dt_s, generator, out, slope_out)
+
+    if noise_type != "gauss" or not native:
+        return sample
+
+    def gauss_kernel(kernels: NativeKernels, rates, normal, k, out, slope) -> None:
+        kernels.gauss_noise(rates, normal, k, dt_s, out, slope)
+
+    return _with_kernels(sample, _member_scalars(factor),
+                         lambda rates: (_randn(rates, generator),), gauss_kernel)
+
+
+def _with_kernels(eager: SlopeSampler, scalars: list[float] | None,
+                  draw: Callable[[Tensor], tuple[Tensor, ...]], kernel: Callable) -> SlopeSampler:
+    """``eager``, but through the fused ``kernel(kernels, rates, *numbers, scalar, out, slope)``
+    where the kernels apply: the random numbers (``draw``) come first, for the whole tensor, as
+    in ``eager``; then one kernel call for it, or one per stacked model (``scalars``)."""
+    if scalars is None:
+        return eager
+
+    def sample(rates: Tensor, out: Tensor | None = None, slope_out: Tensor | None = None) -> Tensor:
+        kernels = _fused(scalars, rates, out, slope_out)
+        if kernels is None:
+            return eager(rates, out, slope_out)
+        numbers = draw(rates)
+        out = torch.empty_like(rates) if out is None else out
+        for (part, *part_numbers, part_out, part_slope), scalar in _members(
+                scalars, rates, *numbers, out, slope_out):
+            kernel(kernels, part, *part_numbers, scalar, part_out, part_slope)
+        return out
 
     return sample
 
@@ -365,9 +375,9 @@ def _member_scalars(value: Factor) -> list[float] | None:
     return None
 
 
-def _fused(scalars: list[float] | None, rates: Tensor, out: Tensor | None,
-           slope_out: Tensor | None) -> native.NativeKernels | None:
-    if scalars is None or rates.requires_grad:
+def _fused(scalars: list[float], rates: Tensor, out: Tensor | None,
+           slope_out: Tensor | None) -> NativeKernels | None:
+    if rates.requires_grad:
         return None
     if len(scalars) > 1 and (rates.dim() != 3 or rates.shape[0] != len(scalars)):
         return None

@@ -220,8 +220,6 @@ def run_name(config: Config, *, agent_class: type | None = None) -> str:
     return "".join(parts)
 
 
-
-
 def _defaults(function: Any, given: Mapping[str, Any]) -> dict[str, Any]:
     """``function``'s keyword defaults, updated with ``given``."""
     settings = {name: p.default for name, p in inspect.signature(function).parameters.items()

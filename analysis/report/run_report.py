@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from analysis.report import _html as H
 from analysis.report._summary import Table, summarise
 from analysis.report.captions import caption_for, caption_order
-from vwm_agents.rundir import atomic_write_text
+from vwm_agents.rundir import atomic_write_text, read_history
 
 __all__ = ["ReportError", "SetSizeCurve", "set_size_curve", "figure_set_size", "write_report",
            "REPORT_FILE", "IMAGE_SUFFIXES", "SECTIONS"]
@@ -51,12 +51,6 @@ class ReportError(ValueError):
 
 # ----------------------------------------------------------------------------------------------
 # Reading the run
-
-
-def _read_history(run_dir: Path) -> list[dict]:
-    from vwm_agents.rundir import read_history  # history.jsonl, or history.yaml of older runs
-
-    return read_history(run_dir)
 
 
 def _read_json(path: Path) -> Any:
@@ -180,7 +174,7 @@ def _config_section(run_dir: Path) -> str:
 
 def _training_section(run_dir: Path) -> str:
     try:
-        history = _read_history(run_dir)
+        history = read_history(run_dir)  # history.jsonl, or history.yaml of older runs
     except Exception as exc:  # noqa: BLE001 - a corrupt history must not hide the rest
         return f'<p class="note">History unreadable: {H.esc(exc)}</p>'
     stem = "training_history"

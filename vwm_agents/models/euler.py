@@ -41,7 +41,6 @@ from torch import Tensor
 
 from vwm_agents import native as native_kernels
 from vwm_agents.losses import mark_nonnegative
-from vwm_agents.native import NativeKernels
 from vwm_agents.noise import SlopeSampler
 
 __all__ = ["Activation", "euler_loop"]
@@ -62,7 +61,8 @@ class Activation:
         return self.power_scale * pre.clamp_min(self.power_floor).pow(self.power_exponent)
 
     def rates_and_slope(self, pre: Tensor, rates: Tensor, leak: Tensor, out: Tensor,
-                        slope_out: Tensor | None, fused: NativeKernels | None = None) -> None:
+                        slope_out: Tensor | None,
+                        fused: native_kernels.NativeKernels | None = None) -> None:
         """``out = lerp(rates, phi(pre), leak)``; ``slope_out = leak phi'(pre)``; ``pre`` is
         overwritten. ``fused``: the native kernels (saturating phi only), which need ``leak``
         at the full size of ``pre``."""
