@@ -48,6 +48,9 @@ _NATIVE_FLAGS = ("-march=native",)
 # Eager elementwise ops split work across threads from this many elements on (ATen's grain
 # size); below it they run on one thread, as the kernels do.
 _EAGER_GRAIN = 32768
+# Values of $VWM_RNN_NATIVE.
+_OFF = ("0", "false", "no", "off")
+_ON = ("1", "true", "yes", "on")
 
 _index = ctypes.c_int64
 _pointer = ctypes.c_void_p
@@ -125,8 +128,13 @@ def use_kernels(*tensors: Tensor | None) -> NativeKernels | None:
 @functools.cache
 def kernels() -> NativeKernels | None:
     """The compiled kernels, built (or found in the cache) once per process; None if unavailable."""
-    if os.environ.get("VWM_RNN_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
+    switch = os.environ.get("VWM_RNN_NATIVE", "1").strip().lower()
+    if switch in _OFF:
         return None
+    if switch not in _ON:
+        warnings.warn(f"VWM_RNN_NATIVE={os.environ['VWM_RNN_NATIVE']!r} is not one of "
+                      f"{', '.join(_OFF + _ON)}; using the kernels (the default)",
+                      RuntimeWarning, stacklevel=2)
     compiler = _find_compiler()
     if compiler is None:
         reason = "no C compiler found (set $CC, or install gcc or clang)"

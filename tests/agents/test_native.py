@@ -230,6 +230,20 @@ def test_switched_off_or_unbuildable_kernels_fall_back_to_eager(tmp_path):
     assert absent.stdout.startswith("1 ") and "no C compiler" in absent.stdout, absent.stdout
 
 
+def test_unknown_switch_value_warns_and_keeps_the_kernels(tmp_path):
+    code = """
+        import warnings
+        from vwm_agents import native
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            print(native.kernels() is not None, "|".join(str(w.message) for w in caught))
+    """
+    result = _run_isolated(code, {"VWM_RNN_NATIVE": "maybe", "VWM_RNN_CACHE": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("True "), result.stdout
+    assert "VWM_RNN_NATIVE='maybe' is not one of 0, false" in result.stdout, result.stdout
+
+
 def test_build_is_cached_per_source_compiler_and_cpu(tmp_path):
     code = """
         from vwm_agents import native
