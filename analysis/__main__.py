@@ -6,7 +6,7 @@ Usage::
                                [--human-data PATH] [--human-units deg|rad]
                                [--human-space orientation|circle] [--checkpoint best|latest]
 
-Loads the run with :func:`vwm_agents.run.load_run`, runs the selected analyses (all by default,
+Loads the run with :func:`vwm_agents.load_run`, runs the selected analyses (all by default,
 or ``analysis.only`` of the run's config) and writes ``RUN_DIR/analysis/<file>.json`` plus PNG
 figures, then ``analysis.report.write_report(RUN_DIR)`` when that module is installed.
 
@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from tqdm.auto import tqdm
 
-    from vwm_agents.run import RunDirError, load_run
+    from vwm_agents import RunDirError, load_run
 
     if args.trials is not None and args.trials < 1:
         _error(f"--trials: must be >= 1, got {args.trials}")

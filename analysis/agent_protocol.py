@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from vwm_agents.evaluation import forward_parameters
+from vwm_agents.training.evaluation import forward_parameters
 
 __all__ = [
     "takes_noise_switch",

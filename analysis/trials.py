@@ -105,7 +105,7 @@ def model_errors(model, env, n_trials: int = 1000, set_sizes=None, seed: int = 0
     """
     import torch
 
-    from vwm_agents.losses import decoded_angles
+    from vwm_agents.training.losses import decoded_angles
     from vwm_tasks.batch import batch_tensors
 
     reason = needs_vwm_recall(model, env)

@@ -5,13 +5,13 @@ Per draw at rates (512, 256) (one Euler step of the default batch), forward and 
 
 * ``randn``: one Gaussian draw, the floor;
 * ``torch_gamma``: ``torch.distributions.Gamma(...).rsample()``, the reference's sampler;
-* ``gauss`` / ``gamma`` / ``csnr``: :func:`vwm_agents.noise.observe_rates`;
+* ``gauss`` / ``gamma`` / ``csnr``: :func:`vwm_agents.models.noise.observe_rates`;
 * ``gamma_wh_only``: Wilson-Hilferty without the boosting step (no exponential draw), the
   cheaper but inexact-for-small-shapes alternative the boosting is weighed against;
-* ``philox_normal``: the CPU normals the samplers use (:mod:`vwm_agents.philox`), vs ``randn``.
+* ``philox_normal``: the CPU normals the samplers use (:mod:`vwm_agents.models.philox`), vs ``randn``.
 
-Then the trainer's samplers (:func:`vwm_agents.noise.slope_sampler`: the draw and its slope, no
-autograd) with the fused kernels (:mod:`vwm_agents.native`) and with eager ops only.
+Then the trainer's samplers (:func:`vwm_agents.models.noise.slope_sampler`: the draw and its slope, no
+autograd) with the fused kernels (:mod:`vwm_agents.models.native`) and with eager ops only.
 
 Then fwd+bwd of a DaleRNN iteration with gamma vs gauss noise (the target: gamma <= 1.25x gauss).
 
@@ -33,9 +33,8 @@ from pathlib import Path
 
 import torch
 
-from vwm_agents import philox
-from vwm_agents.models import DaleRNN
-from vwm_agents.noise import observe_rates, slope_sampler
+from vwm_agents.models import DaleRNN, philox
+from vwm_agents.models.noise import observe_rates, slope_sampler
 
 DT_MS = 10.0
 FACTOR = 0.05

@@ -6,8 +6,8 @@ Timed after warm-up; the median of ``--repeats``; all paths run in alternating r
 path sees the same background load and the *ratios* stay meaningful on a busy machine (use
 ``--clock cpu`` there: this process's CPU time, with one torch thread).
 
-* ``ours``: :class:`vwm_agents.models.DaleRNN` + :mod:`vwm_agents.losses` through
-  :class:`vwm_agents.accel.LossStep`, Adam and ``apply_constraints``: the trainer's path (the
+* ``ours``: :class:`vwm_agents.models.DaleRNN` + :mod:`vwm_agents.training.losses` through
+  :class:`vwm_agents.training.accel.LossStep`, Adam and ``apply_constraints``: the trainer's path (the
   Euler loop as one autograd node with a hand-written backward, :mod:`vwm_agents.models.euler`).
 * ``plain``: the loop a user would write (here in this file): a Python loop per Euler step over
   ``unbind``-ed inputs, list + ``torch.stack``, ``torch.distributions.Gamma(...).rsample()`` for
@@ -20,7 +20,7 @@ path sees the same background load and the *ratios* stay meaningful on a busy ma
   recurrent GEMM forward and the one backward; the recurrent, input and readout weight
   gradients and the input and readout products as single GEMMs), with nothing else.
 * Gamma and Gaussian (``gauss``) spiking noise; ``--ensemble``: S models stacked
-  (:mod:`vwm_agents.ensemble`) vs one model on the single-model path (aggregate model-iterations/s).
+  (:mod:`vwm_agents.models.ensemble`) vs one model on the single-model path (aggregate model-iterations/s).
 
     python benchmarks/bench_train.py [--sizes default,reference] [--repeats 5] [--threads 1]
         [--clock auto|cpu|wall] [--quick] [--with-autograd] [--with-reference] [--ensemble]
@@ -49,10 +49,11 @@ import torch
 from torch import Tensor, nn
 
 import vwm_tasks  # noqa: F401 (registers the env ids)
-from vwm_agents import losses
-from vwm_agents.accel import LossStep, resolve_compile_mode, retain_freed_memory
-from vwm_agents.ensemble import ensemble_forward, ensemble_vwm_loss
 from vwm_agents.models import DaleRNN, simulate
+from vwm_agents.models.ensemble import ensemble_forward
+from vwm_agents.training import losses
+from vwm_agents.training.accel import LossStep, resolve_compile_mode, retain_freed_memory
+from vwm_agents.training.losses import ensemble_vwm_loss
 from vwm_tasks.batch import batch_tensors
 
 RESULTS = Path(__file__).parent / "results" / "bench_train.json"
@@ -192,7 +193,7 @@ def make_autograd(size: Size, n_in: int, n_out: int, noise_type: str, device: to
             model.nonlinearity, model.noise(generator=generator),
             ob.new_zeros(ob.shape[0], model.n_neurons), model.readout_weights, readout_from)
         loss = (losses.vwm_trial_error(outputs, gt, mask, "rad").mean()
-                + LAMBDA_REG * losses.activity_penalty(rates))
+                + LAMBDA_REG * losses.activity_penalty(rates, nonnegative=True))
         loss.backward()
         optimizer.step()
         model.apply_constraints()
@@ -234,7 +235,7 @@ def our_loss_fn(model: DaleRNN, generator: torch.Generator | None):
     def loss_fn(ob: Tensor, gt: Tensor, mask: Tensor, readout_from: int = 0):
         outputs, rates = model(ob, generator=generator, readout_from=readout_from)
         error = losses.vwm_trial_error(outputs, gt, mask, "rad").mean()
-        return error + LAMBDA_REG * losses.activity_penalty(rates), outputs, rates
+        return error + LAMBDA_REG * losses.activity_penalty(rates, nonnegative=True), outputs, rates
     return loss_fn
 
 
@@ -263,7 +264,7 @@ def make_ensemble(size: Size, env, n_models: int, device: torch.device, compile_
     def loss_fn(ob: Tensor, gt: Tensor, mask: Tensor, readout_from: int = 0):
         outputs, rates = ensemble_forward(models, ob, generators=generators,
                                           readout_from=readout_from)
-        per_model = ensemble_vwm_loss(outputs, rates, gt, mask, error_def="rad",
+        per_model = ensemble_vwm_loss(outputs, rates, gt, mask, error_def="rad", nonnegative=True,
                                       lambda_reg=LAMBDA_REG)
         return per_model.sum(), outputs, rates
 
@@ -466,7 +467,7 @@ def main() -> None:
                         "machine; single-threaded CPU runs only); auto: cpu when --device cpu "
                         "and 1 thread, else wall")
     parser.add_argument("--default-malloc", action="store_true",
-                        help="do not call vwm_agents.accel.retain_freed_memory (CPU)")
+                        help="do not call vwm_agents.training.accel.retain_freed_memory (CPU)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     for name in args.sizes.split(","):

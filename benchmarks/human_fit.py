@@ -48,7 +48,7 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "human_fit.json"
 
 def evaluation_env(config):
     """The run's env with set sizes 1-8 (errors: max_items < 8)."""
-    from vwm_agents.run import make_env
+    from vwm_agents.training.run import make_env
 
     max_items = config.task.kwargs.get("max_items", 10)
     if max_items < max(SET_SIZES):
@@ -90,7 +90,7 @@ def evaluate(run_dir: Path, *, trials: int, seed: int, n_bootstrap: int, checkpo
     from analysis import human
     from analysis.distance import bootstrap_se
     from analysis.trials import model_errors
-    from vwm_agents.run import load_run
+    from vwm_agents import load_run
 
     loaded = load_run(run_dir, checkpoint=checkpoint)
     env = evaluation_env(loaded.config)
@@ -139,7 +139,7 @@ def evaluate(run_dir: Path, *, trials: int, seed: int, n_bootstrap: int, checkpo
 
 def _history(run_dir: Path) -> dict:
     """Iterations and wall time of the training, from the run's history (when recorded)."""
-    from vwm_agents.run import read_history
+    from vwm_agents.training.rundir import read_history
 
     try:
         records = read_history(run_dir)

@@ -151,8 +151,8 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
 
     from analysis.__main__ import main as analyse
     from analysis.report import write_report
+    from vwm_agents import train
     from vwm_agents.config import Config
-    from vwm_agents.trainer import train
 
     register_task()
     shutil.rmtree(args.out, ignore_errors=True)  # start afresh on every run of the example

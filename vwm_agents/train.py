@@ -7,6 +7,10 @@ The options ``--out``, ``--device``, ``--num-models`` and ``--no-progress`` set 
 
 Exit codes: 0 done; 1 training diverged; 2 bad command line, config, run directory or checkpoint
 (one line on stderr, nothing written); 130 interrupted with Ctrl-C (checkpoint saved).
+
+``vwm_agents.train`` is also the library's ``train``: called, this module is
+:func:`vwm_agents.training.api.train` (importing a submodule binds it as the package's attribute
+of that name, so the command line's module and the public function must be one object).
 """
 
 from __future__ import annotations
@@ -14,13 +18,28 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import types
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from vwm_agents.cli import OneLineParser
 
 __all__ = ["main", "build_parser"]
+
+
+class _TrainModule(types.ModuleType):
+    """This module, callable as :func:`vwm_agents.training.api.train`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Path:
+        from vwm_agents.training.api import train
+
+        return train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _TrainModule
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,11 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (also used by the ``vwm-train`` console script)."""
-    from vwm_agents.accel import retain_freed_memory
-    from vwm_agents.checkpoint import CheckpointError
     from vwm_agents.config import ConfigError, load_config
-    from vwm_agents.run import RunDirError, resolve_device
-    from vwm_agents.trainer import TrainingDiverged, TrainingInterrupted, train
+    from vwm_agents.training.accel import retain_freed_memory
+    from vwm_agents.training.api import train
+    from vwm_agents.training.checkpoint import CheckpointError
+    from vwm_agents.training.run import resolve_device
+    from vwm_agents.training.rundir import RunDirError
+    from vwm_agents.training.trainer import TrainingDiverged, TrainingInterrupted
 
     try:
         args = build_parser().parse_args(argv)

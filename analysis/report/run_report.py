@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from analysis.report import _html as H
 from analysis.report._summary import Table, summarise
 from analysis.report.captions import caption_for, caption_order
-from vwm_agents.rundir import atomic_write_text, read_history
+from vwm_agents.training.rundir import atomic_write_text, read_history
 
 __all__ = ["ReportError", "SetSizeCurve", "set_size_curve", "figure_set_size", "write_report",
            "REPORT_FILE", "IMAGE_SUFFIXES", "SECTIONS"]
@@ -181,7 +181,7 @@ def _training_section(run_dir: Path) -> str:
     uri = None
     if history:
         try:
-            from vwm_agents.plotting import plot_training_history
+            from vwm_agents.training.plotting import plot_training_history
 
             uri = H.figure_data_uri(plot_training_history(history))
         except Exception:  # noqa: BLE001 - fall back to the PNG the trainer saved

@@ -18,7 +18,7 @@ from typing import Any
 from analysis.report import _html as H
 from analysis.report.captions import caption_for, caption_order
 from analysis.report.run_report import IMAGE_SUFFIXES, REPORT_FILE, ReportError, write_report
-from vwm_agents.rundir import atomic_write_text
+from vwm_agents.training.rundir import atomic_write_text
 
 __all__ = ["SWEEP_RESULTS", "SWEEP_REPORT_FILE", "is_sweep_dir", "write_sweep_report"]
 

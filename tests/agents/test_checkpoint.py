@@ -11,16 +11,15 @@ import pytest
 import torch
 import yaml
 
-from vwm_agents.checkpoint import (
+from vwm_agents import RunDirError, load_run, train
+from vwm_agents.config import Config
+from vwm_agents.training.checkpoint import (
     CheckpointError,
     load_checkpoint,
     numpy_rng_state,
     save_checkpoint,
     set_numpy_rng_state,
 )
-from vwm_agents.config import Config
-from vwm_agents.run import RunDirError, load_run
-from vwm_agents.trainer import train
 
 TINY = {
     "task": {"id": "VWMRecall-v0", "max_items": 2,

@@ -38,7 +38,7 @@ def test_train_resume_and_refuse_overwrite(tmp_path, capsys):
 
     more = [*TINY_SET, "--set", "training.num_iterations=6"]
     assert main(["--out", str(out), "--device", "cpu", "--no-progress", "--resume", *more]) == 0
-    from vwm_agents.rundir import read_history
+    from vwm_agents.training.rundir import read_history
 
     assert [r["iteration"] for r in read_history(run_dir)] == [2, 4, 6]
 

@@ -83,7 +83,7 @@ def write(tmp_path: Path, data, name: str = "config.yaml") -> Path:
 
 
 def test_error_defs_agree_with_losses():
-    from vwm_agents import losses
+    from vwm_agents.training import losses
 
     assert tuple(ERROR_DEFS) == tuple(losses.ERROR_DEFS)
 
@@ -231,7 +231,7 @@ def test_unreadable_files(tmp_path):
 
 
 def test_model_and_env_errors_name_the_argument():
-    from vwm_agents.run import build_model, make_env
+    from vwm_agents.training.run import build_model, make_env
 
     config = Config.from_dict({"task": {"max_items": 0}})
     with pytest.raises(ConfigError, match=r"^task\.max_items: "):
@@ -423,7 +423,7 @@ ORIGINAL_BAD = [
 
 def _load_and_build(path):
     """What the command line does: load, then build env and model; errors as the user wrote them."""
-    from vwm_agents.run import build_model, make_env
+    from vwm_agents.training.run import build_model, make_env
 
     config = load_config(path)
     try:

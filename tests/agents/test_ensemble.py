@@ -1,6 +1,6 @@
 """Stacked ensembles: member s computes and trains like a single model with its seed.
 
-Bit-exactness is not expected (see the docstring of :mod:`vwm_agents.ensemble`: batched GEMMs
+Bit-exactness is not expected (see the docstring of :mod:`vwm_agents.models.ensemble`: batched GEMMs
 block and sum differently from single GEMMs), so values are compared within float32 tolerance;
 the noise draws themselves must be *identical* (same generator, same draw order).
 """
@@ -11,11 +11,12 @@ import pytest
 import torch
 from test_fast_paths import one_torch_thread  # noqa: F401 (a fixture)
 
-from vwm_agents import losses
-from vwm_agents.ensemble import ensemble_forward, ensemble_vwm_loss, stackable
 from vwm_agents.models import DaleRNN, GRUAgent
-from vwm_agents.noise import noise_fn
-from vwm_agents.rundir import HISTORY_FILE, read_history
+from vwm_agents.models.ensemble import ensemble_forward, stackable
+from vwm_agents.models.noise import noise_fn
+from vwm_agents.training import losses
+from vwm_agents.training.losses import ensemble_vwm_loss
+from vwm_agents.training.rundir import HISTORY_FILE, read_history
 
 N_IN, N_OUT, N_NEURONS, BATCH, STEPS = 9, 6, 24, 6, 16
 RTOL, ATOL = 1e-4, 1e-5
@@ -43,7 +44,7 @@ def _data(n_members: int, seed: int = 100):
 def _single_loss(model, ob, gt, mask, generator, readout_from=0):
     outputs, rates = model(ob, generator=generator, readout_from=readout_from)
     return (losses.vwm_trial_error(outputs, gt, mask, "rad").mean()
-            + 1e-3 * losses.activity_penalty(rates))
+            + 1e-3 * losses.activity_penalty(rates, nonnegative=True))
 
 
 def test_per_member_generators_reproduce_single_draws_exactly():
@@ -63,7 +64,7 @@ def test_stacked_forward_and_gradients_match_single_models(noise_type, readout_f
     outputs, rates = ensemble_forward(
         members, ob, generators=[torch.Generator().manual_seed(10 + s) for s in range(3)],
         readout_from=readout_from)
-    per_member = ensemble_vwm_loss(outputs, rates, gt, mask, error_def="rad", lambda_reg=1e-3)
+    per_member = ensemble_vwm_loss(outputs, rates, gt, mask, error_def="rad", nonnegative=True, lambda_reg=1e-3)
     per_member.sum().backward()
     stacked_grads = [[p.grad.clone() for p in m.parameters()] for m in members]
     for s, model in enumerate(members):
@@ -112,7 +113,7 @@ def test_member_trains_like_a_single_run_and_stopped_members_drop_out():
             optimizers[s].zero_grad(set_to_none=True)
         outputs, rates = ensemble_forward([members[s] for s in active], ob,
                                           generators=[generators[s] for s in active])
-        ensemble_vwm_loss(outputs, rates, gt, mask, error_def="rad",
+        ensemble_vwm_loss(outputs, rates, gt, mask, error_def="rad", nonnegative=True,
                           lambda_reg=1e-3).sum().backward()
         for s in active:
             torch.nn.utils.clip_grad_norm_(members[s].parameters(), clip)
@@ -183,7 +184,7 @@ def _trainer_config(*overrides: str):
 
 
 def _latest(run_dir):
-    from vwm_agents.checkpoint import load_checkpoint
+    from vwm_agents.training.checkpoint import load_checkpoint
 
     return load_checkpoint(run_dir / "checkpoints" / "latest.pt", kind="latest")
 
@@ -194,7 +195,7 @@ def test_trainer_members_train_like_single_runs(tmp_path):
     including a member that early-stops before the others (patience 2)."""
     import yaml
 
-    from vwm_agents.trainer import train
+    from vwm_agents import train
 
     overrides = ("training.early_stop_patience=2", "training.num_iterations=8")
     run_dir = train(_trainer_config("training.num_models=3", *overrides), tmp_path / "ensemble")
@@ -222,8 +223,7 @@ def test_trainer_members_train_like_single_runs(tmp_path):
 
 
 def test_trainer_ensemble_resumes_exactly_and_refuses_to_overwrite(tmp_path):
-    from vwm_agents.run import RunDirError
-    from vwm_agents.trainer import train
+    from vwm_agents import RunDirError, train
 
     straight = train(_trainer_config("training.num_models=2"), tmp_path / "a")
     train(_trainer_config("training.num_models=2", "training.num_iterations=3"), tmp_path / "b")

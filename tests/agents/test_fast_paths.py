@@ -16,12 +16,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vwm_agents import losses
-from vwm_agents.ensemble import ensemble_forward
-from vwm_agents.losses import activity_penalty
 from vwm_agents.models import DaleRNN, simulate
+from vwm_agents.models.ensemble import ensemble_forward
 from vwm_agents.models.euler import euler_loop
-from vwm_agents.noise import NOISE_TYPES, noise_fn, observe_rates, slope_sampler
+from vwm_agents.models.noise import NOISE_TYPES, noise_fn, observe_rates, slope_sampler
+from vwm_agents.training import losses
+from vwm_agents.training.losses import activity_penalty
 
 RTOL, ATOL = 1e-4, 1e-5
 
@@ -65,7 +65,7 @@ def plain_forward(model: DaleRNN, ob: torch.Tensor, generator: torch.Generator |
 def _loss(outputs, rates):
     # Every output and rate enters, with weights that differ per element.
     weights = torch.linspace(-1.0, 1.0, outputs.numel()).view_as(outputs)
-    return (outputs * weights).sum() / outputs.numel() + activity_penalty(rates)
+    return (outputs * weights).sum() / outputs.numel() + activity_penalty(rates, nonnegative=True)
 
 
 def _grads(model):
@@ -188,7 +188,7 @@ def test_variable_length_trials_padded_with_the_mask():
 
     def loss(outputs, rates):
         return (losses.vwm_trial_error(outputs, gt, mask, "rad").mean()
-                + 1e-3 * activity_penalty(rates))
+                + 1e-3 * activity_penalty(rates, nonnegative=True))
 
     fast, plain = _compare(model, ob, readout_from=readout_from, loss=loss)
     _assert_equal_paths(fast, plain, RTOL, ATOL)
@@ -217,7 +217,7 @@ def test_loss_on_some_steps_only(read, readout_from):
     def loss(outputs, rates):
         weights = torch.linspace(-1.0, 1.0, outputs[:, read[0]:read[1]].numel(),
                                  dtype=outputs.dtype).view_as(outputs[:, read[0]:read[1]])
-        return (outputs[:, read[0]:read[1]] * weights).sum() + 1e-3 * activity_penalty(rates)
+        return (outputs[:, read[0]:read[1]] * weights).sum() + 1e-3 * activity_penalty(rates, nonnegative=True)
 
     fast, plain = _compare(model, ob, readout_from=readout_from, loss=loss)
     _assert_equal_paths(fast, plain, 1e-10, 1e-10)

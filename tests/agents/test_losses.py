@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from vwm_agents import losses
-from vwm_agents.losses import (
+from vwm_agents.models import DaleRNN
+from vwm_agents.training import losses
+from vwm_agents.training.losses import (
     ERROR_DEFS,
     activity_penalty,
     angular_errors,
     classification_loss,
     classification_metrics,
     decoded_angles,
-    mark_nonnegative,
     masked_time_mean,
     vwm_metrics,
     vwm_trial_error,
@@ -132,27 +132,36 @@ def test_activity_penalty_is_mean_absolute_rate():
 
 
 def test_activity_penalty_of_nonnegative_rates_has_the_constant_gradient():
-    """Marked rates (>= 0 by construction): same value, gradient 1/numel without a sign pass
-    (expanded from a scalar), equal to autograd's sign(r)/numel wherever r > 0."""
+    """Rates >= 0 by construction (``nonnegative=True``): same value, gradient 1/numel without a
+    sign pass (expanded from a scalar), equal to autograd's sign(r)/numel wherever r > 0."""
     rates = torch.rand(3, 4, 5, dtype=torch.float64) + 0.1
-    marked = mark_nonnegative(rates.clone().requires_grad_(True))
+    known = rates.clone().requires_grad_(True)
     plain = rates.clone().requires_grad_(True)
-    assert activity_penalty(marked).item() == pytest.approx(activity_penalty(plain).item(),
-                                                            rel=1e-15)
-    (marked_grad,) = torch.autograd.grad(activity_penalty(marked), marked)
+    assert activity_penalty(known, nonnegative=True).item() == pytest.approx(
+        activity_penalty(plain).item(), rel=1e-15)
+    (known_grad,) = torch.autograd.grad(activity_penalty(known, nonnegative=True), known)
     (plain_grad,) = torch.autograd.grad(activity_penalty(plain), plain)
-    torch.testing.assert_close(marked_grad, plain_grad, rtol=0, atol=1e-18)
-    assert marked_grad.stride() == (0, 0, 0)
-    assert not hasattr(marked[0], "_vwm_nonnegative")  # views are not marked
+    torch.testing.assert_close(known_grad, plain_grad, rtol=0, atol=1e-18)
+    assert known_grad.stride() == (0, 0, 0)
+    assert plain_grad.stride() != (0, 0, 0)  # the default is autograd's |r|
     # one penalty per stacked model (leading dimension kept), same values and gradients
-    per_model = activity_penalty(marked, leading=1)
+    per_model = activity_penalty(known, leading=1, nonnegative=True)
     torch.testing.assert_close(per_model, plain.abs().flatten(1).mean(dim=1).detach())
     weights = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
-    (marked_grad,) = torch.autograd.grad((activity_penalty(marked, leading=1) * weights).sum(),
-                                         marked)
+    (known_grad,) = torch.autograd.grad(
+        (activity_penalty(known, leading=1, nonnegative=True) * weights).sum(), known)
     (plain_grad,) = torch.autograd.grad((activity_penalty(plain, leading=1) * weights).sum(),
                                         plain)
-    torch.testing.assert_close(marked_grad, plain_grad, rtol=0, atol=1e-18)
+    torch.testing.assert_close(known_grad, plain_grad, rtol=0, atol=1e-18)
+
+
+def test_dale_rnn_states_its_rates_are_nonnegative():
+    """The agent's statement that the trainer passes to the penalty, checked on its rates."""
+    torch.manual_seed(0)
+    model = DaleRNN(3, 2, n_neurons=12, spike_noise_type="gamma", spike_noise_factor=0.5)
+    _, rates = model(torch.randn(4, 9, 3) * 5)
+    assert DaleRNN.nonnegative_rates is True
+    assert bool((rates >= 0).all())
 
 
 @pytest.mark.parametrize("error_def", ERROR_DEFS)

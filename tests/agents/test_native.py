@@ -1,4 +1,4 @@
-"""The fused CPU kernels (vwm_agents.native) compute the eager maths.
+"""The fused CPU kernels (vwm_agents.models.native) compute the eager maths.
 
 Each kernel gets exactly the random numbers the eager path draws (two generators with the same
 seed) and must agree with the eager ops to float32 rounding: relative 2e-6 on values that are
@@ -21,10 +21,9 @@ import pytest
 import torch
 from test_fast_paths import one_torch_thread  # noqa: F401 (a fixture)
 
-from vwm_agents import native
-from vwm_agents.models import DaleRNN
+from vwm_agents.models import DaleRNN, native
 from vwm_agents.models.euler import Activation, euler_loop
-from vwm_agents.noise import slope_sampler
+from vwm_agents.models.noise import slope_sampler
 
 pytestmark = [
     pytest.mark.usefixtures("one_torch_thread"),
@@ -200,9 +199,9 @@ def test_switched_off_or_unbuildable_kernels_fall_back_to_eager(tmp_path):
     generator (Philox in integer ops would be 3-4x slower)."""
     code = """
         import warnings, torch
-        from vwm_agents import native
+        from vwm_agents.models import native
         from vwm_agents.models import DaleRNN
-        from vwm_agents.noise import noise_fn
+        from vwm_agents.models.noise import noise_fn
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             assert native.kernels() is None
@@ -233,7 +232,7 @@ def test_switched_off_or_unbuildable_kernels_fall_back_to_eager(tmp_path):
 def test_unknown_switch_value_warns_and_keeps_the_kernels(tmp_path):
     code = """
         import warnings
-        from vwm_agents import native
+        from vwm_agents.models import native
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             print(native.kernels() is not None, "|".join(str(w.message) for w in caught))
@@ -246,7 +245,7 @@ def test_unknown_switch_value_warns_and_keeps_the_kernels(tmp_path):
 
 def test_build_is_cached_per_source_compiler_and_cpu(tmp_path):
     code = """
-        from vwm_agents import native
+        from vwm_agents.models import native
         print(native.kernels().path)
     """
     env = {"VWM_RNN_CACHE": str(tmp_path)}

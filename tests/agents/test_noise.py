@@ -14,7 +14,7 @@ import pytest
 import torch
 from scipy import stats
 
-from vwm_agents.noise import NOISE_TYPES, noise_fn, observe_rates, unit_gamma
+from vwm_agents.models.noise import NOISE_TYPES, noise_fn, observe_rates, unit_gamma
 
 Z = 4.5  # standard errors; with ~60 checks, a false alarm has probability < 1e-3
 DT = 10.0

@@ -1,4 +1,4 @@
-"""The noise's CPU random numbers (vwm_agents.philox): Philox-4x32-10 keyed from a torch.Generator.
+"""The noise's CPU random numbers (vwm_agents.models.philox): Philox-4x32-10 keyed from a torch.Generator.
 
 The eager generator must reproduce the published Random123 test vectors; the C kernels must give
 the same bits (uniforms bit-identical, normals to float32 rounding of the same formula); the
@@ -14,8 +14,8 @@ import pytest
 import torch
 from scipy import stats
 
-from vwm_agents import native, philox
-from vwm_agents.noise import noise_fn
+from vwm_agents.models import native, philox
+from vwm_agents.models.noise import noise_fn
 
 Z = 4.5
 

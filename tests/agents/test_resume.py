@@ -22,10 +22,10 @@ import torch
 import yaml
 from agent_test_support import assert_same_tree
 
-from vwm_agents.checkpoint import load_checkpoint
+from vwm_agents import train
 from vwm_agents.config import Config
-from vwm_agents.rundir import read_history
-from vwm_agents.trainer import train
+from vwm_agents.training.checkpoint import load_checkpoint
+from vwm_agents.training.rundir import read_history
 
 pytestmark = pytest.mark.slow  # trains models or starts Ray: minutes of the suite
 

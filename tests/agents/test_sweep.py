@@ -16,10 +16,10 @@ import yaml
 from agent_test_support import TINY_SWEEP_TRAINING, read_csv, write_sweep
 
 from vwm_agents import sweep as sw
-from vwm_agents.plotting import plot_sweep_error_vs_set_size
-from vwm_agents.rundir import read_history
 from vwm_agents.sweep import HumanTarget, SweepError, TrialPlan, TrialResult
 from vwm_agents.sweep.spec import _trial_names
+from vwm_agents.training.plotting import plot_sweep_error_vs_set_size
+from vwm_agents.training.rundir import read_history
 
 pytestmark = pytest.mark.slow  # trains models or starts Ray: minutes of the suite
 
@@ -188,7 +188,7 @@ def test_run_trial_resumes_from_a_checkpoint_and_records_failures(tmp_path):
 
 
 def test_run_trial_reraises_only_failures_ray_should_retry(tmp_path):
-    from vwm_agents.trainer import TrainingDiverged
+    from vwm_agents.training.trainer import TrainingDiverged
 
     plan = fake_plan(tmp_path)
     error_file = plan.run_dir.parent / sw.ERRORS_DIR / "t.yaml"

@@ -6,9 +6,9 @@ import importlib.util
 
 import pytest
 
+from vwm_agents import train
 from vwm_agents.config import Config, ConfigError, apply_overrides
-from vwm_agents.rundir import read_history
-from vwm_agents.trainer import train
+from vwm_agents.training.rundir import read_history
 
 SHORT_TIMING = {"init": 40, "stimulus": 100, "delay": 100, "decode": 100}
 

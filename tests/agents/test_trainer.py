@@ -13,19 +13,15 @@ import torch
 import yaml
 from agent_test_support import assert_same_tree
 
-from vwm_agents import trainer as trainer_module
-from vwm_agents.checkpoint import load_checkpoint
 from vwm_agents.config import Config, ConfigError, apply_overrides
-from vwm_agents.evaluation import evaluate, fixed_batches, run_seeds
-from vwm_agents.run import RunDirError, load_run, read_history
-from vwm_agents.trainer import (
-    EarlyStopping,
-    TrainingDiverged,
-    TrainingInterrupted,
-    noise_levels,
-    run_name,
-    train,
-)
+from vwm_agents.training import trainer as trainer_module
+from vwm_agents.training.api import train
+from vwm_agents.training.checkpoint import load_checkpoint
+from vwm_agents.training.evaluation import evaluate, fixed_batches, run_seeds
+from vwm_agents.training.run import load_run
+from vwm_agents.training.rundir import RunDirError, read_history, run_name
+from vwm_agents.training.schedules import EarlyStopping, noise_levels
+from vwm_agents.training.trainer import TrainingDiverged, TrainingInterrupted
 
 # Short trials (4 + 10 + 10 + 10 steps at dt = 10 ms) and small sizes keep each run ~1 s; one torch
 # thread, because two threads on a shared 2-core machine slow tiny matmuls down many times.
@@ -141,7 +137,7 @@ def test_best_is_selected_on_validation_and_reported_on_test(tmp_path):
 
 
 def test_validation_and_test_batches_differ():
-    from vwm_agents.run import make_env
+    from vwm_agents.training.run import make_env
 
     env = make_env(vwm_config())
     seeds = run_seeds(0)
@@ -188,7 +184,7 @@ def test_interrupt_and_resume_is_bit_exact(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(trainer_module.Trainer, "step", original_step)
     assert state_of(tmp_path / "resumed" / straight.name)["iteration"] == 7
 
-    with caplog.at_level("INFO", logger="vwm_agents.trainer"):
+    with caplog.at_level("INFO", logger="vwm_agents.training.trainer"):
         resumed = train(config, tmp_path / "resumed", resume=True)
     assert f"{resumed.name}: resuming at iteration 7" in caplog.messages
     a, b = state_of(straight), state_of(resumed)
@@ -226,14 +222,15 @@ def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_afresh(tmp_pa
 
 
 def test_history_is_appended_and_old_yaml_histories_are_read(tmp_path):
-    from vwm_agents.rundir import append_history, truncate_history
+    from vwm_agents.training.rundir import RunDir
 
-    append_history(tmp_path, {"iteration": 5, "rate": 1.0})
-    append_history(tmp_path, {"iteration": 10, "rate": 2.0})
+    run = RunDir(tmp_path)
+    run.append_history({"iteration": 5, "rate": 1.0})
+    run.append_history({"iteration": 10, "rate": 2.0})
     with open(tmp_path / "history.jsonl", "a") as handle:
         handle.write('{"iteration": 15, "ra')  # killed while appending
     assert [r["iteration"] for r in read_history(tmp_path)] == [5, 10]
-    truncate_history(tmp_path, 7)
+    run.truncate_history(7)
     assert read_history(tmp_path) == [{"iteration": 5, "rate": 1.0}]
     old = tmp_path / "old"
     old.mkdir()
@@ -300,7 +297,7 @@ def test_early_stopping_rules():
 
 
 def test_early_stopping_ends_the_run(tmp_path, caplog):
-    caplog.set_level("INFO", logger="vwm_agents.trainer")
+    caplog.set_level("INFO", logger="vwm_agents.training.trainer")
     run_dir = train(vwm_config("training.learning_rate=1e-9", "training.early_stop_patience=3",
                                "training.num_iterations=100"), tmp_path)
     latest = state_of(run_dir)
@@ -312,7 +309,7 @@ def test_early_stopping_ends_the_run(tmp_path, caplog):
 
 
 def test_noise_curriculum(tmp_path, caplog):
-    caplog.set_level("INFO", logger="vwm_agents.trainer")
+    caplog.set_level("INFO", logger="vwm_agents.training.trainer")
     assert noise_levels(0.1, 1) == [0.1]
     levels = noise_levels(0.1, 3)
     assert levels == pytest.approx([1e-3, 1e-2, 1e-1])

@@ -81,8 +81,8 @@ def _source_hash(config: dict) -> str:
 
 
 def _train(config: dict, tmp_path_factory) -> Path:
+    from vwm_agents import train
     from vwm_agents.config import Config
-    from vwm_agents.trainer import train
 
     return train(Config.from_dict(config), tmp_path_factory.mktemp("runs"), progress=False)
 
@@ -105,7 +105,7 @@ def trained_run_dir(request, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_run(trained_run_dir):
-    from vwm_agents.run import load_run
+    from vwm_agents import load_run
 
     return load_run(trained_run_dir, checkpoint="best", device="cpu")
 
@@ -115,7 +115,7 @@ def untrained_run(trained_run):
     """The same architecture and env with freshly initialised weights (seeded)."""
     import torch
 
-    from vwm_agents.run import build_model
+    from vwm_agents.training.run import build_model
 
     torch.manual_seed(1)
     model = build_model(trained_run.config, trained_run.env).eval()

@@ -133,8 +133,8 @@ def test_errors_result_serialises_histogram():
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
+    from vwm_agents import train
     from vwm_agents.config import load_config
-    from vwm_agents.trainer import train
 
     config = load_config(None, [
         f"task.max_items={K}", "agent.n_neurons=16", "training.num_iterations=2",

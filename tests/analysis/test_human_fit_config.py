@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from vwm_agents.config import load_config
-from vwm_agents.run import build_model, make_env
 from vwm_agents.train import main as train_main
+from vwm_agents.training.run import build_model, make_env
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "configs" / "human_fit.yaml"

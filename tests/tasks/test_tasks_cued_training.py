@@ -76,7 +76,7 @@ def test_cue_blind_level_matches_a_simulated_cue_blind_observer():
 
 @pytest.fixture(scope="module")
 def trained_cued_run(tmp_path_factory):
-    from vwm_agents.run import load_run
+    from vwm_agents import load_run
 
     root = tmp_path_factory.mktemp("cued")
     config = root / "cued_tiny.yaml"
@@ -94,7 +94,7 @@ def trained_cued_run(tmp_path_factory):
 
 def _probed_errors(run, set_size: int, seed: int) -> np.ndarray:
     """|error| of the probed item on N_EVAL fresh trials of one set size."""
-    from vwm_agents.losses import angular_errors
+    from vwm_agents.training.losses import angular_errors
 
     env = run.env
     env.set_sizes = np.array([set_size])

@@ -50,6 +50,11 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
             nested keys such as ``task.timing.delay=500`` work too). Overrides address our schema,
             also when the file is in the original format. To set a value that must not be parsed
             (a directory name such as ``2024`` or ``runs #1``), use :meth:`Config.with_value`.
+
+    >>> from vwm_agents import load_config
+    >>> config = load_config(overrides=["training.seed=3", "agent.n_neurons=64"])
+    >>> config.training.seed, config.agent.kwargs["n_neurons"]
+    (3, 64)
     """
     data = _read(path)
     origin: dict[str, str] = {}

@@ -10,12 +10,9 @@ error about a value of an original-format file names the key as written in that 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vwm_agents.config.specs import SECTIONS, ConfigError, Spec, show
-
-if TYPE_CHECKING:
-    from vwm_agents.config.schema import Config
 
 __all__ = [
     "ORIGINAL_SECTIONS", "is_original_format", "from_original", "map_original", "to_original",
@@ -209,8 +206,10 @@ def _original_fpf_hps(name: str, value: Any) -> dict[str, Any]:
     return out
 
 
-def to_original(config: Config) -> dict[str, Any]:
-    """Our config in the original four-section format (only keys the reference knew).
+def to_original(config: Any) -> dict[str, Any]:
+    """Our config (a validated :class:`~vwm_agents.config.schema.Config`, not named in the
+    annotation: the schema imports this module) in the original four-section format (only keys
+    the reference knew).
 
     Raises ConfigError when the config uses something the original format cannot express
     (another task or agent, gradient clipping, agent/task kwargs without an original key).

@@ -51,7 +51,7 @@ __all__ = [
     "FixedPointConfig",
 ]
 
-# The names the schema accepts; vwm_agents.losses and vwm_agents.accel import them from here
+# The names the schema accepts; vwm_agents.training.losses and vwm_agents.training.accel import them from here
 # (the schema does not import torch).
 ERROR_DEFS: tuple[str, ...] = ("l2", "sqrtl2", "rad", "exp", "norml2")
 COMPILE_MODES: tuple[str, ...] = ("auto", "off", "graph", "inductor")

@@ -19,7 +19,8 @@ from types import MappingProxyType
 
 from torch import nn
 
-from vwm_agents.models.dale_rnn import DaleRNN, simulate
+from vwm_agents.models.dale_rnn import DaleRNN
+from vwm_agents.models.euler import simulate
 from vwm_agents.models.gru import GRUAgent
 
 AGENTS: Mapping[str, type[nn.Module]] = MappingProxyType({"dale_rnn": DaleRNN, "gru": GRUAgent})
@@ -50,5 +51,12 @@ def build_agent(name: str, n_inputs: int, n_outputs: int, **kwargs) -> nn.Module
     The kwargs are not checked here: a config's agent kwargs are checked once, when the config
     is validated (:meth:`vwm_agents.config.AgentConfig.check`), and the agent judges its values.
     Called directly, an unknown keyword fails as any Python call does (TypeError).
+
+    >>> import torch
+    >>> from vwm_agents import build_agent
+    >>> agent = build_agent("dale_rnn", 3, 2, n_neurons=16)
+    >>> outputs, rates = agent(torch.zeros(1, 5, 3))
+    >>> tuple(outputs.shape), tuple(rates.shape)
+    ((1, 5, 2), (1, 5, 16))
     """
     return resolve_agent(name)(n_inputs, n_outputs, **kwargs)

@@ -13,21 +13,20 @@ phi(x) = (r_sat / 2)(1 + tanh(0.14 x - 4.2)) = r_sat sigmoid(0.28 x - 8.4), or t
 
 :meth:`DaleRNN.forward` runs the loop as one autograd node with a hand-written backward through
 time (:func:`vwm_agents.models.euler.euler_loop`, ~1.5-2x faster per training iteration on a
-CPU). :func:`simulate` is the same loop through plain autograd, kept as the reference the fast
-path is tested against. Both are pure functions of tensors: weights may carry leading model
+CPU). :func:`vwm_agents.models.euler.simulate` is the same loop through plain autograd, kept as
+the reference the fast path is tested against. Both are pure functions of tensors: weights may carry leading model
 dimensions ((S, N, N) with states (S, B, N)), so stacked ensembles reuse them unchanged.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
 from vwm_agents.models.euler import Activation, euler_loop
-from vwm_agents.noise import NoiseFn, check_noise_type, noise_fn, slope_sampler
+from vwm_agents.models.noise import NoiseFn, check_noise_type, noise_fn, slope_sampler
 
 # phi's pre-activation affine map (gain, offset) and its nonlinearity, split so that the gain and
 # offset are folded into the weights once per forward instead of costing two ops per step.
@@ -37,49 +36,6 @@ _POWER_THRESHOLD = 10.0
 _POWER_SCALE = 0.18
 _POWER_EXPONENT = 1.7
 _POWER_FLOOR = 1e-10
-
-
-def simulate(
-    drive: Tensor,
-    recurrent_weights: Tensor,
-    leak: Tensor,
-    nonlinearity: Callable[[Tensor], Tensor],
-    observe: NoiseFn,
-    initial_rates: Tensor,
-    readout_weights: Tensor,
-    readout_from: int = 0,
-) -> tuple[Tensor, Tensor]:
-    """Run the Euler dynamics through plain autograd; return (noisy readout ``(*batch, T, n_out)``,
-    rates ``(*batch, T, N)``). The reference for :func:`vwm_agents.models.euler.euler_loop`.
-
-    Args:
-        drive: input pre-activations ``(T, *batch, N)``, already through phi's affine map.
-        recurrent_weights: ``(N, N)`` or ``(S, N, N)``, already scaled by phi's gain;
-            ``drive_t + r_obs @ recurrent_weights.mT`` is the pre-activation.
-        leak: dt / tau, broadcastable to the state ``(*batch, N)``.
-        nonlinearity: phi after its affine map.
-        observe: noisy observation of the rates (identity for no noise).
-        initial_rates: ``(*batch, N)``.
-        readout_weights: F, ``(n_out, N)`` or ``(S, n_out, N)``.
-        readout_from: steps before it are read out from the clean rates, without a noise draw
-            (for training: no loss sees them, and the draws are 3/4 of the readout's noise cost
-            at the default timing). 0: every step reads a noisy sample.
-
-    The readout of step t reads its own noisy sample of r_t inside the loop: drawing it there
-    keeps each draw cache-sized (one draw over the whole (B, T, N) tensor afterwards costs ~2x).
-    """
-    weights_t = recurrent_weights.mT
-    readout_t = readout_weights.mT
-    # addmm/baddbmm fuse the add into the GEMM; chosen by static shape, not by data.
-    matmul_add = torch.addmm if weights_t.dim() == 2 else torch.baddbmm
-    rates = initial_rates
-    states, outputs = [], []
-    for step, drive_t in enumerate(drive.unbind(0)):
-        target = nonlinearity(matmul_add(drive_t, observe(rates), weights_t))
-        rates = torch.lerp(rates, target, leak)
-        states.append(rates)
-        outputs.append(torch.matmul(observe(rates) if step >= readout_from else rates, readout_t))
-    return torch.stack(outputs, dim=-2), torch.stack(states, dim=-2)
 
 
 def _sample_log_uniform_tau(n: int, tau_min: float, tau_max: float) -> Tensor:
@@ -100,13 +56,17 @@ class DaleRNN(nn.Module):
         excitatory_fraction: fraction of E neurons.
         positive_input: input weights B kept >= 0 (for non-negative input encodings).
         saturation_firing_rate: r_sat of the saturating phi (Hz); <= 0 selects the power law.
-        spike_noise_type: one of :data:`vwm_agents.noise.NOISE_TYPES`.
+        spike_noise_type: one of :data:`vwm_agents.models.noise.NOISE_TYPES`.
         spike_noise_factor: k >= 0 (a buffer, changeable with :meth:`set_noise_factor`).
 
     Shapes: ``forward(ob (B, T, n_in)) -> (outputs (B, T, n_out), rates (B, T, N))``.
     """
 
     batch_first = True
+    nonnegative_rates = True
+    """Rates of :meth:`forward` from its default initial rates (0) are >= 0 by construction
+    (phi >= 0 and a convex Euler update, the noise only read): the trainer's activity penalty
+    may use its constant-gradient form (:func:`vwm_agents.training.losses.activity_penalty`)."""
 
     def __init__(
         self,
@@ -220,7 +180,6 @@ class DaleRNN(nn.Module):
         ``generator`` supplies every noise draw. ``readout_from``: outputs of earlier steps read
         the clean rates and draw no noise (the trainer passes the first step a loss can see).
         """
-        known_nonnegative = initial_rates is None
         if initial_rates is None:
             initial_rates = ob.new_zeros(ob.shape[0], self.n_neurons)
         sample = slope_sampler(self.spike_noise_type if noise else "none",
@@ -230,7 +189,6 @@ class DaleRNN(nn.Module):
         return euler_loop(
             self.input_drive(ob.transpose(0, 1)), self.W_eff * gain, self.leak, self.activation, sample,
             initial_rates, self.readout_weights, readout_from,
-            True if known_nonnegative else None,
         )
 
     def step(self, rates: Tensor, inputs: Tensor | None = None, *, noise: bool = False) -> Tensor:

@@ -1,7 +1,7 @@
 """The DaleRNN's Euler loop as one autograd node with a hand-written backward through time.
 
-Same maths as :func:`vwm_agents.models.dale_rnn.simulate` (the plain autograd loop, kept as the
-reference), same noise draws in the same order, but:
+Same maths as :func:`simulate` (the plain autograd loop below, kept as the reference), same
+noise draws in the same order, but:
 
 * the forward runs without autograd, writing each step's results into preallocated
   time-major ``(T, *batch, N)`` buffers (one contiguous block per step), and keeps only
@@ -10,18 +10,19 @@ reference), same noise draws in the same order, but:
 * the backward is a loop of one recurrent GEMM, the readout's small product and four elementwise
   ops per step; the gradients of the recurrent, input and readout weights are each one large
   GEMM after the loop (over all steps and trials at once), instead of one small GEMM per step;
-  the activity penalty's gradient arrives as a constant (see
-  :func:`vwm_agents.losses.mark_nonnegative`) and is added per step, never materialised;
+  the activity penalty's gradient may arrive as a constant (expanded from a scalar, see
+  :func:`vwm_agents.training.losses.activity_penalty`) and is then added per step, never
+  materialised;
 * the readout is one GEMM over all steps after the loop.
 
 Plain autograd needs ~20 small kernels per step forward and about as many backward, each with its
 own allocation and autograd bookkeeping; at the default size (N = 128, B = 128) those cost more
 than the matrix products. On float32 CPU tensors the per-step elementwise work (the noise draws
 with their slopes, sigmoid + Euler update + phi's slope) runs in fused C loops
-(:mod:`vwm_agents.native`), the noise's random numbers included (:mod:`vwm_agents.philox`).
+(:mod:`vwm_agents.models.native`), the noise's random numbers included (:mod:`vwm_agents.models.philox`).
 Measured by ``benchmarks/bench_train.py`` (one thread, dt = 10 ms; README, Performance). The big
 saved buffers are reused across iterations only if the allocator keeps freed memory (see
-:func:`vwm_agents.accel.retain_freed_memory`: ~20% of an iteration on the CPU).
+:func:`vwm_agents.training.accel.retain_freed_memory`: ~20% of an iteration on the CPU).
 ``tests/agents/test_fast_paths.py`` checks outputs and gradients against the plain loop (float32
 tolerance, and 1e-10 in float64) for every noise type, both nonlinearities, Dale's law on and
 off, stacked models and ``readout_from``; ``tests/agents/test_native.py`` the fused loops against
@@ -34,16 +35,16 @@ the plain loop when one of them requires a gradient.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from vwm_agents import native as native_kernels
-from vwm_agents.losses import mark_nonnegative
-from vwm_agents.noise import SlopeSampler
+from vwm_agents.models import native as native_kernels
+from vwm_agents.models.noise import SlopeSampler
 
-__all__ = ["Activation", "euler_loop"]
+__all__ = ["Activation", "euler_loop", "simulate"]
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,6 @@ def euler_loop(
     initial_rates: Tensor,
     readout_weights: Tensor,
     readout_from: int = 0,
-    initial_nonnegative: bool | None = None,
     *,
     native: bool = True,
 ) -> tuple[Tensor, Tensor]:
@@ -105,25 +105,17 @@ def euler_loop(
             phi's gain: the pre-activation is ``drive_t + r_obs @ recurrent_weights.mT``.
         leak: dt / tau, broadcastable to ``(*batch, N)``; no gradient.
         activation: phi after its affine map.
-        sample: the noise with its slope (:func:`vwm_agents.noise.slope_sampler`); None: none.
+        sample: the noise with its slope (:func:`vwm_agents.models.noise.slope_sampler`); None: none.
         initial_rates: ``(*batch, N)``.
         readout_weights: ``(n_out, N)`` or ``(S, n_out, N)``.
         readout_from: steps before it read out the clean rates and draw no readout noise.
-        initial_nonnegative: whether ``initial_rates >= 0`` (None: checked on the CPU, assumed
-            not elsewhere, where the check would wait for the device). The rates then stay
-            >= 0 (phi >= 0, 0 <= dt/tau <= 1, the noise is only read) and are marked so
-            (:func:`vwm_agents.losses.mark_nonnegative`): the activity penalty's gradient is
-            then a constant, with no pass over the rates.
         native: run the saturating update through the fused kernels of
-            :mod:`vwm_agents.native` where they apply (float32 on the CPU); False: eager ops
+            :mod:`vwm_agents.models.native` where they apply (float32 on the CPU); False: eager ops
             only. (The noise's kernels are chosen when its sampler is built.)
 
     Noise draws per step, as in ``simulate``: the recurrent observation of r_{t-1}, then (from
     ``readout_from`` on) the readout observation of r_t.
     """
-    if initial_nonnegative is None:
-        initial_nonnegative = (initial_rates.device.type == "cpu"
-                               and bool((initial_rates >= 0).all()))
     tensors = (drive, recurrent_weights, initial_rates, readout_weights)
     if not torch.is_grad_enabled() or not any(t.requires_grad for t in tensors):
         with torch.no_grad():
@@ -132,8 +124,6 @@ def euler_loop(
                                          native)
         outputs, rates = _batch_first(outputs), _batch_first(rates)
     elif leak.requires_grad:
-        from vwm_agents.models.dale_rnn import simulate  # the plain autograd loop
-
         def observe(rates: Tensor) -> Tensor:
             return rates if sample is None else sample(rates, None, None)
 
@@ -143,8 +133,6 @@ def euler_loop(
         outputs, rates = _EulerLoop.apply(drive, recurrent_weights, initial_rates,
                                           readout_weights, leak, activation, sample, readout_from,
                                           native)
-    if initial_nonnegative:
-        mark_nonnegative(rates)
     return outputs, rates
 
 
@@ -329,3 +317,46 @@ class _EulerLoop(torch.autograd.Function):
         grad_weights = _sum_outer(grad_pre, observed, per_model) if needs[1] else None
         return (grad_pre if needs[0] else None, grad_weights, carry if needs[2] else None,
                 grad_readout, None, None, None, None, None)
+
+
+def simulate(
+    drive: Tensor,
+    recurrent_weights: Tensor,
+    leak: Tensor,
+    nonlinearity: Callable[[Tensor], Tensor],
+    observe: Callable[[Tensor], Tensor],
+    initial_rates: Tensor,
+    readout_weights: Tensor,
+    readout_from: int = 0,
+) -> tuple[Tensor, Tensor]:
+    """Run the Euler dynamics through plain autograd; return (noisy readout ``(*batch, T, n_out)``,
+    rates ``(*batch, T, N)``). The reference for :func:`euler_loop`.
+
+    Args:
+        drive: input pre-activations ``(T, *batch, N)``, already through phi's affine map.
+        recurrent_weights: ``(N, N)`` or ``(S, N, N)``, already scaled by phi's gain;
+            ``drive_t + r_obs @ recurrent_weights.mT`` is the pre-activation.
+        leak: dt / tau, broadcastable to the state ``(*batch, N)``.
+        nonlinearity: phi after its affine map.
+        observe: noisy observation of the rates (identity for no noise).
+        initial_rates: ``(*batch, N)``.
+        readout_weights: F, ``(n_out, N)`` or ``(S, n_out, N)``.
+        readout_from: steps before it are read out from the clean rates, without a noise draw
+            (for training: no loss sees them, and the draws are 3/4 of the readout's noise cost
+            at the default timing). 0: every step reads a noisy sample.
+
+    The readout of step t reads its own noisy sample of r_t inside the loop: drawing it there
+    keeps each draw cache-sized (one draw over the whole (B, T, N) tensor afterwards costs ~2x).
+    """
+    weights_t = recurrent_weights.mT
+    readout_t = readout_weights.mT
+    # addmm/baddbmm fuse the add into the GEMM; chosen by static shape, not by data.
+    matmul_add = torch.addmm if weights_t.dim() == 2 else torch.baddbmm
+    rates = initial_rates
+    states, outputs = [], []
+    for step, drive_t in enumerate(drive.unbind(0)):
+        target = nonlinearity(matmul_add(drive_t, observe(rates), weights_t))
+        rates = torch.lerp(rates, target, leak)
+        states.append(rates)
+        outputs.append(torch.matmul(observe(rates) if step >= readout_from else rates, readout_t))
+    return torch.stack(outputs, dim=-2), torch.stack(states, dim=-2)

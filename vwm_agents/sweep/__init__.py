@@ -10,12 +10,12 @@ One module, one job:
   optional ``human`` comparison) and its validation: every trial's config is loaded and its env
   and agent built once, and nothing is written when any of it is wrong;
 * :mod:`~vwm_agents.sweep.trial` -- one trial without Ray: an ordinary run directory of
-  :func:`vwm_agents.trainer.train`, continued from its checkpoint on retry or ``--resume``, then
+  :func:`vwm_agents.train`, continued from its checkpoint on retry or ``--resume``, then
   ``python -m analysis RUN_DIR --only human`` when the sweep asks for closeness to people;
 * :mod:`~vwm_agents.sweep.runner` -- Ray Tune (the only module that imports Ray): its own local
   Ray, or a running cluster (``--address``, token authentication included);
 * :mod:`~vwm_agents.sweep.results` -- ``sweep_results.csv``/``.yaml`` read back from the run
-  directories, and the error-vs-set-size curves (drawn by :mod:`vwm_agents.plotting`);
+  directories, and the error-vs-set-size curves (drawn by :mod:`vwm_agents.training.plotting`);
 * :mod:`~vwm_agents.sweep.cli` -- the command line.
 
 A failed trial is recorded (in ``output/_errors/``) and the sweep goes on. Finished trials (those

@@ -29,10 +29,10 @@ from typing import Any
 
 import yaml
 
-from vwm_agents.plotting import SWEEP_FIGURE, plot_sweep_error_vs_set_size
-from vwm_agents.rundir import METRICS_FILE, RunDirError, atomic_write_text, read_history
 from vwm_agents.sweep.spec import SEED_KEY, SweepSpec, TrialPlan
 from vwm_agents.sweep.trial import error_file, human_file, write_yaml
+from vwm_agents.training.plotting import SWEEP_FIGURE, plot_sweep_error_vs_set_size
+from vwm_agents.training.rundir import METRICS_FILE, RunDir, RunDirError, atomic_write_text
 
 __all__ = [
     "RESULTS_CSV",
@@ -100,7 +100,8 @@ def collect_results(spec: SweepSpec) -> list[TrialResult]:
 def _trial_result(spec: SweepSpec, plan: TrialPlan) -> TrialResult:
     row = TrialResult(trial=plan.name, run_dir=os.path.relpath(plan.run_dir, spec.output),
                       params=dict(plan.params), status="error")
-    metrics_file = plan.run_dir / METRICS_FILE
+    run_dir = RunDir(plan.run_dir)
+    metrics_file = run_dir.metrics_file
     errors = error_file(plan)
     if errors.is_file():
         try:
@@ -112,7 +113,7 @@ def _trial_result(spec: SweepSpec, plan: TrialPlan) -> TrialResult:
         row.message = "did not finish (no metrics.json); run the sweep again with --resume"
     if metrics_file.is_file():  # also after a divergence: the metrics of its best checkpoint
         try:
-            metrics = json.loads(metrics_file.read_text())
+            metrics = run_dir.read_metrics()
         except (OSError, ValueError) as exc:
             row.message = row.message or f"unreadable {METRICS_FILE}: {exc}"
             return row
@@ -125,7 +126,7 @@ def _trial_result(spec: SweepSpec, plan: TrialPlan) -> TrialResult:
             for size, values in sorted(metrics.get("per_set_size", {}).items(), key=lambda kv: int(kv[0]))
         }
     try:
-        history = read_history(plan.run_dir)
+        history = run_dir.read_history()
     except RunDirError:
         history = []
     row.final_iteration = history[-1].get("iteration") if history else None

@@ -66,7 +66,7 @@ def run_sweep(
         max_concurrent: at most this many trials at once (default: as many as resources allow).
         resume: continue a sweep in a non-empty output folder: finished trials are skipped and
             unfinished ones continue from their checkpoints.
-        train_fn: the training function (default :func:`vwm_agents.trainer.train`); tests pass a
+        train_fn: the training function (default :func:`vwm_agents.train`); tests pass a
             stand-in with the same signature.
         verbose: Ray Tune's verbosity (0 silent, 1 status updates, 2 every result).
         progress: a progress bar of trials finished out of the sweep's total (on stderr).

@@ -25,7 +25,7 @@ written when any of it is wrong: a bad value ends in one :class:`SweepError` lin
 as the sweep file wrote it (``grid.task.ilc_noise: ...``).
 
 Each trial's run directory is named like the reference's sweeps (``logging.run_name`` = the swept
-values, e.g. ``spike_noise_factor-0.1_seed-0``) by :func:`vwm_agents.rundir.run_name`, under
+values, e.g. ``spike_noise_factor-0.1_seed-0``) by :func:`vwm_agents.training.rundir.run_name`, under
 ``output``.
 """
 
@@ -43,7 +43,7 @@ from typing import Any
 import yaml
 
 from vwm_agents.config import Config, ConfigError, load_config
-from vwm_agents.rundir import run_name
+from vwm_agents.training.rundir import run_name
 
 __all__ = [
     "SweepError",
@@ -447,7 +447,7 @@ def _check_builds(config: Config) -> None:
     """Build the trial's env and agent once, so that values only they can judge (an
     ``ilc_noise`` below 0, a ``tau_min`` below ``dt``) fail now, naming the key, rather than on a
     worker after the sweep started. Raises ConfigError."""
-    from vwm_agents.run import build_model, make_env
+    from vwm_agents.training.run import build_model, make_env
 
     env = make_env(config)
     try:

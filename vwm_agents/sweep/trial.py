@@ -1,6 +1,6 @@
 """One trial of a sweep, without Ray: train its run directory, then (if asked) compare it with people.
 
-A trial is an ordinary run directory of :func:`vwm_agents.trainer.train`. It continues from its
+A trial is an ordinary run directory of :func:`vwm_agents.train`. It continues from its
 latest checkpoint when Ray retries it or the sweep is resumed. A failure is written to
 ``<output>/_errors/<trial>.yaml``; the error records and the run directories are all that the
 results table (:mod:`vwm_agents.sweep.results`) reads.
@@ -24,8 +24,8 @@ from typing import Any
 import yaml
 
 from vwm_agents.config import Config
-from vwm_agents.rundir import LATEST_CHECKPOINT, METRICS_FILE, atomic_write_text
 from vwm_agents.sweep.spec import HumanTarget, TrialPlan
+from vwm_agents.training.rundir import RunDir, atomic_write_text
 
 __all__ = [
     "ERRORS_DIR",
@@ -44,7 +44,7 @@ ERRORS_DIR = "_errors"
 ANALYSIS_DIR = "analysis"  # where ``python -m analysis RUN_DIR`` writes, inside the run directory
 HUMAN_FILE = "human_comparison.json"
 
-# A trial raising one of these (or vwm_agents.trainer.TrainingDiverged) failed because of what it
+# A trial raising one of these (or vwm_agents.training.trainer.TrainingDiverged) failed because of what it
 # was given; retrying it would fail again, so Ray is not asked to.
 PERMANENT_ERRORS: tuple[type[BaseException], ...] = (ValueError, TypeError, KeyError, ArithmeticError)
 
@@ -68,7 +68,7 @@ def human_file(plan: TrialPlan) -> Path:
 def is_finished(plan: TrialPlan, human: HumanTarget | None = None) -> bool:
     """Finished without error (a diverged run also writes metrics.json, of its best checkpoint,
     but has an error record), and compared with people when the sweep asks for it."""
-    trained = (plan.run_dir / METRICS_FILE).is_file() and not error_file(plan).is_file()
+    trained = RunDir(plan.run_dir).metrics_file.is_file() and not error_file(plan).is_file()
     return trained and (human is None or human_file(plan).is_file())
 
 
@@ -94,7 +94,7 @@ def run_trial(
     False; others (a lost node, out of memory) are recorded and raised again so that Ray retries
     the trial.
     """
-    from vwm_agents.trainer import TrainingDiverged
+    from vwm_agents.training.trainer import TrainingDiverged
 
     errors = error_file(plan)
     stage = "train"
@@ -122,7 +122,7 @@ def run_trial(
 
 def _trained(plan: TrialPlan) -> bool:
     """metrics.json, and no failure other than of a comparison with people after training."""
-    if not (plan.run_dir / METRICS_FILE).is_file():
+    if not RunDir(plan.run_dir).metrics_file.is_file():
         return False
     errors = error_file(plan)
     if not errors.is_file():
@@ -136,9 +136,9 @@ def _trained(plan: TrialPlan) -> bool:
 
 def _train(plan: TrialPlan, train_fn: TrainFn | None, report: Callable | None) -> None:
     if train_fn is None:
-        from vwm_agents.trainer import train as train_fn
+        from vwm_agents.training.api import train as train_fn
     config = Config.from_dict(plan.config)
-    resume = (plan.run_dir / LATEST_CHECKPOINT).is_file()
+    resume = RunDir(plan.run_dir).checkpoint("latest").is_file()
     if not resume and plan.run_dir.is_dir():
         # a start that crashed before its first checkpoint: nothing to keep, and the trainer
         # refuses to start over in an existing run directory

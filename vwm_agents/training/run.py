@@ -2,9 +2,9 @@
 
 The one path of a training: :func:`vwm_agents.config.load_config` validates, :func:`resolve_run`
 builds the env and the model once and checks everything only they can judge (nothing is written
-before), :func:`vwm_agents.trainer.train` trains into the run directory
-(:mod:`vwm_agents.rundir` describes its layout), and :func:`load_run` rebuilds a finished run for
-the analyses.
+before), :func:`vwm_agents.training.api.train` trains into the run directory (a
+:class:`~vwm_agents.training.rundir.RunDir`, which owns its layout), and :func:`load_run` rebuilds
+a finished run for the analyses.
 """
 
 from __future__ import annotations
@@ -22,18 +22,9 @@ import gymnasium as gym
 import torch
 from torch import nn
 
-from vwm_agents.checkpoint import CheckpointError, load_checkpoint, load_model_state
 from vwm_agents.config import Config, ConfigError, load_config
-from vwm_agents.rundir import (
-    CHECKPOINT_DIR,
-    CONFIG_FILE,
-    HISTORY_FILE,
-    METRICS_FILE,
-    PLOT_FILE,
-    RunDirError,
-    read_history,
-    run_name,
-)
+from vwm_agents.training.checkpoint import CheckpointError, load_checkpoint, load_model_state
+from vwm_agents.training.rundir import CHECKPOINT_DIR, CONFIG_FILE, RunDir, RunDirError
 
 __all__ = [
     "RunDirError",
@@ -43,15 +34,8 @@ __all__ = [
     "make_env",
     "build_model",
     "is_discrete",
-    "run_name",
     "resolve_device",
     "load_run",
-    "CONFIG_FILE",
-    "HISTORY_FILE",
-    "METRICS_FILE",
-    "PLOT_FILE",
-    "CHECKPOINT_DIR",
-    "read_history",
 ]
 
 
@@ -151,7 +135,7 @@ class ResolvedRun:
     agent_class: type
     device: torch.device
     compile_mode: str
-    run_dir: Path
+    run_dir: RunDir
     discrete: bool
     final_noise: float
 
@@ -172,7 +156,7 @@ def resolve_run(config: Config, *, out_dir: str | Path | None = None, device: st
             env refuses, an agent without ``set_noise_factor`` given noise stages, a CUDA device
             that is not there, TensorBoard requested but not installed).
     """
-    from vwm_agents.accel import resolve_compile_mode
+    from vwm_agents.training.accel import resolve_compile_mode
 
     config = _with_overrides(config, out_dir=out_dir, device=device, progress=progress)
     cfg = config.training
@@ -205,7 +189,7 @@ def resolve_run(config: Config, *, out_dir: str | Path | None = None, device: st
     return ResolvedRun(
         config=config, env=env, models=models, agent_class=agent_class, device=torch_device,
         compile_mode=compile_mode,
-        run_dir=Path(config.logging.out_dir) / run_name(config, agent_class=agent_class),
+        run_dir=RunDir.for_config(config, agent_class=agent_class),
         discrete=is_discrete(env), final_noise=final_noise,
     )
 
@@ -240,6 +224,11 @@ class LoadedRun:
     iteration: int
     checkpoint: str
 
+    @property
+    def rundir(self) -> RunDir:
+        """The run directory's files (history, metrics, checkpoints)."""
+        return RunDir(self.run_dir)
+
 
 def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu") -> LoadedRun:
     """Rebuild a run's env and model (eval mode) from ``run_dir/config.yaml`` and a checkpoint.
@@ -250,28 +239,40 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu")
 
     Raises:
         RunDirError: missing directory, config or checkpoint, or a corrupt/mismatching file.
+
+    >>> import tempfile
+    >>> from vwm_agents import load_config, load_run, train
+    >>> config = load_config(overrides=[
+    ...     "task.max_items=1", "agent.n_neurons=8", "training.num_iterations=2",
+    ...     "training.batch_size=4", "training.eval_batch_size=8", "training.threads=1",
+    ...     "training.device=cpu", "logging.period=1", "logging.progress=false"])
+    >>> run = load_run(train(config, tempfile.mkdtemp()))
+    >>> run.checkpoint, type(run.model).__name__, run.iteration in (1, 2)
+    ('best', 'DaleRNN', True)
+    >>> [record["iteration"] for record in run.rundir.read_history()]
+    [1, 2]
     """
     if checkpoint not in ("best", "latest"):
         raise ValueError(f"checkpoint must be 'best' or 'latest', got {checkpoint!r}")
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunDirError(f"{run_dir}: run directory not found")
-    config_path = run_dir / CONFIG_FILE
+    directory = RunDir(run_dir)
+    if not directory.path.is_dir():
+        raise RunDirError(f"{directory}: run directory not found")
+    config_path = directory.config_file
     if not config_path.is_file():
-        raise RunDirError(f"{run_dir}: no {CONFIG_FILE}; not a run directory")
+        raise RunDirError(f"{directory}: no {CONFIG_FILE}; not a run directory")
     try:
         config = load_config(config_path)
     except ConfigError as exc:
         raise RunDirError(f"{config_path}: {exc}") from None
-    path = run_dir / CHECKPOINT_DIR / f"{checkpoint}.pt"
+    path = directory.checkpoint(checkpoint)
     if checkpoint == "best" and not path.exists():
-        path = run_dir / CHECKPOINT_DIR / "latest.pt"
+        path = directory.checkpoint("latest")
     if not path.exists():
-        members = sorted(p.name for p in run_dir.glob("seed_*") if (p / CONFIG_FILE).is_file())
+        members = [member.name for member in directory.members()]
         if members:
-            raise RunDirError(f"{run_dir}: an ensemble run; load one of its members "
-                              f"({', '.join(members)}), e.g. {run_dir / members[0]}")
-        raise RunDirError(f"{run_dir}: no checkpoint {checkpoint}.pt in {CHECKPOINT_DIR}/")
+            raise RunDirError(f"{directory}: an ensemble run; load one of its members "
+                              f"({', '.join(members)}), e.g. {directory.path / members[0]}")
+        raise RunDirError(f"{directory}: no checkpoint {checkpoint}.pt in {CHECKPOINT_DIR}/")
     try:
         env = make_env(config)
         model = build_model(config, env)
@@ -287,7 +288,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu")
         config=config,
         model=model,
         env=env.unwrapped,
-        run_dir=run_dir,
+        run_dir=directory.path,
         iteration=int(payload.get("iteration", 0)),
         checkpoint=str(payload.get("kind", path.stem)),
     )

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from vwm_agents import losses
+from vwm_agents.training import losses
 
 __all__ = [
     "RunSeeds",

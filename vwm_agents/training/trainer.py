@@ -12,7 +12,7 @@ One iteration (see docs/model.md, section Training)::
 Every ``logging.period`` iterations the mean of the per-iteration metrics since the last record
 is appended to ``history.jsonl``, the model is evaluated on the fixed validation batch (its
 error picks ``best.pt``); ``metrics.json`` at the end reports ``best.pt`` on the separate fixed
-test batch (:mod:`vwm_agents.evaluation`). ``latest.pt`` is written atomically every
+test batch (:mod:`vwm_agents.training.evaluation`). ``latest.pt`` is written atomically every
 ``training.checkpoint_period`` and holds every piece of state (model, Adam, schedules, every RNG
 state and the metrics buffered since the last record), so a resumed run (after Ctrl-C or kill -9)
 continues bit for bit where it stopped; the history is cut back to the checkpoint's iteration.
@@ -24,21 +24,20 @@ seeded from ``training.seed`` as well (for agents that draw from it), so trainin
 nor disturbs the caller's random state.
 
 Events (a noise stage, a learning-rate drop, early stopping, divergence, resume, interruption) go
-to the ``vwm_agents.trainer`` logger at INFO (divergence: WARNING), and above the progress bar
+to the ``vwm_agents.training.trainer`` logger at INFO (divergence: WARNING), and above the progress bar
 when that logger is not enabled for INFO.
 
-Ensembles (``training.num_models > 1``) are trained by :mod:`vwm_agents.ensemble_trainer`
+Ensembles (``training.num_models > 1``) are trained by :mod:`vwm_agents.training.ensemble_trainer`
 through the public member interface of :class:`Trainer`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,18 +46,16 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from vwm_agents import losses
-from vwm_agents.accel import LossStep
-from vwm_agents.checkpoint import (
+from vwm_agents.config import Config
+from vwm_agents.training import losses
+from vwm_agents.training.accel import LossStep
+from vwm_agents.training.checkpoint import (
     CheckpointError,
-    load_checkpoint,
     load_model_state,
     numpy_rng_state,
-    save_checkpoint,
     set_numpy_rng_state,
 )
-from vwm_agents.config import Config
-from vwm_agents.evaluation import (
+from vwm_agents.training.evaluation import (
     Sample,
     batch_metrics,
     evaluate,
@@ -71,38 +68,16 @@ from vwm_agents.evaluation import (
     sample,
     window_mean,
 )
-from vwm_agents.run import ResolvedRun, build_model, resolve_run
-from vwm_agents.rundir import (
-    BEST_CHECKPOINT,
-    CONFIG_FILE,
-    LATEST_CHECKPOINT,
-    METRICS_FILE,
-    PLOT_FILE,
-    RESUMABLE_CHANGES,
-    TENSORBOARD_DIR,
-    append_history,
-    atomic_write_text,
-    check_new_run,
-    check_resumable,
-    check_same_config,
-    run_name,
-    saved_config,
-    truncate_history,
-)
-from vwm_agents.schedules import EarlyStopping, NoiseCurriculum, TrainingSchedule, noise_levels
+from vwm_agents.training.run import ResolvedRun, build_model
+from vwm_agents.training.rundir import RunDir
+from vwm_agents.training.schedules import TrainingSchedule, noise_levels
 
 __all__ = [
-    "train",
     "Trainer",
-    "run_name",
     "Diverged",
     "TrainingDiverged",
     "TrainingInterrupted",
-    "EarlyStopping",
-    "NoiseCurriculum",
-    "noise_levels",
-    "evaluate",
-    "RESUMABLE_CHANGES",
+    "deferred_sigint",
 ]
 
 logger = logging.getLogger(__name__)
@@ -142,17 +117,22 @@ class Trainer:
     :meth:`fail` on divergence, :meth:`after_iteration`, and :meth:`wrap_up` at the end.
     """
 
-    def __init__(self, config: Config, run_dir: Path, env: Any, model: nn.Module,
+    def __init__(self, config: Config, run_dir: RunDir | Path, env: Any, model: nn.Module,
                  device: torch.device, *, discrete: bool, final_noise: float,
                  callback: Callable[[dict], None] | None = None, progress: bool = False,
                  compile_mode: str = "off"):
         cfg = config.training
-        self.config, self.run_dir, self.device = config, run_dir, device
+        self.config, self.device = config, device
+        self.run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
         self.env, self.callback, self.progress, self.discrete = env, callback, progress, discrete
         self.model = model.to(device)
         options = forward_parameters(model)
         self._takes_generator = "generator" in options
         self._takes_readout_from = "readout_from" in options
+        # The agent's own statement that its rates are >= 0 by construction (DaleRNN: phi >= 0
+        # and a convex Euler update from rates 0): the activity penalty may take its
+        # constant-gradient form.
+        self._rates_nonnegative = bool(getattr(model, "nonnegative_rates", False))
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate)
         self.schedule = TrainingSchedule(
             self.optimizer, lr_factor=cfg.lr_factor, lr_patience=cfg.lr_patience,
@@ -173,7 +153,7 @@ class Trainer:
 
     @classmethod
     def from_run(cls, run: ResolvedRun, model: nn.Module | None = None, *, config: Config | None = None,
-                 run_dir: Path | None = None, callback: Callable[[dict], None] | None = None,
+                 run_dir: RunDir | None = None, callback: Callable[[dict], None] | None = None,
                  progress: bool | None = None, compile_mode: str | None = None) -> Trainer:
         """A trainer of ``run`` (or of one ensemble member: its model, config and directory)."""
         config = run.config if config is None else config
@@ -225,16 +205,12 @@ class Trainer:
         """Start afresh (``payload`` None) or from a ``latest.pt`` payload; then prepare the run
         directory: its config, the history cut back to this iteration, the TensorBoard log."""
         if payload is not None:
-            self.load_state_dict(payload, source or self.run_dir / LATEST_CHECKPOINT)
+            self.load_state_dict(payload, source or self.run_dir.checkpoint("latest"))
             self.event("resume", f"resuming at iteration {self.iteration}")
         self.schedule.curriculum.apply(self.model)
-        (self.run_dir / LATEST_CHECKPOINT).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.run_dir / CONFIG_FILE, self.config.to_yaml())
-        truncate_history(self.run_dir, self.iteration)
+        self.run_dir.prepare(self.config, self.iteration)
         if getattr(self.config.logging, "tensorboard", False):
-            from vwm_agents.tensorboard_log import TensorBoardLog
-
-            self.tensorboard = TensorBoardLog(self.run_dir / TENSORBOARD_DIR, self.iteration)
+            self.tensorboard = self.run_dir.tensorboard_log(self.iteration)
 
     # -- one iteration (the member interface) ------------------------------------------------
     def draw(self) -> Sample:
@@ -242,15 +218,21 @@ class Trainer:
         return sample(self.env, self.config.training.batch_size, self.data_rng, self.device,
                       balance_set_sizes=self.config.training.balance_set_sizes)
 
-    def loss(self, outputs: Tensor, rates: Tensor | None, gt: Tensor, mask: Tensor) -> Tensor:
-        """The training loss of outputs and rates (one model's, unstacked)."""
+    def loss(self, outputs: Tensor, rates: Tensor | None, gt: Tensor, mask: Tensor, *,
+             rates_nonnegative: bool = False) -> Tensor:
+        """The training loss of outputs and rates (one model's, unstacked).
+
+        ``rates_nonnegative``: the rates are >= 0 by construction (see
+        :func:`vwm_agents.training.losses.activity_penalty`).
+        """
         cfg = self.config.training
         if self.discrete:
             loss = losses.classification_loss(outputs, gt, mask)
         else:
             loss = cfg.lambda_err * losses.vwm_trial_error(outputs, gt, mask, cfg.error_def).mean()
         if rates is not None and cfg.lambda_reg > 0:
-            loss = loss + cfg.lambda_reg * losses.activity_penalty(rates)
+            loss = loss + cfg.lambda_reg * losses.activity_penalty(
+                rates, nonnegative=rates_nonnegative)
         return loss
 
     def forward_loss(self, ob: Tensor, gt: Tensor, mask: Tensor, readout_from: int = 0):
@@ -258,7 +240,8 @@ class Trainer:
         options = {"readout_from": readout_from} if readout_from else {}
         outputs, rates = forward_model(self.model, ob, self.noise_generator,
                                        self._takes_generator, **options)
-        return self.loss(outputs, rates, gt, mask), outputs, rates
+        loss = self.loss(outputs, rates, gt, mask, rates_nonnegative=self._rates_nonnegative)
+        return loss, outputs, rates
 
     def readout_from(self, batch: Any) -> int:
         """The first step any loss sees, if the agent can skip the readout noise before it."""
@@ -328,19 +311,19 @@ class Trainer:
     def fail(self, reason: str) -> TrainingDiverged:
         """After :class:`Diverged`: keep the last good checkpoint, write metrics.json of the best
         one (if any), and return the error to raise."""
-        latest = self.run_dir / LATEST_CHECKPOINT
+        latest = self.run_dir.checkpoint("latest")
         kept = (f"the last good checkpoint ({latest}) is kept" if latest.exists()
                 else "no checkpoint was written yet")
         self.buffer = []
         try:
-            if (self.run_dir / BEST_CHECKPOINT).exists():
+            if self.run_dir.checkpoint("best").exists():
                 self.finish()
         finally:
             self.close()
         message = (f"training diverged: {reason}; {kept}; try a lower training.learning_rate or "
                    "set training.grad_clip")
         self.event("divergence", message, level=logging.WARNING)
-        return TrainingDiverged(message, self.run_dir, self.iteration + 1)
+        return TrainingDiverged(message, self.run_dir.path, self.iteration + 1)
 
     def close(self) -> None:
         if self.tensorboard is not None:
@@ -370,7 +353,7 @@ class Trainer:
         if validation["error"] is not None and validation["error"] < self.best["error"]:
             self.best = {"error": validation["error"], "iteration": self.iteration}
             self._save_best()
-        append_history(self.run_dir, record)
+        self.run_dir.append_history(record)
         if self.tensorboard is not None:
             self.tensorboard.write(record)
         if self.callback is not None:
@@ -378,7 +361,7 @@ class Trainer:
         return record
 
     def _save_best(self) -> None:
-        save_checkpoint(self.run_dir / BEST_CHECKPOINT, {
+        self.run_dir.save_checkpoint("best", {
             "kind": "best",
             "iteration": self.iteration,
             "config": self.config.to_dict(),
@@ -387,19 +370,14 @@ class Trainer:
         })
 
     def save_latest(self) -> None:
-        save_checkpoint(self.run_dir / LATEST_CHECKPOINT, self.state_dict())
+        self.run_dir.save_checkpoint("latest", self.state_dict())
 
     def finish(self) -> None:
         """metrics.json: ``best.pt`` (``latest`` if none) on the test batch; the history plot."""
-        import json
-
-        from vwm_agents.plotting import plot_training_history
-        from vwm_agents.rundir import read_history
-
-        best_path = self.run_dir / BEST_CHECKPOINT
+        best_path = self.run_dir.checkpoint("best")
         model, which, iteration, val_error = self.model, "latest", self.iteration, None
         if best_path.exists():
-            payload = load_checkpoint(best_path, kind="best", map_location=self.device)
+            payload = self.run_dir.load_checkpoint("best", map_location=self.device)
             model = build_model(self.config, self.env, agent_class=type(self.model)).to(self.device)
             load_model_state(model, payload["model"], best_path)
             self.schedule.curriculum.apply(model)
@@ -414,10 +392,8 @@ class Trainer:
             "val_error": val_error,
             "eval_batch_size": self.config.training.eval_batch_size,
         })
-        atomic_write_text(self.run_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
-        history = read_history(self.run_dir)
-        if history:
-            plot_training_history(history, self.run_dir / PLOT_FILE)
+        self.run_dir.write_metrics(metrics)
+        self.run_dir.write_history_plot()
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -443,9 +419,9 @@ class Trainer:
         self.wrap_up(interrupted.is_set())
         if interrupted.is_set():
             message = (f"interrupted after iteration {self.iteration}; checkpoint saved in "
-                       f"{self.run_dir / LATEST_CHECKPOINT}; continue with --resume")
+                       f"{self.run_dir.checkpoint('latest')}; continue with --resume")
             self.event("interrupt", message)
-            raise TrainingInterrupted(message, self.run_dir, self.iteration)
+            raise TrainingInterrupted(message, self.run_dir.path, self.iteration)
 
     def _postfix(self, record: dict[str, Any]) -> dict[str, str]:
         def fmt(x: Any) -> str:
@@ -483,85 +459,3 @@ class deferred_sigint:  # noqa: N801 (a context manager used like a function)
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
         return False
-
-
-@contextlib.contextmanager
-def run_random_state(run: ResolvedRun) -> Iterator[None]:
-    """The global torch generator of a run: forked from the caller's, seeded from the run seed
-    (a resume then restores the saved state), restored afterwards. Also sets the CPU threads."""
-    if run.config.training.threads is not None:
-        torch.set_num_threads(run.config.training.threads)
-    cuda = run.device.type == "cuda"
-    index = (run.device.index if run.device.index is not None else torch.cuda.current_device()
-             if cuda else None)
-    with torch.random.fork_rng(devices=[index] if cuda else []):
-        seed = run_seeds(run.config.training.seed).torch_global
-        torch.default_generator.manual_seed(seed)
-        if cuda:
-            torch.cuda.default_generators[index].manual_seed(seed)
-        yield
-
-
-def resume_payload(run_dir: Path, config: Config) -> dict[str, Any] | None:
-    """The ``latest.pt`` payload a resume of ``run_dir`` continues from (None: start afresh,
-    the run was killed before its first checkpoint), checked against ``config``."""
-    latest = check_resumable(run_dir)
-    if latest is None:
-        check_same_config(run_dir, saved_config(run_dir), config)
-        return None
-    payload = load_checkpoint(latest, kind="latest")
-    check_same_config(run_dir, payload["config"], config)
-    return payload
-
-
-# ----------------------------------------------------------------------------------------------
-# Entry point
-
-
-def train(
-    config: Config,
-    out_dir: str | Path | None = None,
-    *,
-    resume: bool = False,
-    device: str | None = None,
-    callback: Callable[[dict], None] | None = None,
-    progress: bool | None = None,
-) -> Path:
-    """Train ``config``'s agent on its task and return the run directory.
-
-    Args:
-        out_dir: where run directories go; None: ``logging.out_dir``.
-        resume: continue the run in ``out_dir/run_name(config)`` from ``checkpoints/latest.pt``
-            exactly (the config may differ only in ``RESUMABLE_CHANGES``, e.g. more iterations).
-            Without ``resume`` an existing run directory is an error.
-        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:<i>``; None: ``training.device``.
-        callback: called with each history record (a dict) at every logging step.
-        progress: show the tqdm bar; None: ``logging.progress``.
-
-    Everything that can be wrong with the config is checked (env and model are built) before
-    anything is written.
-
-    Raises:
-        ConfigError: bad config (nothing written).
-        RunDirError: the run directory exists without ``resume``, or ``resume`` finds no
-            checkpoint / a different config.
-        CheckpointError: ``latest.pt`` is truncated, foreign or does not fit the config.
-        TrainingDiverged: non-finite loss or rates (the last good checkpoint is kept).
-        TrainingInterrupted: Ctrl-C (a checkpoint was saved).
-    """
-    run = resolve_run(config, out_dir=out_dir, device=device, progress=progress)
-    if run.config.training.num_models > 1:
-        from vwm_agents.ensemble_trainer import train_ensemble
-
-        train_ensemble(run, resume=resume, callback=callback)
-        return run.run_dir
-    if resume:
-        payload = resume_payload(run.run_dir, run.config)
-    else:
-        check_new_run(run.run_dir)
-        payload = None
-    with run_random_state(run):
-        trainer = Trainer.from_run(run, callback=callback)
-        trainer.begin(payload)
-        trainer.run()
-    return run.run_dir

@@ -106,21 +106,6 @@ def vwm_trial_error(outputs: Tensor, gt: Tensor, mask: Tensor, error_def: str) -
     return _mean_over_present(per_item, present)
 
 
-# Attribute set on tensors known to be >= 0 by construction (see mark_nonnegative).
-_NONNEGATIVE = "_vwm_nonnegative"
-
-
-def mark_nonnegative(rates: Tensor) -> Tensor:
-    """Mark ``rates`` as >= 0 by construction (returned as is) for :func:`activity_penalty`.
-
-    For a model whose rates cannot be negative (DaleRNN: phi >= 0 and a convex Euler update),
-    so that mean |r| = mean r and its gradient is the constant 1/numel: no sign over (B, T, N).
-    Views and results of further operations are not marked.
-    """
-    setattr(rates, _NONNEGATIVE, True)
-    return rates
-
-
 class _NonnegativeMean(torch.autograd.Function):
     """mean(r) = mean |r| for r >= 0 over all but the ``leading`` dimensions; the gradient is
     the incoming one expanded to r's shape (stride 0: no copy)."""
@@ -140,15 +125,22 @@ class _NonnegativeMean(torch.autograd.Function):
         return (grad / count).view(*grad.shape, *trailing).expand(ctx.shape), None
 
 
-def activity_penalty(rates: Tensor, *, leading: int = 0) -> Tensor:
+def activity_penalty(rates: Tensor, *, leading: int = 0, nonnegative: bool = False) -> Tensor:
     """mean |r| over all trials, steps and neurons (Hz): the L1 metabolic cost.
 
     ``leading``: keep that many leading dimensions (e.g. 1 for stacked models ``(S, B, T, N)``:
-    one penalty per model, shape ``(S,)``). For rates marked by :func:`mark_nonnegative`
-    (DaleRNN's), |r| = r and the gradient is the constant 1/count everywhere (at r = 0 a valid
-    subgradient of |r|, where autograd's sign gives 0), passed on without a pass over the rates.
+    one penalty per model, shape ``(S,)``). ``nonnegative``: the caller knows the rates are >= 0
+    by construction (an agent's ``nonnegative_rates``, e.g. DaleRNN's: phi >= 0 and a convex
+    Euler update); then |r| = r and the gradient is the constant 1/count everywhere (at r = 0 a
+    valid subgradient of |r|, where autograd's sign gives 0), passed on without a pass over the
+    rates.
+
+    >>> import torch
+    >>> from vwm_agents.training.losses import activity_penalty
+    >>> activity_penalty(torch.tensor([[1.0, -2.0]]))
+    tensor(1.5000)
     """
-    if getattr(rates, _NONNEGATIVE, False):
+    if nonnegative:
         return _NonnegativeMean.apply(rates, leading)
     magnitude = rates.abs()
     return magnitude.flatten(leading).mean(dim=-1) if leading else magnitude.mean()
@@ -222,3 +214,33 @@ def classification_metrics(logits: Tensor, gt: Tensor, mask: Tensor) -> dict:
     correct = (logits.argmax(dim=-1) == gt).to(logits.dtype)
     accuracy = ((correct * weights).sum() / weights.sum().clamp_min(1.0)).item()
     return {"accuracy": accuracy, "error": 1.0 - accuracy}
+
+
+def ensemble_vwm_loss(
+    outputs: Tensor,
+    rates: Tensor | None,
+    gt: Tensor,
+    mask: Tensor,
+    *,
+    error_def: str,
+    lambda_err: float = 1.0,
+    lambda_reg: float = 0.0,
+    nonnegative: bool = False,
+) -> Tensor:
+    """Per-member VWM training loss ``(S,)``: lambda_err mean trial error + lambda_reg mean |r|.
+
+    ``outputs (S, B, T, n_out)``, ``rates (S, B, T, N)`` or None, ``gt``/``mask`` shared
+    ``(B, T, n_out)`` or per member ``(S, B, T, n_out)``; ``nonnegative`` as for
+    :func:`activity_penalty`. Member s's entry equals the single-run loss of its outputs; sum
+    the entries to backpropagate every member's own gradient at once.
+    """
+    n_members, batch_size = outputs.shape[:2]
+    gt = gt.expand_as(outputs)
+    mask = mask.expand_as(outputs)
+    trial_error = vwm_trial_error(
+        outputs.flatten(0, 1), gt.flatten(0, 1), mask.flatten(0, 1), error_def
+    ).view(n_members, batch_size)
+    loss = lambda_err * trial_error.mean(dim=1)
+    if rates is not None and lambda_reg > 0:
+        loss = loss + lambda_reg * activity_penalty(rates, leading=1, nonnegative=nonnegative)
+    return loss

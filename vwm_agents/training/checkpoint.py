@@ -9,7 +9,7 @@ the previous checkpoint intact.
 Two kinds: ``"latest"`` (everything needed to continue exactly: model, optimiser, scheduler,
 early stopping, curriculum, every RNG state, the metrics buffered since the last history record;
 the history itself is appended to ``history.jsonl``, not copied here) and ``"best"`` (model
-weights, iteration and validation error only). Atomic writes live in :mod:`vwm_agents.rundir`.
+weights, iteration and validation error only). Atomic writes live in :mod:`vwm_agents.training.files`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vwm_agents.rundir import atomic_write_bytes, atomic_write_text
+from vwm_agents.training.files import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "CheckpointError",

@@ -15,7 +15,7 @@ def plot_training_history(history: Sequence[dict[str, Any]], path: str | Path | 
     """Error (per set size where known), firing rate and learning rate against iteration.
 
     Args:
-        history: the records of the run's history (:func:`vwm_agents.rundir.read_history`).
+        history: the records of the run's history (:func:`vwm_agents.training.rundir.read_history`).
         path: where to save the figure (PNG); None only returns it.
     """
     iterations = [record["iteration"] for record in history]

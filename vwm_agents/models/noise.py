@@ -15,9 +15,9 @@ type            observed rate                                mean / variance
 ==============  ===========================================  =================================
 
 k = 0 gives the rates back unchanged for every type. All draws come from the optional
-``torch.Generator``: on the CPU, where the fused kernels of :mod:`vwm_agents.native` exist,
+``torch.Generator``: on the CPU, where the fused kernels of :mod:`vwm_agents.models.native` exist,
 each draw takes one 64-bit key from it and computes its numbers with the counter-based Philox
-generator (:mod:`vwm_agents.philox`: 3-4x cheaper than PyTorch's CPU normals and uniforms);
+generator (:mod:`vwm_agents.models.philox`: 3-4x cheaper than PyTorch's CPU normals and uniforms);
 elsewhere (no C compiler, ``VWM_RNN_NATIVE=0``, GPUs) PyTorch draws them: the same
 distributions, other numbers. Nothing reads values back to the host, so a sampler can run
 inside a CUDA graph. Everything is differentiable with respect to the rates.
@@ -41,7 +41,7 @@ single autograd node (:class:`_GammaNoise`) that computes dX/dr during the forwa
   and k = 0.05 ... 0.3.
 
 On float32 CPU tensors the draw with its slope runs as one fused loop
-(:mod:`vwm_agents.native`), as does the Gaussian noise. Measured at the default size ((128, 128)
+(:mod:`vwm_agents.models.native`), as does the Gaussian noise. Measured at the default size ((128, 128)
 rates, one thread, draw + slope): ~360 us as eager ops on PyTorch's random numbers, ~110 us
 with Philox numbers and the fused loop (``benchmarks/bench_noise.py`` times the samplers at
 (512, 256)).
@@ -54,8 +54,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from vwm_agents import native, philox
-from vwm_agents.native import NativeKernels
+from vwm_agents.models import native, philox
+from vwm_agents.models.native import NativeKernels
 
 NOISE_TYPES: tuple[str, ...] = ("gamma", "gauss", "puregauss", "csnr", "none")
 
@@ -94,7 +94,7 @@ def _rand(like: Tensor, generator: Generators) -> Tensor:
 
 def _draw(like: Tensor, generator: Generators, cpu_draw, device_draw, device_fill) -> Tensor:
     """Random numbers shaped like ``like``: on the CPU, where the fused kernels exist, one Philox
-    draw (:mod:`vwm_agents.philox`) per generator; elsewhere PyTorch's own generator (Philox in
+    draw (:mod:`vwm_agents.models.philox`) per generator; elsewhere PyTorch's own generator (Philox in
     PyTorch integer ops would cost 3-4x a training iteration: see the README, Performance)."""
     use_philox = like.device.type == "cpu" and native.kernels() is not None
     if generator is None or isinstance(generator, torch.Generator):
@@ -305,7 +305,7 @@ def slope_sampler(
     None where :func:`noise_fn` gives the identity. The draws, in number and order, are those of
     :func:`noise_fn` with the same arguments: both consume a generator identically.
     ``native``: run gamma and Gaussian noise on float32 CPU tensors through the fused kernels
-    of :mod:`vwm_agents.native` where they are available (same draws, same maths to float32
+    of :mod:`vwm_agents.models.native` where they are available (same draws, same maths to float32
     rounding); False: always eager PyTorch.
     """
     if noise_fn(noise_type, factor, dt_ms, generator) is _identity:

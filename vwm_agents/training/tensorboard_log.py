@@ -1,7 +1,7 @@
 """Live training curves: each history record as TensorBoard scalars (``logging.tensorboard``).
 
 Needs the optional ``tensorboard`` package (``pip install 'vwm-rnn[tensorboard]'``);
-:func:`vwm_agents.run.resolve_run` refuses ``logging.tensorboard: true`` without it. The events
+:func:`vwm_agents.training.run.resolve_run` refuses ``logging.tensorboard: true`` without it. The events
 go to ``RUN_DIR/tensorboard/``: ``tensorboard --logdir runs`` shows every run.
 """
 

@@ -3,9 +3,10 @@
  *
  * Eager PyTorch runs a gamma noise draw as ~25 separate ops, each a pass over the (B, N) rates
  * with its own allocation and dispatch; here the same maths is one loop that the compiler
- * vectorises. Built at first use by vwm_agents/native.py (plain C99, no PyTorch headers) and
- * called through ctypes. The random numbers are drawn by PyTorch beforehand (same generator,
- * same order as the eager path), so only the arithmetic moves here.
+ * vectorises. Built at first use by vwm_agents/models/native.py (plain C99, no PyTorch headers) and
+ * called through ctypes. The random numbers come from the counter-based Philox fill in this file
+ * (vwm_philox_normal / vwm_philox_uniform, the streams of vwm_agents/models/philox.py, keyed by
+ * the run's torch generator), drawn for the whole tensor before the arithmetic loops.
  *
  * Compiled without -ffast-math: IEEE semantics, no reassociation, NaN propagates (a diverging
  * run must still be seen as diverging). exp and log are polynomial approximations in the style
@@ -79,7 +80,7 @@ static inline float log_f32(float x) {
 
 /*
  * Random numbers: Philox-4x32-10 (Salmon et al. 2011), a counter-based generator: block j of a
- * draw is philox(counter = (j, 0, 0, 0), key), four 32-bit words. vwm_agents/philox.py holds the
+ * draw is philox(counter = (j, 0, 0, 0), key), four 32-bit words. vwm_agents/models/philox.py holds the
  * same generator in PyTorch integer ops (bit-identical) and the layout of a draw:
  *   uniforms: element j + m q (m = 0..3, q = ceil(n / 4)) is (word_m >> 8) 2^-24, in [0, 1);
  *   normals (Box-Muller): words (0, 1) give elements j and j + q, words (2, 3) give j + 2q and
@@ -177,7 +178,7 @@ PHILOX_FILL(vwm_philox_normal, normal_block)
 PHILOX_FILL(vwm_philox_uniform, uniform_block)
 
 /*
- * Gamma spiking noise X of rates r and its pathwise slope dX/dr (see vwm_agents/noise.py,
+ * Gamma spiking noise X of rates r and its pathwise slope dX/dr (see vwm_agents/models/noise.py,
  * _gamma_sample, for the derivation), from a standard normal z and a uniform u per element;
  * K = k^2 / dt_s. slope may be NULL. (Each kernel has one loop per case, without branches in
  * the loop body, so that it vectorises even at the baseline instruction set.)

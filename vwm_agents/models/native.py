@@ -5,7 +5,7 @@ default size a gamma noise draw is ~25 small eager ops (each a pass over the (B,
 its own allocation and dispatch), and the saturating update another five. ``native_kernels.c``
 (next to this file) does each of them in one vectorised loop: the gamma noise draw and its
 slope, the Gaussian one, sigmoid + Euler update + phi's slope, and the noise's random numbers
-(Philox-4x32-10 with its Box-Muller normals, :mod:`vwm_agents.philox`: the same bits as the
+(Philox-4x32-10 with its Box-Muller normals, :mod:`vwm_agents.models.philox`: the same bits as the
 eager version of the generator). Results agree with the eager ops to float32 rounding
 (``tests/agents/test_native.py``).
 
@@ -15,7 +15,7 @@ else ``cc``, ``gcc`` or ``clang``) in well under a second, cached under
 and the CPU (``-march=native`` code must not run on another node of a cluster that shares the
 home directory), and loaded with ctypes. Where there is no compiler, or the build fails, or
 ``VWM_RNN_NATIVE=0`` is set, :func:`kernels` returns None: the callers run the same maths in
-eager PyTorch and the noise draws come from PyTorch's generator (:mod:`vwm_agents.noise`); one
+eager PyTorch and the noise draws come from PyTorch's generator (:mod:`vwm_agents.models.noise`); one
 warning says why, unless the kernels were switched off on purpose.
 
 The kernels are serial and float32 only: callers use them for contiguous float32 CPU tensors,
@@ -80,7 +80,7 @@ class NativeKernels:
 
     def philox_normal(self, key: int, out: Tensor) -> None:
         """Fill ``out`` with the standard normals of the Philox draw ``key``
-        (:mod:`vwm_agents.philox`)."""
+        (:mod:`vwm_agents.models.philox`)."""
         self._normal(out.numel(), key & 0xFFFFFFFF, key >> 32, out.data_ptr())
 
     def philox_uniform(self, key: int, out: Tensor) -> None:
@@ -143,7 +143,7 @@ def kernels() -> NativeKernels | None:
             return _load(compiler)
         except (OSError, subprocess.SubprocessError, AttributeError) as error:
             reason = f"could not build them with {compiler} ({error})"
-    warnings.warn(f"vwm_agents.native: {reason}; CPU training runs on eager PyTorch ops and "
+    warnings.warn(f"vwm_agents.models.native: {reason}; CPU training runs on eager PyTorch ops and "
                   "PyTorch's random numbers instead of the fused kernels (same maths, other "
                   "noise draws, about 1.5-2x slower); VWM_RNN_NATIVE=0 silences this",
                   RuntimeWarning, stacklevel=2)

@@ -4,8 +4,8 @@ Member s is the single run with seed ``training.seed + s`` (its own optimiser, s
 clipping, data and noise streams, validation and test batches), written to
 ``runs/<name>/seed_<seed + s>/`` with the standard layout, and trains like that single run (to
 float32 rounding). Only the forward and backward pass are shared
-(:func:`vwm_agents.ensemble.ensemble_forward`); everything else goes through the public member
-interface of :class:`vwm_agents.trainer.Trainer`. Members that stop (early stopping, the
+(:func:`vwm_agents.models.ensemble.ensemble_forward`); everything else goes through the public member
+interface of :class:`vwm_agents.training.trainer.Trainer`. Members that stop (early stopping, the
 iteration budget, divergence) leave the stack. All members share the run's env: its batches
 depend only on the generator they are drawn with.
 """
@@ -13,7 +13,7 @@ depend only on the generator they are drawn with.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,27 +21,17 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from vwm_agents.accel import LossStep
 from vwm_agents.config import Config
-from vwm_agents.ensemble import ensemble_forward
-from vwm_agents.run import ResolvedRun
-from vwm_agents.rundir import (
-    CHECKPOINT_DIR,
-    CONFIG_FILE,
-    atomic_write_text,
-    check_new_run,
-    check_same_config,
-    member_dir,
-    saved_config,
-)
-from vwm_agents.trainer import (
+from vwm_agents.models.ensemble import ensemble_forward
+from vwm_agents.training.accel import LossStep
+from vwm_agents.training.run import ResolvedRun
+from vwm_agents.training.rundir import CHECKPOINT_DIR, RunDir
+from vwm_agents.training.trainer import (
     Diverged,
     Trainer,
     TrainingDiverged,
     TrainingInterrupted,
     deferred_sigint,
-    resume_payload,
-    run_random_state,
 )
 
 __all__ = ["EnsembleTrainer", "member_config", "train_ensemble"]
@@ -60,7 +50,7 @@ class EnsembleTrainer:
     iteration.
     """
 
-    def __init__(self, members: list[Trainer], compile_mode: str, run_dir: Path):
+    def __init__(self, members: list[Trainer], compile_mode: str, run_dir: RunDir):
         self.members = members
         self.compile_mode = compile_mode
         self.run_dir = run_dir
@@ -78,6 +68,8 @@ class EnsembleTrainer:
                                                   readout_from=readout_from)
                 # Each member's own loss on its slice: the sum backpropagates each member's
                 # gradient unchanged (d sum / d loss_s = 1).
+                # (A slice of the stacked rates takes the plain mean |r| form of the activity
+                # penalty: its gradient is materialised for the stack anyway.)
                 member_losses = torch.stack([
                     member.loss(outputs[s], None if rates is None else rates[s], gt[s], mask[s])
                     for s, member in enumerate(active)
@@ -124,19 +116,19 @@ class EnsembleTrainer:
                 while active and not interrupted.is_set():
                     self._iteration(active, checkpoint_period)
                     failed = {failure.run_dir for failure in self.failures}
-                    active = [m for m in active if not m.done and m.run_dir not in failed]
+                    active = [m for m in active if not m.done and m.run_dir.path not in failed]
                     bar.update(1)
                     bar.set_postfix({"models": len(active)}, refresh=False)
         finally:
             bar.close()
         for member in self.members:
-            if member.run_dir not in failed:
+            if member.run_dir.path not in failed:
                 member.wrap_up(interrupted.is_set())
         if interrupted.is_set():
             raise TrainingInterrupted(
                 f"interrupted; checkpoints of all {len(self.members)} members saved in "
                 f"{self.run_dir}/seed_*/{CHECKPOINT_DIR}; continue with --resume",
-                self.run_dir, max(m.iteration for m in self.members),
+                self.run_dir.path, max(m.iteration for m in self.members),
             )
         if self.failures:
             failure = self.failures[0]
@@ -146,33 +138,15 @@ class EnsembleTrainer:
             )
 
 
-def train_ensemble(run: ResolvedRun, *, resume: bool,
+def train_ensemble(run: ResolvedRun, members: Sequence[tuple[RunDir, Config]],
+                   payloads: Sequence[dict[str, Any] | None], *,
                    callback: Callable[[dict], None] | None = None) -> None:
-    """Train the members of a resolved run (``run.models``) into ``run.run_dir/seed_<s>/``."""
-    configs = [member_config(run.config, index) for index in range(len(run.models))]
-    dirs = [member_dir(run.run_dir, member.training.seed) for member in configs]
-    payloads: list[dict[str, Any] | None] = [None] * len(configs)
-    if resume:
-        if not (run.run_dir / CONFIG_FILE).is_file():
-            from vwm_agents.rundir import RunDirError
-
-            raise RunDirError(f"{run.run_dir}: nothing to resume (no {CONFIG_FILE})")
-        check_same_config(run.run_dir, saved_config(run.run_dir), run.config)
-        # a member killed before its first checkpoint starts afresh
-        payloads = [resume_payload(d, c) if (d / CONFIG_FILE).exists() else None
-                    for d, c in zip(dirs, configs, strict=True)]
-    else:
-        check_new_run(run.run_dir, dirs)
-    with run_random_state(run):
-        members = [Trainer.from_run(run, model, config=config, run_dir=directory,
-                                    callback=callback, progress=False, compile_mode="off")
-                   for config, directory, model in zip(configs, dirs, run.models, strict=True)]
-        atomic_write_text(_ensure(run.run_dir) / CONFIG_FILE, run.config.to_yaml())
-        for member, payload in zip(members, payloads, strict=True):
-            member.begin(payload)
-        EnsembleTrainer(members, run.compile_mode, run.run_dir).run()
-
-
-def _ensure(directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
+    """Train the members of a resolved run (``run.models``; their directories and configs from
+    :func:`member_config`, their starting points from :meth:`RunDir.start`)."""
+    trainers = [Trainer.from_run(run, model, config=config, run_dir=directory,
+                                 callback=callback, progress=False, compile_mode="off")
+                for (directory, config), model in zip(members, run.models, strict=True)]
+    run.run_dir.write_config(run.config)
+    for member, payload in zip(trainers, payloads, strict=True):
+        member.begin(payload)
+    EnsembleTrainer(trainers, run.compile_mode, run.run_dir).run()

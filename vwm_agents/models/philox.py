@@ -19,10 +19,10 @@ generator by one number), then:
   z = sqrt(-2 log u1) (cos 2 pi u2, sin 2 pi u2). |z| <= 5.77 (PyTorch's CPU normals, also
   Box-Muller on 24-bit uniforms, have the same bound).
 
-The fused kernels (:mod:`vwm_agents.native`) compute this in C; the functions here compute the
+The fused kernels (:mod:`vwm_agents.models.native`) compute this in C; the functions here compute the
 same words with PyTorch integer ops (bit-identical: ``tests/agents/test_philox.py`` checks them
 against each other and against the published test vectors) and the same transforms with eager
-float ops (equal to float32 rounding). The noise samplers (:mod:`vwm_agents.noise`) use Philox
+float ops (equal to float32 rounding). The noise samplers (:mod:`vwm_agents.models.noise`) use Philox
 only where the kernels exist: float32 draws in C, float64 draws (tests) through the integer ops.
 Without the kernels they use PyTorch's generator, because ~130 small integer ops per draw
 would make a training iteration 3-4x slower than PyTorch's own CPU generator does. Other
@@ -37,7 +37,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from vwm_agents import native
+from vwm_agents.models import native
 
 __all__ = ["draw_key", "normal", "philox4x32", "philox_words", "uniform"]
 

@@ -9,7 +9,7 @@ loss of the ensemble is the *sum* of the members' losses, so each member receive
 gradient of its own loss.
 
 Why a member does not train *bit for bit* like a single run of the same seed: the data, the noise
-draws (one ``torch.Generator`` per member, see :func:`vwm_agents.noise.noise_fn`) and every
+draws (one ``torch.Generator`` per member, see :func:`vwm_agents.models.noise.noise_fn`) and every
 elementwise operation are the same, but the GEMMs are not the same kernels (``baddbmm`` over S
 matrices vs ``addmm``; the input projection as one broadcast ``matmul``), and BLAS may block and
 order the sums of a batched GEMM differently, so results agree to float32 rounding (relative
@@ -32,12 +32,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from vwm_agents import losses
 from vwm_agents.models.dale_rnn import DaleRNN
 from vwm_agents.models.euler import euler_loop
-from vwm_agents.noise import slope_sampler
+from vwm_agents.models.noise import slope_sampler
 
-__all__ = ["stackable", "ensemble_forward", "ensemble_vwm_loss", "check_members"]
+__all__ = ["stackable", "ensemble_forward", "check_members"]
 
 # Constructor settings that must agree between stacked DaleRNN members (the rest is per member).
 _SHARED_SETTINGS = (
@@ -129,7 +128,7 @@ def _stacked_dale_forward(
     drive = torch.matmul(ob.permute(2, 0, 1, 3), input_weights.mT * gain).add_(offset)
     initial_rates = ob.new_zeros(n_members, batch_size, first.n_neurons)
     return euler_loop(drive, recurrent, leak, first.activation, sample, initial_rates,
-                      readout_weights, readout_from, initial_nonnegative=True)
+                      readout_weights, readout_from)
 
 
 def _looped_forward(
@@ -152,31 +151,3 @@ def _looped_forward(
         rates.append(state)
     stacked_rates = None if any(r is None for r in rates) else torch.stack(rates)
     return torch.stack(outputs), stacked_rates
-
-
-def ensemble_vwm_loss(
-    outputs: Tensor,
-    rates: Tensor | None,
-    gt: Tensor,
-    mask: Tensor,
-    *,
-    error_def: str,
-    lambda_err: float = 1.0,
-    lambda_reg: float = 0.0,
-) -> Tensor:
-    """Per-member VWM training loss ``(S,)``: lambda_err mean trial error + lambda_reg mean |r|.
-
-    ``outputs (S, B, T, n_out)``, ``rates (S, B, T, N)`` or None, ``gt``/``mask`` shared
-    ``(B, T, n_out)`` or per member ``(S, B, T, n_out)``. Member s's entry equals the single-run
-    loss of its outputs; sum the entries to backpropagate every member's own gradient at once.
-    """
-    n_members, batch_size = outputs.shape[:2]
-    gt = gt.expand_as(outputs)
-    mask = mask.expand_as(outputs)
-    trial_error = losses.vwm_trial_error(
-        outputs.flatten(0, 1), gt.flatten(0, 1), mask.flatten(0, 1), error_def
-    ).view(n_members, batch_size)
-    loss = lambda_err * trial_error.mean(dim=1)
-    if rates is not None and lambda_reg > 0:
-        loss = loss + lambda_reg * losses.activity_penalty(rates, leading=1)
-    return loss

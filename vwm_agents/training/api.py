@@ -1,0 +1,98 @@
+"""``train``: one straight path from a validated config to a trained run directory.
+
+config -> :func:`~vwm_agents.training.run.resolve_run` (env, model(s), device, :class:`RunDir`;
+nothing written) -> :meth:`RunDir.start` (fresh or resume, decided once for single runs and
+ensembles alike) -> :class:`~vwm_agents.training.trainer.Trainer` (or the ensemble trainer) ->
+the run directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+
+from vwm_agents.config import Config
+from vwm_agents.training.ensemble_trainer import member_config, train_ensemble
+from vwm_agents.training.evaluation import run_seeds
+from vwm_agents.training.run import ResolvedRun, resolve_run
+from vwm_agents.training.trainer import Trainer
+
+__all__ = ["train", "run_random_state"]
+
+
+@contextlib.contextmanager
+def run_random_state(run: ResolvedRun) -> Iterator[None]:
+    """The global torch generator of a run: forked from the caller's, seeded from the run seed
+    (a resume then restores the saved state), restored afterwards. Also sets the CPU threads."""
+    if run.config.training.threads is not None:
+        torch.set_num_threads(run.config.training.threads)
+    cuda = run.device.type == "cuda"
+    index = (run.device.index if run.device.index is not None else torch.cuda.current_device()
+             if cuda else None)
+    with torch.random.fork_rng(devices=[index] if cuda else []):
+        seed = run_seeds(run.config.training.seed).torch_global
+        torch.default_generator.manual_seed(seed)
+        if cuda:
+            torch.cuda.default_generators[index].manual_seed(seed)
+        yield
+
+
+def train(
+    config: Config,
+    out_dir: str | Path | None = None,
+    *,
+    resume: bool = False,
+    device: str | None = None,
+    callback: Callable[[dict], None] | None = None,
+    progress: bool | None = None,
+) -> Path:
+    """Train ``config``'s agent on its task and return the run directory.
+
+    Args:
+        out_dir: where run directories go; None: ``logging.out_dir``.
+        resume: continue the run in ``out_dir/run_name(config)`` from ``checkpoints/latest.pt``
+            exactly (the config may differ only in ``RESUMABLE_CHANGES``, e.g. more iterations).
+            Without ``resume`` an existing run directory is an error.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:<i>``; None: ``training.device``.
+        callback: called with each history record (a dict) at every logging step.
+        progress: show the tqdm bar; None: ``logging.progress``.
+
+    Everything that can be wrong with the config is checked (env and model are built) before
+    anything is written. ``training.num_models: S > 1`` trains an ensemble (members in
+    ``seed_<s>/``, see :mod:`vwm_agents.training.ensemble_trainer`).
+
+    Raises:
+        ConfigError: bad config (nothing written).
+        RunDirError: the run directory exists without ``resume``, or ``resume`` finds no
+            checkpoint / a different config.
+        CheckpointError: ``latest.pt`` is truncated, foreign or does not fit the config.
+        TrainingDiverged: non-finite loss or rates (the last good checkpoint is kept).
+        TrainingInterrupted: Ctrl-C (a checkpoint was saved).
+
+    >>> import tempfile
+    >>> from vwm_agents import load_config, train
+    >>> config = load_config(overrides=[
+    ...     "task.max_items=1", "agent.n_neurons=8", "training.num_iterations=2",
+    ...     "training.batch_size=4", "training.eval_batch_size=8", "training.threads=1",
+    ...     "training.device=cpu", "logging.period=1", "logging.progress=false"])
+    >>> run_dir = train(config, tempfile.mkdtemp())
+    >>> sorted(path.name for path in run_dir.iterdir())
+    ['checkpoints', 'config.yaml', 'history.jsonl', 'metrics.json', 'training_history.png']
+    """
+    run = resolve_run(config, out_dir=out_dir, device=device, progress=progress)
+    ensemble = run.config.training.num_models > 1
+    configs = ([member_config(run.config, index) for index in range(len(run.models))]
+               if ensemble else [])
+    members = [(run.run_dir.member(member.training.seed), member) for member in configs]
+    payloads = run.run_dir.start(run.config, members, resume=resume)
+    with run_random_state(run):
+        if ensemble:
+            train_ensemble(run, members, payloads, callback=callback)
+        else:
+            trainer = Trainer.from_run(run, callback=callback)
+            trainer.begin(payloads[0])
+            trainer.run()
+    return run.run_dir.path

@@ -1,0 +1,424 @@
+"""The run directory: its layout, its name, and every read and write of the files in it.
+
+A run directory (written by :func:`vwm_agents.train`)::
+
+    runs/<name>/
+        config.yaml            the resolved config (our schema)
+        history.jsonl          one JSON record per logging step, appended (never rewritten)
+        metrics.json           final evaluation of best.pt on the fixed test batch
+        training_history.png
+        tensorboard/           with logging.tensorboard: true
+        checkpoints/latest.pt  everything needed to resume exactly
+        checkpoints/best.pt    weights with the lowest validation error
+
+Runs written before the history became JSON lines have ``history.yaml`` (a YAML list) instead;
+:meth:`RunDir.read_history` reads both. An ensemble (``training.num_models: S``) writes
+``config.yaml`` of the whole run and one such directory per member, ``seed_<s>/``.
+
+:class:`RunDir` owns this layout: the trainers write, and :func:`vwm_agents.load_run`, the
+analyses and the sweep results read, only through it. Importing this module builds nothing and
+loads no torch (a sweep names and inspects its trials' run directories from their configs alone).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vwm_agents.training.files import atomic_write_bytes, atomic_write_text
+
+if TYPE_CHECKING:
+    from vwm_agents.config import Config
+    from vwm_agents.training.tensorboard_log import TensorBoardLog
+
+__all__ = [
+    "CONFIG_FILE",
+    "HISTORY_FILE",
+    "LEGACY_HISTORY_FILE",
+    "METRICS_FILE",
+    "PLOT_FILE",
+    "CHECKPOINT_DIR",
+    "TENSORBOARD_DIR",
+    "LATEST_CHECKPOINT",
+    "BEST_CHECKPOINT",
+    "RESUMABLE_CHANGES",
+    "RunDir",
+    "RunDirError",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "read_history",
+    "run_name",
+]
+
+CONFIG_FILE = "config.yaml"
+HISTORY_FILE = "history.jsonl"
+LEGACY_HISTORY_FILE = "history.yaml"
+METRICS_FILE = "metrics.json"
+PLOT_FILE = "training_history.png"
+CHECKPOINT_DIR = "checkpoints"
+TENSORBOARD_DIR = "tensorboard"
+LATEST_CHECKPOINT = f"{CHECKPOINT_DIR}/latest.pt"
+BEST_CHECKPOINT = f"{CHECKPOINT_DIR}/best.pt"
+CHECKPOINT_KINDS = ("best", "latest")
+
+# Keys that may differ between the saved config and the one given to --resume: they change how
+# the run is executed or how long it goes on, not what it computes up to where it stopped.
+RESUMABLE_CHANGES: tuple[str, ...] = (
+    "training.num_iterations",
+    "training.device",
+    "training.threads",
+    "logging.progress",
+    "logging.out_dir",
+    "logging.tensorboard",
+    "analysis",
+)
+
+
+class RunDirError(ValueError):
+    """A run directory that is missing, incomplete, corrupt, or exists where a new run should go."""
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """One run directory (or an ensemble member's): where each file of a run lives, and how
+    it is read and written.
+
+    >>> from vwm_agents import RunDir
+    >>> run = RunDir("runs/demo")
+    >>> run.member(3).checkpoint("best").as_posix()
+    'runs/demo/seed_3/checkpoints/best.pt'
+    >>> run.read_history()  # nothing written yet
+    []
+    """
+
+    path: Path
+
+    def __init__(self, path: str | Path):
+        object.__setattr__(self, "path", Path(path))
+
+    @classmethod
+    def for_config(cls, config: Config, *, agent_class: type | None = None) -> RunDir:
+        """``logging.out_dir/<run_name(config)>``."""
+        return cls(Path(config.logging.out_dir) / run_name(config, agent_class=agent_class))
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    # -- the layout -------------------------------------------------------------------------
+    @property
+    def config_file(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def history_file(self) -> Path:
+        return self.path / HISTORY_FILE
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / METRICS_FILE
+
+    @property
+    def plot_file(self) -> Path:
+        return self.path / PLOT_FILE
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / CHECKPOINT_DIR
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / TENSORBOARD_DIR
+
+    def checkpoint(self, kind: str) -> Path:
+        """``checkpoints/<kind>.pt`` for ``kind`` ``"best"`` or ``"latest"``."""
+        if kind not in CHECKPOINT_KINDS:
+            raise ValueError(f"checkpoint must be 'best' or 'latest', got {kind!r}")
+        return self.checkpoint_dir / f"{kind}.pt"
+
+    def member(self, seed: int) -> RunDir:
+        """``<run>/seed_<s>/``: the run directory of the ensemble member with seed ``s``."""
+        return RunDir(self.path / f"seed_{seed}")
+
+    def members(self) -> list[RunDir]:
+        """The ensemble members written so far (those with a config), by name."""
+        return [RunDir(p) for p in sorted(self.path.glob("seed_*")) if (p / CONFIG_FILE).is_file()]
+
+    # -- reading ----------------------------------------------------------------------------
+    def read_history(self) -> list[dict[str, Any]]:
+        """The run's history records, oldest first (``[]`` when none was written yet).
+
+        Reads ``history.jsonl``, or ``history.yaml`` of runs written by older versions. A partial
+        last line (a crash while appending) is dropped.
+
+        Raises:
+            RunDirError: a corrupt record other than the last, or a history that is not a list.
+        """
+        path = self.history_file
+        if path.exists():
+            lines = path.read_text(encoding="utf-8").splitlines()
+            records = []
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError as exc:
+                    if number == len(lines):  # a crash while appending
+                        break
+                    raise RunDirError(f"{path}: corrupt history at line {number}: {exc}") from None
+                if not isinstance(record, dict):
+                    raise RunDirError(f"{path}: corrupt history at line {number}: not a record")
+                records.append(record)
+            return records
+        legacy = self.path / LEGACY_HISTORY_FILE
+        if legacy.exists():
+            import yaml
+
+            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+            try:
+                records = yaml.load(legacy.read_text(encoding="utf-8"), Loader=loader) or []
+            except yaml.YAMLError as exc:
+                raise RunDirError(f"{legacy}: corrupt history: {' '.join(str(exc).split())}") from None
+            if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+                raise RunDirError(f"{legacy}: corrupt history: expected a list of records")
+            return [_legacy_names(record) for record in records]
+        return []
+
+    def saved_config(self) -> dict[str, Any]:
+        """The plain data of ``config.yaml``.
+
+        Raises:
+            RunDirError: unreadable, or not a mapping of sections.
+        """
+        import yaml
+
+        path = self.config_file
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise RunDirError(f"{path}: unreadable config: {' '.join(str(exc).split())}") from None
+        if not isinstance(data, dict):
+            raise RunDirError(f"{path}: not a config (expected a mapping of sections)")
+        return data
+
+    def read_metrics(self) -> Any:
+        """The parsed ``metrics.json`` (ValueError/OSError as ``json`` and ``open`` raise them)."""
+        return json.loads(self.metrics_file.read_text(encoding="utf-8"))
+
+    def load_checkpoint(self, kind: str, *, map_location: Any = "cpu") -> dict[str, Any]:
+        """The payload of ``checkpoints/<kind>.pt`` (see :mod:`vwm_agents.training.checkpoint`).
+
+        Raises:
+            CheckpointError: missing, truncated, foreign, or of another kind.
+        """
+        from vwm_agents.training.checkpoint import load_checkpoint
+
+        return load_checkpoint(self.checkpoint(kind), kind=kind, map_location=map_location)
+
+    # -- writing ----------------------------------------------------------------------------
+    def prepare(self, config: Config, iteration: int) -> None:
+        """Make the directory, write ``config.yaml`` and cut the history back to ``iteration``
+        (the records a killed run appended after its last checkpoint will be written again)."""
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        self.write_config(config)
+        self.truncate_history(iteration)
+
+    def write_config(self, config: Config) -> None:
+        """``config.yaml`` of ``config`` (the directory is made if needed)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.config_file, config.to_yaml())
+
+    def append_history(self, record: Mapping[str, Any]) -> None:
+        """Append one record (a line of JSON) to the run's history.
+
+        A crash can leave at most a partial last line, which :meth:`read_history` drops and a
+        resume cuts away (:meth:`truncate_history`).
+        """
+        line = json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n"
+        with open(self.history_file, "a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+
+    def truncate_history(self, iteration: int) -> None:
+        """Keep only the records up to ``iteration``."""
+        path, legacy = self.history_file, self.path / LEGACY_HISTORY_FILE
+        if not path.exists() and not legacy.exists():
+            return
+        # A run from before history.jsonl continues in the new file (its records renamed).
+        kept = [record for record in self.read_history() if int(record["iteration"]) <= iteration]
+        atomic_write_text(path, "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in kept))
+        legacy.unlink(missing_ok=True)
+
+    def save_checkpoint(self, kind: str, payload: Mapping[str, Any]) -> None:
+        """Atomically write ``checkpoints/<kind>.pt``."""
+        from vwm_agents.training.checkpoint import save_checkpoint
+
+        save_checkpoint(self.checkpoint(kind), payload)
+
+    def write_metrics(self, metrics: Mapping[str, Any]) -> None:
+        """``metrics.json``: indented JSON, one trailing newline."""
+        atomic_write_text(self.metrics_file, json.dumps(metrics, indent=2) + "\n")
+
+    def write_history_plot(self) -> None:
+        """``training_history.png`` of the history (nothing when there is none yet)."""
+        history = self.read_history()
+        if history:
+            from vwm_agents.training.plotting import plot_training_history
+
+            plot_training_history(history, self.plot_file)
+
+    def tensorboard_log(self, iteration: int) -> TensorBoardLog:
+        """A TensorBoard writer into ``tensorboard/``, continuing at ``iteration``."""
+        from vwm_agents.training.tensorboard_log import TensorBoardLog
+
+        return TensorBoardLog(self.tensorboard_dir, iteration)
+
+    # -- fresh or resume --------------------------------------------------------------------
+    def start(self, config: Config, members: Sequence[tuple[RunDir, Config]] = (), *,
+              resume: bool) -> list[dict[str, Any] | None]:
+        """Decide fresh or resume, once for a single run and an ensemble alike.
+
+        A single run passes no ``members`` and gets ``[payload]``; an ensemble passes its
+        members' directories and configs and gets one payload per member. A payload is the
+        ``latest.pt`` a resume continues from, or None: start afresh (a new run, or a run killed
+        before its first checkpoint, which is exact too). Nothing is written.
+
+        Raises:
+            RunDirError: a new run where one exists (its config or a checkpoint is there), or a
+                resume with nothing to resume or with a config that differs from the saved one
+                in anything but :data:`RESUMABLE_CHANGES`.
+            CheckpointError: a ``latest.pt`` that cannot be used.
+        """
+        if not resume:
+            self._check_new([directory for directory, _ in members])
+            return [None] * max(len(members), 1)
+        if not members:
+            return [self._latest_state(config)]
+        if not self.config_file.is_file():
+            raise RunDirError(f"{self.path}: nothing to resume (no {CONFIG_FILE})")
+        self._check_same_config(self.saved_config(), config)
+        # a member killed before its first checkpoint starts afresh
+        return [directory._latest_state(member) if directory.config_file.exists() else None
+                for directory, member in members]
+
+    def _check_new(self, members: Sequence[RunDir]) -> None:
+        for directory in (self, *members):
+            if directory.config_file.exists() or directory.checkpoint("latest").exists():
+                raise RunDirError(
+                    f"{self.path}: a run of this name exists; continue it with --resume or "
+                    "choose another logging.run_name / --out"
+                )
+
+    def _latest_state(self, config: Config) -> dict[str, Any] | None:
+        """The ``latest.pt`` payload a resume continues from (None: killed before the first
+        checkpoint, its ``config.yaml`` is there), checked against ``config``."""
+        if not self.path.is_dir():
+            raise RunDirError(f"{self.path}: nothing to resume (no such run directory)")
+        if not self.checkpoint("latest").exists():
+            if not self.config_file.exists():
+                raise RunDirError(f"{self.path}: nothing to resume (no {LATEST_CHECKPOINT})")
+            self._check_same_config(self.saved_config(), config)
+            return None
+        payload = self.load_checkpoint("latest")
+        self._check_same_config(payload["config"], config)
+        return payload
+
+    def _check_same_config(self, saved: Mapping[str, Any], config: Config) -> None:
+        from vwm_agents.config import Config, ConfigError
+
+        try:
+            saved_data = Config.from_dict(saved).to_dict()
+        except ConfigError as exc:
+            raise RunDirError(f"{self.path}: the run's saved config is invalid: {exc}") from None
+        difference = _first_difference(saved_data, config.to_dict())
+        if difference is not None:
+            raise RunDirError(
+                f"{self.path}: cannot resume with a different {difference} than the run was "
+                f"started with (only {', '.join(RESUMABLE_CHANGES)} may change)"
+            )
+
+
+def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
+    """:meth:`RunDir.read_history` of the directory ``run_dir``."""
+    return RunDir(run_dir).read_history()
+
+
+def _legacy_names(record: dict[str, Any]) -> dict[str, Any]:
+    """Old histories called the rate ``activation`` and the held-out error ``heldout_error``."""
+    renames = {"activation": "rate", "heldout_error": "val_error"}
+    out = {renames.get(key, key): value for key, value in record.items()}
+    if isinstance(out.get("per_set_size"), dict):
+        out["per_set_size"] = {size: {renames.get(k, k): v for k, v in group.items()}
+                               for size, group in out["per_set_size"].items()}
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# The name
+
+
+def run_name(config: Config, *, agent_class: type | None = None) -> str:
+    """The run directory name, the reference's pattern where its fields apply.
+
+    ``{run_name}_n{N}item{K}PI{0|1}{noise_type[:5]}{k}{error_def}``, e.g.
+    ``EasyTask1_n256item10PI1gamma0.05rad``. Each piece appears only when it applies: ``n`` for
+    agents with ``n_neurons``, ``n_hidden`` or ``hidden_size``, ``item`` for tasks with
+    ``max_items``, ``PI`` for agents with ``positive_input``, the noise for agents with
+    ``spike_noise_type``. VWM tasks (those with ``sample_batch``) end in the error definition,
+    other tasks in ``xent`` (cross-entropy). Values not set in the config are the defaults of the
+    agent's and the env's signatures: nothing is built. ``agent_class``: the class of
+    ``agent.name`` when the caller resolved it already.
+    """
+    if agent_class is None:
+        agent_class = config.agent_class()
+    agent = _defaults(agent_class.__init__, config.agent.kwargs)
+    env_class = config.task.env_class()
+    task = _defaults(env_class.__init__, config.task.kwargs) if env_class is not None else {}
+    parts = [config.logging.run_name, "_"]
+    for key in ("n_neurons", "n_hidden", "hidden_size"):
+        if key in agent:
+            parts.append(f"n{agent[key]}")
+            break
+    if "max_items" in task:
+        parts.append(f"item{task['max_items']}")
+    if "positive_input" in agent:
+        parts.append(f"PI{int(bool(agent['positive_input']))}")
+    if "spike_noise_type" in agent:
+        parts.append(f"{str(agent['spike_noise_type']).lower()[:5]}{agent.get('spike_noise_factor', '')}")
+    is_vwm = env_class is not None and hasattr(env_class, "sample_batch")
+    parts.append(config.training.error_def if is_vwm else "xent")
+    return "".join(parts)
+
+
+def _defaults(function: Any, given: Mapping[str, Any]) -> dict[str, Any]:
+    """``function``'s keyword defaults, updated with ``given``."""
+    settings = {name: p.default for name, p in inspect.signature(function).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    settings.update(given)
+    return settings
+
+
+def _first_difference(saved: Mapping, current: Mapping, prefix: str = "") -> str | None:
+    for key in sorted(set(saved) | set(current)):
+        name = f"{prefix}{key}"
+        if name in RESUMABLE_CHANGES:
+            continue
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            found = _first_difference(a, b, name + ".")
+            if found is not None:
+                return found
+        elif a != b:
+            return name
+    return None
