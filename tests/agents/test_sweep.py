@@ -17,7 +17,7 @@ from agent_test_support import TINY_SWEEP_TRAINING, read_csv, write_sweep
 
 from vwm_agents import sweep as sw
 from vwm_agents.sweep import HumanTarget, SweepError, TrialPlan, TrialResult
-from vwm_agents.sweep.spec import _trial_names
+from vwm_agents.sweep.names import trial_names
 from vwm_agents.training.plotting import plot_sweep_error_vs_set_size
 from vwm_agents.training.rundir import read_history
 
@@ -49,14 +49,14 @@ def test_grid_is_crossed_with_explicit_trials():
 def test_trial_names_are_readable_and_unique():
     params = [{"agent.spike_noise_factor": 0.1, "training.seed": 0},
               {"agent.spike_noise_factor": 1e-5, "training.seed": 1}]
-    names = _trial_names(params, ["agent.spike_noise_factor", "training.seed"])
+    names = trial_names(params, ["agent.spike_noise_factor", "training.seed"])
     assert names == ["spike_noise_factor-0.1_seed-0", "spike_noise_factor-1e-05_seed-1"]
     # two swept keys with the same last part keep their full names
     clash = [{"agent.dt": 10, "task.dt": 10}, {"agent.dt": 20, "task.dt": 20}]
-    assert _trial_names(clash, ["agent.dt", "task.dt"]) == [
+    assert trial_names(clash, ["agent.dt", "task.dt"]) == [
         "agent.dt-10_task.dt-10", "agent.dt-20_task.dt-20"]
     # values that sanitise to the same text get a hash to stay apart
-    same = _trial_names([{"a.b": "x/y"}, {"a.b": "xy"}], ["a.b"])
+    same = trial_names([{"a.b": "x/y"}, {"a.b": "xy"}], ["a.b"])
     assert len(set(same)) == 2 and all(name.startswith("b-xy") for name in same)
 
 

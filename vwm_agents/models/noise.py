@@ -17,7 +17,7 @@ type            observed rate                                mean / variance
 k = 0 gives the rates back unchanged for every type. All draws come from the optional
 ``torch.Generator``: on the CPU, where the fused kernels of :mod:`vwm_agents.models.native` exist,
 each draw takes one 64-bit key from it and computes its numbers with the counter-based Philox
-generator (:mod:`vwm_agents.models.philox`: 3-4x cheaper than PyTorch's CPU normals and uniforms);
+generator (:mod:`vwm_agents.models.philox`);
 elsewhere (no C compiler, ``VWM_RNN_NATIVE=0``, GPUs) PyTorch draws them: the same
 distributions, other numbers. Nothing reads values back to the host, so a sampler can run
 inside a CUDA graph. Everything is differentiable with respect to the rates.
@@ -41,10 +41,8 @@ single autograd node (:class:`_GammaNoise`) that computes dX/dr during the forwa
   and k = 0.05 ... 0.3.
 
 On float32 CPU tensors the draw with its slope runs as one fused loop
-(:mod:`vwm_agents.models.native`), as does the Gaussian noise. Measured at the default size ((128, 128)
-rates, one thread, draw + slope): ~360 us as eager ops on PyTorch's random numbers, ~110 us
-with Philox numbers and the fused loop (``benchmarks/bench_noise.py`` times the samplers at
-(512, 256)).
+(:mod:`vwm_agents.models.native`), as does the Gaussian noise (timings: README, Performance;
+``benchmarks/bench_noise.py``).
 """
 
 from __future__ import annotations

@@ -1,15 +1,14 @@
 """Random numbers of the spiking noise on the CPU: Philox-4x32-10, keyed from a torch.Generator.
 
-On the CPU, PyTorch draws every number from a Mersenne twister one element at a time: a
-standard normal costs ~4 ns and a uniform ~4.5 ns, so at the default size the random numbers of
-the gamma noise (a normal and a uniform per neuron, trial and step) were a third of a training
-iteration. Philox-4x32-10 (Salmon, Moraes, Dror & Shaw 2011, "Parallel random numbers: as easy as
+On the CPU, PyTorch draws every number from a Mersenne twister one element at a time, and the
+random numbers of the gamma noise (a normal and a uniform per neuron, trial and step) are a
+large share of a training iteration (README, Performance). Philox-4x32-10 (Salmon, Moraes, Dror & Shaw 2011, "Parallel random numbers: as easy as
 1, 2, 3"; the generator of cuRAND, JAX and NumPy's ``Philox``) is counter-based: block j of a
 draw is a fixed function of (j, key), so a whole draw is one vectorisable loop.
 
 A draw takes one 64-bit key from the torch.Generator (so seeding, ``get_state``/``set_state``,
-exact resume and one generator per stacked model work as before: each draw advances the
-generator by one number), then:
+exact resume and one generator per stacked model work as with PyTorch's own draws: each draw
+advances the generator by one number), then:
 
 * block j = philox(counter = (j, 0, 0, 0), key) = four 32-bit words w_0..w_3;
 * element ``j + m q`` (m = 0..3, q = ceil(n / 4)) of n uniforms is ``(w_m >> 8) 2^-24``
@@ -24,8 +23,8 @@ same words with PyTorch integer ops (bit-identical: ``tests/agents/test_philox.p
 against each other and against the published test vectors) and the same transforms with eager
 float ops (equal to float32 rounding). The noise samplers (:mod:`vwm_agents.models.noise`) use Philox
 only where the kernels exist: float32 draws in C, float64 draws (tests) through the integer ops.
-Without the kernels they use PyTorch's generator, because ~130 small integer ops per draw
-would make a training iteration 3-4x slower than PyTorch's own CPU generator does. Other
+Without the kernels they use PyTorch's generator, which is faster there than the ~130 small
+integer ops a draw takes. Other
 devices keep PyTorch's generator too (a CUDA draw is already one kernel).
 """
 

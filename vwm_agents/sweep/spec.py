@@ -31,7 +31,6 @@ values, e.g. ``spike_noise_factor-0.1_seed-0``) by :func:`vwm_agents.training.ru
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import re
 from collections.abc import Mapping, Sequence
@@ -43,6 +42,7 @@ from typing import Any
 import yaml
 
 from vwm_agents.config import Config, ConfigError, load_config
+from vwm_agents.sweep.names import trial_names
 from vwm_agents.training.rundir import run_name
 
 __all__ = [
@@ -217,11 +217,11 @@ def sweep_from_dict(
         if any(key in params for params in param_sets):
             raise SweepError(f"set.{key}: is also swept (by grid or trials); keep one")
     swept_keys = tuple(dict.fromkeys(key for params in param_sets for key in params))
-    names = _trial_names(param_sets, swept_keys)
+    names = trial_names(param_sets, swept_keys)
     plans = []
     for params, source, trial_name in zip(param_sets, sources, names, strict=True):
         config = _trial_config(base_config, params, source, trial_name, output, resources_)
-        plans.append(TrialPlan(trial_name, params, config.to_dict(), _run_dir(config, output)))
+        plans.append(TrialPlan(trial_name, params, config.to_dict(), output / run_name(config)))
     raw = {"name": name, "base": base_label, "set": fixed, "grid": grid, "trials": explicit,
            "resources": asdict(resources_), "output": str(output), "max_failures": max_failures}
     if human is not None:
@@ -454,41 +454,6 @@ def _check_builds(config: Config) -> None:
         build_model(config, env)
     finally:
         env.close()
-
-
-def _run_dir(config: Config, output: Path) -> Path:
-    return output / run_name(config)
-
-
-def _trial_names(param_sets: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[str]:
-    """Readable, unique, filesystem-safe names: ``spike_noise_factor-0.1_seed-0``.
-
-    Keys are shortened to their last part unless two swept keys share it; names that still
-    collide after sanitising get a short hash of their values.
-    """
-    last = [key.rsplit(".", 1)[-1] for key in keys]
-    labels = {key: (short if last.count(short) == 1 else key) for key, short in zip(keys, last, strict=True)}
-    names = [
-        "_".join(f"{labels[key]}-{_format_value(value)}" for key, value in params.items())
-        for params in param_sets
-    ]
-    for i, name in enumerate(names):
-        if names.count(name) > 1:
-            digest = hashlib.sha1(repr(sorted(param_sets[i].items())).encode()).hexdigest()[:8]
-            names[i] = f"{name}_{digest}"
-    return names
-
-
-def _format_value(value: Any) -> str:
-    if isinstance(value, float):
-        text = repr(value)
-    elif isinstance(value, (list, tuple)):
-        text = "-".join(_format_value(v) for v in value)
-    elif isinstance(value, Mapping):
-        text = "-".join(f"{k}{_format_value(v)}" for k, v in value.items())
-    else:
-        text = str(value)
-    return re.sub(r"[^\w.+-]", "", text) or "none"
 
 
 def check_output(spec: SweepSpec, *, resume: bool) -> None:
