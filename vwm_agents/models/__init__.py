@@ -3,7 +3,9 @@
 Agent protocol: any ``nn.Module`` whose constructor takes ``(n_inputs, n_outputs, **kwargs)`` and
 whose ``forward(ob (B, T, n_in))`` returns outputs ``(B, T, n_out)`` or a pair
 ``(outputs (B, T, n_out), rates (B, T, N))``. Optional hooks the trainer calls when present:
-``apply_constraints()`` after every optimiser step and ``set_noise_factor(k)`` (noise curriculum).
+``apply_constraints()`` after every optimiser step and ``set_noise_factor(k)`` (noise curriculum);
+a class attribute ``nonnegative_rates = True`` states that the rates ``forward`` returns are >= 0
+by construction (the activity penalty then takes its constant-gradient form).
 Register nothing: pass ``"package.module:ClassName"`` as the agent name. The neural analyses ask
 for a little more (states from ``forward``, an optional ``noise``/``generator`` switch, a one-step
 map ``step(states, inputs)`` for fixed points): see the analysis protocol in README.md and
