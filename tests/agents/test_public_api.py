@@ -100,3 +100,28 @@ def test_run_directory_of_version_0_1_resumes(tmp_path):
     assert run_dir == tmp_path / FIXTURE.name
     assert [r["iteration"] for r in RunDir(run_dir).read_history()] == [2, 4, 6]
     assert RunDir(run_dir).load_checkpoint("latest")["iteration"] == 6
+
+
+def test_run_dir_decides_fresh_or_resume_once_for_runs_and_ensembles(tmp_path):
+    from vwm_agents import RunDirError
+
+    config = load_config(FIXTURE / "config.yaml")
+    run = RunDir(tmp_path / "run")
+    assert run.start(config, resume=False) == [None]
+    with pytest.raises(RunDirError, match="nothing to resume \\(no such run directory\\)"):
+        run.start(config, resume=True)
+    members = [(run.member(seed), config) for seed in (0, 1)]
+    assert run.start(config, members, resume=False) == [None, None]
+    run.member(1).write_config(config)
+    with pytest.raises(RunDirError, match="a run of this name exists"):
+        run.start(config, members, resume=False)
+    with pytest.raises(RunDirError, match="nothing to resume \\(no config.yaml\\)"):
+        run.start(config, members, resume=True)
+    run.write_config(config)
+    # member 0 was killed before its first checkpoint: afresh; member 1 has only its config
+    assert run.start(config, members, resume=True) == [None, None]
+    with pytest.raises(RunDirError, match="cannot resume with a different training.seed"):
+        run.start(config.with_value("training.seed", 7), members, resume=True)
+    with pytest.raises(RunDirError, match=f"an ensemble run; load one of its members \\(seed_1\\), "
+                                          f"e.g. {run.member(1)}"):
+        load_run(run.path)

@@ -25,7 +25,7 @@ import yaml
 
 from vwm_agents.config import Config
 from vwm_agents.sweep.spec import HumanTarget, TrialPlan
-from vwm_agents.training.rundir import RunDir, atomic_write_text
+from vwm_agents.training.rundir import ANALYSIS_DIR, RunDir, atomic_write_text
 
 __all__ = [
     "ERRORS_DIR",
@@ -41,7 +41,6 @@ __all__ = [
 ]
 
 ERRORS_DIR = "_errors"
-ANALYSIS_DIR = "analysis"  # where ``python -m analysis RUN_DIR`` writes, inside the run directory
 HUMAN_FILE = "human_comparison.json"
 
 # A trial raising one of these (or vwm_agents.training.trainer.TrainingDiverged) failed because of what it
@@ -62,7 +61,7 @@ def error_file(plan: TrialPlan) -> Path:
 
 def human_file(plan: TrialPlan) -> Path:
     """The human comparison of ``plan``'s run directory, as ``python -m analysis`` writes it."""
-    return plan.run_dir / ANALYSIS_DIR / HUMAN_FILE
+    return RunDir(plan.run_dir).analysis_dir / HUMAN_FILE
 
 
 def is_finished(plan: TrialPlan, human: HumanTarget | None = None) -> bool:
@@ -166,7 +165,7 @@ def run_human_analysis(run_dir: Path, human: HumanTarget, *, threads: int = 1) -
                *human.analysis_args()]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    path = Path(run_dir) / ANALYSIS_DIR / HUMAN_FILE
+    path = RunDir(run_dir).analysis_dir / HUMAN_FILE
     if done.returncode != 0:
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         last = lines[-1].strip() if lines else f"exit code {done.returncode}"

@@ -268,10 +268,10 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu")
     if checkpoint == "best" and not path.exists():
         path = directory.checkpoint("latest")
     if not path.exists():
-        members = [member.name for member in directory.members()]
+        members = directory.members()
         if members:
             raise RunDirError(f"{directory}: an ensemble run; load one of its members "
-                              f"({', '.join(members)}), e.g. {directory.path / members[0]}")
+                              f"({', '.join(m.name for m in members)}), e.g. {members[0]}")
         raise RunDirError(f"{directory}: no checkpoint {checkpoint}.pt in {CHECKPOINT_DIR}/")
     try:
         env = make_env(config)

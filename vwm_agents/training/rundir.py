@@ -8,6 +8,7 @@ A run directory (written by :func:`vwm_agents.train`)::
         metrics.json           final evaluation of best.pt on the fixed test batch
         training_history.png
         tensorboard/           with logging.tensorboard: true
+        analysis/              what ``python -m analysis RUN_DIR`` writes
         checkpoints/latest.pt  everything needed to resume exactly
         checkpoints/best.pt    weights with the lowest validation error
 
@@ -43,6 +44,7 @@ __all__ = [
     "PLOT_FILE",
     "CHECKPOINT_DIR",
     "TENSORBOARD_DIR",
+    "ANALYSIS_DIR",
     "LATEST_CHECKPOINT",
     "BEST_CHECKPOINT",
     "RESUMABLE_CHANGES",
@@ -61,6 +63,7 @@ METRICS_FILE = "metrics.json"
 PLOT_FILE = "training_history.png"
 CHECKPOINT_DIR = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
+ANALYSIS_DIR = "analysis"  # where ``python -m analysis RUN_DIR`` writes
 LATEST_CHECKPOINT = f"{CHECKPOINT_DIR}/latest.pt"
 BEST_CHECKPOINT = f"{CHECKPOINT_DIR}/best.pt"
 CHECKPOINT_KINDS = ("best", "latest")
@@ -139,6 +142,10 @@ class RunDir:
     @property
     def tensorboard_dir(self) -> Path:
         return self.path / TENSORBOARD_DIR
+
+    @property
+    def analysis_dir(self) -> Path:
+        return self.path / ANALYSIS_DIR
 
     def checkpoint(self, kind: str) -> Path:
         """``checkpoints/<kind>.pt`` for ``kind`` ``"best"`` or ``"latest"``."""
