@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,24 @@ from vwm_agents.config.original import is_original_format, map_original
 from vwm_agents.config.schema import SECTIONS, Config
 from vwm_agents.config.specs import ConfigError, show
 
-__all__ = ["DEFAULT_CONFIG", "load_config", "parse_override", "apply_overrides", "yaml_load"]
+__all__ = ["DEFAULT_CONFIG", "shipped_configs", "load_config", "parse_override", "apply_overrides", "yaml_load"]
 
 # The config the command line reads without --config: a CPU-sized run, shipped in the package.
 DEFAULT_CONFIG = "default.yaml"
+
+
+def shipped_configs() -> Traversable:
+    """The folder of shipped configs (``configs/`` of the repository).
+
+    An install provides it as the resource package ``vwm_agents.configs``. A source tree that
+    Python imports ahead of an installed copy (``python -m vwm_agents.train`` run from the
+    repository root after a non-editable install) has no such package, but ``configs/`` lies
+    beside ``vwm_agents/`` there.
+    """
+    try:
+        return resources.files("vwm_agents.configs")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[2] / "configs"
 
 
 class _Loader(yaml.SafeLoader):
@@ -71,7 +86,7 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
 
 def _read(path: str | Path | None) -> dict[str, Any]:
     if path is None:
-        text = resources.files("vwm_agents.configs").joinpath(DEFAULT_CONFIG).read_text()
+        text = shipped_configs().joinpath(DEFAULT_CONFIG).read_text()
         source = f"configs/{DEFAULT_CONFIG}"
     else:
         path = Path(path)

@@ -35,13 +35,13 @@ import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from vwm_agents.config import Config, ConfigError, load_config
+from vwm_agents.config.loading import shipped_configs
 from vwm_agents.sweep.names import trial_names
 from vwm_agents.training.rundir import run_name
 
@@ -240,7 +240,7 @@ def _resolve_sweep_path(path: str | Path) -> Path:
     path = Path(path)
     if path.exists() or path.suffix:
         return path
-    shipped = resources.files("vwm_agents.configs").joinpath("sweeps", f"{path}.yaml")
+    shipped = shipped_configs().joinpath("sweeps", f"{path}.yaml")
     if shipped.is_file():
         return Path(str(shipped))
     names = ", ".join(_shipped_names("sweeps")) or "none"
@@ -248,7 +248,7 @@ def _resolve_sweep_path(path: str | Path) -> Path:
 
 
 def _shipped_names(folder: str | None = None) -> list[str]:
-    root = resources.files("vwm_agents.configs")
+    root = shipped_configs()
     if folder is not None:
         root = root.joinpath(folder)
     if not root.is_dir():
@@ -265,7 +265,7 @@ def _resolve_base(base: Any, base_dir: Path) -> tuple[str | None, str]:
             return str(candidate), str(candidate)
     if base == "default":
         return None, "default"
-    shipped = resources.files("vwm_agents.configs").joinpath(f"{base}.yaml")
+    shipped = shipped_configs().joinpath(f"{base}.yaml")
     if shipped.is_file():
         return str(shipped), base
     raise SweepError(
