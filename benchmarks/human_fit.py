@@ -15,7 +15,7 @@ reported item is scored (a trial of set size n gives n errors). Trials are drawn
 training. The run's env is rebuilt with set sizes 1-8 whatever set sizes it trained on (its
 ``task.max_items`` must be >= 8). Nothing is added to the decoded angles.
 
-The statistics, fits and distance are the ``human`` analysis's (``analysis.human.run``; see
+The statistics, fits and distance are the ``human`` analysis's (``analysis.human.comparison.run``; see
 docs/model.md, section Human comparison). The model's own sampling SEs come from a bootstrap over
 its items (``--bootstrap`` resamples per set size).
 
@@ -87,9 +87,9 @@ def criteria(model: dict, human: dict) -> dict:
 
 def evaluate(run_dir: Path, *, trials: int, seed: int, n_bootstrap: int, checkpoint: str,
              figure_dir: Path | None = None) -> dict:
-    from analysis import human
-    from analysis.distance import bootstrap_se
-    from analysis.trials import model_errors
+    from analysis.core.trials import model_errors
+    from analysis.human import comparison as human
+    from analysis.human.distance import bootstrap_se
     from vwm_agents.run import load_run
 
     loaded = load_run(run_dir, checkpoint=checkpoint)
@@ -101,7 +101,7 @@ def evaluate(run_dir: Path, *, trials: int, seed: int, n_bootstrap: int, checkpo
           if n_bootstrap > 1 else None)
     elapsed = time.perf_counter() - start
     if figure_dir is not None:
-        from analysis.plotting_human import plot_human
+        from analysis.viz.human import plot_human
 
         figure_dir.mkdir(parents=True, exist_ok=True)
         plot_human(comparison, figure_dir)

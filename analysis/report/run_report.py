@@ -18,31 +18,24 @@ from typing import Any
 import yaml
 from matplotlib.figure import Figure
 
+from analysis import registry
 from analysis.report import _html as H
 from analysis.report._summary import Table, summarise
 from analysis.report.captions import caption_for, caption_order
 from vwm_agents.rundir import atomic_write_text, read_history
 
 __all__ = ["ReportError", "SetSizeCurve", "set_size_curve", "figure_set_size", "write_report",
-           "REPORT_FILE", "IMAGE_SUFFIXES", "SECTIONS"]
+           "REPORT_FILE", "IMAGE_SUFFIXES", "sections"]
 
 REPORT_FILE = "report.html"
 IMAGE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg")
 
-# Analysis JSON stem -> (section title, figure-stem prefixes). Known sections come first, in this
-# order; any other JSON file gets a section of its own after them.
-SECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "errors": ("Error statistics", ("error",)),
-    "mixture": ("Mixture models", ("mixture",)),
-    "human_comparison": ("Model against people", ("human",)),
-    "performance": ("Performance", ("performance",)),
-    "snr": ("Signal-to-noise ratio", ("snr",)),
-    "dn": ("Divisive normalisation", ("dn",)),
-    "selectivity": ("Mixed selectivity", ("selectivity",)),
-    "fixed_points": ("Fixed points", ("fixed_points",)),
-    "weights": ("Weights", ("weights",)),
-    "trajectories": ("Trajectories", ("trajectories",)),
-}
+
+
+def sections() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Analysis JSON stem -> (section title, figure-stem prefixes), from the registry's rows in
+    its order; any other JSON file gets a section of its own after them."""
+    return {row.json_stem: (row.title, row.figure_stems) for row in registry.ANALYSES.values()}
 
 
 class ReportError(ValueError):
@@ -97,7 +90,7 @@ def set_size_curve(run_dir: str | Path) -> SetSizeCurve | None:
     if not model:
         return None
     try:
-        from analysis.human import load_human_summary
+        from analysis.human.comparison import load_human_summary
 
         people = load_human_summary()
         human = {n: people.value("mae", n) for n in people.set_sizes}
@@ -240,16 +233,17 @@ def _analysis_sections(run_dir: Path) -> list[tuple[str, str, str]]:
     folder = run_dir / "analysis"
     jsons = sorted(folder.glob("*.json")) if folder.is_dir() else []
     stems = [p.stem for p in jsons]
-    sections = {k: v for k, v in SECTIONS.items() if k in stems}
-    sections.update({s: (s.replace("_", " ").capitalize(), (s,)) for s in stems if s not in SECTIONS})
+    known = sections()
+    found = {k: v for k, v in known.items() if k in stems}
+    found.update({s: (s.replace("_", " ").capitalize(), (s,)) for s in stems if s not in known})
     figures: dict[str | None, list[Path]] = {}
     for path in _images(folder):
-        figures.setdefault(_section_of(path.stem, sections), []).append(path)
+        figures.setdefault(_section_of(path.stem, found), []).append(path)
     extra = [p for p in _images(run_dir) if p.stem != "training_history"]
     if extra:
         figures.setdefault(None, []).extend(extra)
     out = []
-    for key, (title, _) in sections.items():
+    for key, (title, _) in found.items():
         parts = [H.figure_block(H.png_data_uri(p), p.stem, caption_for(p.stem),
                                 anchor=f"fig-{p.stem}")
                  for p in sorted(figures.get(key, []), key=lambda p: caption_order(p.stem))]

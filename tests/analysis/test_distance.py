@@ -1,4 +1,4 @@
-"""The model-people distance (``analysis.distance``) on synthetic observers with known answers.
+"""The model-people distance (``analysis.human.distance``) on synthetic observers with known answers.
 
 An observer drawn from the same population as P participants, with as many trials as each,
 has statistics distributed exactly like one more participant's. Then for each statistic and set
@@ -21,8 +21,8 @@ import math
 import numpy as np
 import pytest
 
-from analysis import distance
-from analysis.human_data import HumanTrials, read_behaviour_csv
+from analysis.human import distance
+from analysis.human.data import HumanTrials, read_behaviour_csv
 
 P, T, REPLICATES = 8, 200, 10
 SET_SIZES = (1, 3, 6)

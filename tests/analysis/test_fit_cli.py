@@ -1,4 +1,4 @@
-"""``python -m analysis.fit``: fits a CSV of behaviour; malformed files give one clear error."""
+"""``python -m analysis.fit_table``: fits a CSV of behaviour; malformed files give one clear error."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis import fit
-from analysis.mixture import simulate_swap_responses
+from analysis import fit_table as fit
+from analysis.behaviour.synthetic import simulate_swap_responses
 
 KAPPA, P_SWAP, P_GUESS = 8.0, 0.15, 0.2
 
@@ -118,7 +118,7 @@ def test_missing_file(tmp_path, capsys):
 
 def test_module_entry_point(tmp_path):
     path = _write(tmp_path / "bad.csv", ["set_size", "response"], [[1, 0.1]])
-    run = subprocess.run([sys.executable, "-m", "analysis.fit", str(path)], capture_output=True,
+    run = subprocess.run([sys.executable, "-m", "analysis.fit_table", str(path)], capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 2
     assert "missing column 'target'" in run.stderr

@@ -9,8 +9,8 @@ import torch
 from scipy.optimize import brentq
 
 import vwm_tasks  # noqa: F401  (registers the envs)
-from analysis.agent_protocol import step_map
-from analysis.fixed_points import (
+from analysis.core.agent_protocol import step_map
+from analysis.neural.fixed_points import (
     analyse_fixed_points,
     batched_solve,
     find_fixed_points,
@@ -282,8 +282,8 @@ def test_states_that_start_converged_stay_put():
 
 
 def test_agent_without_states_gets_a_reason_not_a_traceback():
-    import analysis.fixed_points
-    from analysis import selectivity, snr, trajectories
+    import analysis.neural.fixed_points
+    from analysis.neural import selectivity, snr, trajectories
 
     class OutputsOnly(torch.nn.Module):
         def __init__(self, n: int):
@@ -297,6 +297,6 @@ def test_agent_without_states_gets_a_reason_not_a_traceback():
     dms = gym.make("DelayMatchSample-v0", dt=100)
     vwm = gym.make("VWMRecall-v0", max_items=2, timing=TIMING)
     for module, name, env, n in ((trajectories, "trajectories", dms, 3),
-                                 (analysis.fixed_points, "fixed_points", dms, 3),
+                                 (analysis.neural.fixed_points, "fixed_points", dms, 3),
                                  (snr, "snr", vwm, 6), (selectivity, "selectivity", vwm, 6)):
         assert module.unavailable(OutputsOnly(n), env).startswith(f"{name}: {needs}")

@@ -8,9 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from analysis import human, human_data
-from analysis.errors import error_statistics
-from analysis.mixture import fit_vm_uniform
+from analysis.behaviour.errors import error_statistics
+from analysis.behaviour.mixture import fit_vm_uniform
+from analysis.human import comparison as human
+from analysis.human import data as human_data
 
 # Mean over the 6 participants of each one's statistic (van den Berg et al. 2012, orientation).
 README_TABLE = {  # set size: (MAE rad, -2 ln R)

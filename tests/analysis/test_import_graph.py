@@ -1,4 +1,5 @@
-"""The layering of ``analysis/``: no import cycle, compute never imports plotting.
+"""The package rules of ``analysis/``: no import cycle, compute never imports ``viz``, nothing
+imports upward (the order is :data:`RANK`).
 
 Imports are read from the source with ``ast`` (module level and inside functions, ``import x``
 and ``from x import y`` and relative forms), so a function-level import that closes a circle is
@@ -13,8 +14,12 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "analysis"
-CLIS = {"analysis.__main__", "analysis.fit", "analysis.report"}
-"""Entry points that pair each analysis' run with its plot (allowed to import plotting)."""
+RANK = {"core": 0, "behaviour": 1, "neural": 1, "human": 2, "viz": 3, "registry": 4,
+        "report": 5, "__main__": 6, "fit_table": 6}
+"""Each part of ``analysis`` (sub-package or top module) and its height: a module imports only
+its own part and lower ones. ``registry`` names its targets as strings, so it imports none."""
+COMPUTE = ("core", "behaviour", "neural", "human")
+"""Parts that compute; they never import ``viz`` (the figures) or anything above it."""
 
 
 def _module_name(path: Path, package: Path = PACKAGE) -> str:
@@ -35,7 +40,7 @@ def _imports(path: Path, modules: set[str], package_dir: Path = PACKAGE) -> set[
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
-            # "from analysis import errors" imports the submodule analysis.errors
+            # "from analysis import errors" imports the submodule analysis.behaviour.errors
             targets = [base, *(f"{base}.{alias.name}" for alias in node.names)]
         else:
             continue
@@ -81,13 +86,21 @@ def test_cycle_finder_finds_cycles():
 
 
 def test_import_parser_sees_function_level_and_relative_imports(tmp_path):
-    probe = tmp_path / "analysis" / "probe.py"
-    probe.parent.mkdir()
-    probe.write_text("def f():\n    from analysis.errors import run\n"
-                     "from . import mixture\nimport analysis.human as h\nimport numpy\n")
-    found = _imports(probe, {"analysis.errors", "analysis.mixture", "analysis.human",
-                             "analysis.probe"}, probe.parent)
-    assert found == {"analysis.errors", "analysis.mixture", "analysis.human"}
+    probe = tmp_path / "analysis" / "behaviour" / "probe.py"
+    probe.parent.mkdir(parents=True)
+    probe.write_text("def f():\n    from analysis.behaviour.errors import run\n"
+                     "from . import mixture\nimport analysis.human.comparison as h\nimport numpy\n")
+    found = _imports(probe, {"analysis.behaviour.errors", "analysis.behaviour.mixture",
+                             "analysis.human.comparison", "analysis.behaviour.probe"},
+                     probe.parent.parent)
+    assert found == {"analysis.behaviour.errors", "analysis.behaviour.mixture",
+                     "analysis.human.comparison"}
+
+
+def _part(module: str) -> str | None:
+    """``analysis.<part>[.x]`` -> part; None for the package itself."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else None
 
 
 def test_analysis_has_no_import_cycle():
@@ -95,20 +108,33 @@ def test_analysis_has_no_import_cycle():
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
-@pytest.mark.parametrize("module", sorted(m for m in _graph()
-                                          if m not in CLIS and ".plotting" not in m))
-def test_compute_modules_never_import_plotting(module):
-    plotting = sorted(m for m in _graph()[module] if m.startswith("analysis.plotting"))
-    assert not plotting, f"{module} imports {plotting}"
+def test_every_part_has_a_rank():
+    unranked = sorted({_part(m) for m in _graph()} - set(RANK) - {None})
+    assert not unranked, f"parts of analysis without a place in RANK: {unranked}"
 
 
-def test_layers_of_the_behavioural_analyses():
-    """Data at the bottom, statistics above, the human comparison above those."""
+@pytest.mark.parametrize("module", sorted(m for m in _graph() if _part(m) in COMPUTE))
+def test_compute_never_imports_viz(module):
+    viz = sorted(m for m in _graph()[module] if _part(m) == "viz")
+    assert not viz, f"{module} imports {viz}"
+
+
+def test_nothing_imports_upward():
+    upward = [f"{module} -> {target}" for module, targets in _graph().items()
+              for target in targets
+              if _part(module) is not None and _part(target) is not None
+              and RANK[_part(target)] > RANK[_part(module)]]
+    assert not upward, "imports upward: " + "; ".join(sorted(upward))
+
+
+def test_the_package_itself_imports_nothing_of_its_own():
+    """``import analysis`` stays light: the topics load when used."""
+    assert not _graph()["analysis"]
+
+
+def test_data_at_the_bottom_of_the_behavioural_analyses():
     graph = _graph()
-    bottom = {"analysis.circstats", "analysis.trials", "analysis.human_data"}
-    for module in bottom:
-        above = graph[module] - {"analysis.circstats"}
+    for module in ("analysis.core.circstats", "analysis.core.trials", "analysis.human.data"):
+        above = graph[module] - {"analysis.core", "analysis.core.circstats"}
         assert not above, f"{module} (data layer) imports {sorted(above)}"
-    for module in ("analysis.errors", "analysis.mixture"):
-        assert not graph[module] & {"analysis.human", "analysis.distance"}, module
-    assert "analysis.human" not in graph["analysis.distance"]
+    assert "analysis.human.comparison" not in graph["analysis.human.distance"]

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 import vwm_tasks  # noqa: F401  (registers the envs)
-from analysis import fixed_points, normalization, selectivity, snr, trajectories, weights
-from analysis import plotting_neural as plots
+from analysis.neural import dn as normalization
+from analysis.neural import fixed_points, selectivity, snr, trajectories, weights
+from analysis.viz import neural as plots
 from vwm_agents.models.dale_rnn import DaleRNN
 from vwm_agents.models.gru import GRUAgent
 
@@ -174,7 +175,7 @@ def test_plotting_does_not_choose_a_backend_at_import():
     import subprocess
     import sys
 
-    code = ("import matplotlib; matplotlib.use('svg'); import analysis.plotting_neural; "
+    code = ("import matplotlib; matplotlib.use('svg'); import analysis.viz.neural; "
             "print(matplotlib.get_backend())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "svg"

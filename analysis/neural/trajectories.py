@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from analysis.agent_protocol import needs_states, task_name
-from analysis.neural_trials import simulate, task_trials
+from analysis.core.agent_protocol import needs_states, task_name
+from analysis.core.neural_trials import simulate, task_trials
 
 __all__ = ["PCA", "fit_pca", "TrajectoryResult", "unavailable", "run", "MAX_SAVED_TRIALS"]
 

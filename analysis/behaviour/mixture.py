@@ -35,8 +35,8 @@ import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 from scipy.special import i0e, log_ndtr, logsumexp, ndtr
 
-from analysis.circstats import a1_inverse_exact, angular_difference, vonmises_logpdf, vonmises_sd
-from analysis.trials import ModelErrors, model_errors, needs_vwm_recall
+from analysis.core.circstats import a1_inverse_exact, angular_difference, vonmises_logpdf, vonmises_sd
+from analysis.core.trials import ModelErrors, model_errors, needs_vwm_recall
 
 __all__ = [
     "KAPPA_MAX",
@@ -55,7 +55,6 @@ __all__ = [
     "fit_swap",
     "fit_mixture_models",
     "fit_by_set_size",
-    "simulate_swap_responses",
     "run",
     "unavailable",
 ]
@@ -479,27 +478,6 @@ def fit_by_set_size(errors, set_size, nontarget_errors=None) -> MixtureResult:
             nt = nt_all[rows, : n - 1]
         fits[int(n)] = fit_mixture_models(errors[rows], nt)
     return MixtureResult(fits=fits, errors=errors, set_size=set_size)
-
-
-def simulate_swap_responses(rng: np.random.Generator | int | None, n_trials: int, *,
-                            kappa: float, p_nontarget: float, p_guess: float, set_size: int
-                            ) -> tuple[np.ndarray, np.ndarray]:
-    """Synthetic data from the swap model (targets at 0, non-targets uniform on the circle).
-
-    Returns ``(errors (n,), nontarget_errors (n, set_size - 1))``; ``p_nontarget = 0`` gives the
-    von Mises + uniform model.
-    """
-    rng = np.random.default_rng(rng)
-    if set_size < 1 or (set_size == 1 and p_nontarget > 0):
-        raise ValueError(f"set_size: need >= 1 (and >= 2 when p_nontarget > 0), got {set_size}")
-    nontargets = rng.uniform(-np.pi, np.pi, (n_trials, set_size - 1))
-    component = rng.choice(3, size=n_trials, p=[1.0 - p_nontarget - p_guess, p_nontarget, p_guess])
-    centre = np.zeros(n_trials)
-    swapped = component == 1
-    centre[swapped] = nontargets[swapped, rng.integers(0, max(set_size - 1, 1), swapped.sum())]
-    response = np.where(component == 2, rng.uniform(-np.pi, np.pi, n_trials),
-                        centre + rng.vonmises(0.0, kappa, n_trials))
-    return angular_difference(response, 0.0), angular_difference(response[:, None], nontargets)
 
 
 # --------------------------------------------------------------------------------------------

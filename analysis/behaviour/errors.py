@@ -2,7 +2,7 @@
 excess over a von Mises with the same resultant length.
 
 :func:`error_statistics` works on any errors (a model's, people's); :func:`run` is the ``errors``
-analysis of a run, on the errors :func:`analysis.trials.model_errors` collects (sign convention,
+analysis of a run, on the errors :func:`analysis.core.trials.model_errors` collects (sign convention,
 ours: ``wrap(response - target)``). Definitions: docs/model.md, section Error statistics.
 """
 
@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from analysis import circstats
-from analysis.trials import ModelErrors, model_errors, needs_vwm_recall
+from analysis.core import circstats
+from analysis.core.trials import ModelErrors, model_errors, needs_vwm_recall
 
 __all__ = [
     "SetSizeErrorStats",
@@ -130,7 +130,7 @@ def run(model, env, *, n_trials: int, seed: int, data: ModelErrors | None = None
     """The ``errors`` analysis: :func:`error_statistics` of the model's errors.
 
     ``data`` (errors already simulated, e.g. shared by the CLI with ``mixture`` and ``human``)
-    is used as is; otherwise :func:`analysis.trials.model_errors` simulates ``n_trials`` trials
+    is used as is; otherwise :func:`analysis.core.trials.model_errors` simulates ``n_trials`` trials
     per set size with ``seed``.
     """
     if data is None:

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from matplotlib.figure import Figure
 
-from analysis.plotting_behaviour import save_figure
+from analysis.viz.behaviour import save_figure
 
 if TYPE_CHECKING:
-    from analysis.human import HumanComparison
+    from analysis.human.comparison import HumanComparison
 
 __all__ = ["PANELS", "figure_human_comparison", "figure_human_histograms", "plot_human"]
 

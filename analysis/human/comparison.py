@@ -1,8 +1,8 @@
 """The comparison of a model with people: error statistics, mixture parameters and the distance.
 
-The top of the behavioural layers (data: :mod:`analysis.trials`, :mod:`analysis.human_data`;
-statistics: :mod:`analysis.errors`, :mod:`analysis.mixture`; the distance:
-:mod:`analysis.distance`). It never imports plotting (:mod:`analysis.plotting_human` draws it).
+The top of the behavioural layers (data: :mod:`analysis.core.trials`, :mod:`analysis.human.data`;
+statistics: :mod:`analysis.behaviour.errors`, :mod:`analysis.behaviour.mixture`; the distance:
+:mod:`analysis.human.distance`). It never imports plotting (:mod:`analysis.viz.human` draws it).
 
 * :func:`human_statistics` computes each participant's error statistics and mixture fits per set
   size and their mean and between-participant SE.
@@ -11,7 +11,7 @@ statistics: :mod:`analysis.errors`, :mod:`analysis.mixture`; the distance:
   :func:`human_statistics`), for quick overlays that need no fitting.
 * :func:`human_comparison` puts a model's per-set-size summary next to people's (values, the
   people's SEs, model / human ratios) and :func:`run` adds the distance of
-  :mod:`analysis.distance`. Definitions: docs/model.md, section Human comparison.
+  :mod:`analysis.human.distance`. Definitions: docs/model.md, section Human comparison.
 """
 
 from __future__ import annotations
@@ -24,18 +24,18 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.distance import (
+from analysis.behaviour.errors import ErrorsResult, ErrorStatistics, error_statistics
+from analysis.behaviour.mixture import MixtureResult, fit_by_set_size
+from analysis.core.trials import ModelErrors, model_errors, needs_vwm_recall
+from analysis.human.data import CITATION, HumanTrials, describe_target, load_target
+from analysis.human.distance import (
     Distance,
     HumanReference,
     bootstrap_se,
     human_distance,
-    observer_statistics,
+    model_distance_statistics,
     reference_from_values,
 )
-from analysis.errors import ErrorStatistics, error_statistics
-from analysis.human_data import CITATION, HumanTrials, describe_target, load_target
-from analysis.mixture import MixtureResult, fit_by_set_size
-from analysis.trials import ModelErrors, model_errors, needs_vwm_recall
 
 __all__ = [
     "SUMMARY_FIELDS",
@@ -137,7 +137,7 @@ def human_statistics(trials: HumanTrials, *, fit: bool = True, n_bootstrap: int 
     over participants of each participant's value, with between-participant SEs.
 
     With ``fit``, :attr:`HumanStatistics.reference` holds the people's side of the distance
-    (:mod:`analysis.distance`); with one participant its SEs come from a bootstrap over that
+    (:mod:`analysis.human.distance`); with one participant its SEs come from a bootstrap over that
     person's trials (``n_bootstrap`` resamples), since there is no between-participant spread.
     """
     per_participant, fits = {}, {}
@@ -312,6 +312,7 @@ def unavailable(model, env) -> str | None:
 
 
 def run(model, env, *, n_trials: int, seed: int, data: ModelErrors | None = None,
+        errors: ErrorsResult | None = None, mixture: MixtureResult | None = None,
         human_data: str | Path | None = None, human_units: str = "rad",
         human_space: str = "circle") -> HumanComparison:
     """The ``human`` analysis: a model against people per set size.
@@ -319,19 +320,23 @@ def run(model, env, *, n_trials: int, seed: int, data: ModelErrors | None = None
     Compares MAE, circular variance, circular and linear SD, circular kurtosis and its excess,
     and the mixture parameters (von Mises + uniform guess rate and SD, the swap model's swap and
     guess rates), with the people's between-participant SEs, and computes the distance of
-    :mod:`analysis.distance` (key ``"distance"`` of ``human_comparison.json``).
+    :mod:`analysis.human.distance` (key ``"distance"`` of ``human_comparison.json``).
 
     Args:
         data: the model's errors (shared by the CLI); simulated here when None.
+        errors, mixture: the ``errors`` and ``mixture`` analyses' results on ``data`` (the CLI
+            passes those of the same call); computed here when None.
         human_data: the target: None for the shipped van den Berg et al. (2012) files, a folder
-            of such .mat files, or a CSV file in ``python -m analysis.fit``'s format.
+            of such .mat files, or a CSV file in ``python -m analysis.fit_table``'s format.
         human_units, human_space: units and period of the angles of a CSV target.
     """
     if data is None:
         data = model_errors(model, env, n_trials=n_trials, seed=seed)
-    statistics = error_statistics(data.errors, data.set_size)
-    summary = model_summary(statistics, fit_by_set_size(data.errors, data.set_size,
-                                                        data.nontarget_errors))
+    statistics = (errors.statistics if errors is not None
+                  else error_statistics(data.errors, data.set_size))
+    if mixture is None:
+        mixture = fit_by_set_size(data.errors, data.set_size, data.nontarget_errors)
+    summary = model_summary(statistics, mixture)
     trials = load_target(human_data, units=human_units, space=human_space)
     target = describe_target(human_data)
     if human_data is None:
@@ -345,7 +350,7 @@ def run(model, env, *, n_trials: int, seed: int, data: ModelErrors | None = None
     people.meta["citation"] = CITATION if human_data is None else target
     reference.target = target
     comparison = human_comparison(summary, people)
-    comparison.distance = human_distance(observer_statistics(data.errors, data.set_size),
+    comparison.distance = human_distance(model_distance_statistics(statistics, mixture),
                                          reference)
     edges = np.linspace(-np.pi, np.pi, HISTOGRAM_BINS + 1)
     comparison.histogram_edges = edges.tolist()

@@ -21,7 +21,7 @@ map a point is stable iff every ``|lambda| < 1``.
 The agent's noise is off: with noise on, ``F`` is random and q cannot converge (the reference
 code left it on; see docs/model.md, section Fixed points). Computation runs in float64 on a copy
 of the model, because q < 1e-12 is below float32 resolution for rates of tens of Hz. Any agent
-with a one-step map ``step(states, inputs)`` (see :mod:`analysis.agent_protocol`) and any task
+with a one-step map ``step(states, inputs)`` (see :mod:`analysis.core.agent_protocol`) and any task
 will do: the Dale RNN's rates, a GRU's hidden state.
 """
 
@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from analysis.agent_protocol import (
+from analysis.core.agent_protocol import (
     is_rate_network,
     is_vwm_task,
     needs_states,
@@ -43,7 +43,8 @@ from analysis.agent_protocol import (
     readout_map,
     step_map,
 )
-from analysis.fixed_point_finder import (
+from analysis.core.neural_trials import ForcedTrials, forced_trials, simulate, task_trials
+from analysis.neural.fixed_point_finder import (
     FixedPointSearch,
     StepFunction,
     batched_eigvals,
@@ -53,8 +54,7 @@ from analysis.fixed_point_finder import (
     residual_q,
     single_threaded_lapack,
 )
-from analysis.neural_trials import ForcedTrials, forced_trials, simulate, task_trials
-from analysis.trajectories import PCA, fit_pca
+from analysis.neural.trajectories import PCA, fit_pca
 from vwm_tasks.encoding import targets_to_angles
 
 __all__ = [

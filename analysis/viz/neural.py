@@ -1,5 +1,5 @@
 """Figures of the neural analyses: SNR, normalisation (dn), selectivity and weights here; fixed
-points and trajectories in :mod:`analysis.plotting_dynamics` (re-exported).
+points and trajectories in :mod:`analysis.viz.dynamics` (re-exported).
 
 ``figure_<x>(result) -> Figure`` builds one figure without pyplot's global state (safe in
 notebooks and threads; no backend is chosen at import). ``plot_<name>(result, out_dir)`` saves
@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse, Rectangle
 from scipy.stats import chi2
 
-from analysis.plotting_dynamics import (
+from analysis.viz.dynamics import (
     epoch_colours,
     figure_fixed_points_decoded,
     figure_fixed_points_eigenvalues,

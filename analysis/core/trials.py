@@ -8,7 +8,7 @@ swap model needs). ``python -m analysis`` calls it once per run and hands the sa
 
 Sign convention (ours): an error is ``wrap(response - target)`` in radians on [-pi, pi), and a
 non-target error ``wrap(response - non-target)``; the same convention is used for people's data
-(:mod:`analysis.human_data`), so positive means "reported clockwise of the truth" in both.
+(:mod:`analysis.human.data`), so positive means "reported clockwise of the truth" in both.
 
 :func:`task_name` and :func:`needs_vwm_recall` let an analysis say in one line why it cannot run
 on a task that is not a VWM recall task.
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis import circstats
+from analysis.core import circstats
 
 __all__ = ["ModelErrors", "model_errors", "is_vwm_recall", "task_name", "needs_vwm_recall"]
 

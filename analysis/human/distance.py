@@ -28,14 +28,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from analysis import circstats
-from analysis.mixture import fit_vm_uniform
+from analysis.behaviour.errors import ErrorStatistics
+from analysis.behaviour.mixture import MixtureResult, fit_vm_uniform
+from analysis.core import circstats
 
 __all__ = [
     "DISTANCE_STATISTICS",
     "HumanReference",
     "Distance",
     "observer_statistics",
+    "model_distance_statistics",
     "reference_from_values",
     "bootstrap_se",
     "human_reference",
@@ -56,6 +58,15 @@ def observer_statistics(errors, set_size) -> dict[int, dict[str, float]]:
                        "guess_rate": float(fit_vm_uniform(x).p_guess),
                        "excess_kurtosis": float(circstats.excess_circular_kurtosis(x))}
     return out
+
+
+def model_distance_statistics(statistics: ErrorStatistics, mixture: MixtureResult
+                              ) -> dict[int, dict[str, float]]:
+    """:func:`observer_statistics` read from results already computed (the ``errors`` and
+    ``mixture`` analyses of the same errors) instead of fitting again."""
+    return {n: {"mae": row.mae, "guess_rate": float(mixture.fits[n].vm_uniform.p_guess),
+                "excess_kurtosis": row.excess_kurtosis}
+            for n, row in statistics.per_set_size.items()}
 
 
 @dataclass
@@ -115,7 +126,7 @@ def bootstrap_se(errors, set_size, *, n_bootstrap: int = 100, seed: int = 0
 
 def human_reference(trials, *, target: str = "", n_bootstrap: int = 100, seed: int = 0
                     ) -> HumanReference:
-    """People's reference from :class:`analysis.human_data.HumanTrials` (any participants).
+    """People's reference from :class:`analysis.human.data.HumanTrials` (any participants).
 
     Set sizes that not every participant has are left out.
     """
