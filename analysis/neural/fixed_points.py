@@ -347,16 +347,16 @@ def run(
     model: torch.nn.Module,
     env,
     *,
-    n_trials: int = 20,
+    n_trials: int,
     seed: int = 42,
-    n_init: int = 20,
-    max_iters: int = 50,
-    lr_init: float = 0.01,
-    noise_scale: float = 0.0,
-    outlier_distance_scale: float = 10.0,
-    pca: bool = True,
-    epoch: str | None = None,
-    newton_iterations: int = 30,
+    n_init: int,
+    max_iters: int,
+    lr_init: float,
+    noise_scale: float,
+    outlier_distance_scale: float,
+    pca: bool,
+    epoch: str | None,
+    newton_iterations: int,
     input_slot: int = 0,
     tol_q: float = 1e-12,
     tol_unique: float = 1e-3,
@@ -364,6 +364,9 @@ def run(
     progress: bool = True,
 ) -> FixedPointResult:
     """Fixed points of ``model`` at zero input, started from its own trajectories (noise off).
+
+    The settings' defaults (the reference's ``fpf_params``) are the ``fixed_points`` row's in
+    :mod:`analysis.registry` (``run(model, env, **run_defaults("fixed_points"))``).
 
     Trajectories: ``n_trials`` trials; on a VWM task one item in ``input_slot`` at angles evenly
     spaced on the circle with no input noise, on any other task the task's own trials. Initial

@@ -11,6 +11,7 @@ import torch
 import vwm_tasks  # noqa: F401  (registers the envs)
 from analysis.neural import dn as normalization
 from analysis.neural import fixed_points, selectivity, snr, trajectories, weights
+from analysis.registry import run_defaults
 from analysis.viz import neural as plots
 from vwm_agents.models.dale_rnn import DaleRNN
 from vwm_agents.models.gru import GRUAgent
@@ -152,7 +153,8 @@ def test_fixed_point_figures_plot_points_searches_and_decoded_angles(dale, agent
     if agent == "gru":
         torch.manual_seed(0)
         model = GRUAgent(6, 4, n_hidden=12)
-    result = fixed_points.run(model, env, n_trials=6, n_init=10, seed=0, progress=False)
+    result = fixed_points.run(model, env, **{**run_defaults("fixed_points"), "n_trials": 6,
+                                                "n_init": 10}, seed=0, progress=False)
     views = result.views
     fig = plots.figure_fixed_points_search(result)
     (start,) = _by_gid(fig.axes[0], "start")
