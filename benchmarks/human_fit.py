@@ -40,9 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-SET_SIZES = list(range(1, 9))
-MAE_TOLERANCE = 0.25
-GUESS_RISE = 0.3
+from analysis.human.criteria import BROAD_VM_SD, GUESS_RISE, SET_SIZES, criteria
+
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "human_fit.json"
 
 
@@ -55,34 +54,6 @@ def evaluation_env(config):
         raise SystemExit(f"task.max_items: must be >= {max(SET_SIZES)} to test set sizes 1-8, "
                          f"got {max_items}")
     return make_env(config.with_value("task.set_sizes", SET_SIZES)).unwrapped
-
-
-# Above this von Mises SD (rad) the von Mises of a von Mises + uniform fit is itself nearly flat,
-# so the split between it and the uniform (the guess rate) is ill-determined: such set sizes are
-# flagged (people's largest VM SD is 0.57 rad).
-BROAD_VM_SD = 1.0
-
-
-def criteria(model: dict, human: dict) -> dict:
-    """The three pass/fail criteria from model and people's per-set-size values.
-
-    The guess-rate criterion is reported as is; ``broad_fits`` lists the set sizes whose fit is
-    too broad for its guess rate to mean much (see ``BROAD_VM_SD``).
-    """
-    ratios = [m / h for m, h in zip(model["mae"], human["mae"], strict=True)]
-    mae_ok = [abs(r - 1.0) <= MAE_TOLERANCE for r in ratios]
-    rise = model["p_guess"][-1] - model["p_guess"][0]
-    kurt = model["excess_kurtosis"][1:]
-    return {
-        "mae_within_25pct": {"met": all(mae_ok), "ratio": ratios, "per_set_size": mae_ok,
-                             "n_met": int(sum(mae_ok))},
-        "guess_rate_rise": {"met": rise >= GUESS_RISE, "rise": rise,
-                            "human_rise": human["p_guess"][-1] - human["p_guess"][0],
-                            "broad_fits": [i + 1 for i, sd in enumerate(model.get("vm_sd") or [])
-                                           if sd is not None and sd > BROAD_VM_SD]},
-        "excess_kurtosis_positive": {"met": all(k > 0 for k in kurt),
-                                     "min_at_set_size_2_plus": min(kurt)},
-    }
 
 
 def evaluate(run_dir: Path, *, trials: int, seed: int, n_bootstrap: int, checkpoint: str,

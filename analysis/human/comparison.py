@@ -38,6 +38,7 @@ from analysis.human.distance import (
 )
 
 __all__ = [
+    "model_human_ratio",
     "SUMMARY_FIELDS",
     "COMPARED",
     "BehaviourSummary",
@@ -275,6 +276,12 @@ class HumanComparison:
         return out
 
 
+def model_human_ratio(model: list[float | None], human: list[float | None]
+                      ) -> list[float | None]:
+    """model / people per set size; None where either is missing or people's value is 0."""
+    return [m / h if m is not None and h else None for m, h in zip(model, human, strict=True)]
+
+
 def human_comparison(model_stats: BehaviourSummary, human_summary: BehaviourSummary
                      ) -> HumanComparison:
     """Model and people's values (and the people's SEs) per shared set size, and model / human
@@ -292,8 +299,7 @@ def human_comparison(model_stats: BehaviourSummary, human_summary: BehaviourSumm
     human = {name: [human_summary.value(name, n) for n in shared] for name in COMPARED}
     human_se = {name: [values[human_summary.set_sizes.index(n)] for n in shared]
                 for name, values in human_summary.standard_errors.items()}
-    ratio = {name: [m / h if m is not None and h else None for m, h in
-                    zip(model[name], human[name], strict=True)] for name in _RATIOS}
+    ratio = {name: model_human_ratio(model[name], human[name]) for name in _RATIOS}
     source = str(human_summary.meta.get("citation", human_summary.meta.get("observer", "")))
     return HumanComparison(set_sizes=shared, model=model, human=human, ratio=ratio,
                            human_se=human_se, human_source=source,
