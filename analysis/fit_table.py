@@ -30,13 +30,12 @@ from analysis.core.jsonable import write_json
 from analysis.human.data import (
     ANGLE_SPACES,
     ANGLE_UNITS,
-    BehaviouralData,
     DataError,
     read_behaviour_csv,
 )
 from vwm_agents.cli import OneLineParser
 
-__all__ = ["DataError", "BehaviouralData", "read_behaviour_csv", "main"]
+__all__ = ["main"]
 
 def _parser() -> argparse.ArgumentParser:
     parser = OneLineParser(

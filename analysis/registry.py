@@ -167,7 +167,7 @@ ANALYSES: Mapping[str, AnalysisRow] = _rows(
                     200, Spec("int", low=20),
                     "shuffles of the orientations giving chance selectivity")}),
     AnalysisRow("fixed_points", "analysis.neural.fixed_points:run",
-                "analysis.viz.neural:plot_fixed_points", "Fixed points", "fixed_points.json",
+                "analysis.viz.dynamics:plot_fixed_points", "Fixed points", "fixed_points.json",
                 ("fixed_points",), trials_default=False,
                 # the reference's fpf_params
                 settings={
@@ -191,7 +191,7 @@ ANALYSES: Mapping[str, AnalysisRow] = _rows(
     AnalysisRow("weights", "analysis.neural.weights:run", "analysis.viz.neural:plot_weights",
                 "Weights", "weights.json", ("weights",), trials_default=False),
     AnalysisRow("trajectories", "analysis.neural.trajectories:run",
-                "analysis.viz.neural:plot_trajectories", "Trajectories", "trajectories.json",
+                "analysis.viz.dynamics:plot_trajectories", "Trajectories", "trajectories.json",
                 ("trajectories",), trials_default=False),
 )
 """Every analysis, in the order the CLI runs them and the report shows them."""

@@ -45,28 +45,17 @@ from analysis.core.agent_protocol import (
 )
 from analysis.core.neural_trials import ForcedTrials, forced_trials, simulate, task_trials
 from analysis.neural.fixed_point_finder import (
-    FixedPointSearch,
     StepFunction,
     batched_eigvals,
     batched_jacobian,
-    batched_solve,
     find_fixed_points,
     residual_q,
-    single_threaded_lapack,
 )
 from analysis.neural.trajectories import PCA, fit_pca
 from vwm_tasks.encoding import targets_to_angles
 
 __all__ = [
-    "StepFunction",
-    "FixedPointSearch",
     "FixedPointResult",
-    "batched_solve",
-    "batched_eigvals",
-    "single_threaded_lapack",
-    "batched_jacobian",
-    "residual_q",
-    "find_fixed_points",
     "unique_indices",
     "outlier_mask",
     "analyse_fixed_points",

@@ -16,6 +16,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullFormatter, NullLocator, ScalarFormatter
 
+from analysis.viz.figures import save_figure
+
 if TYPE_CHECKING:
     from analysis.behaviour.errors import ErrorsResult, ErrorStatistics
     from analysis.behaviour.mixture import MixtureResult
@@ -31,17 +33,8 @@ __all__ = [
     "plot_errors",
     "plot_mixture",
     "plot_performance",
-    "save_figure",
 ]
 
-_DPI = 100
-
-
-def save_figure(fig: Figure, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=_DPI)
-    return path
 
 
 def _grid(n_panels: int, width: float = 2.6, height: float = 2.2) -> tuple[Figure, np.ndarray]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from matplotlib.figure import Figure
 
-from analysis.viz.behaviour import save_figure
+from analysis.viz.figures import save_figure
 
 if TYPE_CHECKING:
     from analysis.human.comparison import HumanComparison

@@ -16,17 +16,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse, Rectangle
 from scipy.stats import chi2
 
-from analysis.viz.dynamics import (
-    epoch_colours,
-    figure_fixed_points_decoded,
-    figure_fixed_points_eigenvalues,
-    figure_fixed_points_pca,
-    figure_fixed_points_search,
-    figure_trajectories,
-    plot_fixed_points,
-    plot_trajectories,
-    save_figure,
-)
+from analysis.viz.dynamics import epoch_colours
+from analysis.viz.figures import save_figure
 
 __all__ = [
     "confidence_ellipse",
@@ -39,17 +30,10 @@ __all__ = [
     "figure_selectivity",
     "figure_selectivity_ipr",
     "figure_weights",
-    "figure_fixed_points_pca",
-    "figure_fixed_points_decoded",
-    "figure_fixed_points_search",
-    "figure_fixed_points_eigenvalues",
-    "figure_trajectories",
     "plot_snr",
     "plot_dn",
     "plot_selectivity",
     "plot_weights",
-    "plot_fixed_points",
-    "plot_trajectories",
 ]
 
 DIVERGING = "RdBu_r"

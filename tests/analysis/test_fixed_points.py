@@ -10,10 +10,9 @@ from scipy.optimize import brentq
 
 import vwm_tasks  # noqa: F401  (registers the envs)
 from analysis.core.agent_protocol import step_map
+from analysis.neural.fixed_point_finder import batched_solve, find_fixed_points
 from analysis.neural.fixed_points import (
     analyse_fixed_points,
-    batched_solve,
-    find_fixed_points,
     outlier_mask,
     run,
     unavailable,
