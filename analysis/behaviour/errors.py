@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from analysis.core import circstats
-from analysis.core.trials import ModelErrors, model_errors, needs_vwm_recall
+from analysis.core.tasks import needs_vwm_recall
+from analysis.core.trials import ModelErrors, model_errors
 
 __all__ = [
     "SetSizeErrorStats",

@@ -41,7 +41,8 @@ from analysis.core.circstats import (
     vonmises_logpdf,
     vonmises_sd,
 )
-from analysis.core.trials import ModelErrors, model_errors, needs_vwm_recall
+from analysis.core.tasks import needs_vwm_recall
+from analysis.core.trials import ModelErrors, model_errors
 
 __all__ = [
     "VonMisesUniformFit",

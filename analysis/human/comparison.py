@@ -26,7 +26,8 @@ import numpy as np
 
 from analysis.behaviour.errors import ErrorsResult, ErrorStatistics, error_statistics
 from analysis.behaviour.mixture import MixtureResult, fit_by_set_size
-from analysis.core.trials import ModelErrors, model_errors, needs_vwm_recall
+from analysis.core.tasks import needs_vwm_recall
+from analysis.core.trials import ModelErrors, model_errors
 from analysis.human.data import CITATION, HumanTrials, describe_target, load_target
 from analysis.human.distance import (
     Distance,

@@ -37,13 +37,13 @@ from torch import Tensor
 
 from analysis.core.agent_protocol import (
     is_rate_network,
-    is_vwm_task,
     needs_states,
     needs_step,
     readout_map,
     step_map,
 )
 from analysis.core.neural_trials import ForcedTrials, forced_trials, simulate, task_trials
+from analysis.core.tasks import is_vwm_task
 from analysis.neural.fixed_point_finder import (
     StepFunction,
     batched_eigvals,

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from analysis.core.agent_protocol import needs_states, task_name
+from analysis.core.agent_protocol import needs_states
 from analysis.core.neural_trials import simulate, task_trials
+from analysis.core.tasks import task_name
 
 __all__ = ["PCA", "fit_pca", "TrajectoryResult", "unavailable", "run", "MAX_SAVED_TRIALS"]
 
