@@ -24,7 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.behaviour.errors import ErrorsResult, ErrorStatistics, error_statistics
+from analysis.behaviour.errors import (
+    ErrorsResult,
+    ErrorStatistics,
+    error_density,
+    error_statistics,
+)
 from analysis.behaviour.mixture import MixtureResult, fit_by_set_size
 from analysis.core.tasks import needs_vwm_recall
 from analysis.core.trials import ModelErrors, model_errors
@@ -59,6 +64,8 @@ _ERROR_FIELDS = ("mae", "circular_variance", "circular_sd", "linear_sd", "circul
                  "excess_kurtosis")
 SUMMARY_FIELDS = (*_ERROR_FIELDS, "p_guess", "vm_sd", "p_nontarget", "p_guess_swap")
 HISTOGRAM_BINS = 36
+"""Bins of the model-people overlay: coarser than the errors figure's (60), since people give
+fewer trials per set size than the model's simulation (about 150 per participant)."""
 
 
 @dataclass
@@ -307,12 +314,6 @@ def human_comparison(model_stats: BehaviourSummary, human_summary: BehaviourSumm
                            n_participants=int(human_summary.meta.get("n_participants", 0)))
 
 
-def _densities(errors: np.ndarray, set_size: np.ndarray, set_sizes: list[int],
-               edges: np.ndarray) -> dict[int, list[float]]:
-    return {n: np.histogram(errors[set_size == n], edges, density=True)[0].tolist()
-            for n in set_sizes}
-
-
 def unavailable(model, env) -> str | None:
     """The ``human`` analysis needs a VWM recall task (items, set sizes, reported angles)."""
     return needs_vwm_recall(model, env)
@@ -359,10 +360,11 @@ def run(model, env, *, n_trials: int, seed: int, data: ModelErrors | None = None
     comparison = human_comparison(summary, people)
     comparison.distance = human_distance(model_distance_statistics(statistics, mixture),
                                          reference)
-    edges = np.linspace(-np.pi, np.pi, HISTOGRAM_BINS + 1)
+    edges, model_density = error_density(data.errors, data.set_size, comparison.set_sizes,
+                                         HISTOGRAM_BINS)
+    _, human_density = error_density(trials.errors, trials.set_size, comparison.set_sizes,
+                                     HISTOGRAM_BINS)
     comparison.histogram_edges = edges.tolist()
-    comparison.model_density = _densities(data.errors, data.set_size, comparison.set_sizes,
-                                          edges)
-    comparison.human_density = _densities(trials.errors, trials.set_size, comparison.set_sizes,
-                                          edges)
+    comparison.model_density = {n: d.tolist() for n, d in model_density.items()}
+    comparison.human_density = {n: d.tolist() for n, d in human_density.items()}
     return comparison

@@ -40,7 +40,6 @@ __all__ = [
     "model_distance_statistics",
     "reference_from_values",
     "bootstrap_se",
-    "human_reference",
     "human_distance",
 ]
 
@@ -122,31 +121,6 @@ def bootstrap_se(errors, set_size, *, n_bootstrap: int = 100, seed: int = 0
             for s in DISTANCE_STATISTICS:
                 draws[s][b, j] = stats[s]
     return {s: d.std(axis=0, ddof=1) for s, d in draws.items()}
-
-
-def human_reference(trials, *, target: str = "", n_bootstrap: int = 100, seed: int = 0
-                    ) -> HumanReference:
-    """People's reference from :class:`analysis.human.data.HumanTrials` (any participants).
-
-    Set sizes that not every participant has are left out.
-    """
-    people = sorted(set(np.asarray(trials.participant).tolist()))
-    per_person = {p: observer_statistics(trials.errors[trials.participant == p],
-                                         trials.set_size[trials.participant == p])
-                  for p in people}
-    set_sizes = sorted(set.intersection(*(set(v) for v in per_person.values())))
-    if not set_sizes:
-        raise ValueError("trials: no set size is shared by every participant")
-    values = {s: np.array([[per_person[p][n][s] for n in set_sizes] for p in people])
-              for s in DISTANCE_STATISTICS}
-    if len(people) > 1:
-        return reference_from_values(values, set_sizes, target=target)
-    rows = np.isin(trials.set_size, set_sizes)
-    se = bootstrap_se(trials.errors[rows], trials.set_size[rows], n_bootstrap=n_bootstrap,
-                      seed=seed)
-    return reference_from_values(values, set_sizes, target=target, se=se,
-                                 se_source=f"bootstrap over one participant's trials "
-                                           f"({n_bootstrap} resamples)")
 
 
 @dataclass

@@ -43,6 +43,7 @@ from analysis.core.agent_protocol import (
     step_map,
 )
 from analysis.core.neural_trials import ForcedTrials, forced_trials, simulate, task_trials
+from analysis.core.pca import PCA, fit_pca
 from analysis.core.tasks import is_vwm_task
 from analysis.neural.fixed_point_finder import (
     StepFunction,
@@ -51,7 +52,6 @@ from analysis.neural.fixed_point_finder import (
     find_fixed_points,
     residual_q,
 )
-from analysis.neural.trajectories import PCA, fit_pca
 from vwm_tasks.encoding import targets_to_angles
 
 __all__ = [

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from analysis.human import distance
+from analysis.human.comparison import human_statistics
 from analysis.human.data import HumanTrials, read_behaviour_csv
 
 P, T, REPLICATES = 8, 200, 10
@@ -61,7 +62,8 @@ def replicates() -> list[tuple[distance.Distance, distance.Distance]]:
     rng = np.random.default_rng(2024)
     out = []
     for _ in range(REPLICATES):
-        reference = distance.human_reference(_people(rng), target="synthetic")
+        reference = human_statistics(_people(rng)).reference
+        reference.target = "synthetic"
         equal = distance.human_distance(distance.observer_statistics(*_observer(rng, T)),
                                         reference)
         worse = distance.human_distance(
@@ -124,7 +126,7 @@ def test_one_participant_uses_a_bootstrap_se(tmp_path):
                                           zip(set_size, errors, strict=True)]
     path.write_text("\n".join(rows) + "\n")
     trials = read_behaviour_csv(path).to_trials()
-    reference = distance.human_reference(trials, target=str(path), n_bootstrap=50)
+    reference = human_statistics(trials, n_bootstrap=50).reference
     assert reference.n_participants == 1 and "bootstrap" in reference.se_source
     assert all(se > 0 for values in reference.se.values() for se in values)
     same = distance.human_distance(
