@@ -33,7 +33,7 @@ from analysis.behaviour.errors import (
 from analysis.behaviour.mixture import MixtureResult, fit_by_set_size
 from analysis.core.tasks import needs_vwm_recall
 from analysis.core.trials import ModelErrors, model_errors
-from analysis.human.data import CITATION, HumanTrials, describe_target, load_target
+from analysis.human.data import CITATION, HumanTrials, describe_people, load_people
 from analysis.human.distance import (
     Distance,
     HumanReference,
@@ -334,9 +334,9 @@ def run(model, env, *, n_trials: int, seed: int, data: ModelErrors | None = None
         data: the model's errors (shared by the CLI); simulated here when None.
         errors, mixture: the ``errors`` and ``mixture`` analyses' results on ``data`` (the CLI
             passes those of the same call); computed here when None.
-        human_data: the target: None for the shipped van den Berg et al. (2012) files, a folder
+        human_data: the people to compare with: None for the shipped van den Berg et al. (2012) files, a folder
             of such .mat files, or a CSV file in ``python -m analysis.fit_table``'s format.
-        human_units, human_space: units and period of the angles of a CSV target.
+        human_units, human_space: units and period of the angles of a CSV of people.
     """
     if data is None:
         data = model_errors(model, env, n_trials=n_trials, seed=seed)
@@ -345,8 +345,8 @@ def run(model, env, *, n_trials: int, seed: int, data: ModelErrors | None = None
     if mixture is None:
         mixture = fit_by_set_size(data.errors, data.set_size, data.nontarget_errors)
     summary = model_summary(statistics, mixture)
-    trials = load_target(human_data, units=human_units, space=human_space)
-    target = describe_target(human_data)
+    trials = load_people(human_data, units=human_units, space=human_space)
+    people_name = describe_people(human_data)
     if human_data is None:
         # The shipped summary is human_statistics() of the shipped files (a test checks it):
         # reading it saves re-fitting 48 participant x set-size mixtures on every call.
@@ -355,8 +355,8 @@ def run(model, env, *, n_trials: int, seed: int, data: ModelErrors | None = None
     else:
         people_stats = human_statistics(trials)
         people, reference = people_stats.summary, people_stats.reference
-    people.meta["citation"] = CITATION if human_data is None else target
-    reference.target = target
+    people.meta["citation"] = CITATION if human_data is None else people_name
+    reference.target = people_name
     comparison = human_comparison(summary, people)
     comparison.distance = human_distance(model_distance_statistics(statistics, mixture),
                                          reference)

@@ -147,7 +147,7 @@ def test_missing_data_folder_is_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="no van den Berg"):
         human_data.load_vandenberg2012(tmp_path)
     with pytest.raises(FileNotFoundError, match="no such file or folder"):
-        human_data.load_target(tmp_path / "nope.csv")
+        human_data.load_people(tmp_path / "nope.csv")
 
 
 def test_comparison_carries_people_ses_and_every_statistic():
