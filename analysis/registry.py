@@ -243,13 +243,18 @@ def run_defaults(name: str) -> dict[str, Any]:
             for key, setting in ANALYSES[name].settings.items()}
 
 
-def _section_class(class_name: str, settings: Mapping[str, Setting],
+def _section_class(qualname: str, settings: Mapping[str, Setting],
                    children: Mapping[str, type] = MappingProxyType({})) -> type:
+    """A frozen :class:`Section` dataclass; ``qualname`` is where pickle finds it (configs travel
+    to Ray workers): the children are attributes of their parent class."""
     spec_fields = [(key, Any, spec_field(s.default, s.spec, s.doc)) for key, s in settings.items()]
     child_fields = [(key, Any, field(default_factory=child, metadata={"section": child}))
                     for key, child in children.items()]
-    return make_dataclass(class_name, [*spec_fields, *child_fields], bases=(Section,),
-                          frozen=True, namespace={"__module__": __name__})
+    namespace = {"__module__": __name__, **{c.__name__: c for c in children.values()}}
+    section = make_dataclass(qualname.rpartition(".")[2], [*spec_fields, *child_fields],
+                             bases=(Section,), frozen=True, namespace=namespace)
+    section.__qualname__ = qualname
+    return section
 
 
 def config_section(rows: Mapping[str, AnalysisRow] = ANALYSES) -> type:
@@ -260,7 +265,7 @@ def config_section(rows: Mapping[str, AnalysisRow] = ANALYSES) -> type:
     with_settings = [name for name in _CONFIG_ORDER if name in rows and rows[name].settings]
     with_settings += [name for name, row in rows.items()
                       if row.settings and name not in with_settings]
-    children = {name: _section_class(f"{name.title().replace('_', '')}Settings",
+    children = {name: _section_class(f"AnalysisSettings.{name.title().replace('_', '')}Settings",
                                      rows[name].settings)
                 for name in with_settings}
     return _section_class("AnalysisSettings", COMMON_SETTINGS, children)
