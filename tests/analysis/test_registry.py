@@ -81,11 +81,25 @@ def test_config_section_comes_from_the_rows():
         Config.from_dict({"analysis": {"dn": {"epochs": "x"}}})
 
 
-def test_old_run_configs_still_load(tiny_run):
+def test_without_the_entry_point_the_section_is_kept_as_written():
+    """vwm_agents without analysis installed: the section is a plain mapping, unchecked."""
+    from vwm_agents.config import ConfigError
+    from vwm_agents.config.schema import UncheckedSection
+
+    section = UncheckedSection.from_dict({"x": {"y": 1}}, "analysis")
+    assert section._with("analysis", ["x", "y"], 2).to_dict() == {"x": {"y": 2}}
+    assert section.to_dict() == {"x": {"y": 1}}
+    with pytest.raises(ConfigError, match=r"^analysis: must be a mapping"):
+        UncheckedSection.from_dict([1], "analysis")
+
+
+def test_old_run_configs_still_load():
+    """config.yaml of a run trained before the registry (commit 9ae96c6) loads and is written
+    back byte for byte."""
     from vwm_agents.config import load_config
 
-    written = (tiny_run / "config.yaml").read_text()
-    assert load_config(tiny_run / "config.yaml").to_yaml() == written
+    path = Path(__file__).parent / "data" / "config_written_before_the_registry.yaml"
+    assert load_config(path).to_yaml() == path.read_text()
 
 
 # ------------------------------------------------------------------ a new analysis: one row
