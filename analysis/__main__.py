@@ -10,22 +10,15 @@ Loads the run with :func:`vwm_agents.load_run`, runs the selected analyses (all 
 or ``analysis.only`` of the run's config) and writes ``RUN_DIR/analysis/<file>.json`` plus PNG
 figures, then ``analysis.report.write_report(RUN_DIR)`` when that module is installed.
 
-The dispatch table :data:`ANALYSES` maps each analysis name to
-
-* ``compute``: ``"analysis.<module>:run"``, called as ``run(model, env, *, n_trials, seed,
-  **settings)`` and returning a result with ``to_dict()``;
-* ``plot``: ``"analysis.<plotting module>:plot_<name>"``, called as ``plot(result, out_dir)``
-  and returning the written figures (``list[Path]``);
-* ``json_name``: the result file;
-* ``unavailable`` (optional, default: the compute module's ``unavailable`` if it has one):
-  ``unavailable(model, env) -> str | None``, a one-line reason why the analysis cannot run on this
-  agent or task (e.g. ``"needs a VWM recall task; this run trained DelayMatchSample-v0"``).
+The analyses, their targets and settings are the rows of :data:`analysis.registry.ANALYSES`
+(see :class:`analysis.registry.AnalysisRow` for what each field means).
 
 Every setting of the config reaches its analysis under one name: ``analysis.<name>.<key>`` is
 passed as ``run(..., key=value)``, except ``trials``, which is ``n_trials`` (``--trials``
 overrides it; without a section value, ``analysis.trials`` applies where ``trials_default``
 says so). ``errors``, ``mixture`` and ``human`` share one simulation of the model's trials
-(:func:`analysis.trials.model_errors`, passed as ``data=``).
+(:func:`analysis.core.trials.model_errors`, passed as ``data=``), and ``human`` takes the results
+of ``errors`` and ``mixture`` of the same call instead of fitting again.
 
 An analysis that cannot run on the run's agent or task is skipped with one line saying what it
 needs; one that fails is reported on one line and the others still run. Exit status: 0 when
@@ -38,118 +31,34 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
-import json
-import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from analysis.human_data import ANGLE_SPACES, ANGLE_UNITS
+from analysis import registry
+from analysis.core.jsonable import write_json
+from analysis.human.data import ANGLE_SPACES, ANGLE_UNITS
 from vwm_agents.cli import OneLineParser
 
-__all__ = ["Analysis", "ANALYSES", "ALIASES", "main", "to_jsonable", "resolve"]
+__all__ = ["main"]
 
 
-@dataclass(frozen=True)
-class Analysis:
-    """One entry of the dispatch table (see the module doc).
-
-    ``trials_default``: whether ``analysis.trials`` gives ``n_trials`` when neither ``--trials``
-    nor ``analysis.<name>.trials`` does (False leaves the module's own default, for analyses
-    whose trials mean something else). ``shares_model_errors``: takes ``data=`` (the shared
-    simulation). ``takes_human_data``: takes ``human_data``, ``human_units`` and ``human_space``.
-    """
-
-    compute: str
-    plot: str
-    json_name: str
-    unavailable: str | None = None
-    trials_default: bool = True
-    shares_model_errors: bool = False
-    takes_human_data: bool = False
-
-
-ANALYSES: dict[str, Analysis] = {
-    "errors": Analysis("analysis.errors:run", "analysis.plotting_behaviour:plot_errors",
-                       "errors.json", shares_model_errors=True),
-    "mixture": Analysis("analysis.mixture:run", "analysis.plotting_behaviour:plot_mixture",
-                        "mixture.json", shares_model_errors=True),
-    "human": Analysis("analysis.human:run", "analysis.plotting_human:plot_human",
-                      "human_comparison.json", shares_model_errors=True,
-                      takes_human_data=True),
-    "performance": Analysis("analysis.performance:run",
-                            "analysis.plotting_behaviour:plot_performance", "performance.json"),
-    "snr": Analysis("analysis.snr:run", "analysis.plotting_neural:plot_snr", "snr.json"),
-    "dn": Analysis("analysis.normalization:run", "analysis.plotting_neural:plot_dn", "dn.json",
-                   trials_default=False),
-    "selectivity": Analysis("analysis.selectivity:run",
-                            "analysis.plotting_neural:plot_selectivity", "selectivity.json"),
-    "fixed_points": Analysis("analysis.fixed_points:run",
-                             "analysis.plotting_neural:plot_fixed_points", "fixed_points.json",
-                             trials_default=False),
-    "weights": Analysis("analysis.weights:run", "analysis.plotting_neural:plot_weights",
-                        "weights.json", trials_default=False),
-    "trajectories": Analysis("analysis.trajectories:run",
-                             "analysis.plotting_neural:plot_trajectories", "trajectories.json",
-                             trials_default=False),
-}
-
-ALIASES: dict[str, str] = {"normalization": "dn"}
-"""Other names accepted for an analysis (the config schema calls ``dn`` ``normalization``)."""
-
-
-def to_jsonable(value: Any) -> Any:
-    """Plain JSON data: numpy scalars/arrays to Python, non-finite floats to None."""
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if hasattr(value, "tolist"):  # numpy scalars and arrays
-        return to_jsonable(value.tolist())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _import(module_name: str):
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        raise RuntimeError(f"module {module_name} is not installed") from None
-
-
-def resolve(target: str) -> Callable:
-    """``"package.module:attribute"`` -> the attribute (imports the module).
-
-    Raises:
-        RuntimeError: the module is not installed or has no such attribute (one line).
-    """
-    module_name, _, attribute = target.partition(":")
-    module = _import(module_name)
-    try:
-        return getattr(module, attribute)
-    except AttributeError:
-        raise RuntimeError(f"{module_name} has no {attribute}") from None
-
-
-def _unavailable_hook(spec: Analysis) -> Callable | None:
-    if spec.unavailable is not None:
-        return resolve(spec.unavailable)
-    return getattr(_import(spec.compute.partition(":")[0]), "unavailable", None)
+def _unavailable_hook(row: registry.AnalysisRow) -> Callable | None:
+    if row.unavailable is not None:
+        return registry.resolve(row.unavailable)
+    registry.resolve(row.compute)  # imports the module, or says in one line why it cannot
+    return getattr(sys.modules[row.compute.partition(":")[0]], "unavailable", None)
 
 
 def _parse_only(text: str | Sequence[str] | None, *, source: str) -> list[str]:
+    ANALYSES = registry.ANALYSES  # noqa: N806 - read at call time, so a test can add a row
     if text is None:
         return list(ANALYSES)
     names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text)]
     selected = []
     for name in filter(None, names):
-        name = ALIASES.get(name, name)
         if name not in ANALYSES:
             raise ValueError(f"{source}: unknown analysis {name!r}; choose from "
                              f"{', '.join(ANALYSES)}")
@@ -170,17 +79,14 @@ def _as_dict(section: Any) -> dict[str, Any]:
 
 
 def _settings_for(name: str, analysis_config: Any) -> dict[str, Any]:
-    """``analysis.<name>`` of the config (under the name or an alias), as keyword arguments."""
-    config = _as_dict(analysis_config)
-    names = [name, *(alias for alias, target in ALIASES.items() if target == name)]
-    for candidate in names:
-        section = config.get(candidate)
-        if isinstance(section, dict):
-            return dict(section)
-    return {}
+    """``analysis.<name>`` of the config as keyword arguments (the row's defaults under what
+    the config leaves out, e.g. a config given as a plain mapping)."""
+    defaults = {key: s.default for key, s in registry.ANALYSES[name].settings.items()}
+    section = _as_dict(analysis_config).get(name)
+    return {**defaults, **(section if isinstance(section, dict) else {})}
 
 
-def _trials_for(spec: Analysis, settings: dict[str, Any], analysis_config: Any,
+def _trials_for(spec: registry.AnalysisRow, settings: dict[str, Any], analysis_config: Any,
                 requested: int | None) -> dict[str, int]:
     """``{"n_trials": N}`` from --trials, else the section's ``trials``, else ``analysis.trials``
     (where ``trials_default``), else {} (the module's default)."""
@@ -215,14 +121,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("run_dir", type=Path, help="a run directory written by vwm-train")
     parser.add_argument("--only", default=None,
-                        help=f"comma-separated subset of: {', '.join(ANALYSES)} "
+                        help=f"comma-separated subset of: {', '.join(registry.ANALYSES)} "
                              "(default: the config's analysis.only, else all)")
     parser.add_argument("--trials", type=int, default=None,
                         help="trials for every analysis (default: analysis.<name>.trials, "
                              "else analysis.trials where it applies, else the module's own)")
     parser.add_argument("--human-data", type=Path, default=None,
                         help="people to compare with: a folder of van den Berg (2012) .mat "
-                             "files or a CSV in python -m analysis.fit's format (default: the "
+                             "files or a CSV in python -m analysis.fit_table's format (default: the "
                              "config's analysis.human_data, else the shipped van den Berg et "
                              "al. 2012 files)")
     parser.add_argument("--human-units", choices=ANGLE_UNITS, default="rad",
@@ -242,47 +148,56 @@ def _error(message: str) -> None:
 
 
 class _Session:
-    """One CLI call: the loaded run, its out folder and the shared behavioural simulation."""
+    """One CLI call: the loaded run, its out folder, the shared behavioural simulation and the
+    results computed so far (an analysis that reuses another's takes it from here)."""
 
     def __init__(self, loaded, out_dir: Path, *, seed: int, trials: int | None,
                  human: dict[str, Any], progress: bool = True) -> None:
         self.loaded, self.out_dir, self.seed = loaded, out_dir, seed
         self.trials, self.human, self.progress = trials, human, progress
         self._model_errors: dict[int, Any] = {}
+        self._results: dict[str, Any] = {}
 
     def model_errors(self, n_trials: int):
         """The model's errors on ``n_trials`` trials per set size, simulated once per call."""
         if n_trials not in self._model_errors:
-            from analysis.trials import model_errors
+            from analysis.core.trials import model_errors
 
             self._model_errors[n_trials] = model_errors(self.loaded.model, self.loaded.env,
                                                         n_trials=n_trials, seed=self.seed)
         return self._model_errors[n_trials]
 
     def unavailable(self, name: str) -> str | None:
-        hook = _unavailable_hook(ANALYSES[name])
+        hook = _unavailable_hook(registry.ANALYSES[name])
         return None if hook is None else hook(self.loaded.model, self.loaded.env)
 
+    def result(self, name: str) -> Any:
+        """Analysis ``name``'s result, computed once per call."""
+        if name not in self._results:
+            row = registry.ANALYSES[name]
+            analysis_config = self.loaded.config.analysis
+            settings = _settings_for(name, analysis_config)
+            kwargs = {**{k: v for k, v in settings.items() if k != "trials"},
+                      **_trials_for(row, settings, analysis_config, self.trials)}
+            if row.takes_human_data:
+                kwargs.update(self.human)
+            compute = registry.resolve(row.compute)
+            _check_parameters(name, compute, kwargs)
+            if "progress" in inspect.signature(compute).parameters:
+                kwargs["progress"] = self.progress  # an analysis' own bar follows --no-progress
+            if row.shares_model_errors:
+                kwargs["data"] = self.model_errors(kwargs.get("n_trials", 1000))
+            kwargs.update({used: self.result(used) for used in row.reuses})
+            self._results[name] = compute(self.loaded.model, self.loaded.env, seed=self.seed,
+                                          **kwargs)
+        return self._results[name]
+
     def run(self, name: str) -> list[Path]:
-        spec = ANALYSES[name]
-        analysis_config = self.loaded.config.analysis
-        settings = _settings_for(name, analysis_config)
-        kwargs = {**{k: v for k, v in settings.items() if k != "trials"},
-                  **_trials_for(spec, settings, analysis_config, self.trials)}
-        if spec.takes_human_data:
-            kwargs.update(self.human)
-        compute = resolve(spec.compute)
-        plot = resolve(spec.plot)
-        _check_parameters(name, compute, kwargs)
-        if "progress" in inspect.signature(compute).parameters:
-            kwargs["progress"] = self.progress  # an analysis' own bar follows --no-progress
-        if spec.shares_model_errors:
-            kwargs["data"] = self.model_errors(kwargs.get("n_trials", 1000))
-        result = compute(self.loaded.model, self.loaded.env, seed=self.seed, **kwargs)
-        json_path = self.out_dir / spec.json_name
-        json_path.write_text(json.dumps(to_jsonable(result.to_dict()), indent=2,
-                                        allow_nan=False))
-        return [json_path, *plot(result, self.out_dir)]
+        row = registry.ANALYSES[name]
+        result = self.result(name)
+        plot = registry.resolve(row.figures)
+        return [write_json(self.out_dir / row.json_name, result.to_dict()),
+                *plot(result, self.out_dir)]
 
 
 def _write_report(run_dir: Path) -> Path | None:

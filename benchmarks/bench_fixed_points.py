@@ -1,9 +1,9 @@
 """Fixed-point finding: Adam alone against Adam followed by the batched damped Newton refinement.
 
 Both start from the same initial states (drawn from the trajectories of an agent on set-size-1
-trials, as :func:`analysis.fixed_points.run` draws them) and minimise q = 1/2 ||F(x) - x||^2 in
+trials, as :func:`analysis.neural.fixed_points.run` draws them) and minimise q = 1/2 ||F(x) - x||^2 in
 float64 with the agent's noise off and zero input. The agent is a DaleRNN (default) or a GRU
-(``--agent gru``); both give their one-step map through :func:`analysis.agent_protocol.step_map`. Reported per method: wall and CPU seconds,
+(``--agent gru``); both give their one-step map through :func:`analysis.core.agent_protocol.step_map`. Reported per method: wall and CPU seconds,
 iterations, how many states reached q < tol_q, median and max final q, and the time ratio
 against Adam alone measured in the same run.
 
@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 import vwm_tasks  # noqa: F401  (registers the envs)
-from analysis.agent_protocol import is_rate_network, step_map
-from analysis.fixed_points import find_fixed_points, sample_initial_states
-from analysis.neural_trials import forced_trials, simulate
+from analysis.core.agent_protocol import is_rate_network, step_map
+from analysis.core.neural_trials import forced_trials, simulate
+from analysis.neural.fixed_points import find_fixed_points, sample_initial_states
 from vwm_agents.models import DaleRNN, GRUAgent
 
 RESULTS = Path(__file__).parent / "results" / "bench_fixed_points.json"

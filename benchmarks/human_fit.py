@@ -15,7 +15,7 @@ reported item is scored (a trial of set size n gives n errors). Trials are drawn
 training. The run's env is rebuilt with set sizes 1-8 whatever set sizes it trained on (its
 ``task.max_items`` must be >= 8). Nothing is added to the decoded angles.
 
-The statistics, fits and distance are the ``human`` analysis's (``analysis.human.run``; see
+The statistics, fits and distance are the ``human`` analysis's (``analysis.human.comparison.run``; see
 docs/model.md, section Human comparison). The model's own sampling SEs come from a bootstrap over
 its items (``--bootstrap`` resamples per set size).
 
@@ -40,9 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-SET_SIZES = list(range(1, 9))
-MAE_TOLERANCE = 0.25
-GUESS_RISE = 0.3
+from analysis.human.criteria import BROAD_VM_SD, GUESS_RISE, SET_SIZES, criteria
+
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "human_fit.json"
 
 
@@ -57,39 +56,11 @@ def evaluation_env(config):
     return make_env(config.with_value("task.set_sizes", SET_SIZES)).unwrapped
 
 
-# Above this von Mises SD (rad) the von Mises of a von Mises + uniform fit is itself nearly flat,
-# so the split between it and the uniform (the guess rate) is ill-determined: such set sizes are
-# flagged (people's largest VM SD is 0.57 rad).
-BROAD_VM_SD = 1.0
-
-
-def criteria(model: dict, human: dict) -> dict:
-    """The three pass/fail criteria from model and people's per-set-size values.
-
-    The guess-rate criterion is reported as is; ``broad_fits`` lists the set sizes whose fit is
-    too broad for its guess rate to mean much (see ``BROAD_VM_SD``).
-    """
-    ratios = [m / h for m, h in zip(model["mae"], human["mae"], strict=True)]
-    mae_ok = [abs(r - 1.0) <= MAE_TOLERANCE for r in ratios]
-    rise = model["p_guess"][-1] - model["p_guess"][0]
-    kurt = model["excess_kurtosis"][1:]
-    return {
-        "mae_within_25pct": {"met": all(mae_ok), "ratio": ratios, "per_set_size": mae_ok,
-                             "n_met": int(sum(mae_ok))},
-        "guess_rate_rise": {"met": rise >= GUESS_RISE, "rise": rise,
-                            "human_rise": human["p_guess"][-1] - human["p_guess"][0],
-                            "broad_fits": [i + 1 for i, sd in enumerate(model.get("vm_sd") or [])
-                                           if sd is not None and sd > BROAD_VM_SD]},
-        "excess_kurtosis_positive": {"met": all(k > 0 for k in kurt),
-                                     "min_at_set_size_2_plus": min(kurt)},
-    }
-
-
 def evaluate(run_dir: Path, *, trials: int, seed: int, n_bootstrap: int, checkpoint: str,
              figure_dir: Path | None = None) -> dict:
-    from analysis import human
-    from analysis.distance import bootstrap_se
-    from analysis.trials import model_errors
+    from analysis.core.trials import model_errors
+    from analysis.human import comparison as human
+    from analysis.human.distance import bootstrap_se
     from vwm_agents import load_run
 
     loaded = load_run(run_dir, checkpoint=checkpoint)
@@ -101,7 +72,7 @@ def evaluate(run_dir: Path, *, trials: int, seed: int, n_bootstrap: int, checkpo
           if n_bootstrap > 1 else None)
     elapsed = time.perf_counter() - start
     if figure_dir is not None:
-        from analysis.plotting_human import plot_human
+        from analysis.viz.human import plot_human
 
         figure_dir.mkdir(parents=True, exist_ok=True)
         plot_human(comparison, figure_dir)

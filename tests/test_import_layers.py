@@ -48,7 +48,7 @@ def test_import_reader_sees_deferred_type_checking_and_relative_imports(tmp_path
 
 def test_the_graph_covers_every_package():
     assert {"vwm_tasks.recall", "vwm_agents.training.trainer", "vwm_agents.models.euler",
-            "vwm_agents.config.schema", "analysis.errors"} <= set(GRAPH)
+            "vwm_agents.config.schema", "analysis.behaviour.errors"} <= set(GRAPH)
 
 
 def test_no_import_cycle_in_the_repository():

@@ -3,7 +3,7 @@
 Blocks are classified by their language tag:
 
 * ``bash`` / ``sh`` / ``console`` / ``shell``: commands, run in a scratch folder (with ``configs``
-  linked in and a small ``data.csv`` for ``python -m analysis.fit``). Training, analysis and sweep
+  linked in and a small ``data.csv`` for ``python -m analysis.fit_table``). Training, analysis and sweep
   commands are shrunk (SHRINK below): the test appends size-shrinking options, so a 2,500-iteration
   training takes two iterations. ``pip install`` and ``python -m pytest`` are what CI itself runs
   before and as this suite (``.ci/run``): they are checked, not run; ``python benchmarks/...``

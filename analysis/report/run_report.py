@@ -16,33 +16,27 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from matplotlib.figure import Figure
 
+from analysis import registry
+from analysis.human.comparison import load_human_summary, model_human_ratio
 from analysis.report import _html as H
 from analysis.report._summary import Table, summarise
 from analysis.report.captions import caption_for, caption_order
+from analysis.viz.human import figure_set_size
 from vwm_agents.training.rundir import atomic_write_text, read_history
 
-__all__ = ["ReportError", "SetSizeCurve", "set_size_curve", "figure_set_size", "write_report",
-           "REPORT_FILE", "IMAGE_SUFFIXES", "SECTIONS"]
+__all__ = ["ReportError", "SetSizeCurve", "set_size_curve", "write_report",
+           "REPORT_FILE", "IMAGE_SUFFIXES", "sections"]
 
 REPORT_FILE = "report.html"
 IMAGE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg")
 
-# Analysis JSON stem -> (section title, figure-stem prefixes). Known sections come first, in this
-# order; any other JSON file gets a section of its own after them.
-SECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "errors": ("Error statistics", ("error",)),
-    "mixture": ("Mixture models", ("mixture",)),
-    "human_comparison": ("Model against people", ("human",)),
-    "performance": ("Performance", ("performance",)),
-    "snr": ("Signal-to-noise ratio", ("snr",)),
-    "dn": ("Divisive normalisation", ("dn",)),
-    "selectivity": ("Mixed selectivity", ("selectivity",)),
-    "fixed_points": ("Fixed points", ("fixed_points",)),
-    "weights": ("Weights", ("weights",)),
-    "trajectories": ("Trajectories", ("trajectories",)),
-}
+
+
+def sections() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Analysis JSON stem -> (section title, figure-stem prefixes), from the registry's rows in
+    its order; any other JSON file gets a section of its own after them."""
+    return {row.json_stem: (row.title, row.figure_stems) for row in registry.ANALYSES.values()}
 
 
 class ReportError(ValueError):
@@ -97,8 +91,6 @@ def set_size_curve(run_dir: str | Path) -> SetSizeCurve | None:
     if not model:
         return None
     try:
-        from analysis.human import load_human_summary
-
         people = load_human_summary()
         human = {n: people.value("mae", n) for n in people.set_sizes}
         ses = dict(zip(people.set_sizes, people.standard_errors.get("mae") or [], strict=False))
@@ -108,30 +100,6 @@ def set_size_curve(run_dir: str | Path) -> SetSizeCurve | None:
     sizes = sorted(set(model) | set(human))
     return SetSizeCurve(sizes, [model.get(n) for n in sizes], source,
                         [human.get(n) for n in sizes], [ses.get(n) for n in sizes], human_source)
-
-
-def figure_set_size(curve: SetSizeCurve) -> Figure:
-    """MAE against set size, the model's points beside people's (mean ± SE)."""
-    figure = Figure(figsize=(5.2, 3.6))
-    figure.subplots_adjust(left=0.14, right=0.97, bottom=0.14, top=0.9)
-    ax = figure.subplots()
-    pairs = [(n, v) for n, v in zip(curve.set_sizes, curve.model, strict=True) if v is not None]
-    ax.plot([n for n, _ in pairs], [v for _, v in pairs], "o-", color="tab:blue", label="model")
-    people = [(n, v, se) for n, v, se in zip(curve.set_sizes, curve.human, curve.human_se,
-                                              strict=True) if v is not None]
-    if people:
-        ax.errorbar([n for n, _, _ in people], [v for _, v, _ in people],
-                    yerr=[se if se is not None else 0.0 for _, _, se in people], fmt="s--",
-                    color="k", capsize=3, label="people (van den Berg et al. 2012)")
-    ax.set(xlabel="set size", ylabel="mean absolute error (rad)", xticks=curve.set_sizes,
-           title="Recall error against set size")
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8)
-    return figure
-
-
-# ----------------------------------------------------------------------------------------------
-# Sections
 
 
 def _tables_html(tables: list[Table]) -> str:
@@ -210,8 +178,9 @@ def _set_size_section(run_dir: Path) -> str | None:
     rows = []
     for n, model, human, se in zip(curve.set_sizes, curve.model, curve.human, curve.human_se,
                                    strict=True):
-        ratio = model / human if model is not None and human else None
-        rows.append([n, model, human, se, ratio])
+        rows.append([n, model, human, se])
+    for row, ratio in zip(rows, model_human_ratio(curve.model, curve.human), strict=True):
+        row.append(ratio)
     html += H.table(["set size", "model MAE (rad)", "people MAE (rad)", "people SE",
                      "model / people"], rows)
     html += f'<p class="sub">Model: {H.esc(curve.model_source)}.'
@@ -240,16 +209,17 @@ def _analysis_sections(run_dir: Path) -> list[tuple[str, str, str]]:
     folder = run_dir / "analysis"
     jsons = sorted(folder.glob("*.json")) if folder.is_dir() else []
     stems = [p.stem for p in jsons]
-    sections = {k: v for k, v in SECTIONS.items() if k in stems}
-    sections.update({s: (s.replace("_", " ").capitalize(), (s,)) for s in stems if s not in SECTIONS})
+    known = sections()
+    found = {k: v for k, v in known.items() if k in stems}
+    found.update({s: (s.replace("_", " ").capitalize(), (s,)) for s in stems if s not in known})
     figures: dict[str | None, list[Path]] = {}
     for path in _images(folder):
-        figures.setdefault(_section_of(path.stem, sections), []).append(path)
+        figures.setdefault(_section_of(path.stem, found), []).append(path)
     extra = [p for p in _images(run_dir) if p.stem != "training_history"]
     if extra:
         figures.setdefault(None, []).extend(extra)
     out = []
-    for key, (title, _) in sections.items():
+    for key, (title, _) in found.items():
         parts = [H.figure_block(H.png_data_uri(p), p.stem, caption_for(p.stem),
                                 anchor=f"fig-{p.stem}")
                  for p in sorted(figures.get(key, []), key=lambda p: caption_order(p.stem))]

@@ -2,7 +2,7 @@
 
 Each case builds one bad input in a fresh folder (a config file in our schema or the original
 format, a ``--set`` value or command-line option, a sweep file, a CSV file for
-``python -m analysis.fit``, a truncated or foreign checkpoint or run directory for
+``python -m analysis.fit_table``, a truncated or foreign checkpoint or run directory for
 ``python -m analysis`` and ``--resume``) and runs the command line in-process (``main(argv)``),
 a few also as a subprocess. Every case must end with exit status 2, exactly one line on stderr
 that contains the place (file, key or option) as the user wrote it, no traceback, and no file
@@ -69,7 +69,7 @@ def _analysis(argv):
 
 
 def _fit(argv):
-    from analysis.fit import main
+    from analysis.fit_table import main
 
     return main(argv)
 
@@ -274,7 +274,7 @@ SWEEPS = [
 ]
 
 
-# -- CSV files for python -m analysis.fit ------------------------------------------------------------
+# -- CSV files for python -m analysis.fit_table ------------------------------------------------------------
 
 
 def csv(name: str, text: str | bytes, *says: str) -> Case:

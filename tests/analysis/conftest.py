@@ -132,3 +132,33 @@ def gru_vwm_run_dir(tmp_path_factory) -> Path:
 def dale_dms_run_dir(tmp_path_factory) -> Path:
     """The DaleRNN trained 3 iterations on neurogym's DelayMatchSample-v0 (seconds)."""
     return _train(DALE_DMS_CONFIG, tmp_path_factory)
+
+
+
+@pytest.fixture
+def add_row(monkeypatch):
+    """``add_row(row)`` registers one more analysis for the test, the way a new analysis is
+    added: one row of :data:`analysis.registry.ANALYSES`."""
+    from types import MappingProxyType
+
+    from analysis import registry
+
+    def add(row) -> None:
+        monkeypatch.setattr(registry, "ANALYSES",
+                            MappingProxyType({**registry.ANALYSES, row.name: row}))
+
+    return add
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A 3-item, 16-neuron run trained for 2 iterations (the CLI's plumbing, not its science)."""
+    from vwm_agents import train
+    from vwm_agents.config import load_config
+
+    config = load_config(None, [
+        "task.max_items=3", "agent.n_neurons=16", "training.num_iterations=2",
+        "training.batch_size=8", "training.eval_batch_size=12", "logging.period=1",
+        "logging.run_name=tiny",
+    ])
+    return train(config, tmp_path_factory.mktemp("runs"), progress=False)

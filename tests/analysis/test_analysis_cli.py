@@ -19,10 +19,13 @@ import torch
 from torch import nn
 
 import analysis.__main__ as cli
-from analysis import errors as errors_mod
-from analysis import mixture
-from analysis.errors import error_statistics
-from analysis.trials import model_errors
+from analysis import registry
+from analysis.behaviour import errors as errors_mod
+from analysis.behaviour import mixture
+from analysis.behaviour.errors import error_statistics
+from analysis.core.jsonable import to_jsonable
+from analysis.core.trials import model_errors
+from analysis.registry import AnalysisRow
 from vwm_tasks.encoding import channels_per_item, decode_input_angles
 
 K = 3
@@ -131,19 +134,6 @@ def test_errors_result_serialises_histogram():
 # ------------------------------------------------------------------ the run-directory CLI
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    from vwm_agents import train
-    from vwm_agents.config import load_config
-
-    config = load_config(None, [
-        f"task.max_items={K}", "agent.n_neurons=16", "training.num_iterations=2",
-        "training.batch_size=8", "training.eval_batch_size=12", "logging.period=1",
-        "logging.run_name=tiny",
-    ])
-    return train(config, tmp_path_factory.mktemp("runs"), progress=False)
-
-
 def test_cli_writes_behaviour_results(tiny_run, capsys):
     # (errors.json is checked in the next test, which runs that analysis anyway)
     code = cli.main([str(tiny_run), "--only", "mixture,human", "--trials", "10",
@@ -163,9 +153,10 @@ def test_cli_writes_behaviour_results(tiny_run, capsys):
     assert "results in" in capsys.readouterr().out
 
 
-def test_cli_one_failing_analysis_does_not_stop_the_others(tiny_run, monkeypatch, capsys):
-    monkeypatch.setitem(cli.ANALYSES, "broken", cli.Analysis(
-        "analysis.no_such_module:run", "analysis.plotting_behaviour:plot_errors", "b.json"))
+def test_cli_one_failing_analysis_does_not_stop_the_others(tiny_run, add_row, capsys):
+    add_row(AnalysisRow("broken", "analysis.no_such_module:run",
+                                     "analysis.viz.behaviour:plot_errors", "Broken", "b.json",
+                                     ("b",)))
     (tiny_run / "analysis" / "errors.json").unlink(missing_ok=True)
     code = cli.main([str(tiny_run), "--only", "broken,errors", "--trials", "5", "--no-progress"])
     assert code == 1
@@ -217,16 +208,19 @@ def test_cli_bad_arguments(tiny_run, capsys, args, fragment):
     _one_line_error(capsys, fragment)
 
 
-def test_only_accepts_config_names():
-    assert cli._parse_only("normalization,errors", source="--only") == ["dn", "errors"]
+def test_only_accepts_the_one_name_of_each_analysis():
+    assert cli._parse_only("dn,errors", source="--only") == ["dn", "errors"]
+    with pytest.raises(ValueError, match="--only: unknown analysis 'normalization'; choose from "
+                                         "errors, mixture"):
+        cli._parse_only("normalization", source="--only")  # the old second name of dn
     assert cli._parse_only(["weights", "errors"], source="analysis.only") == ["weights", "errors"]
-    assert cli._parse_only(None, source="--only") == list(cli.ANALYSES)
+    assert cli._parse_only(None, source="--only") == list(registry.ANALYSES)
     with pytest.raises(ValueError, match="analysis.only: unknown analysis 'bogus'"):
         cli._parse_only(["bogus"], source="analysis.only")
 
 
 def test_to_jsonable():
-    assert cli.to_jsonable({"a": np.float32(1.5), 2: [np.nan, np.arange(2)]}) == {
+    assert to_jsonable({"a": np.float32(1.5), 2: [np.nan, np.arange(2)]}) == {
         "a": 1.5, "2": [None, [0, 1]]}
 
 
@@ -235,12 +229,12 @@ def test_trial_counts_come_from_the_config_unless_given(tiny_run):
 
     settings = load_config(tiny_run / "config.yaml").analysis
     fixed_points = cli._settings_for("fixed_points", settings)
-    assert cli._trials_for(cli.ANALYSES["errors"], {}, settings, None) == {
+    assert cli._trials_for(registry.ANALYSES["errors"], {}, settings, None) == {
         "n_trials": settings.trials}
-    assert cli._trials_for(cli.ANALYSES["fixed_points"], fixed_points, settings, None) == {
+    assert cli._trials_for(registry.ANALYSES["fixed_points"], fixed_points, settings, None) == {
         "n_trials": settings.fixed_points.trials}
-    assert cli._trials_for(cli.ANALYSES["dn"], {}, settings, None) == {}
-    assert cli._trials_for(cli.ANALYSES["dn"], {}, settings, 7) == {"n_trials": 7}
+    assert cli._trials_for(registry.ANALYSES["dn"], {}, settings, None) == {}
+    assert cli._trials_for(registry.ANALYSES["dn"], {}, settings, 7) == {"n_trials": 7}
 
 
 def test_every_fixed_point_setting_reaches_the_finder(tiny_run):
@@ -252,7 +246,7 @@ def test_every_fixed_point_setting_reaches_the_finder(tiny_run):
     settings = load_config(tiny_run / "config.yaml").analysis
     forwarded = cli._settings_for("fixed_points", settings)
     assert set(forwarded) == set(settings.fixed_points.to_dict())
-    parameters = inspect.signature(cli.resolve(cli.ANALYSES["fixed_points"].compute)).parameters
+    parameters = inspect.signature(registry.resolve(registry.ANALYSES["fixed_points"].compute)).parameters
     missing = [k for k in forwarded if k != "trials" and k not in parameters]
     assert not missing, f"fixed_points.run does not take {missing}"
 
@@ -270,7 +264,7 @@ class _FakeRun:
         self.model = self.env = None
 
 
-def _fake_module(monkeypatch, calls: list) -> None:
+def _fake_module(monkeypatch, add_row, calls: list) -> None:
     from types import ModuleType
 
     module = ModuleType("fake_analysis")
@@ -291,13 +285,13 @@ def _fake_module(monkeypatch, calls: list) -> None:
 
     module.run, module.plot_fake = run, plot_fake
     monkeypatch.setitem(sys.modules, "fake_analysis", module)
-    monkeypatch.setitem(cli.ANALYSES, "fake", cli.Analysis(
-        "fake_analysis:run", "fake_analysis:plot_fake", "fake.json"))
+    add_row(AnalysisRow("fake", "fake_analysis:run", "fake_analysis:plot_fake",
+                                     "Fake", "fake.json", ("fake",)))
 
 
-def test_section_settings_reach_run_under_their_names(monkeypatch, tmp_path):
+def test_section_settings_reach_run_under_their_names(monkeypatch, add_row, tmp_path):
     calls: list = []
-    _fake_module(monkeypatch, calls)
+    _fake_module(monkeypatch, add_row, calls)
     session = cli._Session(_FakeRun({"trials": 5, "fake": {"alpha": 3.0, "trials": 7}}),
                            tmp_path, seed=2, trials=None, human={})
     written = session.run("fake")
@@ -310,24 +304,24 @@ def test_section_settings_reach_run_under_their_names(monkeypatch, tmp_path):
     assert [c["n_trials"] for c in calls[1:]] == [9, 5]
 
 
-def test_a_setting_run_does_not_take_is_named(monkeypatch, tmp_path):
-    _fake_module(monkeypatch, [])
+def test_a_setting_run_does_not_take_is_named(monkeypatch, add_row, tmp_path):
+    _fake_module(monkeypatch, add_row, [])
     session = cli._Session(_FakeRun({"fake": {"beta": 1}}), tmp_path, seed=0, trials=3, human={})
     with pytest.raises(RuntimeError, match=r"analysis\.fake\.beta: not a setting"):
         session.run("fake")
 
 
 def test_behavioural_analyses_share_one_simulation(tiny_run, monkeypatch, capsys):
-    import analysis.trials
+    import analysis.core.trials
 
     calls = []
-    original = analysis.trials.model_errors
+    original = analysis.core.trials.model_errors
 
     def counting(*args, **kwargs):
         calls.append(kwargs.get("n_trials"))
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(analysis.trials, "model_errors", counting)
+    monkeypatch.setattr(analysis.core.trials, "model_errors", counting)
     code = cli.main([str(tiny_run), "--only", "errors,mixture,human", "--trials", "8",
                      "--no-progress"])
     assert code == 0, capsys.readouterr().err
@@ -338,9 +332,9 @@ def test_behavioural_analyses_share_one_simulation(tiny_run, monkeypatch, capsys
     assert errors["per_set_size"]["3"]["n"] == mixture_json["3"]["n_trials"] == 8 * 3
 
 
-def test_unavailable_analysis_is_skipped_with_its_reason(tiny_run, monkeypatch, capsys):
+def test_unavailable_analysis_is_skipped_with_its_reason(tiny_run, monkeypatch, add_row, capsys):
     calls: list = []
-    _fake_module(monkeypatch, calls)
+    _fake_module(monkeypatch, add_row, calls)
     sys.modules["fake_analysis"].unavailable = lambda model, env: "fake: needs a unicorn"
     code = cli.main([str(tiny_run), "--only", "fake", "--trials", "2", "--no-progress"])
     out = capsys.readouterr().out

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.integrate import quad
 
-from analysis import circstats as cs
+from analysis.core import circstats as cs
 
 N_SAMPLES = 100_000
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import analysis.__main__ as cli
+from analysis import registry
 
 pytestmark = pytest.mark.slow  # trains models or starts Ray: minutes of the suite
 
@@ -37,7 +38,7 @@ def _lines(done: subprocess.CompletedProcess) -> dict[str, str]:
     out = {}
     for line in (done.stdout + done.stderr).splitlines():
         match = re.match(r"(?:error: )?([a-z_]+): (.*)$", line)
-        if match and match.group(1) in cli.ANALYSES:
+        if match and match.group(1) in registry.ANALYSES:
             assert match.group(1) not in out, f"two lines for {match.group(1)}: {line}"
             out[match.group(1)] = line
     return out
@@ -47,12 +48,12 @@ def _check_every_analysis(done: subprocess.CompletedProcess, run_dir: Path) -> d
     output = done.stdout + done.stderr
     assert "Traceback" not in output, output
     lines = _lines(done)
-    assert set(lines) == set(cli.ANALYSES), output
+    assert set(lines) == set(registry.ANALYSES), output
     for name, line in lines.items():
         assert not line.startswith("error:"), line
         if line.endswith("(skipped)"):
             continue
-        data = json.loads((run_dir / "analysis" / cli.ANALYSES[name].json_name).read_text())
+        data = json.loads((run_dir / "analysis" / registry.ANALYSES[name].json_name).read_text())
         assert data, name
         files = line.split(": ", 1)[1].rsplit(" (", 1)[0].split(", ")
         pngs = [f for f in files if f.endswith(".png")]

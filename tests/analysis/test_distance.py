@@ -1,4 +1,4 @@
-"""The model-people distance (``analysis.distance``) on synthetic observers with known answers.
+"""The model-people distance (``analysis.human.distance``) on synthetic observers with known answers.
 
 An observer drawn from the same population as P participants, with as many trials as each,
 has statistics distributed exactly like one more participant's. Then for each statistic and set
@@ -21,8 +21,9 @@ import math
 import numpy as np
 import pytest
 
-from analysis import distance
-from analysis.human_data import HumanTrials, read_behaviour_csv
+from analysis.human import distance
+from analysis.human.comparison import human_statistics
+from analysis.human.data import HumanTrials, read_behaviour_csv
 
 P, T, REPLICATES = 8, 200, 10
 SET_SIZES = (1, 3, 6)
@@ -61,7 +62,8 @@ def replicates() -> list[tuple[distance.Distance, distance.Distance]]:
     rng = np.random.default_rng(2024)
     out = []
     for _ in range(REPLICATES):
-        reference = distance.human_reference(_people(rng), target="synthetic")
+        reference = human_statistics(_people(rng)).reference
+        reference.target = "synthetic"
         equal = distance.human_distance(distance.observer_statistics(*_observer(rng, T)),
                                         reference)
         worse = distance.human_distance(
@@ -124,7 +126,7 @@ def test_one_participant_uses_a_bootstrap_se(tmp_path):
                                           zip(set_size, errors, strict=True)]
     path.write_text("\n".join(rows) + "\n")
     trials = read_behaviour_csv(path).to_trials()
-    reference = distance.human_reference(trials, target=str(path), n_bootstrap=50)
+    reference = human_statistics(trials, n_bootstrap=50).reference
     assert reference.n_participants == 1 and "bootstrap" in reference.se_source
     assert all(se > 0 for values in reference.se.values() for se in values)
     same = distance.human_distance(

@@ -1,4 +1,4 @@
-"""``python -m analysis.fit``: fits a CSV of behaviour; malformed files give one clear error."""
+"""``python -m analysis.fit_table``: fits a CSV of behaviour; malformed files give one clear error."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis import fit
-from analysis.mixture import simulate_swap_responses
+from analysis import fit_table as fit
+from analysis.behaviour.synthetic import simulate_swap_responses
+from analysis.human.data import read_behaviour_csv
 
 KAPPA, P_SWAP, P_GUESS = 8.0, 0.15, 0.2
 
@@ -71,12 +72,12 @@ def test_fit_cli_recovers_parameters(swap_csv, tmp_path, capsys):
 def test_space_and_units_are_applied(tmp_path):
     # 10 degrees of orientation = 20 degrees on the full circle = 0.349 rad.
     path = _write(tmp_path / "d.csv", ["set_size", "target", "response"], [[1, 175, 5]])
-    data = fit.read_behaviour_csv(path, units="deg", space="orientation")
+    data = read_behaviour_csv(path, units="deg", space="orientation")
     assert data.errors[0] == pytest.approx(np.deg2rad(20.0))
-    data = fit.read_behaviour_csv(path, units="deg", space="circle")
+    data = read_behaviour_csv(path, units="deg", space="circle")
     assert data.errors[0] == pytest.approx(np.deg2rad(-170.0))
     path = _write(tmp_path / "r.csv", ["set_size", "target", "response"], [[1, 3.0, -3.0]])
-    data = fit.read_behaviour_csv(path, units="rad")
+    data = read_behaviour_csv(path, units="rad")
     assert data.errors[0] == pytest.approx(-6.0 + 2 * np.pi)
     assert data.nontarget_errors is None
 
@@ -118,7 +119,7 @@ def test_missing_file(tmp_path, capsys):
 
 def test_module_entry_point(tmp_path):
     path = _write(tmp_path / "bad.csv", ["set_size", "response"], [[1, 0.1]])
-    run = subprocess.run([sys.executable, "-m", "analysis.fit", str(path)], capture_output=True,
+    run = subprocess.run([sys.executable, "-m", "analysis.fit_table", str(path)], capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 2
     assert "missing column 'target'" in run.stderr
@@ -140,7 +141,7 @@ def _people_csv(tmp_path: Path, participants: int = 3, trials: int = 150) -> Pat
 
 
 def test_participant_column_gives_participants(tmp_path):
-    data = fit.read_behaviour_csv(_people_csv(tmp_path), units="deg", space="orientation")
+    data = read_behaviour_csv(_people_csv(tmp_path), units="deg", space="orientation")
     trials = data.to_trials()
     assert trials.participants == ["P0", "P1", "P2"]
     assert trials.errors.size == 3 * 3 * 150

@@ -9,16 +9,16 @@ import torch
 from scipy.optimize import brentq
 
 import vwm_tasks  # noqa: F401  (registers the envs)
-from analysis.agent_protocol import step_map
-from analysis.fixed_points import (
+from analysis.core.agent_protocol import step_map
+from analysis.neural.fixed_point_finder import batched_solve, find_fixed_points
+from analysis.neural.fixed_points import (
     analyse_fixed_points,
-    batched_solve,
-    find_fixed_points,
     outlier_mask,
     run,
     unavailable,
     unique_indices,
 )
+from analysis.registry import run_defaults
 from vwm_agents.models.dale_rnn import DaleRNN
 from vwm_agents.models.gru import GRUAgent
 
@@ -123,11 +123,16 @@ def test_unique_and_outliers():
     np.testing.assert_array_equal(outlier_mask(points, initial, scale=10.0), [False, False, False, True])
 
 
+def _run(model, env, **kwargs):
+    """``run`` with the settings' defaults of the registry row, as the CLI calls it."""
+    return run(model, env, **{**run_defaults("fixed_points"), **kwargs})
+
+
 def test_finder_on_untrained_dale_rnn_finds_fixed_points():
     env = gym.make("VWMRecall-v0", max_items=3, timing=TIMING)
     torch.manual_seed(0)
     model = DaleRNN(9, 6, n_neurons=48)
-    result = run(model, env, n_trials=8, seed=0, epoch="decode", n_init=16, newton_iterations=15,
+    result = _run(model, env, n_trials=8, seed=0, epoch="decode", n_init=16, newton_iterations=15,
                  progress=False)
     # Decode-epoch states of an untrained net relax to its low-activity fixed point; other
     # starting states may end on slow points (local minima of q > 0), which are reported too.
@@ -142,7 +147,7 @@ def test_finder_on_untrained_dale_rnn_finds_fixed_points():
     d = result.to_dict()
     assert d["counts"]["initial"] == 16 and d["counts"]["kept"] == result.n_points
     with pytest.raises(ValueError, match="epoch must be one of"):
-        run(model, env, n_trials=2, seed=0, epoch="late", progress=False)
+        _run(model, env, n_trials=2, seed=0, epoch="late", progress=False)
 
 
 def _hand_built_gru(w: float, bias: float, gate_bias: float) -> GRUAgent:
@@ -197,7 +202,7 @@ def test_run_on_a_gru_and_any_neurogym_task_finds_points_of_the_update_map():
     torch.manual_seed(0)
     gru = GRUAgent(3, 3, n_hidden=12)
     assert unavailable(gru, env) is None
-    result = run(gru, env, n_trials=6, seed=0, n_init=12, progress=False)
+    result = _run(gru, env, n_trials=6, seed=0, n_init=12, progress=False)
     assert result.epoch == "all"  # the task has no "decode" epoch
     assert np.any(result.q < 1e-12)
     best = torch.tensor(result.points[np.argmin(result.q)])[None]
@@ -231,8 +236,8 @@ BASE = {"n_trials": 6, "seed": 1, "n_init": 8, "max_iters": 5, "lr_init": 0.01, 
 ])
 def test_each_setting_changes_what_the_finder_does(small_dale, key, value):
     model, env = small_dale
-    base = run(model, env, **BASE)
-    changed = run(model, env, **{**BASE, key: value})
+    base = _run(model, env, **BASE)
+    changed = _run(model, env, **{**BASE, key: value})
     assert changed.settings[key] == value
     if key == "n_init":
         assert changed.n_init == 5 and base.n_init == 8
@@ -260,7 +265,7 @@ def test_progress_bar_shows_unless_disabled(capsys):
 
 def test_pca_views_hold_the_searches_and_the_env_epochs(small_dale):
     model, env = small_dale
-    result = run(model, env, **BASE)
+    result = _run(model, env, **BASE)
     views = result.views
     assert views.search_start.shape == views.search_end.shape == (8, 3)
     np.testing.assert_allclose(views.search_start, views.pca.transform(result.initial_states))
@@ -282,8 +287,8 @@ def test_states_that_start_converged_stay_put():
 
 
 def test_agent_without_states_gets_a_reason_not_a_traceback():
-    import analysis.fixed_points
-    from analysis import selectivity, snr, trajectories
+    import analysis.neural.fixed_points
+    from analysis.neural import selectivity, snr, trajectories
 
     class OutputsOnly(torch.nn.Module):
         def __init__(self, n: int):
@@ -297,6 +302,6 @@ def test_agent_without_states_gets_a_reason_not_a_traceback():
     dms = gym.make("DelayMatchSample-v0", dt=100)
     vwm = gym.make("VWMRecall-v0", max_items=2, timing=TIMING)
     for module, name, env, n in ((trajectories, "trajectories", dms, 3),
-                                 (analysis.fixed_points, "fixed_points", dms, 3),
+                                 (analysis.neural.fixed_points, "fixed_points", dms, 3),
                                  (snr, "snr", vwm, 6), (selectivity, "selectivity", vwm, 6)):
         assert module.unavailable(OutputsOnly(n), env).startswith(f"{name}: {needs}")

@@ -8,9 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from analysis import human, human_data
-from analysis.errors import error_statistics
-from analysis.mixture import fit_vm_uniform
+from analysis.behaviour.errors import error_statistics
+from analysis.behaviour.mixture import fit_vm_uniform
+from analysis.human import comparison as human
+from analysis.human import data as human_data
 
 # Mean over the 6 participants of each one's statistic (van den Berg et al. 2012, orientation).
 README_TABLE = {  # set size: (MAE rad, -2 ln R)
@@ -146,7 +147,7 @@ def test_missing_data_folder_is_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="no van den Berg"):
         human_data.load_vandenberg2012(tmp_path)
     with pytest.raises(FileNotFoundError, match="no such file or folder"):
-        human_data.load_target(tmp_path / "nope.csv")
+        human_data.load_people(tmp_path / "nope.csv")
 
 
 def test_comparison_carries_people_ses_and_every_statistic():

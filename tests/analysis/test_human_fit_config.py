@@ -1,7 +1,7 @@
 """The shipped human-fit config loads, validates and trains; the benchmark that scores it works.
 
-The human-likeness criteria themselves are measured by ``benchmarks/human_fit.py`` on the fully
-trained model (minutes of CPU), not asserted here: this test trains the config shrunk to a few
+The human-likeness criteria (:mod:`analysis.human.criteria`) are measured by
+``benchmarks/human_fit.py`` on the fully trained model (minutes of CPU), not asserted here: this test trains the config shrunk to a few
 iterations and checks that the benchmark scores that run end to end and that its criteria say
 what they claim on hand-made values.
 """
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from analysis.human.criteria import criteria
 from vwm_agents.config import load_config
 from vwm_agents.train import main as train_main
 from vwm_agents.training.run import build_model, make_env
@@ -79,25 +80,24 @@ PEOPLE = {"mae": [0.236, 0.350, 0.492, 0.652, 0.752, 0.884, 1.004, 1.062],
 def test_mae_criterion_is_plus_minus_25_percent_at_every_set_size(scale, met):
     model = {"mae": [m * scale for m in PEOPLE["mae"]], "p_guess": PEOPLE["p_guess"],
              "excess_kurtosis": [1.0] * 8}
-    assert _benchmark().criteria(model, PEOPLE)["mae_within_25pct"]["met"] is met
+    assert criteria(model, PEOPLE)["mae_within_25pct"]["met"] is met
 
 
 def test_mae_criterion_fails_when_one_set_size_is_out():
     mae = list(PEOPLE["mae"])
     mae[3] *= 1.3
     model = {"mae": mae, "p_guess": PEOPLE["p_guess"], "excess_kurtosis": [1.0] * 8}
-    result = _benchmark().criteria(model, PEOPLE)["mae_within_25pct"]
+    result = criteria(model, PEOPLE)["mae_within_25pct"]
     assert not result["met"] and result["n_met"] == 7
 
 
 def test_guess_and_kurtosis_criteria():
-    bench = _benchmark()
     flat = {"mae": PEOPLE["mae"], "p_guess": [0.1] * 7 + [0.39], "excess_kurtosis": [1.0] * 8}
     rising = {**flat, "p_guess": [0.1] * 7 + [0.41]}
-    assert not bench.criteria(flat, PEOPLE)["guess_rate_rise"]["met"]
-    assert bench.criteria(rising, PEOPLE)["guess_rate_rise"]["met"]
+    assert not criteria(flat, PEOPLE)["guess_rate_rise"]["met"]
+    assert criteria(rising, PEOPLE)["guess_rate_rise"]["met"]
     # set size 1 does not count; any set size >= 2 at or below 0 fails
     k1 = {**rising, "excess_kurtosis": [-1.0] + [0.5] * 7}
     k5 = {**rising, "excess_kurtosis": [0.5] * 4 + [0.0] + [0.5] * 3}
-    assert bench.criteria(k1, PEOPLE)["excess_kurtosis_positive"]["met"]
-    assert not bench.criteria(k5, PEOPLE)["excess_kurtosis_positive"]["met"]
+    assert criteria(k1, PEOPLE)["excess_kurtosis_positive"]["met"]
+    assert not criteria(k5, PEOPLE)["excess_kurtosis_positive"]["met"]

@@ -18,7 +18,8 @@ import pytest
 from scipy.optimize import approx_fprime, minimize
 from scipy.stats import truncnorm
 
-from analysis import mixture as mx
+from analysis.behaviour import mixture as mx
+from analysis.behaviour.synthetic import simulate_swap_responses
 
 N_TRIALS = 5000
 KAPPA, P_SWAP, P_GUESS, SET_SIZE = 8.0, 0.15, 0.2, 4
@@ -27,13 +28,13 @@ SIGMA = 0.35
 
 @pytest.fixture(scope="module")
 def swap_data():
-    return mx.simulate_swap_responses(0, N_TRIALS, kappa=KAPPA, p_nontarget=P_SWAP,
+    return simulate_swap_responses(0, N_TRIALS, kappa=KAPPA, p_nontarget=P_SWAP,
                                       p_guess=P_GUESS, set_size=SET_SIZE)
 
 
 @pytest.fixture(scope="module")
 def guess_data():
-    return mx.simulate_swap_responses(1, N_TRIALS, kappa=KAPPA, p_nontarget=0.0,
+    return simulate_swap_responses(1, N_TRIALS, kappa=KAPPA, p_nontarget=0.0,
                                       p_guess=P_GUESS, set_size=1)[0]
 
 

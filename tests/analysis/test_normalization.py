@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import vwm_tasks  # noqa: F401  (registers the envs)
-from analysis.normalization import LinearNull, dn_weights, run, unavailable
+from analysis.neural.dn import LinearNull, dn_weights, run, unavailable
 from vwm_agents.models.dale_rnn import DaleRNN
 from vwm_agents.models.gru import GRUAgent
 

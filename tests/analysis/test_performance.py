@@ -1,4 +1,4 @@
-"""Task-generic performance (``analysis.performance``) with agents whose score is known."""
+"""Task-generic performance (``analysis.behaviour.performance``) with agents whose score is known."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from analysis.performance import performance, unavailable
+from analysis.behaviour.performance import performance, unavailable
 
 
 class Constant(nn.Module):

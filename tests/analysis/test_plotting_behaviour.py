@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from analysis import human
-from analysis.distance import human_distance, observer_statistics
-from analysis.errors import error_statistics
-from analysis.mixture import fit_by_set_size
-from analysis.performance import PerformanceResult
-from analysis.plotting_behaviour import figure_performance, plot_performance
-from analysis.plotting_human import (
+from analysis.behaviour.errors import error_statistics
+from analysis.behaviour.mixture import fit_by_set_size
+from analysis.behaviour.performance import PerformanceResult
+from analysis.human import comparison as human
+from analysis.human.distance import human_distance, observer_statistics
+from analysis.viz.behaviour import figure_performance, plot_performance
+from analysis.viz.human import (
     PANELS,
     figure_human_comparison,
     figure_human_histograms,
@@ -90,6 +90,6 @@ def test_performance_figure_shows_the_scores(tmp_path):
 
 
 def test_plotting_leaves_pyplot_alone():
-    code = ("import sys, analysis.plotting_behaviour, analysis.plotting_human; "
+    code = ("import sys, analysis.viz.behaviour, analysis.viz.human; "
             "assert 'matplotlib.pyplot' not in sys.modules")
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0

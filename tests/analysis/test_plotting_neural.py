@@ -9,8 +9,11 @@ import pytest
 import torch
 
 import vwm_tasks  # noqa: F401  (registers the envs)
-from analysis import fixed_points, normalization, selectivity, snr, trajectories, weights
-from analysis import plotting_neural as plots
+from analysis.neural import dn as normalization
+from analysis.neural import fixed_points, selectivity, snr, trajectories, weights
+from analysis.registry import run_defaults
+from analysis.viz import dynamics
+from analysis.viz import neural as plots
 from vwm_agents.models.dale_rnn import DaleRNN
 from vwm_agents.models.gru import GRUAgent
 
@@ -80,9 +83,9 @@ def test_trajectory_colours_follow_the_envs_own_epoch_boundaries(tmp_path):
     assert len(delays) > 1  # the test needs trials of different timing
     for name in expected[0]:
         np.testing.assert_array_equal(result.epochs[name], [e[name] for e in expected])
-    fig = plots.figure_trajectories(result)
+    fig = dynamics.figure_trajectories(result)
     ax = fig.axes[0]
-    colours = plots.epoch_colours(result.epochs)
+    colours = dynamics.epoch_colours(result.epochs)
     for trial, bounds in enumerate(expected):
         for name, (start, end) in bounds.items():
             (line,) = [a for a in ax.get_lines() if a.get_gid() == f"{name}:{trial}"]
@@ -91,7 +94,7 @@ def test_trajectory_colours_follow_the_envs_own_epoch_boundaries(tmp_path):
             np.testing.assert_allclose(line.get_ydata(), segment[:, 1])
             assert line.get_color() == colours[name]
     assert result.explained_variance_ratio.sum() <= 1 + 1e-12
-    for path in plots.plot_trajectories(result, tmp_path):
+    for path in dynamics.plot_trajectories(result, tmp_path):
         _not_blank(path)
 
 
@@ -151,19 +154,20 @@ def test_fixed_point_figures_plot_points_searches_and_decoded_angles(dale, agent
     if agent == "gru":
         torch.manual_seed(0)
         model = GRUAgent(6, 4, n_hidden=12)
-    result = fixed_points.run(model, env, n_trials=6, n_init=10, seed=0, progress=False)
+    result = fixed_points.run(model, env, **{**run_defaults("fixed_points"), "n_trials": 6,
+                                                "n_init": 10}, seed=0, progress=False)
     views = result.views
-    fig = plots.figure_fixed_points_search(result)
+    fig = dynamics.figure_fixed_points_search(result)
     (start,) = _by_gid(fig.axes[0], "start")
     np.testing.assert_allclose(start.get_offsets(), views.search_start[:, :2])
-    fig = plots.figure_fixed_points_decoded(result)
+    fig = dynamics.figure_fixed_points_decoded(result)
     (points,) = _by_gid(fig.axes[0], "points")
     np.testing.assert_allclose(points.get_offsets(), views.points[:, :2])
     np.testing.assert_allclose(points.get_array(), views.points_decoded)
-    fig = plots.figure_fixed_points_pca(result)
+    fig = dynamics.figure_fixed_points_pca(result)
     stable = _by_gid(fig.axes[0], "stable")[0]
     np.testing.assert_allclose(stable.get_offsets(), views.points[result.stable][:, :2])
-    paths = plots.plot_fixed_points(result, tmp_path)
+    paths = dynamics.plot_fixed_points(result, tmp_path)
     assert [p.name for p in paths] == ["fixed_points_pca.png", "fixed_points_decoded.png",
                                        "fixed_points_search.png", "fixed_points_eigenvalues.png"]
     for path in paths:
@@ -174,7 +178,7 @@ def test_plotting_does_not_choose_a_backend_at_import():
     import subprocess
     import sys
 
-    code = ("import matplotlib; matplotlib.use('svg'); import analysis.plotting_neural; "
+    code = ("import matplotlib; matplotlib.use('svg'); import analysis.viz.neural; "
             "print(matplotlib.get_backend())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "svg"

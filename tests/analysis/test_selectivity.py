@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import vwm_tasks  # noqa: F401  (registers the envs)
-from analysis.selectivity import (
+from analysis.neural.selectivity import (
     participation_ratio,
     run,
     selectivity_matrix,

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import vwm_tasks  # noqa: F401  (registers the envs)
-from analysis.snr import db_slope, run, snr_from_points
+from analysis.neural.snr import db_slope, run, snr_from_points
 from vwm_agents.models.dale_rnn import DaleRNN
 
 TIMING = {"init": 20, "stimulus": 100, "delay": 100, "decode": 100}
@@ -99,7 +99,7 @@ def test_side_views_and_sample_trajectories_on_a_dale_rnn():
 
 
 def test_gru_gets_the_task_input_noise_or_a_reason():
-    from analysis.snr import unavailable
+    from analysis.neural.snr import unavailable
     from vwm_agents.models.gru import GRUAgent
 
     torch.manual_seed(0)

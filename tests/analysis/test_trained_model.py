@@ -12,9 +12,11 @@ import math
 import numpy as np
 import pytest
 
-from analysis import errors as error_analysis
-from analysis import human, mixture, selectivity, snr
 from analysis.__main__ import main as analysis_main
+from analysis.behaviour import errors as error_analysis
+from analysis.behaviour import mixture
+from analysis.human import comparison as human
+from analysis.neural import selectivity, snr
 
 N_TRIALS = 400  # per set size
 

@@ -6,7 +6,7 @@ A configuration has five sections::
     agent:     {name: dale_rnn, <agent kwargs, flat>}        -> build_agent(name, n_in, n_out, **kwargs)
     training:  seed, num_iterations, batch_size, learning_rate, ...   (TrainingConfig)
     logging:   run_name, out_dir, period, progress, tensorboard       (LoggingConfig)
-    analysis:  trials, only, human_data, fixed_points                 (AnalysisConfig)
+    analysis:  trials, only, human_data, <analysis>: {settings}       (analysis_section())
 
 **Defaults.** A key left out takes the reference model's value: the schema defaults below are
 the reference's (``configs/original.yaml`` lists them all), and env and agent kwargs left out take
@@ -26,9 +26,11 @@ immutable: change a value with :meth:`Config.with_value`, which checks that one 
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +49,10 @@ __all__ = [
     "AgentConfig",
     "TrainingConfig",
     "LoggingConfig",
-    "AnalysisConfig",
-    "FixedPointConfig",
+    "Section",
+    "spec_field",
+    "analysis_section",
+    "ANALYSIS_SECTION_GROUP",
 ]
 
 # The names the schema accepts; vwm_agents.training.losses and vwm_agents.training.accel import them from here
@@ -57,7 +61,8 @@ ERROR_DEFS: tuple[str, ...] = ("l2", "sqrtl2", "rad", "exp", "norml2")
 COMPILE_MODES: tuple[str, ...] = ("auto", "off", "graph", "inductor")
 
 
-def _spec(default: Any, spec: Spec, doc: str) -> Any:
+def spec_field(default: Any, spec: Spec, doc: str) -> Any:
+    """A dataclass field of a :class:`Section`: its default, what it accepts and its meaning."""
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: copy.deepcopy(default), metadata={"spec": spec, "doc": doc})
     return field(default=default, metadata={"spec": spec, "doc": doc})
@@ -73,7 +78,7 @@ _NONNEG_FLOAT = Spec("float", low=0)
 # Fixed-schema sections
 
 
-class _Section:
+class Section:
     """Shared behaviour of the fixed-schema sections (frozen dataclasses whose fields carry a Spec)."""
 
     @classmethod
@@ -104,7 +109,7 @@ class _Section:
             raise ConfigError(f"{section}.{path[0]}: unknown key; allowed: {', '.join(known)}")
         if len(path) > 1:
             child = getattr(self, path[0])
-            if not isinstance(child, _Section):
+            if not isinstance(child, Section):
                 raise ConfigError(
                     f"{section}.{path[0]}: is not a mapping, cannot set {section}.{'.'.join(path)}"
                 )
@@ -122,70 +127,70 @@ class _Section:
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            out[f.name] = value.to_dict() if isinstance(value, _Section) else copy.deepcopy(value)
+            out[f.name] = value.to_dict() if isinstance(value, Section) else copy.deepcopy(value)
         return out
 
 
 @dataclass(frozen=True)
-class TrainingConfig(_Section):
+class TrainingConfig(Section):
     """The ``training`` section (defaults: the reference model, see docs/model.md, section Training)."""
 
-    seed: int = _spec(0, _NONNEG_INT, "seed of the data, noise and initial weights")
-    num_iterations: int = _spec(50_000, _POS_INT, "optimiser steps")
-    batch_size: int = _spec(512, _POS_INT, "fresh trials per iteration (reference: num_trials)")
-    balance_set_sizes: bool = _spec(True, Spec("bool"), "split the batch evenly over set sizes")
-    learning_rate: float = _spec(1e-4, _POS_FLOAT, "Adam step size (reference: eta)")
-    lr_factor: float = _spec(
+    seed: int = spec_field(0, _NONNEG_INT, "seed of the data, noise and initial weights")
+    num_iterations: int = spec_field(50_000, _POS_INT, "optimiser steps")
+    batch_size: int = spec_field(512, _POS_INT, "fresh trials per iteration (reference: num_trials)")
+    balance_set_sizes: bool = spec_field(True, Spec("bool"), "split the batch evenly over set sizes")
+    learning_rate: float = spec_field(1e-4, _POS_FLOAT, "Adam step size (reference: eta)")
+    lr_factor: float = spec_field(
         0.5, Spec("float", low=0, low_open=True, high=1, high_open=True), "ReduceLROnPlateau factor"
     )
-    lr_patience: int = _spec(400, _NONNEG_INT, "ReduceLROnPlateau patience (iterations)")
-    early_stop_patience: int | None = _spec(
+    lr_patience: int = spec_field(400, _NONNEG_INT, "ReduceLROnPlateau patience (iterations)")
+    early_stop_patience: int | None = spec_field(
         600, Spec("int", low=1, nullable=True), "iterations without a lower loss; null: never stop"
     )
-    error_def: str = _spec("rad", Spec("choice", choices=ERROR_DEFS), "VWM error definition")
-    lambda_err: float = _spec(1.0, _NONNEG_FLOAT, "weight of the task error")
-    lambda_reg: float = _spec(1e-5, _NONNEG_FLOAT, "weight of the L1 rate penalty (per Hz)")
-    grad_clip: float | None = _spec(
+    error_def: str = spec_field("rad", Spec("choice", choices=ERROR_DEFS), "VWM error definition")
+    lambda_err: float = spec_field(1.0, _NONNEG_FLOAT, "weight of the task error")
+    lambda_reg: float = spec_field(1e-5, _NONNEG_FLOAT, "weight of the L1 rate penalty (per Hz)")
+    grad_clip: float | None = spec_field(
         None, Spec("float", low=0, low_open=True, nullable=True),
         "max gradient norm; null: off (the reference has no clipping)",
     )
-    noise_stages: int = _spec(
+    noise_stages: int = spec_field(
         1, _POS_INT,
         "noise curriculum stages, log-spaced from 0.001 to agent.spike_noise_factor (1: the final "
         "noise throughout). A stage ends when the learning rate would drop or early stopping would "
         "fire; that rule is our choice, the reference's is not known (see docs/model.md, section "
         "What is ours)",
     )
-    eval_batch_size: int = _spec(512, _POS_INT, "trials in the fixed held-out batch")
-    checkpoint_period: int | None = _spec(
+    eval_batch_size: int = spec_field(512, _POS_INT, "trials in the fixed held-out batch")
+    checkpoint_period: int | None = spec_field(
         None, Spec("int", low=1, nullable=True), "iterations between checkpoints; null: logging.period"
     )
-    device: str = _spec(
+    device: str = spec_field(
         "auto", Spec("device"),
         "auto: cuda if available, else cpu; cuda:<index> must exist when the run starts",
     )
-    compile: str = _spec(
+    compile: str = spec_field(
         "auto", Spec("choice", choices=COMPILE_MODES),
         "auto: graph on cuda, off on cpu; graph/inductor without CUDA run eagerly (warning)",
     )
-    num_models: int = _spec(
+    num_models: int = spec_field(
         1, _POS_INT, "models trained side by side in one stacked pass, seeds seed, seed+1, ...; "
         "each in runs/<name>/seed_<s>/",
     )
-    threads: int | None = _spec(
+    threads: int | None = spec_field(
         None, Spec("int", low=1, nullable=True), "torch CPU threads; null: torch's default"
     )
 
 
 @dataclass(frozen=True)
-class LoggingConfig(_Section):
+class LoggingConfig(Section):
     """The ``logging`` section."""
 
-    run_name: str = _spec("EasyTask1", Spec("str"), "prefix of the run directory name (rnn_name)")
-    out_dir: str = _spec("runs", Spec("str"), "directory that holds run directories")
-    period: int = _spec(50, _POS_INT, "iterations between history records")
-    progress: bool = _spec(True, Spec("bool"), "show a tqdm progress bar")
-    tensorboard: bool = _spec(
+    run_name: str = spec_field("EasyTask1", Spec("str"), "prefix of the run directory name (rnn_name)")
+    out_dir: str = spec_field("runs", Spec("str"), "directory that holds run directories")
+    period: int = spec_field(50, _POS_INT, "iterations between history records")
+    progress: bool = spec_field(True, Spec("bool"), "show a tqdm progress bar")
+    tensorboard: bool = spec_field(
         False, Spec("bool"), "write TensorBoard scalars; needs the [tensorboard] extra"
     )
 
@@ -197,62 +202,40 @@ class LoggingConfig(_Section):
             )
 
 
-@dataclass(frozen=True)
-class FixedPointConfig(_Section):
-    """``analysis.fixed_points``: settings of the fixed-point finder (reference ``fpf_params``)."""
+ANALYSIS_SECTION_GROUP = "vwm_rnn.config_sections"
+"""The entry-point group whose ``analysis`` entry is the class of the ``analysis`` section. The
+``analysis`` package declares it (its registry derives the section from the analyses' settings),
+so that the schema checks those keys without importing ``analysis``, which depends on us."""
 
-    trials: int = _spec(20, _POS_INT, "trials whose states seed the search")
-    n_init: int = _spec(20, _POS_INT, "initial states")
-    noise_scale: float = _spec(0.0, _NONNEG_FLOAT, "noise added to the initial states")
-    max_iters: int = _spec(50, _POS_INT, "optimiser iterations")
-    lr_init: float = _spec(0.01, _POS_FLOAT, "initial learning rate")
-    outlier_distance_scale: float = _spec(10.0, _POS_FLOAT, "outlier rejection distance")
-    pca: bool = _spec(True, Spec("bool"), "plot fixed points in PCA space")
-    newton_iterations: int = _spec(
-        30, _NONNEG_INT, "damped Newton iterations after the Adam iterations (0: Adam only)"
-    )
-    epoch: str | None = _spec(
-        None, Spec("str", nullable=True),
-        "epoch whose states seed the search; null: decode where the task has it, else all",
-    )
+
+@functools.cache
+def analysis_section() -> type:
+    """The class of the ``analysis`` section: the ``analysis`` entry point of
+    :data:`ANALYSIS_SECTION_GROUP` (loaded once), or, with no such entry point (``analysis`` not
+    installed), :class:`UncheckedSection`."""
+    found = entry_points(group=ANALYSIS_SECTION_GROUP, name="analysis")
+    return next(iter(found)).load() if found else UncheckedSection
 
 
 @dataclass(frozen=True)
-class SelectivityConfig(_Section):
-    """``analysis.selectivity``: the mixed-selectivity analysis and its shuffle control."""
+class UncheckedSection:
+    """The ``analysis`` section when no package declares its schema: kept as written."""
 
-    n_shuffles: int = _spec(
-        200, Spec("int", low=20), "shuffles of the orientations giving chance selectivity"
-    )
+    values: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_dict(cls, data: Any, section: str) -> UncheckedSection:
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{section}: must be a mapping of keys to values, got {show(data)}")
+        return cls(copy.deepcopy(dict(data)))
 
-@dataclass(frozen=True)
-class DNConfig(_Section):
-    """``analysis.dn``: the divisive-normalisation analysis."""
+    def _with(self, section: str, path: list[str], value: Any) -> UncheckedSection:
+        return UncheckedSection(_set_nested(self.values, section, path, value))
 
-    epoch: str = _spec("decode", Spec("str"), "epoch whose rates enter the summation fit")
-
-
-@dataclass(frozen=True)
-class AnalysisConfig(_Section):
-    """The ``analysis`` section, read by the ``analysis`` package."""
-
-    trials: int = _spec(1000, _POS_INT, "trials per set size simulated for the analyses")
-    only: list[str] | None = _spec(
-        None, Spec("str_list", nullable=True), "names of the analyses to run; null: all"
-    )
-    human_data: str | None = _spec(
-        None, Spec("str", nullable=True),
-        "people to compare with: a folder of van den Berg (2012) .mat files or a CSV in "
-        "python -m analysis.fit's format; null: the shipped van den Berg et al. (2012) files",
-    )
-    fixed_points: FixedPointConfig = field(
-        default_factory=FixedPointConfig, metadata={"section": FixedPointConfig}
-    )
-    selectivity: SelectivityConfig = field(
-        default_factory=SelectivityConfig, metadata={"section": SelectivityConfig}
-    )
-    dn: DNConfig = field(default_factory=DNConfig, metadata={"section": DNConfig})
+    def to_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(self.values)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -387,7 +370,7 @@ class Config:
     agent: AgentConfig = field(default_factory=AgentConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
-    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    analysis: Any = field(default_factory=lambda: analysis_section()())
     origin: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -412,7 +395,7 @@ class Config:
                 agent=AgentConfig.from_dict(data.get("agent")),
                 training=TrainingConfig.from_dict(data.get("training"), "training"),
                 logging=LoggingConfig.from_dict(data.get("logging"), "logging"),
-                analysis=AnalysisConfig.from_dict(data.get("analysis"), "analysis"),
+                analysis=analysis_section().from_dict(data.get("analysis"), "analysis"),
                 origin=origin,
             )
             config.agent.check()

@@ -9,7 +9,7 @@ by construction (the activity penalty then takes its constant-gradient form).
 Register nothing: pass ``"package.module:ClassName"`` as the agent name. The neural analyses ask
 for a little more (states from ``forward``, an optional ``noise``/``generator`` switch, a one-step
 map ``step(states, inputs)`` for fixed points): see the analysis protocol in README.md and
-``analysis.agent_protocol``.
+``analysis.core.agent_protocol``.
 """
 
 from __future__ import annotations

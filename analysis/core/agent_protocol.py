@@ -39,9 +39,6 @@ __all__ = [
     "step_map",
     "readout_map",
     "is_rate_network",
-    "is_vwm_task",
-    "task_name",
-    "needs_vwm_task",
     "needs_states",
     "needs_step",
     "needs_rate_network",
@@ -97,25 +94,6 @@ def readout_map(model: nn.Module) -> Callable[[Tensor], Tensor] | None:
 def is_rate_network(model: nn.Module) -> bool:
     """A rate network in the sense of the normalisation analysis (see the module docstring)."""
     return all(hasattr(model, name) for name in ("input_weights", "W_eff", "phi"))
-
-
-def task_name(env) -> str:
-    spec = getattr(env, "spec", None) or getattr(env.unwrapped, "spec", None)
-    return spec.id if spec is not None else type(env.unwrapped).__name__
-
-
-def is_vwm_task(env) -> bool:
-    task = env.unwrapped
-    return all(hasattr(task, name) for name in ("max_items", "sample_batch", "trial_vectors"))
-
-
-def needs_vwm_task(analysis: str, env, min_items: int = 1) -> str | None:
-    """A one-line reason when ``env`` is not a VWM recall task with ``min_items`` slots, else None."""
-    if not is_vwm_task(env):
-        return f"{analysis}: needs a VWM recall task; this run trained {task_name(env)}"
-    if int(env.unwrapped.max_items) < min_items:
-        return f"{analysis}: needs max_items >= {min_items}; this task has {env.unwrapped.max_items}"
-    return None
 
 
 def needs_states(analysis: str, model: nn.Module, env=None) -> str | None:

@@ -8,10 +8,9 @@ swap model needs). ``python -m analysis`` calls it once per run and hands the sa
 
 Sign convention (ours): an error is ``wrap(response - target)`` in radians on [-pi, pi), and a
 non-target error ``wrap(response - non-target)``; the same convention is used for people's data
-(:mod:`analysis.human_data`), so positive means "reported clockwise of the truth" in both.
+(:mod:`analysis.human.data`), so positive means "reported clockwise of the truth" in both.
 
-:func:`task_name` and :func:`needs_vwm_recall` let an analysis say in one line why it cannot run
-on a task that is not a VWM recall task.
+The task helpers (its name, whether it is a VWM recall task) are :mod:`analysis.core.tasks`.
 """
 
 from __future__ import annotations
@@ -21,35 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from analysis import circstats
+from analysis.core import circstats
+from analysis.core.tasks import needs_vwm_recall
 
-__all__ = ["ModelErrors", "model_errors", "is_vwm_recall", "task_name", "needs_vwm_recall"]
-
-
-def _base(env: Any) -> Any:
-    return getattr(env, "unwrapped", env)
-
-
-def is_vwm_recall(env: Any) -> bool:
-    """Whether ``env`` is a VWM recall task (draws batches of items with set sizes)."""
-    base = _base(env)
-    return all(hasattr(base, name) for name in ("sample_batch", "set_sizes", "max_items"))
-
-
-def task_name(env: Any) -> str:
-    """The env's gymnasium id when it has one, else its class name."""
-    base = _base(env)
-    for candidate in (getattr(env, "spec", None), getattr(base, "spec", None)):
-        if candidate is not None and getattr(candidate, "id", None):
-            return str(candidate.id)
-    return type(base).__name__
-
-
-def needs_vwm_recall(model: Any, env: Any) -> str | None:
-    """``unavailable`` hook of the analyses that need items, set sizes and reported angles."""
-    if is_vwm_recall(env):
-        return None
-    return f"needs a VWM recall task; this run trained {task_name(env)}"
+__all__ = ["ModelErrors", "model_errors"]
 
 
 @dataclass
@@ -111,7 +85,7 @@ def model_errors(model, env, n_trials: int = 1000, set_sizes=None, seed: int = 0
     reason = needs_vwm_recall(model, env)
     if reason is not None:
         raise ValueError(f"env: {reason}")
-    base = _base(env)
+    base = getattr(env, "unwrapped", env)
     available = [int(n) for n in np.asarray(base.set_sizes)]
     wanted = available if set_sizes is None else sorted({int(n) for n in set_sizes})
     missing = sorted(set(wanted) - set(available))

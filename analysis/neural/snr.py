@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from analysis.agent_protocol import is_rate_network, needs_states, needs_vwm_task, run_agent
-from analysis.neural_trials import ForcedTrials, forced_trials, simulate
+from analysis.core.agent_protocol import is_rate_network, needs_states, run_agent
+from analysis.core.neural_trials import ForcedTrials, forced_trials, simulate
+from analysis.core.tasks import needs_vwm_task
 
 __all__ = ["SNRStats", "SNRResult", "SideView", "snr_from_points", "db_slope", "has_own_noise",
            "unavailable", "run"]

@@ -1,5 +1,5 @@
 """Figures of the neural analyses: SNR, normalisation (dn), selectivity and weights here; fixed
-points and trajectories in :mod:`analysis.plotting_dynamics` (re-exported).
+points and trajectories in :mod:`analysis.viz.dynamics` (re-exported).
 
 ``figure_<x>(result) -> Figure`` builds one figure without pyplot's global state (safe in
 notebooks and threads; no backend is chosen at import). ``plot_<name>(result, out_dir)`` saves
@@ -16,17 +16,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse, Rectangle
 from scipy.stats import chi2
 
-from analysis.plotting_dynamics import (
-    epoch_colours,
-    figure_fixed_points_decoded,
-    figure_fixed_points_eigenvalues,
-    figure_fixed_points_pca,
-    figure_fixed_points_search,
-    figure_trajectories,
-    plot_fixed_points,
-    plot_trajectories,
-    save_figure,
-)
+from analysis.viz.dynamics import epoch_colours
+from analysis.viz.figures import save_figure
 
 __all__ = [
     "confidence_ellipse",
@@ -39,17 +30,10 @@ __all__ = [
     "figure_selectivity",
     "figure_selectivity_ipr",
     "figure_weights",
-    "figure_fixed_points_pca",
-    "figure_fixed_points_decoded",
-    "figure_fixed_points_search",
-    "figure_fixed_points_eigenvalues",
-    "figure_trajectories",
     "plot_snr",
     "plot_dn",
     "plot_selectivity",
     "plot_weights",
-    "plot_fixed_points",
-    "plot_trajectories",
 ]
 
 DIVERGING = "RdBu_r"

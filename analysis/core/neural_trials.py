@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from analysis.agent_protocol import run_agent
+from analysis.core.agent_protocol import run_agent
 from vwm_tasks.batch import collect_batch
 from vwm_tasks.encoding import wrap_angle
 
@@ -154,7 +154,7 @@ def simulate(
 ) -> Simulation:
     """Run ``model`` on ``trials`` in chunks of ``chunk_size``, on the model's device, with a
     seeded generator so the agent's noise (if it has any) is reproducible; ``noise=False``
-    switches it off (see :mod:`analysis.agent_protocol`)."""
+    switches it off (see :mod:`analysis.core.agent_protocol`)."""
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     outputs, rates = [], []

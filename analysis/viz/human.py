@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from matplotlib.figure import Figure
 
-from analysis.plotting_behaviour import save_figure
+from analysis.viz.figures import save_figure
 
 if TYPE_CHECKING:
-    from analysis.human import HumanComparison
+    from analysis.human.comparison import HumanComparison
 
-__all__ = ["PANELS", "figure_human_comparison", "figure_human_histograms", "plot_human"]
+__all__ = [
+    "figure_set_size","PANELS", "figure_human_comparison", "figure_human_histograms", "plot_human"]
 
 PANELS: dict[str, str] = {
     "mae": "mean abs. error (rad)",
@@ -108,3 +109,28 @@ def plot_human(result: HumanComparison, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     return [save_figure(figure_human_comparison(result), out_dir / "human_comparison.png"),
             save_figure(figure_human_histograms(result), out_dir / "human_histograms.png")]
+
+
+def figure_set_size(curve) -> Figure:
+    """MAE against set size, the model's points beside people's (mean ± SE), from a
+    :class:`analysis.report.run_report.SetSizeCurve`."""
+    figure = Figure(figsize=(5.2, 3.6))
+    figure.subplots_adjust(left=0.14, right=0.97, bottom=0.14, top=0.9)
+    ax = figure.subplots()
+    pairs = [(n, v) for n, v in zip(curve.set_sizes, curve.model, strict=True) if v is not None]
+    ax.plot([n for n, _ in pairs], [v for _, v in pairs], "o-", color="tab:blue", label="model")
+    people = [(n, v, se) for n, v, se in zip(curve.set_sizes, curve.human, curve.human_se,
+                                              strict=True) if v is not None]
+    if people:
+        ax.errorbar([n for n, _, _ in people], [v for _, v, _ in people],
+                    yerr=[se if se is not None else 0.0 for _, _, se in people], fmt="s--",
+                    color="k", capsize=3, label="people (van den Berg et al. 2012)")
+    ax.set(xlabel="set size", ylabel="mean absolute error (rad)", xticks=curve.set_sizes,
+           title="Recall error against set size")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    return figure
+
+
+# ----------------------------------------------------------------------------------------------
+# Sections

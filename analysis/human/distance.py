@@ -28,17 +28,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from analysis import circstats
-from analysis.mixture import fit_vm_uniform
+from analysis.behaviour.errors import ErrorStatistics
+from analysis.behaviour.mixture import MixtureResult, fit_vm_uniform
+from analysis.core import circstats
 
 __all__ = [
     "DISTANCE_STATISTICS",
     "HumanReference",
     "Distance",
     "observer_statistics",
+    "model_distance_statistics",
     "reference_from_values",
     "bootstrap_se",
-    "human_reference",
     "human_distance",
 ]
 
@@ -56,6 +57,15 @@ def observer_statistics(errors, set_size) -> dict[int, dict[str, float]]:
                        "guess_rate": float(fit_vm_uniform(x).p_guess),
                        "excess_kurtosis": float(circstats.excess_circular_kurtosis(x))}
     return out
+
+
+def model_distance_statistics(statistics: ErrorStatistics, mixture: MixtureResult
+                              ) -> dict[int, dict[str, float]]:
+    """:func:`observer_statistics` read from results already computed (the ``errors`` and
+    ``mixture`` analyses of the same errors) instead of fitting again."""
+    return {n: {"mae": row.mae, "guess_rate": float(mixture.fits[n].vm_uniform.p_guess),
+                "excess_kurtosis": row.excess_kurtosis}
+            for n, row in statistics.per_set_size.items()}
 
 
 @dataclass
@@ -111,31 +121,6 @@ def bootstrap_se(errors, set_size, *, n_bootstrap: int = 100, seed: int = 0
             for s in DISTANCE_STATISTICS:
                 draws[s][b, j] = stats[s]
     return {s: d.std(axis=0, ddof=1) for s, d in draws.items()}
-
-
-def human_reference(trials, *, target: str = "", n_bootstrap: int = 100, seed: int = 0
-                    ) -> HumanReference:
-    """People's reference from :class:`analysis.human_data.HumanTrials` (any participants).
-
-    Set sizes that not every participant has are left out.
-    """
-    people = sorted(set(np.asarray(trials.participant).tolist()))
-    per_person = {p: observer_statistics(trials.errors[trials.participant == p],
-                                         trials.set_size[trials.participant == p])
-                  for p in people}
-    set_sizes = sorted(set.intersection(*(set(v) for v in per_person.values())))
-    if not set_sizes:
-        raise ValueError("trials: no set size is shared by every participant")
-    values = {s: np.array([[per_person[p][n][s] for n in set_sizes] for p in people])
-              for s in DISTANCE_STATISTICS}
-    if len(people) > 1:
-        return reference_from_values(values, set_sizes, target=target)
-    rows = np.isin(trials.set_size, set_sizes)
-    se = bootstrap_se(trials.errors[rows], trials.set_size[rows], n_bootstrap=n_bootstrap,
-                      seed=seed)
-    return reference_from_values(values, set_sizes, target=target, se=se,
-                                 se_source=f"bootstrap over one participant's trials "
-                                           f"({n_bootstrap} resamples)")
 
 
 @dataclass

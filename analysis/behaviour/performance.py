@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.trials import task_name
+from analysis.core.tasks import task_name
 
 __all__ = ["MAX_LEVELS", "PerformanceResult", "performance", "run", "unavailable"]
 

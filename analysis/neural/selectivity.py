@@ -28,8 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from analysis.agent_protocol import needs_states, needs_vwm_task
-from analysis.neural_trials import forced_trials, simulate
+from analysis.core.agent_protocol import needs_states
+from analysis.core.neural_trials import forced_trials, simulate
+from analysis.core.tasks import needs_vwm_task
 
 __all__ = [
     "vector_strength",

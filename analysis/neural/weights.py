@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from analysis.agent_protocol import is_rate_network
+from analysis.core.agent_protocol import is_rate_network
 
 __all__ = ["WeightsResult", "weight_matrices", "unavailable", "run"]
 

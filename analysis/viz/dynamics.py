@@ -12,10 +12,11 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from analysis.viz.figures import save_figure
+
 __all__ = [
     "VWM_EPOCH_COLOURS",
     "epoch_colours",
-    "save_figure",
     "draw_trajectories",
     "figure_trajectories",
     "figure_fixed_points_pca",
@@ -37,13 +38,6 @@ def epoch_colours(epochs) -> dict[str, object]:
     cycle = colormaps["tab10"].colors
     others = [name for name in epochs if name not in VWM_EPOCH_COLOURS]
     return {name: VWM_EPOCH_COLOURS.get(name) or cycle[others.index(name) % len(cycle)] for name in epochs}
-
-
-def save_figure(fig: Figure, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    return path
 
 
 def draw_trajectories(ax, projection: np.ndarray, epochs: dict[str, np.ndarray], dims=(0, 1)) -> None:

@@ -4,10 +4,10 @@
   ``analysis/data/vandenberg2012_orientation`` (or any folder of the same .mat files) into trial
   arrays. Orientations live on a 180-degree circle, so every difference (response - target and
   response - each non-target) is doubled onto the full circle, the space of our task.
-* :func:`read_behaviour_csv` reads anyone's data table (the format of ``python -m analysis.fit``).
-* :func:`load_target` takes either (None: the shipped files) and returns :class:`HumanTrials`.
+* :func:`read_behaviour_csv` reads anyone's data table (the format of ``python -m analysis.fit_table``).
+* :func:`load_people` takes either (None: the shipped files) and returns :class:`HumanTrials`.
 
-Sign convention (ours, the same as for models in :mod:`analysis.trials`): an error is
+Sign convention (ours, the same as for models in :mod:`analysis.core.trials`): an error is
 ``wrap(response - target)``.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis import circstats
+from analysis.core import circstats
 
 __all__ = [
     "ANGLE_SPACES",
@@ -35,8 +35,8 @@ __all__ = [
     "find_human_data",
     "load_vandenberg2012",
     "read_behaviour_csv",
-    "load_target",
-    "describe_target",
+    "load_people",
+    "describe_people",
 ]
 
 ORIENTATION_FOLDER = "vandenberg2012_orientation"
@@ -282,10 +282,10 @@ def read_behaviour_csv(path: str | Path, *, units: str = "rad", space: str = "ci
                            response=circstats.wrap_angle(scale * response))
 
 
-def load_target(path: str | Path | None = None, *, units: str = "rad", space: str = "circle"
+def load_people(path: str | Path | None = None, *, units: str = "rad", space: str = "circle"
                 ) -> HumanTrials:
     """People's trials from the shipped files (None), a folder of van den Berg .mat files, or a
-    CSV file in ``python -m analysis.fit``'s format (``units``/``space`` apply to CSV only).
+    CSV file in ``python -m analysis.fit_table``'s format (``units``/``space`` apply to CSV only).
 
     Raises:
         FileNotFoundError: ``path`` does not exist or holds no .mat files.
@@ -298,8 +298,8 @@ def load_target(path: str | Path | None = None, *, units: str = "rad", space: st
     return load_vandenberg2012(path)
 
 
-def describe_target(path: str | Path | None = None) -> str:
-    """A one-line name of a target data set for result files."""
+def describe_people(path: str | Path | None = None) -> str:
+    """A one-line name of a data set of people for result files."""
     if path is None:
         return "van den Berg et al. (2012), orientation, 6 participants (shipped raw data)"
     return str(path)

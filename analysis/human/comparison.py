@@ -1,8 +1,8 @@
 """The comparison of a model with people: error statistics, mixture parameters and the distance.
 
-The top of the behavioural layers (data: :mod:`analysis.trials`, :mod:`analysis.human_data`;
-statistics: :mod:`analysis.errors`, :mod:`analysis.mixture`; the distance:
-:mod:`analysis.distance`). It never imports plotting (:mod:`analysis.plotting_human` draws it).
+The top of the behavioural layers (data: :mod:`analysis.core.trials`, :mod:`analysis.human.data`;
+statistics: :mod:`analysis.behaviour.errors`, :mod:`analysis.behaviour.mixture`; the distance:
+:mod:`analysis.human.distance`). It never imports plotting (:mod:`analysis.viz.human` draws it).
 
 * :func:`human_statistics` computes each participant's error statistics and mixture fits per set
   size and their mean and between-participant SE.
@@ -11,7 +11,7 @@ statistics: :mod:`analysis.errors`, :mod:`analysis.mixture`; the distance:
   :func:`human_statistics`), for quick overlays that need no fitting.
 * :func:`human_comparison` puts a model's per-set-size summary next to people's (values, the
   people's SEs, model / human ratios) and :func:`run` adds the distance of
-  :mod:`analysis.distance`. Definitions: docs/model.md, section Human comparison.
+  :mod:`analysis.human.distance`. Definitions: docs/model.md, section Human comparison.
 """
 
 from __future__ import annotations
@@ -24,20 +24,27 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.distance import (
+from analysis.behaviour.errors import (
+    ErrorsResult,
+    ErrorStatistics,
+    error_density,
+    error_statistics,
+)
+from analysis.behaviour.mixture import MixtureResult, fit_by_set_size
+from analysis.core.tasks import needs_vwm_recall
+from analysis.core.trials import ModelErrors, model_errors
+from analysis.human.data import CITATION, HumanTrials, describe_people, load_people
+from analysis.human.distance import (
     Distance,
     HumanReference,
     bootstrap_se,
     human_distance,
-    observer_statistics,
+    model_distance_statistics,
     reference_from_values,
 )
-from analysis.errors import ErrorStatistics, error_statistics
-from analysis.human_data import CITATION, HumanTrials, describe_target, load_target
-from analysis.mixture import MixtureResult, fit_by_set_size
-from analysis.trials import ModelErrors, model_errors, needs_vwm_recall
 
 __all__ = [
+    "model_human_ratio",
     "SUMMARY_FIELDS",
     "COMPARED",
     "BehaviourSummary",
@@ -57,6 +64,8 @@ _ERROR_FIELDS = ("mae", "circular_variance", "circular_sd", "linear_sd", "circul
                  "excess_kurtosis")
 SUMMARY_FIELDS = (*_ERROR_FIELDS, "p_guess", "vm_sd", "p_nontarget", "p_guess_swap")
 HISTOGRAM_BINS = 36
+"""Bins of the model-people overlay: coarser than the errors figure's (60), since people give
+fewer trials per set size than the model's simulation (about 150 per participant)."""
 
 
 @dataclass
@@ -137,7 +146,7 @@ def human_statistics(trials: HumanTrials, *, fit: bool = True, n_bootstrap: int 
     over participants of each participant's value, with between-participant SEs.
 
     With ``fit``, :attr:`HumanStatistics.reference` holds the people's side of the distance
-    (:mod:`analysis.distance`); with one participant its SEs come from a bootstrap over that
+    (:mod:`analysis.human.distance`); with one participant its SEs come from a bootstrap over that
     person's trials (``n_bootstrap`` resamples), since there is no between-participant spread.
     """
     per_participant, fits = {}, {}
@@ -275,6 +284,12 @@ class HumanComparison:
         return out
 
 
+def model_human_ratio(model: list[float | None], human: list[float | None]
+                      ) -> list[float | None]:
+    """model / people per set size; None where either is missing or people's value is 0."""
+    return [m / h if m is not None and h else None for m, h in zip(model, human, strict=True)]
+
+
 def human_comparison(model_stats: BehaviourSummary, human_summary: BehaviourSummary
                      ) -> HumanComparison:
     """Model and people's values (and the people's SEs) per shared set size, and model / human
@@ -292,18 +307,11 @@ def human_comparison(model_stats: BehaviourSummary, human_summary: BehaviourSumm
     human = {name: [human_summary.value(name, n) for n in shared] for name in COMPARED}
     human_se = {name: [values[human_summary.set_sizes.index(n)] for n in shared]
                 for name, values in human_summary.standard_errors.items()}
-    ratio = {name: [m / h if m is not None and h else None for m, h in
-                    zip(model[name], human[name], strict=True)] for name in _RATIOS}
+    ratio = {name: model_human_ratio(model[name], human[name]) for name in _RATIOS}
     source = str(human_summary.meta.get("citation", human_summary.meta.get("observer", "")))
     return HumanComparison(set_sizes=shared, model=model, human=human, ratio=ratio,
                            human_se=human_se, human_source=source,
                            n_participants=int(human_summary.meta.get("n_participants", 0)))
-
-
-def _densities(errors: np.ndarray, set_size: np.ndarray, set_sizes: list[int],
-               edges: np.ndarray) -> dict[int, list[float]]:
-    return {n: np.histogram(errors[set_size == n], edges, density=True)[0].tolist()
-            for n in set_sizes}
 
 
 def unavailable(model, env) -> str | None:
@@ -312,6 +320,7 @@ def unavailable(model, env) -> str | None:
 
 
 def run(model, env, *, n_trials: int, seed: int, data: ModelErrors | None = None,
+        errors: ErrorsResult | None = None, mixture: MixtureResult | None = None,
         human_data: str | Path | None = None, human_units: str = "rad",
         human_space: str = "circle") -> HumanComparison:
     """The ``human`` analysis: a model against people per set size.
@@ -319,21 +328,25 @@ def run(model, env, *, n_trials: int, seed: int, data: ModelErrors | None = None
     Compares MAE, circular variance, circular and linear SD, circular kurtosis and its excess,
     and the mixture parameters (von Mises + uniform guess rate and SD, the swap model's swap and
     guess rates), with the people's between-participant SEs, and computes the distance of
-    :mod:`analysis.distance` (key ``"distance"`` of ``human_comparison.json``).
+    :mod:`analysis.human.distance` (key ``"distance"`` of ``human_comparison.json``).
 
     Args:
         data: the model's errors (shared by the CLI); simulated here when None.
-        human_data: the target: None for the shipped van den Berg et al. (2012) files, a folder
-            of such .mat files, or a CSV file in ``python -m analysis.fit``'s format.
-        human_units, human_space: units and period of the angles of a CSV target.
+        errors, mixture: the ``errors`` and ``mixture`` analyses' results on ``data`` (the CLI
+            passes those of the same call); computed here when None.
+        human_data: the people to compare with: None for the shipped van den Berg et al. (2012) files, a folder
+            of such .mat files, or a CSV file in ``python -m analysis.fit_table``'s format.
+        human_units, human_space: units and period of the angles of a CSV of people.
     """
     if data is None:
         data = model_errors(model, env, n_trials=n_trials, seed=seed)
-    statistics = error_statistics(data.errors, data.set_size)
-    summary = model_summary(statistics, fit_by_set_size(data.errors, data.set_size,
-                                                        data.nontarget_errors))
-    trials = load_target(human_data, units=human_units, space=human_space)
-    target = describe_target(human_data)
+    statistics = (errors.statistics if errors is not None
+                  else error_statistics(data.errors, data.set_size))
+    if mixture is None:
+        mixture = fit_by_set_size(data.errors, data.set_size, data.nontarget_errors)
+    summary = model_summary(statistics, mixture)
+    trials = load_people(human_data, units=human_units, space=human_space)
+    people_name = describe_people(human_data)
     if human_data is None:
         # The shipped summary is human_statistics() of the shipped files (a test checks it):
         # reading it saves re-fitting 48 participant x set-size mixtures on every call.
@@ -342,15 +355,16 @@ def run(model, env, *, n_trials: int, seed: int, data: ModelErrors | None = None
     else:
         people_stats = human_statistics(trials)
         people, reference = people_stats.summary, people_stats.reference
-    people.meta["citation"] = CITATION if human_data is None else target
-    reference.target = target
+    people.meta["citation"] = CITATION if human_data is None else people_name
+    reference.target = people_name
     comparison = human_comparison(summary, people)
-    comparison.distance = human_distance(observer_statistics(data.errors, data.set_size),
+    comparison.distance = human_distance(model_distance_statistics(statistics, mixture),
                                          reference)
-    edges = np.linspace(-np.pi, np.pi, HISTOGRAM_BINS + 1)
+    edges, model_density = error_density(data.errors, data.set_size, comparison.set_sizes,
+                                         HISTOGRAM_BINS)
+    _, human_density = error_density(trials.errors, trials.set_size, comparison.set_sizes,
+                                     HISTOGRAM_BINS)
     comparison.histogram_edges = edges.tolist()
-    comparison.model_density = _densities(data.errors, data.set_size, comparison.set_sizes,
-                                          edges)
-    comparison.human_density = _densities(trials.errors, trials.set_size, comparison.set_sizes,
-                                          edges)
+    comparison.model_density = {n: d.tolist() for n, d in model_density.items()}
+    comparison.human_density = {n: d.tolist() for n, d in human_density.items()}
     return comparison

@@ -15,15 +15,15 @@ fitted value):
   ``p(e) = p_T VM(e; kappa) + p_N / M sum_j VM(e~_j; kappa) + p_U / 2pi`` with the M non-target
   errors ``e~_j = wrap(response - nontarget_j)``.
 
-The von Mises models are fitted by EM (Bays' JV10 scheme) run from the multi-start grid
-kappa {1, 10, 100} x p_N {.01, .1, .4} x p_U {.01, .1, .4} with all starts iterated together as
-arrays (starts whose parameters come within 1e-3 of each other are merged, since EM is a
-deterministic map from then on). The kappa M-step uses the exact inverse of A1 (Fisher's approximation would move the
-fixed point off the maximum), and the best start is finally polished by a local quasi-Newton
-step, kept only if it raises the likelihood, so that EM's slow crawl near a boundary does not
-leave likelihood on the table. The Gaussian model has no closed-form M-step, so it is fitted by
-profile likelihood: for each sigma on a log grid the mixing weight is solved exactly (the
-likelihood is concave in it), then the best grid point is refined by a bounded scalar search.
+The von Mises models are fitted by EM (Bays' JV10 scheme) run from the multi-start grid kappa {1,
+10, 100} x p_N {.01, .1, .4} x p_U {.01, .1, .4} with all starts iterated together as arrays
+(starts whose parameters come within 1e-3 of each other are merged, since EM is a deterministic map
+from then on). The kappa M-step uses the exact inverse of A1 (Fisher's approximation would move the
+fixed point off the maximum), and the best start is finally polished by a local quasi-Newton step,
+kept only if it raises the likelihood, so that EM's slow crawl near a boundary does not leave
+likelihood on the table. The Gaussian model has no closed-form M-step, so it is fitted by profile
+likelihood: for each sigma on a log grid the mixing weight is solved exactly (the likelihood is
+concave in it), then the best grid point is refined by a bounded scalar search.
 """
 
 from __future__ import annotations
@@ -32,15 +32,19 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
-from scipy.optimize import minimize, minimize_scalar
-from scipy.special import i0e, log_ndtr, logsumexp, ndtr
+from scipy.optimize import minimize_scalar
+from scipy.special import log_ndtr, ndtr
 
-from analysis.circstats import a1_inverse_exact, angular_difference, vonmises_logpdf, vonmises_sd
-from analysis.trials import ModelErrors, model_errors, needs_vwm_recall
+from analysis.behaviour.em import em_swap, polish_swap, swap_log_components
+from analysis.core.circstats import (
+    angular_difference,
+    vonmises_logpdf,
+    vonmises_sd,
+)
+from analysis.core.tasks import needs_vwm_recall
+from analysis.core.trials import ModelErrors, model_errors
 
 __all__ = [
-    "KAPPA_MAX",
-    "EM_START_GRID",
     "VonMisesUniformFit",
     "GaussianUniformFit",
     "SwapFit",
@@ -55,20 +59,9 @@ __all__ = [
     "fit_swap",
     "fit_mixture_models",
     "fit_by_set_size",
-    "simulate_swap_responses",
     "run",
     "unavailable",
 ]
-
-KAPPA_MAX = 1e4
-"""Upper bound on fitted von Mises concentrations (circular SD 0.01 rad = 0.6 degrees)."""
-
-EM_START_GRID: dict[str, tuple[float, ...]] = {
-    "kappa": (1.0, 10.0, 100.0),
-    "p_nontarget": (0.01, 0.1, 0.4),
-    "p_guess": (0.01, 0.1, 0.4),
-}
-"""Bays (2009) multi-start grid; p_target = 1 - p_nontarget - p_guess at each start."""
 
 _LOG_2PI = np.log(2.0 * np.pi)
 _SIGMA_BOUNDS = (1e-3, 2.0 * np.pi)
@@ -259,118 +252,10 @@ def swap_loglik(errors, nontarget_errors, kappa: float, p_target: float, p_nonta
     """Log-likelihood of the three-component swap model (weights need not be renormalised)."""
     x = _check_errors(errors)
     nt = _check_nontargets(nontarget_errors, x.size)
-    return float(np.sum(_swap_log_components(x, nt, np.atleast_1d(kappa),
+    return float(np.sum(swap_log_components(x, nt, np.atleast_1d(kappa),
                                              np.atleast_1d(p_target),
                                              np.atleast_1d(p_nontarget),
                                              np.atleast_1d(p_guess))[1]))
-
-
-def _swap_log_components(x, nt, kappa, p_t, p_n, p_u):
-    """Per start s and trial i: log joint of each component and the log mixture density.
-
-    Shapes: kappa, p_* (S,); returns (log_target (S,n), log_nontarget (S,n,M), log_guess (S,1),
-    log_density (S,n)).
-    """
-    with np.errstate(divide="ignore"):
-        log_t = np.log(p_t)[:, None] + vonmises_logpdf(x[None, :], kappa[:, None])
-        m = nt.shape[1]
-        log_n = (np.log(p_n) - np.log(max(m, 1)))[:, None, None] + vonmises_logpdf(
-            nt[None], kappa[:, None, None]
-        )
-        log_u = (np.log(p_u) - _LOG_2PI)[:, None]
-    parts = [log_t, np.broadcast_to(log_u, log_t.shape)]
-    if m:
-        parts.append(logsumexp(log_n, axis=2))
-    return (log_t, log_n, log_u), np.logaddexp.reduce(np.stack(parts), axis=0)
-
-
-# --------------------------------------------------------------------------------------------
-# EM for the von Mises models
-
-
-def _em(x: np.ndarray, nt: np.ndarray, *, max_iter: int, tol: float):
-    """Vectorised EM over the start grid; returns (kappa, p_t, p_n, p_u, loglik) of the best.
-
-    Works with densities rather than logs (as JV10 does): with kappa <= KAPPA_MAX the von Mises
-    density is bounded, and underflow only zeroes components that carry no responsibility.
-    """
-    m = nt.shape[1]
-    grid = np.array(np.meshgrid(*EM_START_GRID.values(), indexing="ij")).reshape(3, -1)
-    kappa, p_n, p_u = grid
-    if m == 0:  # no non-targets: the non-target weight is fixed at 0
-        p_n = np.zeros_like(p_n)
-    p_t = 1.0 - p_n - p_u
-    angles = np.concatenate([x[:, None], nt], axis=1)  # column 0: target, then non-targets
-    cos_a, sin_a = np.cos(angles), np.sin(angles)
-    loglik = np.full(kappa.shape, -np.inf)
-    active = np.ones(kappa.shape, dtype=bool)
-    tiny = np.finfo(float).tiny
-    for _ in range(max_iter):
-        # Starts that have met follow the same deterministic EM path from then on: keep one.
-        idx = np.flatnonzero(active)
-        keys = np.round(np.stack([np.log(kappa[idx] + tiny), p_n[idx], p_u[idx]], 1), 3)
-        _, first = np.unique(keys, axis=0, return_index=True)
-        active[np.setdiff1d(idx, idx[first])] = False
-        idx = np.flatnonzero(active)
-        k = kappa[idx, None, None]
-        density = np.exp(k * (cos_a - 1.0)) / (2.0 * np.pi * i0e(k))  # (S, n, 1 + M)
-        # Mixing weight of each column: the target, then each non-target with p_N / M.
-        column_weight = np.concatenate(
-            [p_t[idx, None], np.repeat(p_n[idx, None] / max(m, 1), m, axis=1)], axis=1
-        )
-        guess = p_u[idx, None] / (2.0 * np.pi)
-        total = np.maximum(np.einsum("sic,sc->si", density, column_weight) + guess, tiny)
-        new_loglik = np.log(total).sum(1)
-        still = new_loglik - loglik[idx] > tol
-        loglik[idx] = new_loglik
-        active[idx[~still]] = False
-        if not active.any():
-            break
-        idx, density, total = idx[still], density[still], total[still]
-        column_weight, guess = column_weight[still], guess[still]
-        # Responsibilities are column_weight * density / total; sum them over trials per column.
-        scaled = density / total[:, :, None]
-        resp_sum = column_weight * scaled.sum(1)  # (S, 1 + M)
-        cos_sum = (column_weight * np.einsum("sic,ic->sc", scaled, cos_a)).sum(1)
-        sin_sum = (column_weight * np.einsum("sic,ic->sc", scaled, sin_a)).sum(1)
-        p_t[idx] = resp_sum[:, 0] / x.size
-        p_n[idx] = resp_sum[:, 1:].sum(1) / x.size
-        p_u[idx] = (guess / total).mean(1)
-        r = np.hypot(cos_sum, sin_sum) / np.maximum(resp_sum.sum(1), tiny)
-        kappa[idx] = a1_inverse_exact(np.clip(r, 0.0, 1.0), kappa_max=KAPPA_MAX)
-    # Parameters of stopped starts are those their log-likelihood was computed with.
-    best = int(np.argmax(loglik))
-    _, log_density = _swap_log_components(x, nt, kappa[best:best + 1], p_t[best:best + 1],
-                                          p_n[best:best + 1], p_u[best:best + 1])
-    return kappa[best], p_t[best], p_n[best], p_u[best], float(log_density.sum())
-
-
-def _polish_swap(x, nt, kappa, p_t, p_n, p_u, loglik):
-    """Local quasi-Newton refinement in unconstrained coordinates; kept only if it helps."""
-    m = nt.shape[1]
-    eps = 1e-12
-
-    def unpack(z):
-        # Clipping keeps every evaluation finite, so finite-difference gradients stay defined.
-        z = np.clip(z, -40.0, [np.log(KAPPA_MAX)] + [40.0] * (len(z) - 1))
-        logits = np.array([0.0, z[1], z[2]]) if m else np.array([0.0, -np.inf, z[1]])
-        w = np.exp(logits - logsumexp(logits))
-        return np.exp(z[0]), w
-
-    def negloglik(z):
-        k, w = unpack(z)
-        _, log_density = _swap_log_components(x, nt, np.array([k]), w[:1], w[1:2], w[2:])
-        return -float(np.sum(log_density))
-
-    safe = np.maximum([p_t, p_n, p_u], eps)
-    z0 = [np.log(max(kappa, eps)), np.log(safe[1] / safe[0]), np.log(safe[2] / safe[0])]
-    if not m:
-        z0 = [z0[0], z0[2]]
-    result = minimize(negloglik, np.array(z0), method="BFGS", options={"gtol": 1e-9})
-    if np.isfinite(result.fun) and -result.fun > loglik:
-        k, w = unpack(result.x)
-        return k, w[0], w[1], w[2], -float(result.fun)
-    return kappa, p_t, p_n, p_u, loglik
 
 
 def fit_swap(errors, nontarget_errors=None, *, max_iter: int = 300, tol: float = 1e-6
@@ -386,7 +271,7 @@ def fit_swap(errors, nontarget_errors=None, *, max_iter: int = 300, tol: float =
     """
     x = _check_errors(errors)
     nt = _check_nontargets(nontarget_errors, x.size)
-    params = _polish_swap(x, nt, *_em(x, nt, max_iter=max_iter, tol=tol))
+    params = polish_swap(x, nt, *em_swap(x, nt, max_iter=max_iter, tol=tol))
     kappa, p_t, p_n, p_u, loglik = (float(v) for v in params)
     return SwapFit(kappa=kappa, p_target=p_t, p_nontarget=p_n, p_guess=p_u, loglik=loglik,
                    n_trials=x.size, n_params=3 if nt.shape[1] else 2)
@@ -479,27 +364,6 @@ def fit_by_set_size(errors, set_size, nontarget_errors=None) -> MixtureResult:
             nt = nt_all[rows, : n - 1]
         fits[int(n)] = fit_mixture_models(errors[rows], nt)
     return MixtureResult(fits=fits, errors=errors, set_size=set_size)
-
-
-def simulate_swap_responses(rng: np.random.Generator | int | None, n_trials: int, *,
-                            kappa: float, p_nontarget: float, p_guess: float, set_size: int
-                            ) -> tuple[np.ndarray, np.ndarray]:
-    """Synthetic data from the swap model (targets at 0, non-targets uniform on the circle).
-
-    Returns ``(errors (n,), nontarget_errors (n, set_size - 1))``; ``p_nontarget = 0`` gives the
-    von Mises + uniform model.
-    """
-    rng = np.random.default_rng(rng)
-    if set_size < 1 or (set_size == 1 and p_nontarget > 0):
-        raise ValueError(f"set_size: need >= 1 (and >= 2 when p_nontarget > 0), got {set_size}")
-    nontargets = rng.uniform(-np.pi, np.pi, (n_trials, set_size - 1))
-    component = rng.choice(3, size=n_trials, p=[1.0 - p_nontarget - p_guess, p_nontarget, p_guess])
-    centre = np.zeros(n_trials)
-    swapped = component == 1
-    centre[swapped] = nontargets[swapped, rng.integers(0, max(set_size - 1, 1), swapped.sum())]
-    response = np.where(component == 2, rng.uniform(-np.pi, np.pi, n_trials),
-                        centre + rng.vonmises(0.0, kappa, n_trials))
-    return angular_difference(response, 0.0), angular_difference(response[:, None], nontargets)
 
 
 # --------------------------------------------------------------------------------------------

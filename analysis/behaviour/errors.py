@@ -2,7 +2,7 @@
 excess over a von Mises with the same resultant length.
 
 :func:`error_statistics` works on any errors (a model's, people's); :func:`run` is the ``errors``
-analysis of a run, on the errors :func:`analysis.trials.model_errors` collects (sign convention,
+analysis of a run, on the errors :func:`analysis.core.trials.model_errors` collects (sign convention,
 ours: ``wrap(response - target)``). Definitions: docs/model.md, section Error statistics.
 """
 
@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from analysis import circstats
-from analysis.trials import ModelErrors, model_errors, needs_vwm_recall
+from analysis.core import circstats
+from analysis.core.tasks import needs_vwm_recall
+from analysis.core.trials import ModelErrors, model_errors
 
 __all__ = [
+    "error_density",
     "SetSizeErrorStats",
     "ErrorStatistics",
     "ErrorsResult",
@@ -25,6 +27,8 @@ __all__ = [
 ]
 
 HISTOGRAM_BINS = 60
+"""Bins of the errors figure (the model's own histograms; :mod:`analysis.human.comparison` uses
+fewer for people's)."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,15 @@ def error_statistics(errors, set_size) -> ErrorStatistics:
     return ErrorStatistics(per_set_size)
 
 
+def error_density(errors: np.ndarray, set_size: np.ndarray, set_sizes: list[int], bins: int
+                  ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """Edges of ``bins`` equal bins on [-pi, pi] and the density of ``errors`` in them at each
+    of ``set_sizes`` (the histograms of the errors figure and of the model-people overlay)."""
+    edges = np.linspace(-np.pi, np.pi, bins + 1)
+    return edges, {n: np.histogram(errors[set_size == n], edges, density=True)[0]
+                   for n in set_sizes}
+
+
 @dataclass
 class ErrorsResult:
     """The ``errors`` analysis of a model: statistics plus the errors (kept for the figures)."""
@@ -106,12 +119,10 @@ class ErrorsResult:
 
     def histogram(self, bins: int = HISTOGRAM_BINS) -> tuple[np.ndarray, dict[int, np.ndarray]]:
         """Bin edges on [-pi, pi] and the error density per set size."""
-        edges = np.linspace(-np.pi, np.pi, bins + 1)
         if self.data is None:
-            return edges, {}
-        return edges, {n: np.histogram(self.data.errors[self.data.set_size == n], edges,
-                                       density=True)[0]
-                       for n in self.statistics.set_sizes}
+            return np.linspace(-np.pi, np.pi, bins + 1), {}
+        return error_density(self.data.errors, self.data.set_size, self.statistics.set_sizes,
+                             bins)
 
     def to_dict(self) -> dict:
         edges, density = self.histogram()
@@ -130,7 +141,7 @@ def run(model, env, *, n_trials: int, seed: int, data: ModelErrors | None = None
     """The ``errors`` analysis: :func:`error_statistics` of the model's errors.
 
     ``data`` (errors already simulated, e.g. shared by the CLI with ``mixture`` and ``human``)
-    is used as is; otherwise :func:`analysis.trials.model_errors` simulates ``n_trials`` trials
+    is used as is; otherwise :func:`analysis.core.trials.model_errors` simulates ``n_trials`` trials
     per set size with ``seed``.
     """
     if data is None:

@@ -13,43 +13,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from analysis.agent_protocol import needs_states, task_name
-from analysis.neural_trials import simulate, task_trials
+from analysis.core.agent_protocol import needs_states
+from analysis.core.neural_trials import simulate, task_trials
+from analysis.core.pca import fit_pca
+from analysis.core.tasks import task_name
 
-__all__ = ["PCA", "fit_pca", "TrajectoryResult", "unavailable", "run", "MAX_SAVED_TRIALS"]
+__all__ = ["TrajectoryResult", "unavailable", "run", "MAX_SAVED_TRIALS"]
 
 MAX_SAVED_TRIALS = 50
 """Trials whose projected trajectories go into the JSON and the figure (all go into the PCA)."""
-
-
-@dataclass
-class PCA:
-    """A fitted principal-component basis."""
-
-    mean: np.ndarray
-    """(N,) the centre."""
-    components: np.ndarray
-    """(k, N) orthonormal rows, by decreasing variance."""
-    explained_variance_ratio: np.ndarray
-    """(k,) fraction of the total variance along each component."""
-
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        """(..., N) -> (..., k)."""
-        return (np.asarray(x, dtype=float) - self.mean) @ self.components.T
-
-
-def fit_pca(states: np.ndarray, n_components: int = 3) -> PCA:
-    """PCA of ``states (M, N)`` by SVD; ``n_components`` is capped at min(M, N)."""
-    states = np.asarray(states, dtype=float)
-    if states.ndim != 2 or states.shape[0] < 2:
-        raise ValueError(f"states must be (M >= 2, N), got shape {states.shape}")
-    mean = states.mean(0)
-    _, singular, vt = np.linalg.svd(states - mean, full_matrices=False)
-    k = min(n_components, vt.shape[0])
-    variance = singular**2
-    total = variance.sum()
-    ratio = variance[:k] / total if total > 0 else np.zeros(k)
-    return PCA(mean, vt[:k], ratio)
 
 
 @dataclass

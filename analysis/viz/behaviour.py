@@ -4,7 +4,7 @@
 saves the figures of the analysis ``<name>`` (the CLI pairs it with ``analysis.<name>:run``).
 Figures are built with ``matplotlib.figure.Figure`` directly (no pyplot state, no backend
 switching), so they work in notebooks and headless alike. The comparison with people is drawn
-by :mod:`analysis.plotting_human`.
+by :mod:`analysis.viz.human`.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullFormatter, NullLocator, ScalarFormatter
 
+from analysis.viz.figures import save_figure
+
 if TYPE_CHECKING:
-    from analysis.errors import ErrorsResult, ErrorStatistics
-    from analysis.human import BehaviourSummary
-    from analysis.mixture import MixtureResult
-    from analysis.performance import PerformanceResult
+    from analysis.behaviour.errors import ErrorsResult, ErrorStatistics
+    from analysis.behaviour.mixture import MixtureResult
+    from analysis.behaviour.performance import PerformanceResult
+    from analysis.human.comparison import BehaviourSummary
 
 __all__ = [
     "figure_error_histograms",
@@ -31,17 +33,8 @@ __all__ = [
     "plot_errors",
     "plot_mixture",
     "plot_performance",
-    "save_figure",
 ]
 
-_DPI = 100
-
-
-def save_figure(fig: Figure, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=_DPI)
-    return path
 
 
 def _grid(n_panels: int, width: float = 2.6, height: float = 2.2) -> tuple[Figure, np.ndarray]:
@@ -183,7 +176,7 @@ def figure_performance(result: PerformanceResult) -> Figure:
 
 def plot_errors(result: ErrorsResult, out_dir: Path) -> list[Path]:
     """``error_hist.png`` and ``error_statistics.png`` (people's shipped summary overlaid)."""
-    from analysis.human import load_human_summary
+    from analysis.human.comparison import load_human_summary
 
     out_dir = Path(out_dir)
     return [save_figure(figure_error_histograms(result), out_dir / "error_hist.png"),

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m analysis.fit DATA.csv [--units deg|rad] [--space orientation|circle] [--out DIR]
+    python -m analysis.fit_table DATA.csv [--units deg|rad] [--space orientation|circle] [--out DIR]
 
 ``DATA.csv`` has a header row with the columns ``set_size``, ``target``, ``response`` and,
 optionally, ``participant`` (a label per row; the human comparison and the distance of
@@ -11,7 +11,7 @@ optionally, ``participant`` (a label per row; the human comparison and the dista
 and leaves the rest empty). Errors are ``wrap(response - target)`` (our sign convention). Angles are in ``--units`` (default
 rad); ``--space orientation`` means a 180-degree period (differences are doubled onto the full
 circle), ``circle`` (default) a 360-degree one. Writes ``mixture.json`` (schema: see
-:class:`analysis.mixture.MixtureResult`; radians on the full circle), ``errors.json`` (error
+:class:`analysis.behaviour.mixture.MixtureResult`; radians on the full circle), ``errors.json`` (error
 statistics per set size) and figures to ``--out`` (default ``<DATA>_fit`` beside the file).
 A malformed file is reported in one line naming the row and column, with exit status 2.
 """
@@ -19,28 +19,27 @@ A malformed file is reported in one line naming the row and column, with exit st
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from analysis.errors import error_statistics
-from analysis.human_data import (
+from analysis.behaviour.errors import error_statistics
+from analysis.behaviour.mixture import MixtureResult, fit_by_set_size
+from analysis.core.jsonable import write_json
+from analysis.human.data import (
     ANGLE_SPACES,
     ANGLE_UNITS,
-    BehaviouralData,
     DataError,
     read_behaviour_csv,
 )
-from analysis.mixture import MixtureResult, fit_by_set_size
 from vwm_agents.cli import OneLineParser
 
-__all__ = ["DataError", "BehaviouralData", "read_behaviour_csv", "main"]
+__all__ = ["main"]
 
 def _parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
-        prog="python -m analysis.fit",
+        prog="python -m analysis.fit_table",
         description="Fit von Mises+uniform, Gaussian+uniform and the Bays (2009) swap model per "
                     "set size to a delayed-estimation data table (CSV).",
     )
@@ -67,7 +66,7 @@ def _print_table(result: MixtureResult) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m analysis.fit`` / ``vwm-fit``; returns the exit status."""
+    """Entry point of ``python -m analysis.fit_table`` / ``vwm-fit``; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
         data = read_behaviour_csv(args.data, units=args.units, space=args.space)
@@ -82,9 +81,9 @@ def main(argv: list[str] | None = None) -> int:
 
     result = fit_by_set_size(data.errors, data.set_size, data.nontarget_errors)
     statistics = error_statistics(data.errors, data.set_size)
-    (out_dir / "mixture.json").write_text(json.dumps(result.to_dict(), indent=2))
-    (out_dir / "errors.json").write_text(json.dumps(statistics.to_dict(), indent=2))
-    from analysis.plotting_behaviour import plot_mixture
+    write_json(out_dir / "mixture.json", result.to_dict())
+    write_json(out_dir / "errors.json", statistics.to_dict())
+    from analysis.viz.behaviour import plot_mixture
 
     figures = plot_mixture(result, out_dir)
     _print_table(result)

@@ -33,8 +33,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from analysis.agent_protocol import needs_rate_network, needs_vwm_task
-from analysis.neural_trials import ForcedTrials, forced_trials, simulate
+from analysis.core.agent_protocol import needs_rate_network
+from analysis.core.neural_trials import ForcedTrials, forced_trials, simulate
+from analysis.core.tasks import needs_vwm_task
 
 __all__ = ["dn_weights", "weight_summary", "LinearNull", "DNResult", "unavailable", "run"]
 

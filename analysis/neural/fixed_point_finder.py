@@ -1,7 +1,7 @@
 """The fixed-point search itself: minimise q(x) = 1/2 ||F(x) - x||^2 from many states at once.
 
 Adam with an adaptive learning rate, then a batched damped Newton (Levenberg-Marquardt) refinement
-with batched Jacobians; see :mod:`analysis.fixed_points` for the method and the analysis built on
+with batched Jacobians; see :mod:`analysis.neural.fixed_points` for the method and the analysis built on
 it. Nothing here knows about agents or tasks: F is any row-wise map of a batch of states.
 """
 

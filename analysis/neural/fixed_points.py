@@ -21,7 +21,7 @@ map a point is stable iff every ``|lambda| < 1``.
 The agent's noise is off: with noise on, ``F`` is random and q cannot converge (the reference
 code left it on; see docs/model.md, section Fixed points). Computation runs in float64 on a copy
 of the model, because q < 1e-12 is below float32 resolution for rates of tens of Hz. Any agent
-with a one-step map ``step(states, inputs)`` (see :mod:`analysis.agent_protocol`) and any task
+with a one-step map ``step(states, inputs)`` (see :mod:`analysis.core.agent_protocol`) and any task
 will do: the Dale RNN's rates, a GRU's hidden state.
 """
 
@@ -35,38 +35,27 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from analysis.agent_protocol import (
+from analysis.core.agent_protocol import (
     is_rate_network,
-    is_vwm_task,
     needs_states,
     needs_step,
     readout_map,
     step_map,
 )
-from analysis.fixed_point_finder import (
-    FixedPointSearch,
+from analysis.core.neural_trials import ForcedTrials, forced_trials, simulate, task_trials
+from analysis.core.pca import PCA, fit_pca
+from analysis.core.tasks import is_vwm_task
+from analysis.neural.fixed_point_finder import (
     StepFunction,
     batched_eigvals,
     batched_jacobian,
-    batched_solve,
     find_fixed_points,
     residual_q,
-    single_threaded_lapack,
 )
-from analysis.neural_trials import ForcedTrials, forced_trials, simulate, task_trials
-from analysis.trajectories import PCA, fit_pca
 from vwm_tasks.encoding import targets_to_angles
 
 __all__ = [
-    "StepFunction",
-    "FixedPointSearch",
     "FixedPointResult",
-    "batched_solve",
-    "batched_eigvals",
-    "single_threaded_lapack",
-    "batched_jacobian",
-    "residual_q",
-    "find_fixed_points",
     "unique_indices",
     "outlier_mask",
     "analyse_fixed_points",
@@ -347,16 +336,16 @@ def run(
     model: torch.nn.Module,
     env,
     *,
-    n_trials: int = 20,
+    n_trials: int,
     seed: int = 42,
-    n_init: int = 20,
-    max_iters: int = 50,
-    lr_init: float = 0.01,
-    noise_scale: float = 0.0,
-    outlier_distance_scale: float = 10.0,
-    pca: bool = True,
-    epoch: str | None = None,
-    newton_iterations: int = 30,
+    n_init: int,
+    max_iters: int,
+    lr_init: float,
+    noise_scale: float,
+    outlier_distance_scale: float,
+    pca: bool,
+    epoch: str | None,
+    newton_iterations: int,
     input_slot: int = 0,
     tol_q: float = 1e-12,
     tol_unique: float = 1e-3,
@@ -364,6 +353,9 @@ def run(
     progress: bool = True,
 ) -> FixedPointResult:
     """Fixed points of ``model`` at zero input, started from its own trajectories (noise off).
+
+    The settings' defaults (the reference's ``fpf_params``) are the ``fixed_points`` row's in
+    :mod:`analysis.registry` (``run(model, env, **run_defaults("fixed_points"))``).
 
     Trajectories: ``n_trials`` trials; on a VWM task one item in ``input_slot`` at angles evenly
     spaced on the circle with no input noise, on any other task the task's own trials. Initial

@@ -1,0 +1,2 @@
+"""Analyses of the network's activity and weights: SNR, divisive normalisation, mixed selectivity,
+fixed points, weights, trajectories."""
