@@ -82,7 +82,7 @@ def train(
     >>> sorted(path.name for path in run_dir.iterdir())
     ['checkpoints', 'config.yaml', 'history.jsonl', 'metrics.json', 'training_history.png']
     """
-    run = resolve_run(config, out_dir=out_dir, device=device, progress=progress)
+    run = resolve_run(config, out_dir=out_dir, device=device, progress=progress, resume=resume)
     ensemble = run.config.training.num_models > 1
     configs = ([member_config(run.config, index) for index in range(len(run.models))]
                if ensemble else [])

@@ -63,7 +63,8 @@ def build_model(config: Config, env: gym.Env, *, agent_class: type | None = None
     (default ``training.seed``).
 
     The agent's ``dt`` (if it takes one) comes from the env; setting a different ``agent.dt`` is
-    an error. ``agent_class``: the class of ``agent.name`` when the caller resolved it already.
+    an error. An agent that takes ``random_numbers`` gets ``training.random_numbers``.
+    ``agent_class``: the class of ``agent.name`` when the caller resolved it already.
     Seeding uses a forked torch RNG, so building a model leaves the global RNG alone.
     """
     if agent_class is None:
@@ -74,6 +75,10 @@ def build_model(config: Config, env: gym.Env, *, agent_class: type | None = None
         if "dt" in kwargs and not math.isclose(float(kwargs["dt"]), float(env_dt)):
             raise ConfigError(f"agent.dt: must equal the task's dt ({env_dt}), got {kwargs['dt']}")
         kwargs["dt"] = float(env_dt)
+    if "random_numbers" in inspect.signature(agent_class.__init__).parameters:
+        if "random_numbers" in kwargs:
+            raise ConfigError("agent.random_numbers: set training.random_numbers instead")
+        kwargs["random_numbers"] = config.training.random_numbers
     n_inputs = int(env.observation_space.shape[-1])
     n_outputs = int(env.action_space.n) if is_discrete(env) else int(env.action_space.shape[-1])
     with torch.random.fork_rng(devices=[]):
@@ -145,11 +150,13 @@ class ResolvedRun:
 
 
 def resolve_run(config: Config, *, out_dir: str | Path | None = None, device: str | None = None,
-                progress: bool | None = None) -> ResolvedRun:
+                progress: bool | None = None, resume: bool = False) -> ResolvedRun:
     """Build ``config``'s env and model(s) and name its run directory; write nothing.
 
     ``out_dir``, ``device`` and ``progress`` override ``logging.out_dir``, ``training.device``
-    and ``logging.progress`` (and are part of the returned config).
+    and ``logging.progress`` (and are part of the returned config). ``training.random_numbers:
+    auto`` is resolved for this machine (:func:`resolve_random_numbers`), or, with ``resume``,
+    to what the run recorded.
 
     Raises:
         ConfigError: anything only the env, the model or this machine can judge (a timing the
@@ -168,6 +175,10 @@ def resolve_run(config: Config, *, out_dir: str | Path | None = None, device: st
             "pip install 'vwm-rnn[tensorboard]' or set it to false"
         )
     agent_class = config.agent_class()
+    run_dir = RunDir.for_config(config, agent_class=agent_class)
+    config = config.with_value("training.random_numbers", resolve_random_numbers(
+        cfg.random_numbers, torch_device, run_dir if resume else None))
+    cfg = config.training
     try:
         env = make_env(config)
         models = [build_model(config, env, agent_class=agent_class, seed=cfg.seed + index)
@@ -188,10 +199,33 @@ def resolve_run(config: Config, *, out_dir: str | Path | None = None, device: st
             )
     return ResolvedRun(
         config=config, env=env, models=models, agent_class=agent_class, device=torch_device,
-        compile_mode=compile_mode,
-        run_dir=RunDir.for_config(config, agent_class=agent_class),
+        compile_mode=compile_mode, run_dir=run_dir,
         discrete=is_discrete(env), final_noise=final_noise,
     )
+
+
+def resolve_random_numbers(requested: str, device: torch.device,
+                           resumed: RunDir | None = None) -> str:
+    """``training.random_numbers`` for a run on ``device``: ``philox`` or ``torch`` as given;
+    ``auto`` becomes what the ``resumed`` run recorded, else this machine's choice
+    (:func:`vwm_agents.models.noise.resolve_random_numbers`). A resumed run that recorded
+    nothing (written before 0.2) keeps ``auto``, so its config still matches.
+
+    Raises:
+        ConfigError: ``philox`` on a GPU (the GPU draws with PyTorch's generator).
+    """
+    from vwm_agents.models.noise import resolve_random_numbers as source_on
+
+    chosen = requested
+    if requested == "auto" and resumed is not None and resumed.config_file.is_file():
+        recorded = resumed.saved_config().get("training", {}).get("random_numbers", "auto")
+        chosen = recorded if recorded in ("philox", "torch") else "auto"
+    elif requested == "auto":
+        chosen = source_on(requested, device)
+    if chosen == "philox" and device.type != "cpu":
+        raise ConfigError(f"training.random_numbers: philox (the run's noise source) runs on the "
+                          f"CPU only, not on {device}; use the CPU, or torch/auto for a new run")
+    return chosen
 
 
 def _with_overrides(config: Config, *, out_dir: str | Path | None, device: str | None,

@@ -391,6 +391,7 @@ class Trainer:
             "selected_on": self.validation.describe(),
             "val_error": val_error,
             "eval_batch_size": self.config.training.eval_batch_size,
+            "random_numbers": self.config.training.random_numbers,
         })
         self.run_dir.write_metrics(metrics)
         self.run_dir.write_history_plot()
