@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from vwm_agents.training.checkpoint import CheckpointError
     from vwm_agents.training.run import resolve_device
     from vwm_agents.training.rundir import RunDirError
-    from vwm_agents.training.trainer import TrainingDiverged, TrainingInterrupted
+    from vwm_agents.training.trainer import TrainingFailed, TrainingInterrupted
 
     try:
         args = build_parser().parse_args(argv)
@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(config.user_error(exc) if config is not None else exc, 2)
     except (RunDirError, CheckpointError) as exc:
         return _fail(exc, 2)
-    except TrainingDiverged as exc:
+    except TrainingFailed as exc:  # diverged, or out of memory: the last checkpoint is kept
         return _fail(exc, 1)
     except TrainingInterrupted as exc:
         print(str(exc), file=sys.stderr)

@@ -24,6 +24,7 @@ from torch import nn
 
 from vwm_agents.config import Config, ConfigError, load_config
 from vwm_agents.training.checkpoint import CheckpointError, load_checkpoint, load_model_state
+from vwm_agents.training.resources import check_memory
 from vwm_agents.training.rundir import CHECKPOINT_DIR, CONFIG_FILE, RunDir, RunDirError
 
 __all__ = [
@@ -161,7 +162,8 @@ def resolve_run(config: Config, *, out_dir: str | Path | None = None, device: st
     Raises:
         ConfigError: anything only the env, the model or this machine can judge (a timing the
             env refuses, an agent without ``set_noise_factor`` given noise stages, a CUDA device
-            that is not there, TensorBoard requested but not installed).
+            that is not there, TensorBoard requested but not installed, sizes that need more
+            memory than the machine has: :class:`~vwm_agents.training.resources.ResourceError`).
     """
     from vwm_agents.training.accel import resolve_compile_mode
 
@@ -181,6 +183,7 @@ def resolve_run(config: Config, *, out_dir: str | Path | None = None, device: st
     cfg = config.training
     try:
         env = make_env(config)
+        check_memory(config, env, torch_device)  # before the model takes any of it
         models = [build_model(config, env, agent_class=agent_class, seed=cfg.seed + index)
                   for index in range(cfg.num_models)]
     except ConfigError as exc:  # name the key as the user wrote it (original-format files)
@@ -264,15 +267,20 @@ class LoadedRun:
         return RunDir(self.run_dir)
 
 
-def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu") -> LoadedRun:
+def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu", *,
+             trust_code: bool = False) -> LoadedRun:
     """Rebuild a run's env and model (eval mode) from ``run_dir/config.yaml`` and a checkpoint.
 
     Args:
         checkpoint: ``"best"`` (lowest validation error) or ``"latest"``; ``"best"`` falls back
             to ``"latest"`` only if the run never reached a logging step.
+        trust_code: allow a config that names code from outside the toolkit (``agent.name`` or
+            ``task.id`` as ``package.module:Name``), which loading imports. Off: such a run is
+            refused before anything is imported (checkpoints are read weights-only either way).
 
     Raises:
-        RunDirError: missing directory, config or checkpoint, or a corrupt/mismatching file.
+        RunDirError: missing directory, config or checkpoint, a corrupt/mismatching file, or
+            foreign code without ``trust_code``.
 
     >>> import tempfile
     >>> from vwm_agents import load_config, load_run, train
@@ -294,6 +302,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu")
     config_path = directory.config_file
     if not config_path.is_file():
         raise RunDirError(f"{directory}: no {CONFIG_FILE}; not a run directory")
+    directory.check_trusted(trust_code=trust_code)
     try:
         config = load_config(config_path)
     except ConfigError as exc:

@@ -86,13 +86,22 @@ logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss or the rates became non-finite; the last good checkpoint is kept."""
+class TrainingFailed(RuntimeError):
+    """A training that stopped in ``iteration`` of the run in ``run_dir``; the last good
+    checkpoint is kept."""
 
     def __init__(self, message: str, run_dir: Path, iteration: int):
         super().__init__(message)
         self.run_dir = run_dir
         self.iteration = iteration
+
+
+class TrainingDiverged(TrainingFailed):
+    """The loss or the rates became non-finite; the last good checkpoint is kept."""
+
+
+class TrainingOutOfMemory(TrainingFailed):
+    """An allocation failed during training; the last good checkpoint is kept."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):
