@@ -118,6 +118,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingInterrupted as exc:
         print(str(exc), file=sys.stderr)
         return 130
+    except KeyboardInterrupt:  # a second Ctrl-C: at once, even while writing a checkpoint
+        print("interrupted; the last checkpoint written is complete (checkpoints are replaced "
+              "atomically): continue with --resume", file=sys.stderr)
+        return 130
+    except OSError as exc:  # an unwritable or full output folder
+        where = exc.filename if exc.filename is not None else "the run directory"
+        return _fail(f"{where}: {exc.strerror or exc} (the last checkpoint written is kept; a "
+                     "new run leaves nothing behind); choose another --out / logging.out_dir "
+                     "or free space", 2)
     print(run_dir)
     return 0
 

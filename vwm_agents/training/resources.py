@@ -60,7 +60,7 @@ EVAL_BYTES_PER_ELEMENT = 16
 # history plot): measured ~80 MiB at the default sizes.
 RUNTIME_BYTES = 96 * 2**20
 # Trials drawn to find the longest trial of the env's timing.
-_TIMING_TRIALS = 8
+_TIMING_TRIALS = 2
 # The keys each part of the estimate grows with, as the refusal names them.
 _PART_KEYS = {
     "weights": "agent.n_neurons, task.max_items, training.num_models",
@@ -91,10 +91,13 @@ class MemoryEstimate:
         return max(self.parts, key=self.parts.get)
 
 
-def estimate_memory(config: Config, env: Any, device: torch.device | str) -> MemoryEstimate:
+def estimate_memory(config: Config, env: Any, device: torch.device | str, *,
+                    trials: bool = True) -> MemoryEstimate:
     """The memory ``config`` needs for training on ``device`` with ``env`` (built from it).
 
     Exact integer arithmetic, so absurd sizes give an absurd number, not an overflow or a hang.
+    ``trials=False``: the weights alone, without drawing trials to learn T (a draw holds
+    B x max_items arrays, too large to make for absurd sizes).
     """
     del device  # the same parts on CPU and CUDA (the CUDA caching allocator rounds up a little)
     cfg = config.training
@@ -105,7 +108,7 @@ def estimate_memory(config: Config, env: Any, device: torch.device | str) -> Mem
     members = cfg.num_models
     parameters = n_neurons * n_neurons + n_neurons * n_in + n_out * n_neurons + 3 * n_neurons
     parts = {"weights": FLOAT_BYTES * parameters * (4 * members + 1), "runtime": RUNTIME_BYTES}
-    n_steps = _longest_trial(env)
+    n_steps = _longest_trial(env) if trials else 0
     if n_steps:
         per_trial = n_steps * n_neurons
         batch_floats = n_steps * (n_in + 2 * n_out)
@@ -187,16 +190,19 @@ def _cgroup_headroom() -> tuple[int, str] | None:
 def check_memory(config: Config, env: Any, device: torch.device | str) -> MemoryEstimate:
     """:func:`estimate_memory`, refused with :class:`ResourceError` if it exceeds
     :func:`available_memory` (not checked where that is unknown)."""
-    estimate = estimate_memory(config, env, device)
     available = available_memory(device)
+    estimate = estimate_memory(config, env, device, trials=False)  # absurd weights refused first
+    if available is None or estimate.total <= available[0]:
+        estimate = estimate_memory(config, env, device)
     if available is not None and estimate.total > available[0]:
         parts = ", ".join(f"{name} {_size(value)}" for name, value in
                           sorted(estimate.parts.items(), key=lambda item: -item[1]))
         keys = ", ".join(f"{key}={_value(config, key)}"
                          for key in _PART_KEYS[estimate.largest].split(", "))
+        steps = f"; trials of {estimate.n_steps} steps from task.timing" if estimate.n_steps else ""
         raise ResourceError(
             f"{keys}: this run needs about {_size(estimate.total)} of memory on "
-            f"{torch.device(device)} ({parts}) but {_size(available[0])} is available "
+            f"{torch.device(device)} ({parts}{steps}) but {_size(available[0])} is available "
             f"({available[1]}); lower one of these"
         )
     return estimate

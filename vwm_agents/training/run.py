@@ -51,6 +51,13 @@ def make_env(config: Config) -> gym.Env:
             return gym.make(config.task.id, disable_env_checker=True, **kwargs)
     except (ValueError, TypeError, KeyError) as exc:
         raise ConfigError(_name_argument("task", kwargs, exc)) from None
+    except MemoryError:  # e.g. observation bounds of 3 task.max_items floats
+        sizes = {key: value for key, value in kwargs.items()
+                 if isinstance(value, int) and not isinstance(value, bool)}
+        largest = max(sizes, key=sizes.get, default=None)
+        named = f"task.{largest}={sizes[largest]}" if largest else "task"
+        raise ConfigError(f"{named}: building the env {config.task.id} ran out of memory; "
+                          "lower it") from None
 
 
 def is_discrete(env: gym.Env) -> bool:

@@ -256,8 +256,8 @@ class RunDir:
         """Make the directory, write ``config.yaml`` and cut the history back to ``iteration``
         (the records a killed run appended after its last checkpoint will be written again)."""
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        self.truncate_history(iteration)  # first: a corrupt history fails before any write
         self.write_config(config)
-        self.truncate_history(iteration)
 
     def write_config(self, config: Config) -> None:
         """``config.yaml`` of ``config`` (the directory is made if needed)."""
@@ -325,7 +325,12 @@ class RunDir:
         """
         created = _first_missing(self.path) if fresh else None
         if fresh:
-            self.path.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError:  # e.g. a name too long: the folders above it were made
+                if created is not None:
+                    shutil.rmtree(created, ignore_errors=True)
+                raise
         handle = _lock(self.path) if self.path.is_dir() else None
         try:
             yield

@@ -215,9 +215,10 @@ class Trainer:
         directory: its config, the history cut back to this iteration, the TensorBoard log."""
         if payload is not None:
             self.load_state_dict(payload, source or self.run_dir.checkpoint("latest"))
-            self.event("resume", f"resuming at iteration {self.iteration}")
         self.schedule.curriculum.apply(self.model)
         self.run_dir.prepare(self.config, self.iteration)
+        if payload is not None:  # after prepare: a resume that fails there says only why
+            self.event("resume", f"resuming at iteration {self.iteration}")
         if getattr(self.config.logging, "tensorboard", False):
             self.tensorboard = self.run_dir.tensorboard_log(self.iteration)
 
