@@ -140,6 +140,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="which weights to analyse (default: best)")
     parser.add_argument("--seed", type=int, default=0, help="seed of trials and noise")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--trust-code", action="store_true",
+                        help="load a run whose config names code from outside vwm-rnn "
+                        "(agent.name or task.id as package.module:Name); that code is imported")
     return parser
 
 
@@ -223,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         _error(f"--trials: must be >= 1, got {args.trials}")
         return 2
     try:
-        loaded = load_run(args.run_dir, checkpoint=args.checkpoint)
+        loaded = load_run(args.run_dir, checkpoint=args.checkpoint, trust_code=args.trust_code)
     except RunDirError as exc:
         _error(exc)
         return 2

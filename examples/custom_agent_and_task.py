@@ -168,7 +168,9 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
 
     # The behavioural analyses only need the agent's outputs: compare the LSTM with people.
     trials = ["--trials", "40" if args.tiny else "500", "--no-progress"]
-    analyse([str(runs["our_task_your_agent"]), "--only", "errors,human", *trials])
+    # --trust-code: the run names code from outside vwm-rnn (our LSTMAgent), which loading
+    # imports; a run directory is only opened that way when you trust whoever wrote it.
+    analyse([str(runs["our_task_your_agent"]), "--trust-code", "--only", "errors,human", *trials])
     # On any task, analyses that need our recall task say so and are skipped; performance per
     # epoch and condition, trajectories, weights and fixed points run on every task.
     only = ["--only", "performance,trajectories,weights"] if args.tiny else []

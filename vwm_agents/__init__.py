@@ -44,6 +44,7 @@ _PUBLIC = {
     "CheckpointError": "vwm_agents.training.checkpoint",
     "TrainingDiverged": "vwm_agents.training.trainer",
     "TrainingInterrupted": "vwm_agents.training.trainer",
+    "TrainingOutOfMemory": "vwm_agents.training.trainer",
 }
 
 # Modules that sat at the top of vwm_agents before the sub-packages (0.1): importing one fails

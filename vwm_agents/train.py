@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from vwm_agents.training.checkpoint import CheckpointError
     from vwm_agents.training.run import resolve_device
     from vwm_agents.training.rundir import RunDirError
-    from vwm_agents.training.trainer import TrainingDiverged, TrainingInterrupted
+    from vwm_agents.training.trainer import TrainingFailed, TrainingInterrupted
 
     try:
         args = build_parser().parse_args(argv)
@@ -113,11 +113,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(config.user_error(exc) if config is not None else exc, 2)
     except (RunDirError, CheckpointError) as exc:
         return _fail(exc, 2)
-    except TrainingDiverged as exc:
+    except TrainingFailed as exc:  # diverged, or out of memory: the last checkpoint is kept
         return _fail(exc, 1)
     except TrainingInterrupted as exc:
         print(str(exc), file=sys.stderr)
         return 130
+    except KeyboardInterrupt:  # a second Ctrl-C: at once, even while writing a checkpoint
+        print("interrupted; the last checkpoint written is complete (checkpoints are replaced "
+              "atomically): continue with --resume", file=sys.stderr)
+        return 130
+    except OSError as exc:  # an unwritable or full output folder
+        where = exc.filename if exc.filename is not None else "the run directory"
+        return _fail(f"{where}: {exc.strerror or exc} (the last checkpoint written is kept; a "
+                     "new run leaves nothing behind); choose another --out / logging.out_dir "
+                     "or free space", 2)
     print(run_dir)
     return 0
 

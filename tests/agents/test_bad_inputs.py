@@ -428,6 +428,11 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, int] | None]:
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, tiny_run, tmp_path, capsys,
                                                            monkeypatch):
+    check_case(case, tiny_run, tmp_path, capsys, monkeypatch)
+
+
+def check_case(case: Case, tiny_run: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    """Run ``case`` in a fresh folder: exit 2, one line saying ``case.says``, nothing written."""
     folder = tmp_path / "work"
     folder.mkdir()
     monkeypatch.chdir(folder)  # relative paths a CLI might write to land here too

@@ -107,7 +107,11 @@ def test_run_directory_layout_and_schema(tmp_path):
     assert metrics["iteration"] == best["iteration"]
     assert best["val_error"] == min(r["val_error"] for r in history) == metrics["val_error"]
     saved = Config.from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
-    assert saved == vwm_config(f"logging.out_dir={tmp_path}")
+    # the resolved config: training.random_numbers: auto recorded as the source it chose
+    from vwm_agents.models.noise import resolve_random_numbers
+
+    source = resolve_random_numbers("auto", "cpu")
+    assert saved == vwm_config(f"logging.out_dir={tmp_path}", f"training.random_numbers={source}")
     loaded = load_run(run_dir)
     assert loaded.iteration == best["iteration"] and not loaded.model.training
     # a second run of the same name is refused rather than overwritten

@@ -43,6 +43,7 @@ from vwm_agents.config.specs import SECTIONS, ConfigError, Spec, bad_value, show
 __all__ = [
     "ERROR_DEFS",
     "COMPILE_MODES",
+    "RANDOM_NUMBERS",
     "SECTIONS",
     "Config",
     "TaskConfig",
@@ -59,6 +60,8 @@ __all__ = [
 # (the schema does not import torch).
 ERROR_DEFS: tuple[str, ...] = ("l2", "sqrtl2", "rad", "exp", "norml2")
 COMPILE_MODES: tuple[str, ...] = ("auto", "off", "graph", "inductor")
+# Sources of the noise's random numbers (vwm_agents.models.noise.RANDOM_NUMBERS; no torch here).
+RANDOM_NUMBERS: tuple[str, ...] = ("auto", "philox", "torch")
 
 
 def spec_field(default: Any, spec: Spec, doc: str) -> Any:
@@ -179,6 +182,13 @@ class TrainingConfig(Section):
     )
     threads: int | None = spec_field(
         None, Spec("int", low=1, nullable=True), "torch CPU threads; null: torch's default"
+    )
+    random_numbers: str = _spec(
+        "auto", Spec("choice", choices=RANDOM_NUMBERS),
+        "source of the noise's random numbers: philox (CPU; the C kernels' Philox, or the same "
+        "numbers from PyTorch integer ops where they cannot be built, slower), torch (PyTorch's "
+        "generator), auto: philox on a CPU with the kernels, else torch. A run records what auto "
+        "chose, and a resume keeps it on any machine",
     )
 
 

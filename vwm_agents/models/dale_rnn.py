@@ -27,7 +27,13 @@ import torch
 from torch import Tensor, nn
 
 from vwm_agents.models.euler import Activation, euler_loop
-from vwm_agents.models.noise import NoiseFn, check_noise_type, noise_fn, slope_sampler
+from vwm_agents.models.noise import (
+    NoiseFn,
+    check_noise_type,
+    check_random_numbers,
+    noise_fn,
+    slope_sampler,
+)
 
 # phi's pre-activation affine map (gain, offset) and its nonlinearity, split so that the gain and
 # offset are folded into the weights once per forward instead of costing two ops per step.
@@ -59,6 +65,9 @@ class DaleRNN(nn.Module):
         saturation_firing_rate: r_sat of the saturating phi (Hz); <= 0 selects the power law.
         spike_noise_type: one of :data:`vwm_agents.models.noise.NOISE_TYPES`.
         spike_noise_factor: k >= 0 (a buffer, changeable with :meth:`set_noise_factor`).
+        random_numbers: the source of the noise's random numbers, ``auto``, ``philox`` or
+            ``torch`` (:mod:`vwm_agents.models.noise`; a training sets it from
+            ``training.random_numbers``, resolved and recorded).
 
     Shapes: ``forward(ob (B, T, n_in)) -> (outputs (B, T, n_out), rates (B, T, N))``.
     """
@@ -83,6 +92,7 @@ class DaleRNN(nn.Module):
         saturation_firing_rate: float = 60.0,
         spike_noise_type: str = "gamma",
         spike_noise_factor: float = 0.05,
+        random_numbers: str = "auto",
     ) -> None:
         super().__init__()
         _check_args(
@@ -97,6 +107,7 @@ class DaleRNN(nn.Module):
         self.positive_input = positive_input
         self.saturation_firing_rate = float(saturation_firing_rate)
         self.spike_noise_type = spike_noise_type
+        self.random_numbers = check_random_numbers(random_numbers)
 
         n_exc = math.floor(n_neurons * excitatory_fraction) if dales_law else n_neurons
         self.n_excitatory = n_exc
@@ -155,7 +166,8 @@ class DaleRNN(nn.Module):
     def noise(self, *, enabled: bool = True, generator: torch.Generator | None = None) -> NoiseFn:
         """The observation function rates -> noisy rates of this model (identity if disabled)."""
         noise_type = self.spike_noise_type if enabled else "none"
-        return noise_fn(noise_type, self.spike_noise_factor, self.dt, generator)
+        return noise_fn(noise_type, self.spike_noise_factor, self.dt, generator,
+                        self.random_numbers)
 
     def input_drive(self, inputs: Tensor) -> Tensor:
         """phi's affine map of B u for ``inputs (..., n_in)`` -> ``(..., N)``."""
@@ -184,7 +196,7 @@ class DaleRNN(nn.Module):
         if initial_rates is None:
             initial_rates = ob.new_zeros(ob.shape[0], self.n_neurons)
         sample = slope_sampler(self.spike_noise_type if noise else "none",
-                               self.spike_noise_factor, self.dt, generator)
+                               self.spike_noise_factor, self.dt, generator, self.random_numbers)
         gain, _ = self.activation_affine()
         # Time-major drive: the loop reads one contiguous (B, N) block per step.
         return euler_loop(

@@ -41,6 +41,7 @@ __all__ = ["stackable", "ensemble_forward", "check_members"]
 # Constructor settings that must agree between stacked DaleRNN members (the rest is per member).
 _SHARED_SETTINGS = (
     "n_inputs", "n_outputs", "n_neurons", "dt", "saturation_firing_rate", "spike_noise_type",
+    "random_numbers",
 )
 
 
@@ -123,7 +124,7 @@ def _stacked_dale_forward(
     leak = torch.stack([model.leak for model in models]).unsqueeze(1)  # (S, 1, N)
     factor = torch.stack([model.spike_noise_factor for model in models]).view(n_members, 1, 1)
     sample = slope_sampler(first.spike_noise_type if noise else "none", factor, first.dt,
-                           generators)
+                           generators, first.random_numbers)
     # Time-major (T, S, B, N): the loop reads one contiguous (S, B, N) block per step.
     drive = torch.matmul(ob.permute(2, 0, 1, 3), input_weights.mT * gain).add_(offset)
     initial_rates = ob.new_zeros(n_members, batch_size, first.n_neurons)

@@ -15,12 +15,20 @@ type            observed rate                                mean / variance
 ==============  ===========================================  =================================
 
 k = 0 gives the rates back unchanged for every type. All draws come from the optional
-``torch.Generator``: on the CPU, where the fused kernels of :mod:`vwm_agents.models.native` exist,
-each draw takes one 64-bit key from it and computes its numbers with the counter-based Philox
-generator (:mod:`vwm_agents.models.philox`);
-elsewhere (no C compiler, ``VWM_RNN_NATIVE=0``, GPUs) PyTorch draws them: the same
-distributions, other numbers. Nothing reads values back to the host, so a sampler can run
-inside a CUDA graph. Everything is differentiable with respect to the rates.
+``torch.Generator``, through one of two sources of random numbers (``random_numbers``):
+
+* ``"philox"``: each draw takes one 64-bit key from the generator and computes its numbers with
+  the counter-based Philox generator (:mod:`vwm_agents.models.philox`): in C where the fused
+  kernels of :mod:`vwm_agents.models.native` exist, else with PyTorch integer ops (the same bits,
+  slower; one warning says so);
+* ``"torch"``: PyTorch's generator draws them (the same distributions, other numbers);
+* ``"auto"``: Philox on the CPU where the kernels exist, PyTorch's generator elsewhere (no C
+  compiler, ``VWM_RNN_NATIVE=0``, GPUs). A training resolves ``auto`` once
+  (:func:`resolve_random_numbers`) and records the result in its config, so a run draws one
+  stream whatever the machine it is resumed on.
+
+Nothing reads values back to the host, so a sampler can run inside a CUDA graph. Everything is
+differentiable with respect to the rates.
 
 The gamma sampler
 -----------------
@@ -48,6 +56,7 @@ On float32 CPU tensors the draw with its slope runs as one fused loop
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -56,6 +65,8 @@ from vwm_agents.models import native, philox
 from vwm_agents.models.native import NativeKernels
 
 NOISE_TYPES: tuple[str, ...] = ("gamma", "gauss", "puregauss", "csnr", "none")
+# The sources of the noise's random numbers (see the module docstring).
+RANDOM_NUMBERS: tuple[str, ...] = ("auto", "philox", "torch")
 
 Factor = float | Tensor
 NoiseFn = Callable[[Tensor], Tensor]
@@ -82,29 +93,64 @@ def check_noise_type(noise_type: str) -> str:
     return noise_type
 
 
-def _randn(like: Tensor, generator: Generators) -> Tensor:
-    return _draw(like, generator, philox.normal, torch.randn, Tensor.normal_)
+def check_random_numbers(random_numbers: str) -> str:
+    if random_numbers not in RANDOM_NUMBERS:
+        raise ValueError(f"random_numbers must be one of {RANDOM_NUMBERS}, got {random_numbers!r}")
+    return random_numbers
 
 
-def _rand(like: Tensor, generator: Generators) -> Tensor:
-    return _draw(like, generator, philox.uniform, torch.rand, Tensor.uniform_)
+def resolve_random_numbers(random_numbers: str, device: torch.device | str) -> str:
+    """The source (``"philox"`` or ``"torch"``) that ``random_numbers`` means on ``device``:
+    ``auto`` is Philox on the CPU where the C kernels exist, PyTorch's generator elsewhere."""
+    if check_random_numbers(random_numbers) != "auto":
+        return random_numbers
+    on_cpu = torch.device(device).type == "cpu"
+    return "philox" if on_cpu and native.kernels() is not None else "torch"
 
 
-def _draw(like: Tensor, generator: Generators, cpu_draw, device_draw, device_fill) -> Tensor:
-    """Random numbers shaped like ``like``: on the CPU, where the fused kernels exist, one Philox
-    draw (:mod:`vwm_agents.models.philox`) per generator; elsewhere PyTorch's own generator (Philox in
-    PyTorch integer ops would cost 3-4x a training iteration: see the README, Performance)."""
-    use_philox = like.device.type == "cpu" and native.kernels() is not None
-    if generator is None or isinstance(generator, torch.Generator):
-        if use_philox:
-            return cpu_draw(like, generator)
-        return device_draw(like.shape, generator=generator, dtype=like.dtype, device=like.device)
-    if use_philox:
-        def fill(part: Tensor, generator: torch.Generator) -> None:
-            part.copy_(cpu_draw(part, generator))
-    else:
-        fill = device_fill
-    return _per_member(like, generator, fill)
+@dataclass(frozen=True)
+class RandomStream:
+    """Where a sampler's random numbers come from: the generator(s) and the source."""
+
+    generator: Generators
+    source: str = "auto"
+
+    def normal(self, like: Tensor) -> Tensor:
+        return self._draw(like, philox.normal, torch.randn, Tensor.normal_)
+
+    def uniform(self, like: Tensor) -> Tensor:
+        return self._draw(like, philox.uniform, torch.rand, Tensor.uniform_)
+
+    def _draw(self, like: Tensor, philox_draw, device_draw, device_fill) -> Tensor:
+        """Numbers shaped like ``like``: one Philox draw per generator
+        (:mod:`vwm_agents.models.philox`), or PyTorch's generator (see the module docstring)."""
+        source = self.source
+        if source == "auto":
+            source = resolve_random_numbers(source, like.device)
+        generator = self.generator
+        if generator is None or isinstance(generator, torch.Generator):
+            if source == "philox":
+                return philox_draw(like, generator)
+            return device_draw(like.shape, generator=generator, dtype=like.dtype,
+                               device=like.device)
+        if source == "philox":
+            def fill(part: Tensor, generator: torch.Generator) -> None:
+                part.copy_(philox_draw(part, generator))
+        else:
+            fill = device_fill
+        return _per_member(like, generator, fill)
+
+
+def _stream(generator: Generators | RandomStream) -> RandomStream:
+    return generator if isinstance(generator, RandomStream) else RandomStream(generator)
+
+
+def _randn(like: Tensor, stream: RandomStream) -> Tensor:
+    return stream.normal(like)
+
+
+def _rand(like: Tensor, stream: RandomStream) -> Tensor:
+    return stream.uniform(like)
 
 
 def _per_member(like: Tensor, generators: Sequence[torch.Generator], fill) -> Tensor:
@@ -124,12 +170,15 @@ def _per_member(like: Tensor, generators: Sequence[torch.Generator], fill) -> Te
     return out
 
 
-def unit_gamma(inv_sqrt_shape: Factor, like: Tensor, generator: Generators = None) -> Tensor:
+def unit_gamma(inv_sqrt_shape: Factor, like: Tensor,
+               generator: Generators | RandomStream = None) -> Tensor:
     """Gamma(a, rate=a) draws (mean 1, variance 1/a) shaped like ``like``, for c = 1/sqrt(a) >= 0.
 
     ``inv_sqrt_shape`` is a float or a tensor broadcastable to ``like``; c = 0 gives exactly 1.
     The draws carry no gradient (they are constants for ``rates * unit_gamma(...)``).
+    ``generator``: as in :func:`noise_fn`, or a :class:`RandomStream`.
     """
+    generator = _stream(generator)
     with torch.no_grad():
         inv_shape = inv_sqrt_shape * inv_sqrt_shape
         inv_shape_next = inv_shape / (1.0 + inv_shape)  # 1 / (a + 1)
@@ -224,6 +273,7 @@ def noise_fn(
     factor: Factor,
     dt_ms: float,
     generator: Generators = None,
+    random_numbers: str = "auto",
 ) -> NoiseFn:
     """The observation function ``rates -> noisy rates`` for one noise setting.
 
@@ -235,8 +285,10 @@ def noise_fn(
     tensor broadcastable against the rates (e.g. a 0-d buffer, or (S, 1, 1) for S stacked models);
     it is then used as is, without reading it back to the host (k = 0 still gives the rates back).
     A Python ``factor == 0`` or type ``"none"`` returns the identity and draws nothing.
+    ``random_numbers``: ``auto``, ``philox`` or ``torch`` (see the module docstring).
     """
     check_noise_type(noise_type)
+    check_random_numbers(random_numbers)
     if not isinstance(factor, Tensor) and factor < 0:
         raise ValueError(f"spike_noise_factor must be >= 0, got {factor}")
     if dt_ms <= 0:
@@ -245,9 +297,10 @@ def noise_fn(
         return _identity
     sampler = _SAMPLERS[noise_type]
     dt_s = dt_ms / 1000.0
+    stream = RandomStream(generator, random_numbers)
 
     def observe(rates: Tensor) -> Tensor:
-        return sampler(rates, factor, dt_s, generator)
+        return sampler(rates, factor, dt_s, stream)
 
     return observe
 
@@ -295,6 +348,7 @@ def slope_sampler(
     factor: Factor,
     dt_ms: float,
     generator: Generators = None,
+    random_numbers: str = "auto",
     *,
     native: bool = True,
 ) -> SlopeSampler | None:
@@ -306,10 +360,11 @@ def slope_sampler(
     of :mod:`vwm_agents.models.native` where they are available (same draws, same maths to float32
     rounding); False: always eager PyTorch.
     """
-    if noise_fn(noise_type, factor, dt_ms, generator) is _identity:
+    if noise_fn(noise_type, factor, dt_ms, generator, random_numbers) is _identity:
         return None
     sampler = _SLOPE_SAMPLERS[noise_type]
     dt_s = dt_ms / 1000.0
+    generator = RandomStream(generator, random_numbers)
     if noise_type == "gamma":  # K once per sampler, not once per draw
         variance_per_rate = factor * factor / dt_s
 
@@ -401,10 +456,11 @@ def observe_rates(
     factor: Factor,
     dt_ms: float,
     generator: torch.Generator | None = None,
+    random_numbers: str = "auto",
 ) -> Tensor:
     """A fresh noisy sample of ``rates`` (Hz, >= 0) under ``noise_type`` with noise factor k.
 
     See the module docstring for the distributions. For repeated calls with one setting (a
     simulation loop), build the function once with :func:`noise_fn`.
     """
-    return noise_fn(noise_type, factor, dt_ms, generator)(rates)
+    return noise_fn(noise_type, factor, dt_ms, generator, random_numbers)(rates)

@@ -21,16 +21,17 @@ advances the generator by one number), then:
 The fused kernels (:mod:`vwm_agents.models.native`) compute this in C; the functions here compute the
 same words with PyTorch integer ops (bit-identical: ``tests/agents/test_philox.py`` checks them
 against each other and against the published test vectors) and the same transforms with eager
-float ops (equal to float32 rounding). The noise samplers (:mod:`vwm_agents.models.noise`) use Philox
-only where the kernels exist: float32 draws in C, float64 draws (tests) through the integer ops.
-Without the kernels they use PyTorch's generator, which is faster there than the ~130 small
-integer ops a draw takes. Other
-devices keep PyTorch's generator too (a CUDA draw is already one kernel).
+float ops (equal to float32 rounding). The noise samplers (:mod:`vwm_agents.models.noise`) use
+Philox where their ``random_numbers`` say so (``auto``: on the CPU where the kernels exist):
+float32 draws in C, float64 draws (tests), draws on other devices and draws on a machine without
+the kernels through the integer ops, which give the same numbers more slowly (README,
+Performance; one warning says so).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -44,6 +45,10 @@ _MULTIPLIERS = (0xD2511F53, 0xCD9E8D57)
 _KEY_STEPS = (0x9E3779B9, 0xBB67AE85)
 _ROUNDS = 10
 _LOW32 = 0xFFFFFFFF
+PORTABLE_WARNING = (
+    "Philox random numbers without the C kernels: computed with PyTorch integer ops, the same "
+    "numbers as the kernels' but slower (README, Performance); training.random_numbers: torch "
+    "draws PyTorch's own (other numbers) at full speed")
 
 
 def draw_key(generator: torch.Generator | None) -> int:
@@ -51,9 +56,9 @@ def draw_key(generator: torch.Generator | None) -> int:
     return int(torch.empty(1, dtype=torch.int64).random_(generator=generator))
 
 
-def philox_words(n_blocks: int, key: int) -> Tensor:
+def philox_words(n_blocks: int, key: int, device: torch.device | str = "cpu") -> Tensor:
     """The four 32-bit words of blocks 0..n_blocks-1 of a draw, ``(n_blocks, 4)`` int64."""
-    counter = torch.arange(n_blocks, dtype=torch.int64)
+    counter = torch.arange(n_blocks, dtype=torch.int64, device=device)
     zeros = torch.zeros_like(counter)
     return philox4x32((counter & _LOW32, counter >> 32, zeros, zeros), key)
 
@@ -80,12 +85,12 @@ def _spread(columns: Tensor, n: int) -> Tensor:
     return columns.mT.reshape(-1)[:n]
 
 
-def _eager_uniform(n: int, key: int, dtype: torch.dtype) -> Tensor:
-    return _spread(_unit(philox_words((n + 3) // 4, key), dtype), n)
+def _eager_uniform(n: int, key: int, dtype: torch.dtype, device: torch.device | str = "cpu") -> Tensor:
+    return _spread(_unit(philox_words((n + 3) // 4, key, device), dtype), n)
 
 
-def _eager_normal(n: int, key: int, dtype: torch.dtype) -> Tensor:
-    words = philox_words((n + 3) // 4, key)
+def _eager_normal(n: int, key: int, dtype: torch.dtype, device: torch.device | str = "cpu") -> Tensor:
+    words = philox_words((n + 3) // 4, key, device)
     u1 = _unit(words[:, 0::2], dtype).add_(2.0**-24)  # (w >> 8) + 1, times 2^-24
     radius = u1.log_().mul_(-2.0).sqrt_()
     angle = _unit(words[:, 1::2], dtype).mul_(2.0 * math.pi)
@@ -94,16 +99,19 @@ def _eager_normal(n: int, key: int, dtype: torch.dtype) -> Tensor:
 
 
 def _fill(like: Tensor, generator: torch.Generator | None,
-          eager: Callable[[int, int, torch.dtype], Tensor],
+          eager: Callable[[int, int, torch.dtype, torch.device], Tensor],
           fused: Callable[[native.NativeKernels, int, Tensor], None], use_kernels: bool) -> Tensor:
-    out = torch.empty(like.shape, dtype=like.dtype)
+    out = torch.empty(like.shape, dtype=like.dtype, device=like.device)
     key = draw_key(generator)
     # Serial, but at any size and thread count far faster than the eager integer ops.
-    kernels = native.kernels() if use_kernels and like.dtype == torch.float32 else None
+    fits_kernels = use_kernels and like.dtype == torch.float32 and like.device.type == "cpu"
+    kernels = native.kernels() if fits_kernels else None
     if kernels is not None:
         fused(kernels, key, out)
-    else:
-        out.view(-1).copy_(eager(out.numel(), key, like.dtype))
+        return out
+    if fits_kernels:  # shown once per process (the default warnings filter)
+        warnings.warn(PORTABLE_WARNING, RuntimeWarning, stacklevel=2)
+    out.view(-1).copy_(eager(out.numel(), key, like.dtype, like.device))
     return out
 
 

@@ -447,10 +447,13 @@ def _check_builds(config: Config) -> None:
     """Build the trial's env and agent once, so that values only they can judge (an
     ``ilc_noise`` below 0, a ``tau_min`` below ``dt``) fail now, naming the key, rather than on a
     worker after the sweep started. Raises ConfigError."""
+    from vwm_agents.training.resources import check_memory
     from vwm_agents.training.run import build_model, make_env
 
     env = make_env(config)
     try:
+        if config.training.device == "cpu":  # GPU trials may run on other machines
+            check_memory(config, env, "cpu")  # before an absurd size hangs building the agent
         build_model(config, env)
     finally:
         env.close()

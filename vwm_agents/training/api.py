@@ -17,8 +17,14 @@ import torch
 from vwm_agents.config import Config
 from vwm_agents.training.ensemble_trainer import member_config, train_ensemble
 from vwm_agents.training.evaluation import run_seeds
+from vwm_agents.training.resources import is_out_of_memory
 from vwm_agents.training.run import ResolvedRun, resolve_run
-from vwm_agents.training.trainer import Trainer
+from vwm_agents.training.trainer import (
+    Trainer,
+    TrainingDiverged,
+    TrainingInterrupted,
+    TrainingOutOfMemory,
+)
 
 __all__ = ["train", "run_random_state"]
 
@@ -70,6 +76,10 @@ def train(
             checkpoint / a different config.
         CheckpointError: ``latest.pt`` is truncated, foreign or does not fit the config.
         TrainingDiverged: non-finite loss or rates (the last good checkpoint is kept).
+        TrainingOutOfMemory: an allocation failed during training (one line naming the
+            iteration and what to lower; the last good checkpoint is kept).
+        ResourceError: (a ConfigError) the config needs more memory than the machine has.
+        RunDirError: also when another training holds the run directory.
         TrainingInterrupted: Ctrl-C (a checkpoint was saved).
 
     >>> import tempfile
@@ -82,17 +92,36 @@ def train(
     >>> sorted(path.name for path in run_dir.iterdir())
     ['checkpoints', 'config.yaml', 'history.jsonl', 'metrics.json', 'training_history.png']
     """
-    run = resolve_run(config, out_dir=out_dir, device=device, progress=progress)
+    run = resolve_run(config, out_dir=out_dir, device=device, progress=progress, resume=resume)
     ensemble = run.config.training.num_models > 1
     configs = ([member_config(run.config, index) for index in range(len(run.models))]
                if ensemble else [])
     members = [(run.run_dir.member(member.training.seed), member) for member in configs]
-    payloads = run.run_dir.start(run.config, members, resume=resume)
-    with run_random_state(run):
-        if ensemble:
-            train_ensemble(run, members, payloads, callback=callback)
-        else:
-            trainer = Trainer.from_run(run, callback=callback)
-            trainer.begin(payloads[0])
-            trainer.run()
+    trainer = None
+    with (run.run_dir.session(fresh=not resume, keep=(TrainingDiverged, TrainingInterrupted)),
+          run_random_state(run)):
+        payloads = run.run_dir.start(run.config, members, resume=resume)
+        try:
+            if ensemble:
+                train_ensemble(run, members, payloads, callback=callback)
+            else:
+                trainer = Trainer.from_run(run, callback=callback)
+                trainer.begin(payloads[0])
+                trainer.run()
+        except (MemoryError, RuntimeError) as exc:
+            if not is_out_of_memory(exc):
+                raise
+            raise _out_of_memory(run, trainer, exc) from None
     return run.run_dir.path
+
+
+def _out_of_memory(run: ResolvedRun, trainer: Trainer | None, exc: BaseException) -> TrainingOutOfMemory:
+    iteration = trainer.iteration + 1 if trainer is not None else None
+    where = f"in iteration {iteration}" if iteration is not None else "during training"
+    latest = run.run_dir.checkpoint("latest")
+    kept = (f"the last good checkpoint {latest} is kept (continue with --resume)"
+            if latest.exists() else "no checkpoint was written yet")
+    first_line = " ".join(str(exc).split())[:160] or type(exc).__name__
+    message = (f"{run.run_dir.path}: out of memory {where} ({first_line}); {kept}; lower "
+               "training.batch_size, training.eval_batch_size or agent.n_neurons")
+    return TrainingOutOfMemory(message, run.run_dir.path, iteration or 0)

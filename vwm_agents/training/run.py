@@ -24,6 +24,7 @@ from torch import nn
 
 from vwm_agents.config import Config, ConfigError, load_config
 from vwm_agents.training.checkpoint import CheckpointError, load_checkpoint, load_model_state
+from vwm_agents.training.resources import check_memory
 from vwm_agents.training.rundir import CHECKPOINT_DIR, CONFIG_FILE, RunDir, RunDirError
 
 __all__ = [
@@ -50,6 +51,13 @@ def make_env(config: Config) -> gym.Env:
             return gym.make(config.task.id, disable_env_checker=True, **kwargs)
     except (ValueError, TypeError, KeyError) as exc:
         raise ConfigError(_name_argument("task", kwargs, exc)) from None
+    except MemoryError:  # e.g. observation bounds of 3 task.max_items floats
+        sizes = {key: value for key, value in kwargs.items()
+                 if isinstance(value, int) and not isinstance(value, bool)}
+        largest = max(sizes, key=sizes.get, default=None)
+        named = f"task.{largest}={sizes[largest]}" if largest else "task"
+        raise ConfigError(f"{named}: building the env {config.task.id} ran out of memory; "
+                          "lower it") from None
 
 
 def is_discrete(env: gym.Env) -> bool:
@@ -63,7 +71,8 @@ def build_model(config: Config, env: gym.Env, *, agent_class: type | None = None
     (default ``training.seed``).
 
     The agent's ``dt`` (if it takes one) comes from the env; setting a different ``agent.dt`` is
-    an error. ``agent_class``: the class of ``agent.name`` when the caller resolved it already.
+    an error. An agent that takes ``random_numbers`` gets ``training.random_numbers``.
+    ``agent_class``: the class of ``agent.name`` when the caller resolved it already.
     Seeding uses a forked torch RNG, so building a model leaves the global RNG alone.
     """
     if agent_class is None:
@@ -74,6 +83,10 @@ def build_model(config: Config, env: gym.Env, *, agent_class: type | None = None
         if "dt" in kwargs and not math.isclose(float(kwargs["dt"]), float(env_dt)):
             raise ConfigError(f"agent.dt: must equal the task's dt ({env_dt}), got {kwargs['dt']}")
         kwargs["dt"] = float(env_dt)
+    if "random_numbers" in inspect.signature(agent_class.__init__).parameters:
+        if "random_numbers" in kwargs:
+            raise ConfigError("agent.random_numbers: set training.random_numbers instead")
+        kwargs["random_numbers"] = config.training.random_numbers
     n_inputs = int(env.observation_space.shape[-1])
     n_outputs = int(env.action_space.n) if is_discrete(env) else int(env.action_space.shape[-1])
     with torch.random.fork_rng(devices=[]):
@@ -145,16 +158,19 @@ class ResolvedRun:
 
 
 def resolve_run(config: Config, *, out_dir: str | Path | None = None, device: str | None = None,
-                progress: bool | None = None) -> ResolvedRun:
+                progress: bool | None = None, resume: bool = False) -> ResolvedRun:
     """Build ``config``'s env and model(s) and name its run directory; write nothing.
 
     ``out_dir``, ``device`` and ``progress`` override ``logging.out_dir``, ``training.device``
-    and ``logging.progress`` (and are part of the returned config).
+    and ``logging.progress`` (and are part of the returned config). ``training.random_numbers:
+    auto`` is resolved for this machine (:func:`resolve_random_numbers`), or, with ``resume``,
+    to what the run recorded.
 
     Raises:
         ConfigError: anything only the env, the model or this machine can judge (a timing the
             env refuses, an agent without ``set_noise_factor`` given noise stages, a CUDA device
-            that is not there, TensorBoard requested but not installed).
+            that is not there, TensorBoard requested but not installed, sizes that need more
+            memory than the machine has: :class:`~vwm_agents.training.resources.ResourceError`).
     """
     from vwm_agents.training.accel import resolve_compile_mode
 
@@ -168,8 +184,13 @@ def resolve_run(config: Config, *, out_dir: str | Path | None = None, device: st
             "pip install 'vwm-rnn[tensorboard]' or set it to false"
         )
     agent_class = config.agent_class()
+    run_dir = RunDir.for_config(config, agent_class=agent_class)
+    config = config.with_value("training.random_numbers", resolve_random_numbers(
+        cfg.random_numbers, torch_device, run_dir if resume else None))
+    cfg = config.training
     try:
         env = make_env(config)
+        check_memory(config, env, torch_device)  # before the model takes any of it
         models = [build_model(config, env, agent_class=agent_class, seed=cfg.seed + index)
                   for index in range(cfg.num_models)]
     except ConfigError as exc:  # name the key as the user wrote it (original-format files)
@@ -188,10 +209,33 @@ def resolve_run(config: Config, *, out_dir: str | Path | None = None, device: st
             )
     return ResolvedRun(
         config=config, env=env, models=models, agent_class=agent_class, device=torch_device,
-        compile_mode=compile_mode,
-        run_dir=RunDir.for_config(config, agent_class=agent_class),
+        compile_mode=compile_mode, run_dir=run_dir,
         discrete=is_discrete(env), final_noise=final_noise,
     )
+
+
+def resolve_random_numbers(requested: str, device: torch.device,
+                           resumed: RunDir | None = None) -> str:
+    """``training.random_numbers`` for a run on ``device``: ``philox`` or ``torch`` as given;
+    ``auto`` becomes what the ``resumed`` run recorded, else this machine's choice
+    (:func:`vwm_agents.models.noise.resolve_random_numbers`). A resumed run that recorded
+    nothing (written before 0.2) keeps ``auto``, so its config still matches.
+
+    Raises:
+        ConfigError: ``philox`` on a GPU (the GPU draws with PyTorch's generator).
+    """
+    from vwm_agents.models.noise import resolve_random_numbers as source_on
+
+    chosen = requested
+    if requested == "auto" and resumed is not None and resumed.config_file.is_file():
+        recorded = resumed.saved_config().get("training", {}).get("random_numbers", "auto")
+        chosen = recorded if recorded in ("philox", "torch") else "auto"
+    elif requested == "auto":
+        chosen = source_on(requested, device)
+    if chosen == "philox" and device.type != "cpu":
+        raise ConfigError(f"training.random_numbers: philox (the run's noise source) runs on the "
+                          f"CPU only, not on {device}; use the CPU, or torch/auto for a new run")
+    return chosen
 
 
 def _with_overrides(config: Config, *, out_dir: str | Path | None, device: str | None,
@@ -230,15 +274,20 @@ class LoadedRun:
         return RunDir(self.run_dir)
 
 
-def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu") -> LoadedRun:
+def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu", *,
+             trust_code: bool = False) -> LoadedRun:
     """Rebuild a run's env and model (eval mode) from ``run_dir/config.yaml`` and a checkpoint.
 
     Args:
         checkpoint: ``"best"`` (lowest validation error) or ``"latest"``; ``"best"`` falls back
             to ``"latest"`` only if the run never reached a logging step.
+        trust_code: allow a config that names code from outside the toolkit (``agent.name`` or
+            ``task.id`` as ``package.module:Name``), which loading imports. Off: such a run is
+            refused before anything is imported (checkpoints are read weights-only either way).
 
     Raises:
-        RunDirError: missing directory, config or checkpoint, or a corrupt/mismatching file.
+        RunDirError: missing directory, config or checkpoint, a corrupt/mismatching file, or
+            foreign code without ``trust_code``.
 
     >>> import tempfile
     >>> from vwm_agents import load_config, load_run, train
@@ -260,6 +309,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu")
     config_path = directory.config_file
     if not config_path.is_file():
         raise RunDirError(f"{directory}: no {CONFIG_FILE}; not a run directory")
+    directory.check_trusted(trust_code=trust_code)
     try:
         config = load_config(config_path)
     except ConfigError as exc:

@@ -23,9 +23,12 @@ loads no torch (a sweep names and inspects its trials' run directories from thei
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
-from collections.abc import Mapping, Sequence
+import os
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -219,6 +222,21 @@ class RunDir:
             raise RunDirError(f"{path}: not a config (expected a mapping of sections)")
         return data
 
+    def check_trusted(self, *, trust_code: bool = False) -> None:
+        """Refuse a ``config.yaml`` that would import code from outside the toolkit, unless
+        ``trust_code``: an ``agent.name`` or ``task.id`` of the form ``package.module:Name``
+        (see :func:`foreign_code`). Read as plain data; nothing is imported.
+
+        Raises:
+            RunDirError: the config names such code (one line naming it and ``trust_code``).
+        """
+        found = foreign_code(self.saved_config())
+        if found and not trust_code:
+            raise RunDirError(
+                f"{self.config_file}: {found[0]} would import code from outside vwm-rnn; if you "
+                "trust whoever wrote this run, pass trust_code=True (--trust-code)"
+            )
+
     def read_metrics(self) -> Any:
         """The parsed ``metrics.json`` (ValueError/OSError as ``json`` and ``open`` raise them)."""
         return json.loads(self.metrics_file.read_text(encoding="utf-8"))
@@ -238,8 +256,8 @@ class RunDir:
         """Make the directory, write ``config.yaml`` and cut the history back to ``iteration``
         (the records a killed run appended after its last checkpoint will be written again)."""
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        self.truncate_history(iteration)  # first: a corrupt history fails before any write
         self.write_config(config)
-        self.truncate_history(iteration)
 
     def write_config(self, config: Config) -> None:
         """``config.yaml`` of ``config`` (the directory is made if needed)."""
@@ -290,6 +308,40 @@ class RunDir:
         from vwm_agents.training.tensorboard_log import TensorBoardLog
 
         return TensorBoardLog(self.tensorboard_dir, iteration)
+
+    # -- one training at a time -------------------------------------------------------------
+    @contextlib.contextmanager
+    def session(self, *, fresh: bool, keep: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+        """Hold the run directory for one training: a lock, and no half-made directory.
+
+        The directory is made (for a ``fresh`` start) and locked (``flock`` on the directory
+        itself, where the OS has it): a second training into the same directory fails at once
+        with one line. If the body fails on a fresh start before the first checkpoint, with an
+        exception not in ``keep``, what the start created is removed (the directory, and the
+        output folders above it that it made); a checkpoint, once there, is kept.
+
+        Raises:
+            RunDirError: another training holds the directory.
+        """
+        created = _first_missing(self.path) if fresh else None
+        if fresh:
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError:  # e.g. a name too long: the folders above it were made
+                if created is not None:
+                    shutil.rmtree(created, ignore_errors=True)
+                raise
+        handle = _lock(self.path) if self.path.is_dir() else None
+        try:
+            yield
+        except BaseException as exc:
+            if (created is not None and not isinstance(exc, keep)
+                    and not any(self.path.glob(f"**/{LATEST_CHECKPOINT}"))):
+                shutil.rmtree(created, ignore_errors=True)
+            raise
+        finally:
+            if handle is not None:
+                os.close(handle)  # closing the descriptor releases the lock
 
     # -- fresh or resume --------------------------------------------------------------------
     def start(self, config: Config, members: Sequence[tuple[RunDir, Config]] = (), *,
@@ -344,6 +396,14 @@ class RunDir:
     def _check_same_config(self, saved: Mapping[str, Any], config: Config) -> None:
         from vwm_agents.config import Config, ConfigError
 
+        # Code the saved config would import is compared as text first: a resume imports only
+        # what the user's own config names.
+        for key in foreign_code(saved):
+            name = key.split(":", 1)[0]
+            if key not in foreign_code(config.to_dict()):
+                raise RunDirError(
+                    f"{self.path}: cannot resume with a different {name} than the run was "
+                    f"started with (its config names {key.split(': ', 1)[1]}; not imported)")
         try:
             saved_data = Config.from_dict(saved).to_dict()
         except ConfigError as exc:
@@ -354,6 +414,46 @@ class RunDir:
                 f"{self.path}: cannot resume with a different {difference} than the run was "
                 f"started with (only {', '.join(RESUMABLE_CHANGES)} may change)"
             )
+
+
+def foreign_code(config: Mapping[str, Any]) -> list[str]:
+    """``"key: value"`` for each entry of a config's plain data that names code to import from
+    outside the toolkit: ``agent.name`` or ``task.id`` of the form ``package.module:Name``
+    (the registered agents and gymnasium ids need no import of foreign code)."""
+    found = []
+    for section, key in (("agent", "name"), ("task", "id")):
+        data = config.get(section) if isinstance(config, Mapping) else None
+        value = data.get(key) if isinstance(data, Mapping) else data
+        if isinstance(value, str) and ":" in value:
+            found.append(f"{section}.{key}: {value!r}")
+    return found
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` (or itself) that does not exist yet, or None."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
+
+
+def _lock(path: Path) -> int | None:
+    """An exclusive ``flock`` on the directory ``path`` (its descriptor), or None where the OS
+    has no ``flock``. Raises RunDirError if another process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock
+        return None
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(handle)
+        raise RunDirError(f"{path}: another training is writing to this run directory; wait for "
+                          "it to end, or choose another logging.run_name / --out") from None
+    return handle
 
 
 def read_history(run_dir: str | Path) -> list[dict[str, Any]]:

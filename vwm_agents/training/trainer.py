@@ -86,13 +86,22 @@ logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss or the rates became non-finite; the last good checkpoint is kept."""
+class TrainingFailed(RuntimeError):
+    """A training that stopped in ``iteration`` of the run in ``run_dir``; the last good
+    checkpoint is kept."""
 
     def __init__(self, message: str, run_dir: Path, iteration: int):
         super().__init__(message)
         self.run_dir = run_dir
         self.iteration = iteration
+
+
+class TrainingDiverged(TrainingFailed):
+    """The loss or the rates became non-finite; the last good checkpoint is kept."""
+
+
+class TrainingOutOfMemory(TrainingFailed):
+    """An allocation failed during training; the last good checkpoint is kept."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -206,9 +215,10 @@ class Trainer:
         directory: its config, the history cut back to this iteration, the TensorBoard log."""
         if payload is not None:
             self.load_state_dict(payload, source or self.run_dir.checkpoint("latest"))
-            self.event("resume", f"resuming at iteration {self.iteration}")
         self.schedule.curriculum.apply(self.model)
         self.run_dir.prepare(self.config, self.iteration)
+        if payload is not None:  # after prepare: a resume that fails there says only why
+            self.event("resume", f"resuming at iteration {self.iteration}")
         if getattr(self.config.logging, "tensorboard", False):
             self.tensorboard = self.run_dir.tensorboard_log(self.iteration)
 
@@ -391,6 +401,7 @@ class Trainer:
             "selected_on": self.validation.describe(),
             "val_error": val_error,
             "eval_batch_size": self.config.training.eval_batch_size,
+            "random_numbers": self.config.training.random_numbers,
         })
         self.run_dir.write_metrics(metrics)
         self.run_dir.write_history_plot()
