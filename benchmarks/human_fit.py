@@ -85,6 +85,27 @@ def criteria(model: dict, human: dict) -> dict:
     }
 
 
+def split_scores(result: dict, set_sizes) -> dict:
+    """A benchmark result's statistics at ``set_sizes`` only, for scoring a search on some set
+    sizes (the selection) and reporting the others apart (held out, a prediction).
+
+    Returns the MAE ratios (model / people), guess rates, von Mises SDs and excess kurtoses at
+    those set sizes and the distance to people summed over them (the benchmark's squared z of
+    MAE, guess rate and excess kurtosis).
+    """
+    index = [SET_SIZES.index(n) for n in set_sizes]
+    ratios = result["criteria"]["mae_within_25pct"]["ratio"]
+    per_set_size = result["distance"]["per_set_size"]
+    distance = sum(z * z for i in index for key, z in per_set_size[i].items()
+                   if key != "set_size" and z is not None)
+    return {"set_sizes": list(set_sizes),
+            "mae_ratio": [ratios[i] for i in index],
+            "p_guess": [result["model"]["p_guess"][i] for i in index],
+            "vm_sd": [result["model"]["vm_sd"][i] for i in index],
+            "excess_kurtosis": [result["model"]["excess_kurtosis"][i] for i in index],
+            "distance": distance}
+
+
 def evaluate(run_dir: Path, *, trials: int, seed: int, n_bootstrap: int, checkpoint: str,
              figure_dir: Path | None = None) -> dict:
     from analysis import human

@@ -35,6 +35,7 @@ from vwm_tasks.encoding import (
     targets_to_angles,
     wrap_angle,
 )
+from vwm_tasks.item_gain import ItemGain
 
 EPOCHS: tuple[str, ...] = ("init", "stimulus", "delay", "decode")
 DEFAULT_TIMING: dict[str, float] = {"init": 20, "stimulus": 500, "delay": 1000, "decode": 500}
@@ -54,6 +55,7 @@ TRIAL_KEYS: tuple[str, ...] = (
     "set_size",
     "probe",
     "durations",
+    "item_gain",
 )
 
 
@@ -261,6 +263,9 @@ class VWMRecall(TrialEnv):
     - ``ilc_noise`` (rad, default 0.01): SD of the ILC noise.
     - ``input_encoding`` (``"positive"`` or ``"cossin"``), ``input_strength`` (default 120).
     - ``rewards``: ``{"error": -1.0}``.
+    - ``item_gain`` (default None: off): variable precision, a gamma gain per item and trial on
+      its stimulus channels, ``{"scale": s, "total": 1.0, "normalise": true}``
+      (:mod:`vwm_tasks.item_gain`); drawn from the env's generator after the other draws.
 
     ``new_trial(**kwargs)`` forces any of ``theta``, ``theta_input``, ``presence``,
     ``set_size``, ``probe`` and ``durations`` (ms per epoch).
@@ -294,6 +299,7 @@ class VWMRecall(TrialEnv):
         ilc_noise: float = 0.01,
         input_encoding: str = "positive",
         input_strength: float = 120.0,
+        item_gain: Mapping[str, Any] | None = None,
     ) -> None:
         if not _is_number(dt) or not math.isfinite(dt) or dt <= 0:
             raise ValueError(f"dt must be a positive number of ms, got {dt!r}")
@@ -323,6 +329,7 @@ class VWMRecall(TrialEnv):
         self.ilc_noise = float(ilc_noise)
         self.input_encoding = input_encoding
         self.input_strength = float(input_strength)
+        self.item_gain = ItemGain.from_spec(item_gain)
 
         self.rewards = {"error": -1.0}
         if rewards is not None:
@@ -389,6 +396,22 @@ class VWMRecall(TrialEnv):
             stimulus.astype(np.float32), None, target.astype(np.float32), target_mask.astype(np.float32)
         )
 
+    def _with_gain(self, vectors: TrialVectors, gain: np.ndarray | None) -> TrialVectors:
+        """``vectors`` with each slot's stimulus channels times its ``item_gain`` (None: as is)."""
+        if gain is None:
+            return vectors
+        per_channel = np.repeat(gain, channels_per_item(self.input_encoding), axis=-1)
+        n_stim = per_channel.shape[-1]
+        stimulus = vectors.stimulus.copy()
+        stimulus[..., :n_stim] *= per_channel.astype(np.float32)
+        return TrialVectors(stimulus, vectors.cue, vectors.target, vectors.target_mask)
+
+    def _check_gain(self, value: Any) -> np.ndarray:
+        gain = np.asarray(value, dtype=float)
+        if gain.shape != (self.max_items,) or not np.isfinite(gain).all() or (gain < 0).any():
+            raise ValueError(f"item_gain must be {self.max_items} finite gains >= 0, got {value!r}")
+        return gain
+
     # ------------------------------------------------------------------ validation
     def _check_timing(self, epoch: str, spec: Any) -> None:
         minimum = _timing_minimum(epoch, spec)
@@ -437,6 +460,11 @@ class VWMRecall(TrialEnv):
         trial.update(kwargs)
         trial["durations"] = self._resolve_durations(sampled_durations, kwargs.get("durations"))
         trial.update(self._read_back(trial, set(kwargs), **draws))
+        if self.item_gain is not None:
+            gain = self.item_gain.draw(rng, trial["presence"])
+            trial["item_gain"] = self._check_gain(kwargs["item_gain"]) if "item_gain" in kwargs else gain
+        elif "item_gain" in kwargs:
+            raise ValueError("item_gain: this env has no item_gain option (task.item_gain is null)")
         self._build_trial(trial)
         return trial
 
@@ -478,9 +506,9 @@ class VWMRecall(TrialEnv):
         """Epochs, ``ob``, ``gt`` and ``mask`` of a resolved trial, with neurogym's builders."""
         durations = trial["durations"]
         self.add_period(list(EPOCHS), duration=[durations[e] for e in EPOCHS])
-        vectors = self.trial_vectors(
+        vectors = self._with_gain(self.trial_vectors(
             trial["theta"], trial["theta_input"], trial["presence"], np.asarray(trial["probe"])
-        )
+        ), trial.get("item_gain"))
         self.add_ob(vectors.stimulus, "stimulus")
         if vectors.cue is not None:
             self.add_ob(vectors.cue, "decode")
@@ -621,13 +649,15 @@ class VWMRecall(TrialEnv):
             presence=presence,
             set_size=set_size.astype(np.int64),
             probe=probe,
+            item_gain=None if self.item_gain is None else self.item_gain.draw(gen, presence),
         )
         if dense:
             batch.ob, batch.gt, batch.mask = self._dense_arrays(batch)
         return batch
 
     def _dense_arrays(self, batch: TrialBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        vectors = self.trial_vectors(batch.theta, batch.theta_input, batch.presence, batch.probe)
+        vectors = self._with_gain(self.trial_vectors(
+            batch.theta, batch.theta_input, batch.presence, batch.probe), batch.item_gain)
         b, n_steps = batch.valid.shape
         n_in, n_out = self.observation_space.shape[0], self.n_outputs
         # One allocation for the three arrays: allocators hand a single large block back for
@@ -664,7 +694,8 @@ class VWMRecall(TrialEnv):
     def _expand_on_device(self, batch: TrialBatch, device: Any):
         import torch
 
-        vectors = self.trial_vectors(batch.theta, batch.theta_input, batch.presence, batch.probe)
+        vectors = self._with_gain(self.trial_vectors(
+            batch.theta, batch.theta_input, batch.presence, batch.probe), batch.item_gain)
         b, t = batch.valid.shape
         steps = torch.arange(t, device=device)[None, :]
 
@@ -685,7 +716,8 @@ class VWMRecall(TrialEnv):
 
 def replay_kwargs(batch: TrialBatch, index: int) -> dict:
     """The ``new_trial`` kwargs that rebuild trial ``index`` of a VWM batch exactly."""
-    return {
+    gain = {} if batch.item_gain is None else {"item_gain": batch.item_gain[index]}
+    return {**gain,
         "theta": batch.theta[index],
         "theta_input": batch.theta_input[index],
         "presence": batch.presence[index],

@@ -145,6 +145,11 @@ class TrainingConfig(_Section):
     error_def: str = _spec("rad", Spec("choice", choices=ERROR_DEFS), "VWM error definition")
     lambda_err: float = _spec(1.0, _NONNEG_FLOAT, "weight of the task error")
     lambda_reg: float = _spec(1e-5, _NONNEG_FLOAT, "weight of the L1 rate penalty (per Hz)")
+    report_cost: float = _spec(
+        0.0, _NONNEG_FLOAT,
+        "weight c of the cost of reporting (VWM tasks): c times the mean over present items of "
+        "the length of the item's decode-window readout (vwm_agents.losses.report_cost); 0: off",
+    )
     grad_clip: float | None = _spec(
         None, Spec("float", low=0, low_open=True, nullable=True),
         "max gradient norm; null: off (the reference has no clipping)",

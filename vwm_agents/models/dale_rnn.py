@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from vwm_agents.models.euler import Activation, euler_loop
+from vwm_agents.models.spike_readout import check_readout_spikes, spike_count_readout
 from vwm_agents.noise import NoiseFn, check_noise_type, noise_fn, slope_sampler
 
 # phi's pre-activation affine map (gain, offset) and its nonlinearity, split so that the gain and
@@ -102,6 +103,10 @@ class DaleRNN(nn.Module):
         saturation_firing_rate: r_sat of the saturating phi (Hz); <= 0 selects the power law.
         spike_noise_type: one of :data:`vwm_agents.noise.NOISE_TYPES`.
         spike_noise_factor: k >= 0 (a buffer, changeable with :meth:`set_noise_factor`).
+        readout_spikes: None (off: the readout reads noisy rates), or the population's spike
+            rate xi (Hz, all neurons together) of a finite-spike-count readout
+            (:mod:`vwm_agents.models.spike_readout`; Poisson in eval mode, its reparameterised
+            Gaussian in train mode).
 
     Shapes: ``forward(ob (B, T, n_in)) -> (outputs (B, T, n_out), rates (B, T, N))``.
     """
@@ -122,6 +127,7 @@ class DaleRNN(nn.Module):
         saturation_firing_rate: float = 60.0,
         spike_noise_type: str = "gamma",
         spike_noise_factor: float = 0.05,
+        readout_spikes: float | None = None,
     ) -> None:
         super().__init__()
         _check_args(
@@ -136,6 +142,7 @@ class DaleRNN(nn.Module):
         self.positive_input = positive_input
         self.saturation_firing_rate = float(saturation_firing_rate)
         self.spike_noise_type = spike_noise_type
+        self.readout_spikes = check_readout_spikes(readout_spikes)
 
         n_exc = math.floor(n_neurons * excitatory_fraction) if dales_law else n_neurons
         self.n_excitatory = n_exc
@@ -227,11 +234,17 @@ class DaleRNN(nn.Module):
                                self.spike_noise_factor, self.dt, generator)
         gain, _ = self.activation_affine()
         # Time-major drive: the loop reads one contiguous (B, N) block per step.
-        return euler_loop(
+        outputs, rates = euler_loop(
             self.input_drive(ob.transpose(0, 1)), self.W_eff * gain, self.leak, self.activation, sample,
-            initial_rates, self.readout_weights, readout_from,
+            initial_rates, self.readout_weights,
+            readout_from if self.readout_spikes is None else ob.shape[1],
             True if known_nonnegative else None,
         )
+        if self.readout_spikes is None:
+            return outputs, rates
+        return spike_count_readout(rates, self.readout_weights, self.readout_spikes, self.dt,
+                                   noise=noise, exact=not self.training, generator=generator,
+                                   readout_from=readout_from), rates
 
     def step(self, rates: Tensor, inputs: Tensor | None = None, *, noise: bool = False) -> Tensor:
         """One Euler step F(r, u) from ``rates (..., N)`` (inputs (..., n_in), default 0)."""
@@ -263,6 +276,7 @@ class DaleRNN(nn.Module):
             f"positive_input={self.positive_input}, "
             f"saturation_firing_rate={self.saturation_firing_rate}, "
             f"spike_noise_type={self.spike_noise_type!r}"
+            + ("" if self.readout_spikes is None else f", readout_spikes={self.readout_spikes}")
         )
 
 

@@ -1,0 +1,71 @@
+"""Figure of :mod:`analysis.item_loss`: readout lengths per set size, a model against a control."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from analysis.item_loss import ItemLoss
+
+
+def plot_item_loss(results: Sequence[tuple[str, ItemLoss]], path: Path,
+                   set_sizes: Sequence[int] = (1, 2, 4, 8)) -> Path:
+    """One row per (label, result): histograms of each item's readout length (log axis) at
+    ``set_sizes``, with the share of items below the trough between the two modes and their MAE,
+    and Silverman's p-value (one mode vs more); a last column: MAE against readout length."""
+    columns = len(set_sizes) + 1
+    fig = Figure(figsize=(2.6 * columns, 2.3 * len(results)), layout="constrained")
+    axes = fig.subplots(len(results), columns, squeeze=False)
+    bins = np.logspace(-3, 0.5, 50)
+    colours = {n: c for n, c in zip(set_sizes, ("#1b9e77", "#7570b3", "#d95f02", "#e7298a"),
+                                    strict=False)}
+    for row, (label, result) in enumerate(results):
+        data = result.readouts
+        for col, n in enumerate(set_sizes):
+            ax = axes[row, col]
+            rows = data.set_size == n
+            ax.hist(np.maximum(data.length[rows], 1e-3), bins=bins, color=colours.get(n, "grey"),
+                    density=False)
+            ax.set_xscale("log")
+            p = result.modes[n]["p_value"]
+            text = f"one mode: p = {p:.3f}" if p >= 0.001 else "one mode: p < 0.001"
+            split = result.split.get(n)
+            if split is not None and p < 0.05:
+                ax.axvline(split["length"], color="k", lw=0.8, ls="--")
+                text += (f"\nbelow trough: {100 * split['fraction_below']:.0f} %"
+                         f"\nMAE {split['mae_below']:.2f} vs {split['mae_above']:.2f} rad")
+            ax.text(0.03, 0.97, text, transform=ax.transAxes, va="top", fontsize=7)
+            ax.set_title(f"{label}: set size {n}" if col == 0 else f"set size {n}", fontsize=8)
+            if row == len(results) - 1:
+                ax.set_xlabel("readout length")
+            if col == 0:
+                ax.set_ylabel(f"items ({data.n_trials} trials)")
+        ax = axes[row, -1]
+        edges = np.quantile(data.length, np.linspace(0, 1, 11))
+        for n in set_sizes:
+            rows = data.set_size == n
+            which = np.clip(np.searchsorted(edges, data.length[rows]) - 1, 0, 9)
+            centres, mae = [], []
+            for b in range(10):
+                inside = which == b
+                if inside.sum() >= 20 and edges[b + 1] > 0:
+                    centres.append(np.median(data.length[rows][inside]))
+                    mae.append(np.abs(data.error[rows][inside]).mean())
+            ax.plot(centres, mae, "o-", ms=3, color=colours.get(n, "grey"), label=f"n = {n}")
+        ax.axhline(np.pi / 2, color="grey", lw=0.8, ls=":")
+        ax.set_xscale("log")
+        ax.set_xlim(bins[0], bins[-1])
+        ax.set_ylim(0, 1.75)
+        ax.set_ylabel("MAE (rad)")
+        ax.set_title("error vs readout length", fontsize=8)
+        if row == 0:
+            ax.legend(fontsize=6, frameon=False)
+        if row == len(results) - 1:
+            ax.set_xlabel("readout length")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
+    return path
