@@ -44,7 +44,9 @@ class ItemReadouts:
 
     Attributes:
         set_size: (n,) set size of the item's trial.
-        length: (n,) length of the item's decode-window mean readout (cos, sin).
+        length: (n,) length of the item's decode-window mean readout (cos, sin), without the
+            readout's observation noise for models with ``mean_readout(rates)`` (DaleRNN): the
+            network's own estimate, not the noise it is read with.
         error: (n,) wrap(response - true angle), radians.
         gain: (n,) the ``item_gain`` the item drew, or None for tasks without it.
         n_trials, seed: trials per set size and their seed.
@@ -88,7 +90,11 @@ def item_readouts(model, env, n_trials: int = 500, seed: int = 0, *,
                 ob, gt, mask = batch_tensors(base, chunk, device)
                 out = model(ob)
                 outputs = out[0] if isinstance(out, tuple) else out
-                readout = masked_time_mean(outputs, mask)
+                # The network's own estimate: the readout of its (noisy-dynamics) rates without
+                # the readout's observation noise, when the model can say what that is.
+                intended = (model.mean_readout(out[1]) if isinstance(out, tuple)
+                            and hasattr(model, "mean_readout") else outputs)
+                readout = masked_time_mean(intended, mask)
                 lengths.append(readout.reshape(len(readout), -1, 2).norm(dim=-1).cpu().numpy())
                 error, shown = angular_errors(outputs, gt, mask)
                 errors.append(-error.cpu().numpy())  # ours: wrap(response - target)

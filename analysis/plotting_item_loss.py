@@ -15,8 +15,9 @@ def plot_item_loss(results: Sequence[tuple[str, ItemLoss]], path: Path,
                    set_sizes: Sequence[int] = (1, 2, 4, 8)) -> Path:
     """One row per (label, result): histograms of each item's readout length (log axis) at
     ``set_sizes``, with the share of items below the trough between the two modes and their MAE,
-    and Silverman's p-value (one mode vs more); a last column: MAE against readout length."""
-    columns = len(set_sizes) + 1
+    and Silverman's p-value (one mode vs more); then MAE against readout length, and MAE against
+    the gain each item drew (tasks with ``item_gain``), in deciles per set size."""
+    columns = len(set_sizes) + 2
     fig = Figure(figsize=(2.6 * columns, 2.3 * len(results)), layout="constrained")
     axes = fig.subplots(len(results), columns, squeeze=False)
     bins = np.logspace(-3, 0.5, 50)
@@ -43,29 +44,44 @@ def plot_item_loss(results: Sequence[tuple[str, ItemLoss]], path: Path,
                 ax.set_xlabel("readout length")
             if col == 0:
                 ax.set_ylabel(f"items ({data.n_trials} trials)")
-        ax = axes[row, -1]
-        edges = np.quantile(data.length, np.linspace(0, 1, 11))
-        for n in set_sizes:
-            rows = data.set_size == n
-            which = np.clip(np.searchsorted(edges, data.length[rows]) - 1, 0, 9)
-            centres, mae = [], []
-            for b in range(10):
-                inside = which == b
-                if inside.sum() >= 20 and edges[b + 1] > 0:
-                    centres.append(np.median(data.length[rows][inside]))
-                    mae.append(np.abs(data.error[rows][inside]).mean())
-            ax.plot(centres, mae, "o-", ms=3, color=colours.get(n, "grey"), label=f"n = {n}")
-        ax.axhline(np.pi / 2, color="grey", lw=0.8, ls=":")
-        ax.set_xscale("log")
-        ax.set_xlim(bins[0], bins[-1])
-        ax.set_ylim(0, 1.75)
-        ax.set_ylabel("MAE (rad)")
-        ax.set_title("error vs readout length", fontsize=8)
-        if row == 0:
-            ax.legend(fontsize=6, frameon=False)
-        if row == len(results) - 1:
-            ax.set_xlabel("readout length")
+        _binned_mae(axes[row, -2], data.length, data, set_sizes, colours, "readout length",
+                    log=True, limits=(bins[0], bins[-1]), legend=row == 0)
+        if data.gain is None:
+            axes[row, -1].text(0.5, 0.5, "no gain drawn\n(task without item_gain)",
+                               ha="center", va="center", transform=axes[row, -1].transAxes,
+                               fontsize=8)
+            axes[row, -1].set_axis_off()
+        else:
+            _binned_mae(axes[row, -1], data.gain, data, set_sizes, colours,
+                        "drawn gain (lone item = 1)", log=True, limits=(3e-3, 3), legend=False)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=130)
     return path
+
+
+def _binned_mae(ax, x: np.ndarray, data, set_sizes, colours, label: str, *, log: bool,
+                limits: tuple[float, float], legend: bool) -> None:
+    """MAE of the items in each decile of ``x`` (per set size) against the decile's median."""
+    for n in set_sizes:
+        rows = data.set_size == n
+        values, errors = x[rows], np.abs(data.error[rows])
+        edges = np.quantile(values, np.linspace(0, 1, 11))
+        which = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, 9)
+        centres, mae = [], []
+        for b in range(10):
+            inside = which == b
+            if inside.sum() >= 20 and np.median(values[inside]) > 0:
+                centres.append(np.median(values[inside]))
+                mae.append(errors[inside].mean())
+        ax.plot(centres, mae, "o-", ms=3, color=colours.get(n, "grey"), label=f"n = {n}")
+    ax.axhline(np.pi / 2, color="grey", lw=0.8, ls=":")  # MAE of a guess
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlim(*limits)
+    ax.set_ylim(0, 1.75)
+    ax.set_ylabel("MAE (rad)")
+    ax.set_xlabel(label)
+    ax.set_title(f"error vs {label.split(' (')[0]} (deciles)", fontsize=8)
+    if legend:
+        ax.legend(fontsize=6, frameon=False)

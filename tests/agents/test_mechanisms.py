@@ -13,6 +13,12 @@ from vwm_agents import losses
 from vwm_agents.checkpoint import load_checkpoint
 from vwm_agents.config import Config, apply_overrides
 from vwm_agents.models import DaleRNN
+from vwm_agents.models.item_synapses import (
+    apply_item_efficacies,
+    draw_item_efficacies,
+    gamma_draw,
+    item_presence,
+)
 from vwm_agents.models.spike_readout import expected_counts, spike_count_readout, spike_counts
 from vwm_agents.trainer import train
 
@@ -142,7 +148,7 @@ def _tiny(*overrides: str) -> Config:
 
 
 MECHANISMS = ["agent.readout_spikes=300", "training.report_cost=0.5",
-              "task.item_gain={scale: 0.05}"]
+              "task.item_gain={scale: 0.05}", "agent.item_synapse_noise=0.05"]
 
 
 @pytest.mark.parametrize("mechanism", MECHANISMS)
@@ -164,3 +170,66 @@ def test_runs_with_a_mechanism_repeat_and_resume_exactly(tmp_path, mechanism):
     plain = train(_tiny(), tmp_path / "plain")
     assert not torch.equal(latest(plain)["model"]["recurrent_weights"],
                            payload["model"]["recurrent_weights"])
+
+
+@pytest.mark.parametrize("readout_spikes", [None, 300.0])
+def test_mean_readout_is_the_noise_free_readout_of_the_rates(readout_spikes):
+    model = DaleRNN(6, 4, n_neurons=16, readout_spikes=readout_spikes)
+    ob = torch.rand(2, 15, 6) * 20
+    with torch.no_grad():
+        clean, rates = model(ob, noise=False)
+        torch.testing.assert_close(model.mean_readout(rates), clean)
+
+
+@pytest.mark.parametrize("shape", [0.8, 2.5, 20.0])
+def test_gamma_draw_has_the_gamma_distribution_and_a_fixed_number_of_draws(shape):
+    from scipy import stats
+
+    generator = torch.Generator().manual_seed(0)
+    g = gamma_draw(torch.full((50_000,), shape), generator).double()
+    assert g.mean().item() == pytest.approx(shape, rel=0.02)
+    assert g.var().item() == pytest.approx(shape, rel=0.05)
+    assert stats.kstest(g[:5000].numpy(), stats.gamma(shape).cdf).pvalue > 0.01
+    # the generator moved by the same amount whatever the shape
+    a, b = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    gamma_draw(torch.full((7,), 0.3), a)
+    gamma_draw(torch.full((7,), 30.0), b)
+    assert torch.equal(a.get_state(), b.get_state())
+
+
+def test_item_efficacies_share_a_fixed_total_with_variance_growing_with_set_size():
+    presence = torch.zeros(100_000, 8, dtype=torch.bool)
+    cv = []
+    for n in (1, 4, 8):
+        presence[:] = False
+        presence[:, :n] = True
+        g = draw_item_efficacies(presence, 0.05, noise=True,
+                                 generator=torch.Generator().manual_seed(n))
+        assert torch.all(g[:, n:] == 0)
+        assert g.sum(dim=1).mean().item() == pytest.approx(1.0, rel=0.01)  # the fixed budget
+        assert g[:, :n].var().item() == pytest.approx(0.05 / n, rel=0.05)  # variance w s
+        cv.append((g[:, :n].std() / g[:, :n].mean()).item())
+    assert cv[0] < cv[1] < cv[2]
+    off = draw_item_efficacies(presence, 0.05, noise=False, generator=None)
+    assert torch.all(off[:, :8] == 0.125)
+
+
+def test_item_synapses_scale_each_items_channels_and_the_network_draws_them():
+    ob = torch.zeros(2, 5, 9)
+    ob[0, 1:3, 0:3] = 2.0  # trial 0: item 0 only
+    ob[1, 1:3, 3:9] = 1.0  # trial 1: items 1 and 2
+    presence = item_presence(ob, 3, 3)
+    assert presence.tolist() == [[True, False, False], [False, True, True]]
+    gained = apply_item_efficacies(ob, torch.tensor([[0.5, 0.0, 0.0], [0.0, 0.25, 2.0]]), 3)
+    assert torch.equal(gained[0, 1, :3], torch.full((3,), 1.0))
+    assert torch.equal(gained[1, 1, 3:6], torch.full((3,), 0.25))
+    assert torch.equal(gained[1, 1, 6:9], torch.full((3,), 2.0))
+    model = DaleRNN(9, 6, n_neurons=16, item_synapse_noise=0.1)
+    a, _ = model(ob * 20, generator=torch.Generator().manual_seed(4))
+    b, _ = model(ob * 20, generator=torch.Generator().manual_seed(4))
+    c, _ = model(ob * 20, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    with pytest.raises(ValueError, match="item_synapse_noise must be null"):
+        DaleRNN(9, 6, item_synapse_noise=-1)
+    with pytest.raises(ValueError, match="needs 3 input channels per item"):
+        DaleRNN(4, 6, item_synapse_noise=0.1)

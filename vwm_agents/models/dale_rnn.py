@@ -27,6 +27,12 @@ import torch
 from torch import Tensor, nn
 
 from vwm_agents.models.euler import Activation, euler_loop
+from vwm_agents.models.item_synapses import (
+    apply_item_efficacies,
+    check_item_synapse_noise,
+    draw_item_efficacies,
+    item_presence,
+)
 from vwm_agents.models.spike_readout import check_readout_spikes, spike_count_readout
 from vwm_agents.noise import NoiseFn, check_noise_type, noise_fn, slope_sampler
 
@@ -107,6 +113,10 @@ class DaleRNN(nn.Module):
             rate xi (Hz, all neurons together) of a finite-spike-count readout
             (:mod:`vwm_agents.models.spike_readout`; Poisson in eval mode, its reparameterised
             Gaussian in train mode).
+        item_synapse_noise: None (off), or s >= 0: each item's input synapses share one
+            efficacy per trial, normalised over the items present (mean 1 / n, variance s / n),
+            drawn from the forward's generator (:mod:`vwm_agents.models.item_synapses`; VWM
+            recall inputs: item k on channels ``[3k, 3k + 3)``, ``n_outputs / 2`` items).
 
     Shapes: ``forward(ob (B, T, n_in)) -> (outputs (B, T, n_out), rates (B, T, N))``.
     """
@@ -128,6 +138,7 @@ class DaleRNN(nn.Module):
         spike_noise_type: str = "gamma",
         spike_noise_factor: float = 0.05,
         readout_spikes: float | None = None,
+        item_synapse_noise: float | None = None,
     ) -> None:
         super().__init__()
         _check_args(
@@ -143,6 +154,10 @@ class DaleRNN(nn.Module):
         self.saturation_firing_rate = float(saturation_firing_rate)
         self.spike_noise_type = spike_noise_type
         self.readout_spikes = check_readout_spikes(readout_spikes)
+        self.item_synapse_noise = check_item_synapse_noise(item_synapse_noise)
+        if self.item_synapse_noise is not None and n_inputs < 3 * (n_outputs // 2):
+            raise ValueError(f"item_synapse_noise needs 3 input channels per item (VWM recall, "
+                             f"positive encoding): n_inputs {n_inputs} < 3 x {n_outputs // 2}")
 
         n_exc = math.floor(n_neurons * excitatory_fraction) if dales_law else n_neurons
         self.n_excitatory = n_exc
@@ -228,6 +243,11 @@ class DaleRNN(nn.Module):
         the clean rates and draw no noise (the trainer passes the first step a loss can see).
         """
         known_nonnegative = initial_rates is None
+        if self.item_synapse_noise is not None:
+            items = self.n_outputs // 2
+            efficacies = draw_item_efficacies(item_presence(ob, items, 3), self.item_synapse_noise,
+                                              noise=noise, generator=generator)
+            ob = apply_item_efficacies(ob, efficacies, 3)
         if initial_rates is None:
             initial_rates = ob.new_zeros(ob.shape[0], self.n_neurons)
         sample = slope_sampler(self.spike_noise_type if noise else "none",
@@ -245,6 +265,14 @@ class DaleRNN(nn.Module):
         return spike_count_readout(rates, self.readout_weights, self.readout_spikes, self.dt,
                                    noise=noise, exact=not self.training, generator=generator,
                                    readout_from=readout_from), rates
+
+    def mean_readout(self, rates: Tensor) -> Tensor:
+        """The readout ``(..., T, n_out)`` of ``rates`` without the readout's own noise: F r, or
+        F times the normalised rates (the spike counts' mean) with ``readout_spikes``."""
+        if self.readout_spikes is None:
+            return rates @ self.readout_weights.mT
+        return spike_count_readout(rates, self.readout_weights, self.readout_spikes, self.dt,
+                                   noise=False, exact=False, generator=None)
 
     def step(self, rates: Tensor, inputs: Tensor | None = None, *, noise: bool = False) -> Tensor:
         """One Euler step F(r, u) from ``rates (..., N)`` (inputs (..., n_in), default 0)."""
@@ -277,6 +305,8 @@ class DaleRNN(nn.Module):
             f"saturation_firing_rate={self.saturation_firing_rate}, "
             f"spike_noise_type={self.spike_noise_type!r}"
             + ("" if self.readout_spikes is None else f", readout_spikes={self.readout_spikes}")
+            + ("" if self.item_synapse_noise is None
+               else f", item_synapse_noise={self.item_synapse_noise}")
         )
 
 
