@@ -20,6 +20,7 @@ from vwm_agents.train import main as train_main
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "configs" / "human_fit.yaml"
+CONTROL = REPO / "configs" / "human_fit_resource.yaml"
 BENCHMARK = REPO / "benchmarks" / "human_fit.py"
 
 TINY = ["training.num_iterations=3", "training.batch_size=16", "training.eval_batch_size=16",
@@ -34,8 +35,9 @@ def _benchmark():
     return module
 
 
-def test_config_loads_and_builds_env_and_model():
-    config = load_config(CONFIG)
+@pytest.mark.parametrize("path", [CONFIG, CONTROL], ids=["human_fit", "human_fit_resource"])
+def test_config_loads_and_builds_env_and_model(path):
+    config = load_config(path)
     # people were tested at set sizes 1-8: the network must have (at least) 8 slots
     assert config.task.kwargs["max_items"] >= 8
     # the reference's step (the spiking noise's effect depends on dt)
@@ -44,6 +46,24 @@ def test_config_loads_and_builds_env_and_model():
     model = build_model(config, env)
     assert model.n_neurons == config.agent.kwargs["n_neurons"]
     assert env.unwrapped.dt == 10
+
+
+def test_the_shipped_model_is_its_control_plus_the_item_loss_mechanisms():
+    shipped, control = load_config(CONFIG), load_config(CONTROL)
+    env = make_env(shipped)
+    model = build_model(shipped, env)
+    # inside the network: per-item stochastic input synapses; in the objective: a report cost
+    assert model.item_synapse_noise > 0 and shipped.training.report_cost > 0
+    control_model = build_model(control, make_env(control))
+    assert control_model.item_synapse_noise is None and control.training.report_cost == 0
+    # the task itself adds nothing: no item gain drawn by the env
+    assert env.unwrapped.item_gain is None
+    # what else differs from the control is size and noise only
+    changed = {f"{section}.{key}" for section in ("task", "agent", "training")
+               for key in {**shipped.to_dict()[section], **control.to_dict()[section]}
+               if shipped.to_dict()[section].get(key) != control.to_dict()[section].get(key)}
+    assert changed == {"agent.item_synapse_noise", "training.report_cost", "agent.n_neurons",
+                       "task.ilc_noise"}
 
 
 def test_config_trains_a_few_iterations_and_the_benchmark_scores_it(tmp_path, capsys):
@@ -68,6 +88,11 @@ def test_config_trains_a_few_iterations_and_the_benchmark_scores_it(tmp_path, ca
     assert set(result["criteria"]) == {"mae_within_25pct", "guess_rate_rise",
                                        "excess_kurtosis_positive"}
     assert "MAE within +-25% at every set size" in capsys.readouterr().out
+    # selection (1, 2, 4, 8) and held-out (3, 5, 6, 7) set sizes split the distance exactly
+    selection, held_out = bench.split_scores(result, (1, 2, 4, 8)), bench.split_scores(result, (3, 5, 6, 7))
+    assert selection["distance"] + held_out["distance"] == pytest.approx(result["distance"]["total"])
+    assert held_out["mae_ratio"] == [result["criteria"]["mae_within_25pct"]["ratio"][i]
+                                     for i in (2, 4, 5, 6)]
 
 
 PEOPLE = {"mae": [0.236, 0.350, 0.492, 0.652, 0.752, 0.884, 1.004, 1.062],
