@@ -35,7 +35,8 @@ __all__ = ["ItemReadouts", "ItemLoss", "item_readouts", "item_loss", "count_mode
 
 _GRID = 512  # points of the density grid
 _LENGTH_FLOOR = 1e-4
-_TAIL = 0.005  # modes are counted between the quantiles _TAIL and 1 - _TAIL  # log of the length: a readout never reads exactly 0
+_TAIL = 0.005
+LOW_GAIN = 0.05  # of a lone item's mean drive: below it, an item is (nearly) not shown  # modes are counted between the quantiles _TAIL and 1 - _TAIL  # log of the length: a readout never reads exactly 0
 
 
 @dataclass
@@ -48,7 +49,9 @@ class ItemReadouts:
             readout's observation noise for models with ``mean_readout(rates)`` (DaleRNN): the
             network's own estimate, not the noise it is read with.
         error: (n,) wrap(response - true angle), radians.
-        gain: (n,) the ``item_gain`` the item drew, or None for tasks without it.
+        gain: (n,) the gain the item drew: the task's ``item_gain``, or the efficacy of its input
+            synapses for a DaleRNN with ``item_synapse_noise`` (both in units of a lone item's
+            mean), else None.
         n_trials, seed: trials per set size and their seed.
     """
 
@@ -79,7 +82,8 @@ def item_readouts(model, env, n_trials: int = 500, seed: int = 0, *,
     batch = base.sample_batch(n_trials * len(base.set_sizes), np.random.default_rng(seed),
                               dense=False, balance_set_sizes=True)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    lengths, errors, present = [], [], []
+    lengths, errors, present, efficacies = [], [], [], []
+    draws_efficacies = getattr(model, "item_synapse_noise", None) is not None
     was_training = model.training
     model.eval()
     try:
@@ -88,6 +92,8 @@ def item_readouts(model, env, n_trials: int = 500, seed: int = 0, *,
             for start in range(0, batch.batch_size, batch_size):
                 chunk = _select(batch, np.arange(start, min(start + batch_size, batch.batch_size)))
                 ob, gt, mask = batch_tensors(base, chunk, device)
+                if draws_efficacies:  # the forward draws them first: replay its generator
+                    efficacies.append(_replayed_efficacies(model, ob, torch.get_rng_state()))
                 out = model(ob)
                 outputs = out[0] if isinstance(out, tuple) else out
                 # The network's own estimate: the readout of its (noisy-dynamics) rates without
@@ -104,9 +110,25 @@ def item_readouts(model, env, n_trials: int = 500, seed: int = 0, *,
     shown = np.concatenate(present)
     set_size = np.broadcast_to(batch.set_size[:, None], shown.shape)[shown]
     gain = None if batch.item_gain is None else batch.item_gain[shown]
+    if draws_efficacies:
+        gain = np.concatenate(efficacies)[shown]
     return ItemReadouts(set_size=set_size, length=np.concatenate(lengths)[shown],
                         error=np.concatenate(errors)[shown], gain=gain,
                         n_trials=int(n_trials), seed=int(seed))
+
+
+def _replayed_efficacies(model, ob, rng_state) -> np.ndarray:
+    """``(B, K)`` the per-item synapse efficacies a DaleRNN's forward on ``ob`` draws first from
+    the global generator in state ``rng_state`` (the same draws, from a copy of that state)."""
+    import torch
+
+    from vwm_agents.models.item_synapses import draw_item_efficacies, item_presence
+
+    generator = torch.Generator()
+    generator.set_state(rng_state)
+    presence = item_presence(ob, model.n_outputs // 2, 3)
+    return draw_item_efficacies(presence, model.item_synapse_noise, noise=True,
+                                generator=generator).cpu().numpy()
 
 
 # ----------------------------------------------------------------------------- modes
@@ -192,7 +214,10 @@ class ItemLoss:
         modes: set size -> Silverman's test (``h_crit``, ``p_value``, ``n``, ``n_boot``).
         split: set size -> ``{"length", "fraction_below", "mae_below", "mae_above"}`` or None.
         gain_error: set size -> Spearman correlation of the drawn gain with |error| (None when
-            the task draws no gain).
+            no gain is drawn).
+        low_gain: set size -> for the items that drew a gain below ``LOW_GAIN`` (a lone item's
+            mean is 1) and those above: their share, MAE and the Rayleigh test's p-value against
+            uniform errors (a guess); None when no gain is drawn.
         readouts: the per-item data.
     """
 
@@ -201,6 +226,7 @@ class ItemLoss:
     modes: dict[int, dict[str, float]]
     split: dict[int, dict[str, float] | None]
     gain_error: dict[int, float] | None
+    low_gain: dict[int, dict[str, Any]] | None
     readouts: ItemReadouts = field(repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -211,6 +237,9 @@ class ItemLoss:
             "split": {str(n): s for n, s in self.split.items()},
             "gain_error_spearman": (None if self.gain_error is None
                                     else {str(n): r for n, r in self.gain_error.items()}),
+            "low_gain": (None if self.low_gain is None
+                         else {str(n): v for n, v in self.low_gain.items()}),
+            "low_gain_threshold": LOW_GAIN,
             "n_trials": self.readouts.n_trials,
             "seed": self.readouts.seed,
         }
@@ -238,7 +267,7 @@ def item_loss(readouts: ItemReadouts, *, n_boot: int = 200, seed: int = 0) -> It
     from scipy.stats import spearmanr
 
     sizes = sorted(int(n) for n in np.unique(readouts.set_size))
-    quantiles, modes, split, gain_error = {}, {}, {}, {}
+    quantiles, modes, split, gain_error, low_gain = {}, {}, {}, {}, {}
     for n in sizes:
         rows = readouts.set_size == n
         length, error = readouts.length[rows], readouts.error[rows]
@@ -248,6 +277,23 @@ def item_loss(readouts: ItemReadouts, *, n_boot: int = 200, seed: int = 0) -> It
         split[n] = _split(log_length, modes[n]["h_crit"], length, error)
         if readouts.gain is not None:
             gain_error[n] = float(spearmanr(readouts.gain[rows], np.abs(error)).statistic)
+            low = readouts.gain[rows] < LOW_GAIN
+            low_gain[n] = {"below": _uniformity(error[low], low.mean()),
+                           "above": _uniformity(error[~low], (~low).mean())}
+    drawn = readouts.gain is not None
     return ItemLoss(set_sizes=sizes, quantiles=quantiles, modes=modes, split=split,
-                    gain_error=gain_error if readouts.gain is not None else None,
+                    gain_error=gain_error if drawn else None, low_gain=low_gain if drawn else None,
                     readouts=readouts)
+
+
+def _uniformity(error: np.ndarray, share: float) -> dict[str, Any]:
+    """Share, count, MAE and the Rayleigh test of uniform errors (p ~ exp(-n R^2), with
+    Zar's small-sample correction) of a group of items."""
+    n = len(error)
+    if n == 0:
+        return {"share": float(share), "n": 0, "mae": None, "rayleigh_p": None}
+    r = np.abs(np.mean(np.exp(1j * error)))
+    z = n * r * r
+    p = np.exp(np.sqrt(1 + 4 * n + 4 * (n * n - n * n * r * r)) - (1 + 2 * n))
+    return {"share": float(share), "n": int(n), "mae": float(np.abs(error).mean()),
+            "rayleigh_z": float(z), "rayleigh_p": float(min(1.0, p))}

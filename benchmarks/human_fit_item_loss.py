@@ -20,8 +20,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from human_fit import evaluation_env  # noqa: E402 (the benchmark is a script, not a package)
 
 
+def _group(stats: dict) -> str:
+    if not stats["n"]:
+        return "none"
+    return (f"{100 * stats['share']:.1f} % of items, MAE {stats['mae']:.2f}, Rayleigh p "
+            f"{stats['rayleigh_p']:.2g}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    from analysis.item_loss import item_loss, item_readouts
+    from analysis.item_loss import LOW_GAIN, item_loss, item_readouts
     from analysis.plotting_item_loss import plot_item_loss
     from vwm_agents.run import load_run
 
@@ -50,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"MAE below/above {split.get('mae_below') or float('nan'):.2f}/"
                   f"{split.get('mae_above') or float('nan'):.2f}"
                   + ("" if result.gain_error is None
-                     else f" gain-|error| Spearman {result.gain_error[n]:.2f}"))
+                     else f" gain-|error| Spearman {result.gain_error[n]:.2f}; gain < "
+                          f"{LOW_GAIN}: {_group(result.low_gain[n]['below'])}; above: "
+                          f"{_group(result.low_gain[n]['above'])}"))
     plot_item_loss(results, args.figure)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=1))

@@ -64,3 +64,35 @@ def test_item_readouts_of_a_model_with_item_gains_and_the_figure(tmp_path):
     assert set(result.gain_error) == {1, 2, 3}
     path = plot_item_loss([("a", result), ("b", result)], tmp_path / "f.png", set_sizes=(1, 3))
     assert path.stat().st_size > 0
+
+
+def test_the_efficacies_an_item_drew_inside_the_network_are_replayed_exactly(monkeypatch):
+    from analysis.item_loss import _replayed_efficacies
+    from vwm_agents.models import dale_rnn
+
+    env = VWMRecall(max_items=3, timing={"init": 20, "stimulus": 100, "delay": 100, "decode": 100})
+    model = DaleRNN(9, 6, n_neurons=16, item_synapse_noise=0.1)
+    ob = torch.as_tensor(env.sample_batch(8, np.random.default_rng(0)).ob)
+    used = []
+    original = dale_rnn.apply_item_efficacies
+    monkeypatch.setattr(dale_rnn, "apply_item_efficacies",
+                        lambda ob, eff, c: used.append(eff) or original(ob, eff, c))
+    torch.manual_seed(11)
+    replayed = _replayed_efficacies(model, ob, torch.get_rng_state())
+    with torch.no_grad():
+        model(ob)
+    np.testing.assert_array_equal(replayed, used[0].numpy())
+    data = item_readouts(model, env, n_trials=30, seed=1)
+    assert data.gain is not None and np.all(data.gain > 0)
+    result = item_loss(data, n_boot=10)
+    below, above = result.low_gain[3]["below"], result.low_gain[3]["above"]
+    assert below["share"] + above["share"] == pytest.approx(1.0)
+    assert below["n"] + above["n"] == 90
+
+
+def test_rayleigh_p_is_small_for_concentrated_errors_and_not_for_uniform_ones():
+    from analysis.item_loss import _uniformity
+
+    rng = np.random.default_rng(0)
+    assert _uniformity(rng.normal(0, 0.3, 200), 1.0)["rayleigh_p"] < 1e-6
+    assert _uniformity(rng.uniform(-np.pi, np.pi, 200), 1.0)["rayleigh_p"] > 0.05
