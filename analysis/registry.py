@@ -193,6 +193,9 @@ ANALYSES: Mapping[str, AnalysisRow] = _rows(
     AnalysisRow("trajectories", "analysis.neural.trajectories:run",
                 "analysis.viz.dynamics:plot_trajectories", "Trajectories", "trajectories.json",
                 ("trajectories",), trials_default=False),
+    AnalysisRow("item_loss", "analysis.neural.item_loss:run",
+                "analysis.viz.item_loss:plot_item_loss_run", "How items are lost",
+                "item_loss.json", ("item_loss",)),
 )
 """Every analysis, in the order the CLI runs them and the report shows them."""
 

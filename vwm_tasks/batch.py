@@ -31,6 +31,7 @@ class TrialBatch:
         presence: ``(B, K)`` bool, which slots hold an item.
         set_size: ``(B,)`` int64 number of items.
         probe: ``(B,)`` int64 cued slot for cued recall, -1 where every present slot is reported.
+        item_gain: ``(B, K)`` gain on each slot's stimulus (task option ``item_gain``), else None.
         trials: the per-trial dicts from ``new_trial`` (generic collector), else ``None``.
     """
 
@@ -45,6 +46,7 @@ class TrialBatch:
     presence: np.ndarray | None = None
     set_size: np.ndarray | None = None
     probe: np.ndarray | None = None
+    item_gain: np.ndarray | None = None
     trials: list[dict] | None = field(default=None, repr=False)
 
     @property

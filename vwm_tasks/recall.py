@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,7 @@ from vwm_tasks.encoding import (
     targets_to_angles,
     wrap_angle,
 )
+from vwm_tasks.item_gain import ItemGain, apply_item_gain
 from vwm_tasks.recall_batch import RecallBatches, replay_kwargs
 from vwm_tasks.timing import EPOCHS, EpochTiming, _is_number
 
@@ -47,6 +48,7 @@ TRIAL_KEYS: tuple[str, ...] = (
     "set_size",
     "probe",
     "durations",
+    "item_gain",
 )
 
 
@@ -108,6 +110,9 @@ class VWMRecall(EpochTiming, RecallBatches, TrialEnv):
     - ``ilc_noise`` (rad, default 0.01): SD of the ILC noise.
     - ``input_encoding`` (``"positive"`` or ``"cossin"``), ``input_strength`` (default 120).
     - ``rewards``: ``{"error": -1.0}``.
+    - ``item_gain`` (default None: off): variable precision, a gamma gain per item and trial on
+      its stimulus channels, ``{"scale": s, "total": 1.0, "normalise": true}``
+      (:mod:`vwm_tasks.item_gain`); drawn from the env's generator after the other draws.
 
     ``new_trial(**kwargs)`` forces any of ``theta``, ``theta_input``, ``presence``,
     ``set_size``, ``probe`` and ``durations`` (ms per epoch).
@@ -141,6 +146,7 @@ class VWMRecall(EpochTiming, RecallBatches, TrialEnv):
         ilc_noise: float = 0.01,
         input_encoding: str = "positive",
         input_strength: float = 120.0,
+        item_gain: Mapping[str, Any] | None = None,
     ) -> None:
         sizes = _check_arguments(dt, max_items, set_sizes, ilc_noise, input_encoding,
                                  input_strength)
@@ -151,6 +157,7 @@ class VWMRecall(EpochTiming, RecallBatches, TrialEnv):
         self.ilc_noise = float(ilc_noise)
         self.input_encoding = input_encoding
         self.input_strength = float(input_strength)
+        self.item_gain = ItemGain.from_spec(item_gain)
 
         self.rewards = {"error": -1.0}
         if rewards is not None:
@@ -217,6 +224,15 @@ class VWMRecall(EpochTiming, RecallBatches, TrialEnv):
             target_mask.astype(np.float32),
         )
 
+    def gained_vectors(self, theta: np.ndarray, theta_input: np.ndarray, presence: np.ndarray,
+                       probe: np.ndarray, item_gain: np.ndarray | None) -> TrialVectors:
+        """:meth:`trial_vectors` with each slot's stimulus times its ``item_gain`` (None: as is)."""
+        vectors = self.trial_vectors(theta, theta_input, presence, probe)
+        if item_gain is None:
+            return vectors
+        channels = channels_per_item(self.input_encoding)
+        return replace(vectors, stimulus=apply_item_gain(vectors.stimulus, item_gain, channels))
+
     def _check_angles(self, name: str, value: Any) -> np.ndarray:
         arr = np.asarray(value, dtype=float)
         if arr.shape != (self.max_items,) or not np.isfinite(arr).all():
@@ -239,6 +255,12 @@ class VWMRecall(EpochTiming, RecallBatches, TrialEnv):
         trial.update(kwargs)
         trial["durations"] = self._resolve_durations(sampled_durations, kwargs.get("durations"))
         trial.update(self._read_back(trial, set(kwargs), **draws))
+        if self.item_gain is not None:
+            gain = self.item_gain.draw(rng, trial["presence"])
+            trial["item_gain"] = (ItemGain.check(kwargs["item_gain"], k) if "item_gain" in kwargs
+                                  else gain)
+        elif "item_gain" in kwargs:
+            raise ValueError("item_gain: this env has no item_gain option (task.item_gain is null)")
         self._build_trial(trial)
         return trial
 
@@ -287,8 +309,9 @@ class VWMRecall(EpochTiming, RecallBatches, TrialEnv):
         """Epochs, ``ob``, ``gt`` and ``mask`` of a resolved trial, with neurogym's builders."""
         durations = trial["durations"]
         self.add_period(list(EPOCHS), duration=[durations[e] for e in EPOCHS])
-        vectors = self.trial_vectors(
-            trial["theta"], trial["theta_input"], trial["presence"], np.asarray(trial["probe"])
+        vectors = self.gained_vectors(
+            trial["theta"], trial["theta_input"], trial["presence"], np.asarray(trial["probe"]),
+            trial.get("item_gain"),
         )
         self.add_ob(vectors.stimulus, "stimulus")
         if vectors.cue is not None:

@@ -133,13 +133,15 @@ class RecallBatches:
             presence=presence,
             set_size=set_size.astype(np.int64),
             probe=probe,
+            item_gain=None if self.item_gain is None else self.item_gain.draw(gen, presence),
         )
         if dense:
             batch.ob, batch.gt, batch.mask = self._dense_arrays(batch)
         return batch
 
     def _dense_arrays(self, batch: TrialBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        vectors = self.trial_vectors(batch.theta, batch.theta_input, batch.presence, batch.probe)
+        vectors = self.gained_vectors(batch.theta, batch.theta_input, batch.presence, batch.probe,
+                                      batch.item_gain)
         b, n_steps = batch.valid.shape
         n_in, n_out = self.observation_space.shape[0], self.n_outputs
         # One allocation for the three arrays: allocators hand a single large block back for
@@ -178,7 +180,8 @@ class RecallBatches:
     def _expand_on_device(self, batch: TrialBatch, device: Any):
         import torch
 
-        vectors = self.trial_vectors(batch.theta, batch.theta_input, batch.presence, batch.probe)
+        vectors = self.gained_vectors(batch.theta, batch.theta_input, batch.presence, batch.probe,
+                                      batch.item_gain)
         b, t = batch.valid.shape
         steps = torch.arange(t, device=device)[None, :]
 
@@ -199,7 +202,9 @@ class RecallBatches:
 
 def replay_kwargs(batch: TrialBatch, index: int) -> dict:
     """The ``new_trial`` kwargs that rebuild trial ``index`` of a VWM batch exactly."""
+    gain = {} if batch.item_gain is None else {"item_gain": batch.item_gain[index]}
     return {
+        **gain,
         "theta": batch.theta[index],
         "theta_input": batch.theta_input[index],
         "presence": batch.presence[index],

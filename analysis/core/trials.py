@@ -57,6 +57,7 @@ def _select(batch, rows: np.ndarray):
         epochs={name: bounds[rows] for name, bounds in batch.epochs.items()},
         theta=batch.theta[rows], theta_input=batch.theta_input[rows],
         presence=batch.presence[rows], set_size=batch.set_size[rows], probe=batch.probe[rows],
+        item_gain=None if batch.item_gain is None else batch.item_gain[rows],
         trials=None,
     )
 

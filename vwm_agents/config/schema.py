@@ -153,6 +153,11 @@ class TrainingConfig(Section):
     error_def: str = spec_field("rad", Spec("choice", choices=ERROR_DEFS), "VWM error definition")
     lambda_err: float = spec_field(1.0, _NONNEG_FLOAT, "weight of the task error")
     lambda_reg: float = spec_field(1e-5, _NONNEG_FLOAT, "weight of the L1 rate penalty (per Hz)")
+    report_cost: float = spec_field(
+        0.0, _NONNEG_FLOAT,
+        "weight c of the cost of reporting (VWM tasks): c times the mean over present items of "
+        "the length of the item's decode-window readout (vwm_agents.training.losses.report_cost); 0: off",
+    )
     grad_clip: float | None = spec_field(
         None, Spec("float", low=0, low_open=True, nullable=True),
         "max gradient norm; null: off (the reference has no clipping)",
@@ -183,7 +188,7 @@ class TrainingConfig(Section):
     threads: int | None = spec_field(
         None, Spec("int", low=1, nullable=True), "torch CPU threads; null: torch's default"
     )
-    random_numbers: str = _spec(
+    random_numbers: str = spec_field(
         "auto", Spec("choice", choices=RANDOM_NUMBERS),
         "source of the noise's random numbers: philox (CPU; the C kernels' Philox, or the same "
         "numbers from PyTorch integer ops where they cannot be built, slower), torch (PyTorch's "

@@ -27,6 +27,12 @@ import torch
 from torch import Tensor, nn
 
 from vwm_agents.models.euler import Activation, euler_loop
+from vwm_agents.models.item_synapses import (
+    apply_item_efficacies,
+    check_item_synapse_noise,
+    draw_item_efficacies,
+    item_presence,
+)
 from vwm_agents.models.noise import (
     NoiseFn,
     check_noise_type,
@@ -34,6 +40,7 @@ from vwm_agents.models.noise import (
     noise_fn,
     slope_sampler,
 )
+from vwm_agents.models.spike_readout import check_readout_spikes, spike_count_readout
 
 # phi's pre-activation affine map (gain, offset) and its nonlinearity, split so that the gain and
 # offset are folded into the weights once per forward instead of costing two ops per step.
@@ -68,6 +75,14 @@ class DaleRNN(nn.Module):
         random_numbers: the source of the noise's random numbers, ``auto``, ``philox`` or
             ``torch`` (:mod:`vwm_agents.models.noise`; a training sets it from
             ``training.random_numbers``, resolved and recorded).
+        readout_spikes: None (off: the readout reads noisy rates), or the population's spike
+            rate xi (Hz, all neurons together) of a finite-spike-count readout
+            (:mod:`vwm_agents.models.spike_readout`; Poisson in eval mode, its reparameterised
+            Gaussian in train mode).
+        item_synapse_noise: None (off), or s >= 0: each item's input synapses share one
+            efficacy per trial, normalised over the items present (mean 1 / n, variance s / n),
+            drawn from the forward's generator (:mod:`vwm_agents.models.item_synapses`; VWM
+            recall inputs: item k on channels ``[3k, 3k + 3)``, ``n_outputs / 2`` items).
 
     Shapes: ``forward(ob (B, T, n_in)) -> (outputs (B, T, n_out), rates (B, T, N))``.
     """
@@ -93,6 +108,8 @@ class DaleRNN(nn.Module):
         spike_noise_type: str = "gamma",
         spike_noise_factor: float = 0.05,
         random_numbers: str = "auto",
+        readout_spikes: float | None = None,
+        item_synapse_noise: float | None = None,
     ) -> None:
         super().__init__()
         _check_args(
@@ -108,6 +125,11 @@ class DaleRNN(nn.Module):
         self.saturation_firing_rate = float(saturation_firing_rate)
         self.spike_noise_type = spike_noise_type
         self.random_numbers = check_random_numbers(random_numbers)
+        self.readout_spikes = check_readout_spikes(readout_spikes)
+        self.item_synapse_noise = check_item_synapse_noise(item_synapse_noise)
+        if self.item_synapse_noise is not None and n_inputs < 3 * (n_outputs // 2):
+            raise ValueError(f"item_synapse_noise needs 3 input channels per item (VWM recall, "
+                             f"positive encoding): n_inputs {n_inputs} < 3 x {n_outputs // 2}")
 
         n_exc = math.floor(n_neurons * excitatory_fraction) if dales_law else n_neurons
         self.n_excitatory = n_exc
@@ -193,16 +215,35 @@ class DaleRNN(nn.Module):
         ``generator`` supplies every noise draw. ``readout_from``: outputs of earlier steps read
         the clean rates and draw no noise (the trainer passes the first step a loss can see).
         """
+        if self.item_synapse_noise is not None:
+            items = self.n_outputs // 2
+            efficacies = draw_item_efficacies(item_presence(ob, items, 3), self.item_synapse_noise,
+                                              noise=noise, generator=generator)
+            ob = apply_item_efficacies(ob, efficacies, 3)
         if initial_rates is None:
             initial_rates = ob.new_zeros(ob.shape[0], self.n_neurons)
         sample = slope_sampler(self.spike_noise_type if noise else "none",
                                self.spike_noise_factor, self.dt, generator, self.random_numbers)
         gain, _ = self.activation_affine()
         # Time-major drive: the loop reads one contiguous (B, N) block per step.
-        return euler_loop(
+        outputs, rates = euler_loop(
             self.input_drive(ob.transpose(0, 1)), self.W_eff * gain, self.leak, self.activation, sample,
-            initial_rates, self.readout_weights, readout_from,
+            initial_rates, self.readout_weights,
+            readout_from if self.readout_spikes is None else ob.shape[1],
         )
+        if self.readout_spikes is None:
+            return outputs, rates
+        return spike_count_readout(rates, self.readout_weights, self.readout_spikes, self.dt,
+                                   noise=noise, exact=not self.training, generator=generator,
+                                   readout_from=readout_from), rates
+
+    def mean_readout(self, rates: Tensor) -> Tensor:
+        """The readout ``(..., T, n_out)`` of ``rates`` without the readout's own noise: F r, or
+        F times the normalised rates (the spike counts' mean) with ``readout_spikes``."""
+        if self.readout_spikes is None:
+            return rates @ self.readout_weights.mT
+        return spike_count_readout(rates, self.readout_weights, self.readout_spikes, self.dt,
+                                   noise=False, exact=False, generator=None)
 
     def step(self, rates: Tensor, inputs: Tensor | None = None, *, noise: bool = False) -> Tensor:
         """One Euler step F(r, u) from ``rates (..., N)`` (inputs (..., n_in), default 0)."""
@@ -234,6 +275,9 @@ class DaleRNN(nn.Module):
             f"positive_input={self.positive_input}, "
             f"saturation_firing_rate={self.saturation_firing_rate}, "
             f"spike_noise_type={self.spike_noise_type!r}"
+            + ("" if self.readout_spikes is None else f", readout_spikes={self.readout_spikes}")
+            + ("" if self.item_synapse_noise is None
+               else f", item_synapse_noise={self.item_synapse_noise}")
         )
 
 

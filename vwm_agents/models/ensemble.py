@@ -49,6 +49,9 @@ def stackable(models: Sequence[nn.Module]) -> bool:
     """Whether the members can share one stacked Euler loop (all DaleRNN with equal settings)."""
     if not models or not all(type(model) is DaleRNN for model in models):
         return False
+    if any(model.readout_spikes is not None or model.item_synapse_noise is not None
+           for model in models):  # drawn outside the stacked loop
+        return False
     first = models[0]
     return all(
         getattr(model, name) == getattr(first, name)

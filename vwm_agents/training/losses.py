@@ -106,6 +106,24 @@ def vwm_trial_error(outputs: Tensor, gt: Tensor, mask: Tensor, error_def: str) -
     return _mean_over_present(per_item, present)
 
 
+def report_cost(outputs: Tensor, mask: Tensor) -> Tensor:
+    """Per-trial cost of reporting ``(B,)``: the mean over present items of ||mean_t u_t,k||.
+
+    The training option ``training.report_cost`` (weight c, 0: off) adds ``c`` times its batch
+    mean to the loss: a price on every item the network commits to, in proportion to how
+    strongly it reports it (a group-lasso penalty on each item's readout vector, the rate term of
+    a rate-distortion trade-off; Sims et al., 2012). With the ``l2`` error and an internal
+    estimate whose expected (cos, sin) is m, the expected loss ``||u - m||^2 + c ||u||`` is least
+    at ``u = m max(0, 1 - c / (2 ||m||))``: an item held with ``||m|| <= c / 2`` is best not
+    reported at all (u = 0, its decoded angle set by the readout's noise alone), the others are
+    reported in their own direction, shortened by ``c / 2``. A poorly held item is dropped
+    outright instead of kept as a shorter vector: the objective rewards committing to some items.
+    """
+    outputs, _, mask = _masked_window(outputs, mask, mask)
+    length = (_pairs(masked_time_mean(outputs, mask)).square().sum(dim=-1) + _ROOT_FLOOR).sqrt()
+    return _mean_over_present(length, present_items(mask))
+
+
 class _NonnegativeMean(torch.autograd.Function):
     """mean(r) = mean |r| for r >= 0 over all but the ``leading`` dimensions; the gradient is
     the incoming one expanded to r's shape (stride 0: no copy)."""

@@ -240,6 +240,8 @@ class Trainer:
             loss = losses.classification_loss(outputs, gt, mask)
         else:
             loss = cfg.lambda_err * losses.vwm_trial_error(outputs, gt, mask, cfg.error_def).mean()
+            if cfg.report_cost > 0:
+                loss = loss + cfg.report_cost * losses.report_cost(outputs, mask).mean()
         if rates is not None and cfg.lambda_reg > 0:
             loss = loss + cfg.lambda_reg * losses.activity_penalty(
                 rates, nonnegative=rates_nonnegative)
