@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,8 @@ def _read_json(path: Path) -> Any:
 
 @dataclass(frozen=True)
 class SetSizeCurve:
-    """Mean absolute error per set size of the model and, where known, of people (rad)."""
+    """Mean absolute error per set size of the model (with its bootstrap SE where the errors
+    analysis gave one) and, where known, of people (rad)."""
 
     set_sizes: list[int]
     model: list[float | None]
@@ -64,22 +65,27 @@ class SetSizeCurve:
     human: list[float | None]
     human_se: list[float | None]
     human_source: str | None
+    model_se: list[float | None] = field(default_factory=list)
 
 
-def _model_mae(run_dir: Path, metrics: Mapping | None) -> tuple[dict[int, float], str]:
-    """MAE per set size: the errors analysis (more trials) if run, else metrics.json."""
+def _model_mae(run_dir: Path, metrics: Mapping | None
+               ) -> tuple[dict[int, float], dict[int, float], str]:
+    """MAE per set size and its bootstrap SE: the errors analysis (more trials) if run, else
+    metrics.json (no SE)."""
     errors_path = run_dir / "analysis" / "errors.json"
     if errors_path.is_file():
         data = _read_json(errors_path)
         per_size = data.get("per_set_size", data) if isinstance(data, Mapping) else {}
-        values = {int(n): row["mae"] for n, row in per_size.items()
-                  if str(n).isdigit() and isinstance(row, Mapping) and row.get("mae") is not None}
-        if values:
-            return values, "errors analysis (analysis/errors.json)"
+        rows = {int(n): row for n, row in per_size.items()
+                if str(n).isdigit() and isinstance(row, Mapping) and row.get("mae") is not None}
+        if rows:
+            return ({n: row["mae"] for n, row in rows.items()},
+                    {n: row["se"]["mae"] for n, row in rows.items() if "se" in row},
+                    "errors analysis (analysis/errors.json)")
     per_size = (metrics or {}).get("per_set_size") or {}
     values = {int(n): row["error"] for n, row in per_size.items()
               if isinstance(row, Mapping) and row.get("error") is not None}
-    return values, "test batch (metrics.json)"
+    return values, {}, "test batch (metrics.json)"
 
 
 def set_size_curve(run_dir: str | Path) -> SetSizeCurve | None:
@@ -87,7 +93,7 @@ def set_size_curve(run_dir: str | Path) -> SetSizeCurve | None:
     run_dir = Path(run_dir)
     metrics_path = run_dir / "metrics.json"
     metrics = _read_json(metrics_path) if metrics_path.is_file() else None
-    model, source = _model_mae(run_dir, metrics)
+    model, model_se, source = _model_mae(run_dir, metrics)
     if not model:
         return None
     try:
@@ -99,7 +105,8 @@ def set_size_curve(run_dir: str | Path) -> SetSizeCurve | None:
         human, ses, human_source = {}, {}, None
     sizes = sorted(set(model) | set(human))
     return SetSizeCurve(sizes, [model.get(n) for n in sizes], source,
-                        [human.get(n) for n in sizes], [ses.get(n) for n in sizes], human_source)
+                        [human.get(n) for n in sizes], [ses.get(n) for n in sizes], human_source,
+                        [model_se.get(n) for n in sizes])
 
 
 def _tables_html(tables: list[Table]) -> str:
