@@ -160,10 +160,13 @@ class SNRResult:
     """set size -> (N_SAMPLE_TRIALS, T, 2) the slot's decoded point over each trial."""
     sample_neurons: list[int] = field(default_factory=list)
     epochs: dict[str, tuple[int, int]] = field(default_factory=dict)
+    dt_ms: float = 1.0
+    """Duration of one time step (the figures' time axes are in ms)."""
 
     def to_dict(self) -> dict:
         return {
             "slot": self.slot,
+            "dt_ms": self.dt_ms,
             "n_trials": self.n_trials,
             "noise_source": self.noise_source,
             "input_noise": self.input_noise,
@@ -288,5 +291,5 @@ def run(
         sizes, stats, orientation, slot, n_trials, s1, se1, s2, se2, points,
         noise_source="agent" if own_noise else "input", input_noise=input_noise, side_views=views,
         sample_rates=sample_rates, sample_decoded=sample_decoded, sample_neurons=neurons,
-        epochs=epochs,
+        epochs=epochs, dt_ms=float(getattr(getattr(env, "unwrapped", env), "dt", 1.0)),
     )

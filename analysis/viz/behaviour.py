@@ -153,15 +153,16 @@ def figure_mixture_densities(result: MixtureResult, bins: int = 60) -> Figure:
 
 
 def figure_performance(result: PerformanceResult) -> Figure:
-    """Performance per epoch and per trial condition (one panel per condition variable)."""
+    """Performance per epoch that has a score (epochs without one are left out), and per trial
+    condition (one panel per condition variable); chance (dotted) where the task defines it."""
     conditions = list(result.by_condition)
-    fig = Figure(figsize=(3.2 * (1 + len(conditions)), 3), layout="constrained")
+    fig = Figure(figsize=(min(3.2 * (1 + len(conditions)), 12.0), 3), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, 1 + len(conditions), squeeze=False).ravel())
     label = result.metric_label
-    epochs = list(result.by_epoch)
-    per_epoch = [np.nan if result.by_epoch[e] is None else result.by_epoch[e] for e in epochs]
-    axes[0].bar(range(len(epochs)), per_epoch, color="tab:blue")
+    epochs = [e for e, score in result.by_epoch.items() if score is not None]
+    axes[0].bar(range(len(epochs)), [result.by_epoch[e] for e in epochs], color="tab:blue")
     axes[0].set_xticks(range(len(epochs)), epochs, rotation=30, fontsize=8)
+    axes[0].set_xlabel("epoch")
     axes[0].set_ylabel(f"{label} per step")
     axes[0].set_title(f"{result.task}: by epoch", fontsize=9)
     for ax, name in zip(axes[1:], conditions, strict=True):
@@ -169,7 +170,8 @@ def figure_performance(result: PerformanceResult) -> Figure:
         values = list(groups)
         ax.bar(range(len(values)), [groups[v]["score"] for v in values], color="tab:orange")
         ax.set_xticks(range(len(values)), values, rotation=30, fontsize=8)
-        ax.set_title(f"by {name}", fontsize=9)
+        ax.set_title(f"by {name.replace('_', ' ')}", fontsize=9)
+        ax.set_xlabel(name.replace("_", " "))
         ax.set_ylabel(f"trial {label}")
     if result.chance is not None:
         for ax in axes[1:]:

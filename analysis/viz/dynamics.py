@@ -154,6 +154,8 @@ def figure_fixed_points_decoded(result) -> Figure:
             right.scatter(0.8 * np.cos(views.trial_ends_decoded), 0.8 * np.sin(views.trial_ends_decoded),
                           marker="^", s=20, color="0.4", gid="trial_ends_on_circle")
         right.set_title("decoded angle: fixed points (outer), trial ends (inner)", fontsize=9)
+        right.set_xlabel("cos(decoded angle)")
+        right.set_ylabel("sin(decoded angle)")
     elif views.points_decoded is not None:
         right.cla()
         classes, counts = np.unique(views.points_decoded, return_counts=True)

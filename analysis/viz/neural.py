@@ -101,9 +101,25 @@ SIDE_VIEW_LABELS = {
 }
 
 
+SIDE_VIEW_UNITS = {"rate": "rate (Hz)", "recurrent_input": "input (a.u.)",
+                   "external_input": "input (a.u.)"}
+
+NO_SPREAD = 1e-9
+"""An SD below this (relative to the mean's scale) is rounding error, not variability: a panel
+whose SDs are all below it (the external input without input noise) is not drawn."""
+
+
+def _has_spread(views) -> bool:
+    scale = max((float(np.max(np.abs(v.mean))) for v in views.values() if np.size(v.mean)),
+                default=0.0) or 1.0
+    return any(np.size(v.sd) and float(np.max(v.sd)) > NO_SPREAD * scale for v in views.values())
+
+
 def figure_snr_side_views(result) -> Figure:
-    """Per-neuron mean against trial-to-trial SD, one panel per quantity, one colour per set size."""
-    names = [n for n in SIDE_VIEW_LABELS if n in result.side_views]
+    """Per-neuron mean against trial-to-trial SD, one panel per quantity that varies across
+    repeats, one colour per set size."""
+    names = [n for n in SIDE_VIEW_LABELS
+             if n in result.side_views and _has_spread(result.side_views[n])]
     fig = Figure(figsize=(4.2 * len(names), 4))
     axes = np.atleast_1d(fig.subplots(1, len(names)))
     colours = _set_size_colours(result.set_sizes)
@@ -111,8 +127,8 @@ def figure_snr_side_views(result) -> Figure:
         for colour, n in zip(colours, result.set_sizes, strict=True):
             view = result.side_views[name][n]
             ax.scatter(view.mean, view.sd, s=8, color=colour, alpha=0.7, label=f"n={n}", gid=f"{name}:{n}")
-        ax.set_xlabel("mean over repeats")
-        ax.set_ylabel("SD across repeats")
+        ax.set_xlabel(f"mean over repeats, {SIDE_VIEW_UNITS[name]}")
+        ax.set_ylabel(f"SD across repeats, {SIDE_VIEW_UNITS[name]}")
         ax.set_title(SIDE_VIEW_LABELS[name], fontsize=9)
     axes[0].legend(fontsize=7)
     fig.suptitle("per-neuron mean vs SD (one stimulus, repeated)")
@@ -122,19 +138,22 @@ def figure_snr_side_views(result) -> Figure:
 def figure_snr_trajectories(result) -> Figure:
     """Per set size: sample neurons' rates over a trial (epochs shaded), and the decoded point
     over the decode epoch (where the readout is trained) against the true one."""
-    sizes = result.set_sizes
-    fig = Figure(figsize=(3.2 * len(sizes), 6.5), layout="constrained")
+    sizes = _shown_set_sizes(result.set_sizes)
+    fig = Figure(figsize=(3.0 * len(sizes), 6.0), layout="constrained")
     axes = fig.subplots(2, len(sizes), squeeze=False)
+    dt = result.dt_ms
     colours = epoch_colours(result.epochs)
     start, end = result.epochs["decode"]
     circle = np.linspace(-np.pi, np.pi, 200)
     for column, n in enumerate(sizes):
         top, bottom = axes[0, column], axes[1, column]
         for name, (first, last) in result.epochs.items():
-            top.axvspan(first, last, color=colours[name], alpha=0.12, lw=0)
-        top.plot(result.sample_rates[n][0], lw=1)
+            top.axvspan(first * dt, last * dt, color=colours[name], alpha=0.12, lw=0)
+        rates = result.sample_rates[n][0]
+        top.plot(np.arange(rates.shape[0]) * dt, rates, lw=1)
         top.set_title(f"set size {n}")
-        top.set_xlabel("step")
+        top.set_xlabel("time (ms)")
+        top.set_ylabel("rate (Hz)")
         bottom.plot(np.cos(circle), np.sin(circle), color="0.85", lw=0.8)
         for trial in result.sample_decoded[n]:
             bottom.plot(trial[start:end, 0], trial[start:end, 1], lw=0.8, marker=".", ms=3)
@@ -142,9 +161,21 @@ def figure_snr_trajectories(result) -> Figure:
         bottom.plot([np.cos(angle)], [np.sin(angle)], "k*", ms=10, gid="true")
         bottom.set_aspect("equal", "datalim")
         bottom.set_xlabel("decoded cos")
-    axes[0, 0].set_ylabel("rate (sample neurons)")
-    axes[1, 0].set_ylabel("decoded sin, decode epoch (*: true)")
+        bottom.set_ylabel("decoded sin")
+    axes[1, 0].set_title("decode epoch; star: true orientation", fontsize=8)
     return fig
+
+
+MAX_COLUMNS = 4
+"""Set sizes shown side by side at most (more would make the figure too wide to read)."""
+
+
+def _shown_set_sizes(set_sizes: list[int]) -> list[int]:
+    """All set sizes, or :data:`MAX_COLUMNS` of them evenly spread (first and last kept)."""
+    if len(set_sizes) <= MAX_COLUMNS:
+        return list(set_sizes)
+    picks = np.round(np.linspace(0, len(set_sizes) - 1, MAX_COLUMNS)).astype(int)
+    return [set_sizes[i] for i in picks]
 
 
 def plot_snr(result, out_dir: Path) -> list[Path]:
@@ -231,6 +262,7 @@ def figure_selectivity(result) -> Figure:
     top.plot(x[sel], result.chance_ipr[order][sel], ".", color="0.6", label="chance IPR", gid="chance_ipr")
     top.axhline(1.0 / k, color="0.6", ls=":")
     top.set_ylabel("IPR")
+    top.set_xlabel("neurons (sorted by IPR)")
     top.legend(fontsize=7)
     image = bottom.imshow(result.r_matrix[order].T, aspect="auto", cmap="magma", interpolation="nearest")
     ys, xs = np.nonzero(result.selective[order].T)
@@ -269,7 +301,8 @@ def figure_weights(result) -> Figure:
     """Each matrix in a diverging colour map centred at 0; E and I blocks of neuron axes marked."""
     names = list(result.matrices)
     widths = [max(result.matrices[n].shape[1], 4) for n in names]
-    fig = Figure(figsize=(3 + 0.04 * sum(widths) + 2 * len(names), 5))
+    fig = Figure(figsize=(min(3 + 0.04 * sum(widths) + 2 * len(names), 12.0), 4.5),
+                 layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(names), gridspec_kw={"width_ratios": widths}))
     for ax, name in zip(axes, names, strict=True):
         m = result.matrices[name]
@@ -287,7 +320,9 @@ def figure_weights(result) -> Figure:
             if cols_neurons:
                 ax.axvline(n_exc - 0.5, color="k", lw=1, gid="ei_cols")
         ax.set_title(name)
-        fig.colorbar(image, ax=ax, shrink=0.8)
+        ax.set_ylabel("neurons (postsynaptic)" if rows_neurons else "outputs")
+        ax.set_xlabel("neurons (presynaptic)" if cols_neurons else "inputs")
+        fig.colorbar(image, ax=ax, shrink=0.8, label="weight")
     fig.suptitle(f"{result.agent} weights (colour centred at 0)")
     return fig
 
