@@ -227,7 +227,11 @@ def _analysis_sections(run_dir: Path) -> list[tuple[str, str, str]]:
         figures.setdefault(None, []).extend(extra)
     out = []
     for key, (title, _) in found.items():
-        parts = [H.figure_block(H.png_data_uri(p), p.stem, caption_for(p.stem),
+        try:
+            result = _read_json(folder / f"{key}.json")
+        except ReportError:
+            result = None
+        parts = [H.figure_block(H.png_data_uri(p), p.stem, caption_for(p.stem, result),
                                 anchor=f"fig-{p.stem}")
                  for p in sorted(figures.get(key, []), key=lambda p: caption_order(p.stem))]
         parts.append(_json_section(folder / f"{key}.json"))
