@@ -101,6 +101,19 @@ def _performance_facts(result: Mapping[str, Any]) -> str:
     return text.strip()
 
 
+def _selectivity_facts(result: Mapping[str, Any]) -> str:
+    summary = result["summary"]
+    text = (f"{result['n_trials']} set-size-1 trials, {result['n_shuffles']} shuffles; "
+            f"{summary['n_selective']} of {result['n_neurons']} neurons selective, "
+            f"{summary['n_silent']} silent (decode-window rate below {summary['min_rate']:g}) "
+            "and excluded.")
+    effect = summary.get("IPR_minus_chance") or {}
+    if effect.get("se") is not None:
+        text += (f" IPR - chance IPR: {effect['mean']:.2f} ± {effect['se']:.2f} (SE), effect "
+                 f"size d_z {effect['effect_size_dz']:.2f}.")
+    return text
+
+
 def _dn_summation_facts(result: Mapping[str, Any]) -> str:
     summation = result["summation"]
     model = summation["model"]["baseline_subtracted"]
@@ -238,13 +251,13 @@ _CAPTIONS: dict[str, Caption] = {
         "cyan dots: above the 95th percentile of a shuffle control), neurons sorted by their "
         "participation ratio IPR (top, with the chance IPR in grey).",
         "A neuron tuned to one slot has one marked cell (IPR near 1/K, dotted); marked cells "
-        "across many slots (IPR near 1, above chance) mean mixed selectivity."),
+        "across many slots (IPR near 1, above chance) mean mixed selectivity.", _selectivity_facts),
     "selectivity_ipr_hist": Caption(
         "Participation ratio across neurons",
         "Histogram of the participation ratio IPR = (sum R)^2 / (K sum R^2) of the selective "
         "neurons (black) against the IPR their shuffled controls give (grey).",
         "Mass near 1/K (red dotted) means slot-specific neurons, mass near 1 neurons that mix "
-        "all slots; only a shift away from the grey chance histogram counts."),
+        "all slots; only a shift away from the grey chance histogram counts.", _selectivity_facts),
     # --- fixed points ---------------------------------------------------------------------
     "fixed_points_pca": Caption(
         "Trajectories and fixed points",

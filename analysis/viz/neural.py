@@ -267,7 +267,9 @@ def figure_selectivity(result) -> Figure:
     image = bottom.imshow(result.r_matrix[order].T, aspect="auto", cmap="magma", interpolation="nearest")
     ys, xs = np.nonzero(result.selective[order].T)
     bottom.scatter(xs, ys, s=4, color="c", marker="o", label="above chance (95%)", gid="significant")
-    bottom.set_xlabel(f"neuron (sorted by IPR; {int(selective.sum())} selective of {order.size})")
+    n_silent = 0 if result.silent is None else int(result.silent.sum())
+    bottom.set_xlabel(f"neurons (sorted by IPR; {int(selective.sum())} selective, {n_silent} "
+                      f"silent of {order.size})")
     bottom.set_ylabel("slot")
     bottom.legend(fontsize=7, loc="upper left")
     fig.colorbar(image, ax=[top, bottom], label="vector strength R")
@@ -287,6 +289,10 @@ def figure_selectivity_ipr(result) -> Figure:
     ax.set_xlabel("IPR")
     ax.set_ylabel("neurons")
     ax.legend(fontsize=8)
+    effect = result.ipr_against_chance()
+    if effect["se"] is not None:
+        ax.set_title(f"IPR - chance: {effect['mean']:.2f} ± {effect['se']:.2f} (SE), "
+                     f"d_z {effect['effect_size_dz']:.2f}, {effect['n']} neurons", fontsize=9)
     return fig
 
 
