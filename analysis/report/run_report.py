@@ -128,6 +128,34 @@ def _json_section(path: Path) -> str:
     return html
 
 
+SETTINGS_USED = "settings_used.json"
+"""Written by ``python -m analysis``: the settings each analysis ran with."""
+
+
+def _settings_used(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "analysis" / SETTINGS_USED
+    try:
+        used = _read_json(path) if path.is_file() else {}
+    except ReportError:
+        return {}
+    return used if isinstance(used, Mapping) else {}
+
+
+def _as_used(key: str, value: Any, used: Mapping[str, Any]) -> Any:
+    """A config value of the ``analysis`` section, with the values actually used beside it
+    where an override (``--trials``) changed them."""
+    if key != "trials" or isinstance(value, Mapping):
+        return value
+    from analysis.registry import ANALYSES
+
+    common = [name for name, row in ANALYSES.items()
+              if row.trials_default and "trials" not in row.settings]
+    actual = sorted({used[name]["n_trials"] for name in common
+                     if isinstance(used.get(name), Mapping) and "n_trials" in used[name]}
+                    - {value})
+    return value if not actual else f"{value} in config.yaml; used: {', '.join(map(str, actual))}"
+
+
 def _config_section(run_dir: Path) -> str:
     path = run_dir / "config.yaml"
     try:
@@ -136,12 +164,21 @@ def _config_section(run_dir: Path) -> str:
         raise ReportError(f"{path}: unreadable config: {' '.join(str(exc).split())}") from None
     if not isinstance(config, Mapping):
         raise ReportError(f"{path}: not a config (expected a mapping of sections)")
+    used = _settings_used(run_dir)
     parts = ['<div class="grid">']
     for section, values in config.items():
         rows = ([[key, value] for key, value in values.items()] if isinstance(values, Mapping)
                 else [[section, values]])
+        if section == "analysis" and used:
+            rows = [[key, _as_used(key, value, used)] for key, value in rows]
         parts.append(f"<div><h4>{H.esc(section)}</h4>{H.table(['key', 'value'], rows)}</div>")
     parts.append("</div>")
+    if used:
+        rows = [[name, ", ".join(f"{'trials' if k == 'n_trials' else k}={v}"
+                                 for k, v in values.items())]
+                for name, values in used.items() if isinstance(values, Mapping)]
+        parts.append("<h4>analysis settings as used (overrides included)</h4>"
+                     + H.table(["analysis", "settings"], rows))
     parts.append(f"<details><summary>config.yaml</summary><pre>{H.esc(path.read_text())}</pre>"
                  "</details>")
     return "\n".join(parts)
@@ -214,7 +251,8 @@ def _section_of(stem: str, sections: Mapping[str, tuple[str, tuple[str, ...]]]) 
 def _analysis_sections(run_dir: Path) -> list[tuple[str, str, str]]:
     """``(anchor, title, html)`` of each analysis, then of figures of no analysis."""
     folder = run_dir / "analysis"
-    jsons = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    jsons = (sorted(p for p in folder.glob("*.json") if p.name != SETTINGS_USED)
+             if folder.is_dir() else [])
     stems = [p.stem for p in jsons]
     known = sections()
     found = {k: v for k, v in known.items() if k in stems}
