@@ -101,6 +101,17 @@ def _performance_facts(result: Mapping[str, Any]) -> str:
     return text.strip()
 
 
+def _snr_facts(result: Mapping[str, Any]) -> str:
+    slope = result["slope_db_per_decade"]
+    text = (f"{result['n_stimuli_per_set_size']} stimuli per set size, "
+            f"{result['repeats_per_stimulus']} repeats each.")
+    if slope["SNR2"] is not None and slope["SNR2_se"] is not None:
+        low, high = slope["SNR2_ci95"]
+        text += (f" Time-averaged slope {slope['SNR2']:.1f} ± {slope['SNR2_se']:.1f} "
+                 f"dB/decade (95% CI {low:.1f} to {high:.1f}).")
+    return text
+
+
 def _selectivity_facts(result: Mapping[str, Any]) -> str:
     summary = result["summary"]
     text = (f"{result['n_trials']} set-size-1 trials, {result['n_shuffles']} shuffles; "
@@ -199,10 +210,11 @@ _CAPTIONS: dict[str, Caption] = {
     # --- snr ------------------------------------------------------------------------------
     "snr_points_per_step": Caption(
         "Decoded points per time step",
-        "Readout (cos, sin) of one repeated stimulus at every decode step, one colour per "
-        "set size, with 95% ellipses of the noise covariance (crosses: the mean, the signal).",
-        "Ellipses that grow and means that shrink towards the origin with set size mean a "
-        "falling signal-to-noise ratio."),
+        "Readout (cos, sin) at every decode step of repeated stimuli, each rotated so that its "
+        "true orientation is the star at (1, 0), one colour per set size, with 95% ellipses of "
+        "the within-stimulus noise (crosses: the mean; its x is the signal).",
+        "Ellipses that grow and means that move left towards the origin with set size mean a "
+        "falling signal-to-noise ratio.", _snr_facts),
     "snr_points_time_averaged": Caption(
         "Decoded points averaged over the decode epoch",
         "The same readout averaged over the decode epoch per trial (what the reported angle "
@@ -211,10 +223,11 @@ _CAPTIONS: dict[str, Caption] = {
         "set size is the noise that limits recall."),
     "snr_vs_set_size": Caption(
         "SNR against set size",
-        "Signal-to-noise ratio (dB) of the decoded points per step and time-averaged against "
-        "set size (log axis), with the fitted slopes in dB per decade.",
+        "Signal-to-noise ratio (dB; signal: the mean decode's projection on the true "
+        "orientation) per step and time-averaged against set size (log axis), ± bootstrap SE "
+        "over stimuli, with the fitted slopes and their 95% intervals (shaded).",
         "A straight falling line is a power law; divisive normalisation predicts about -10 dB "
-        "per decade (signal shared out among the items)."),
+        "per decade (signal shared out among the items).", _snr_facts),
     "snr_mean_vs_sd": Caption(
         "Per-neuron mean against variability",
         "For one stimulus shown many times: each neuron's mean against its SD across repeats, "

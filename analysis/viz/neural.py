@@ -55,7 +55,8 @@ def _set_size_colours(sizes) -> list:
 
 # --- SNR ---------------------------------------------------------------------------------------
 def figure_snr_points(result, averaged: bool) -> Figure:
-    """Decoded points of the item (per step, or time-averaged per trial) with 95% ellipses."""
+    """Decoded points of the item (per step, or time-averaged per trial), each stimulus rotated
+    so that its true orientation is (1, 0), with 95% ellipses of the within-stimulus noise."""
     fig = Figure(figsize=(5.5, 5.5))
     ax = fig.subplots()
     for colour, n in zip(_set_size_colours(result.set_sizes), result.set_sizes, strict=True):
@@ -64,33 +65,55 @@ def figure_snr_points(result, averaged: bool) -> Figure:
         stats = result.stats[n]
         cov = stats.noise2_covariance if averaged else stats.noise1_covariance
         ax.scatter(pts[:2000, 0], pts[:2000, 1], s=2, color=colour, alpha=0.3)
-        ax.add_patch(confidence_ellipse(stats.signal, cov, edgecolor=colour, lw=1.5, label=f"n={n}"))
+        ax.add_patch(confidence_ellipse(stats.signal, cov, edgecolor=colour, lw=1.5,
+                                        label=f"set size {n}"))
         ax.plot(*stats.signal, "x", color=colour)
     ax.axhline(0, color="0.8", lw=0.5)
     ax.axvline(0, color="0.8", lw=0.5)
+    ax.plot([1.0], [0.0], "k*", ms=10, label="true orientation")
     ax.set_aspect("equal", "datalim")
-    ax.set_xlabel("decoded cos")
-    ax.set_ylabel("decoded sin")
-    ax.set_title(("time-averaged" if averaged else "per-step") + " decoded points, 95% ellipses")
+    ax.set_xlabel("decoded point along the true orientation")
+    ax.set_ylabel("decoded point orthogonal to it")
+    ax.set_title(("time-averaged" if averaged else "per-step") + " decoded points, 95% ellipses",
+                 fontsize=9)
     ax.legend(fontsize=7, markerscale=3)
     return fig
 
 
 def figure_snr_vs_set_size(result) -> Figure:
+    """SNR (dB) against set size with bootstrap SEs over stimuli, and each fitted slope with its
+    95 % interval (shaded)."""
     fig = Figure(figsize=(5, 4))
     ax = fig.subplots()
-    sizes = result.set_sizes
-    for key, label, slope in (("snr1_db", "per step", result.slope1_db_per_decade),
-                              ("snr2_db", "time-averaged", result.slope2_db_per_decade)):
-        ax.plot(sizes, [getattr(result.stats[n], key) for n in sizes], "o-",
-                label=f"{label} ({slope:.1f} dB/decade)")
+    sizes = np.asarray(result.set_sizes)
+    x = np.log10(sizes)
+    fits = (("snr1_db", 0, "per step", result.slope1_db_per_decade, result.slope1_ci),
+            ("snr2_db", 1, "time-averaged", result.slope2_db_per_decade, result.slope2_ci))
+    for key, index, label, slope, ci in fits:
+        db = np.array([getattr(result.stats[n], key) for n in sizes], float)
+        db[~np.isfinite(db)] = np.nan
+        se = np.array([result.db_se.get(n, (np.nan, np.nan))[index] for n in sizes], float)
+        bars = ax.errorbar(sizes, db, yerr=se, fmt="o", capsize=2,
+                           label=f"{label}: {slope:.1f} dB/decade "
+                                 f"[{ci[0]:.1f}, {ci[1]:.1f}]")
+        ok = np.isfinite(db)
+        if ok.sum() >= 2 and np.all(np.isfinite(ci)):
+            colour = bars.lines[0].get_color()
+            x0, y0 = x[ok].mean(), db[ok].mean()
+            grid = np.linspace(x.min(), x.max(), 50)
+            ax.plot(10**grid, y0 + slope * (grid - x0), color=colour, lw=1)
+            low, high = (y0 + c * (grid - x0) for c in ci)
+            ax.fill_between(10**grid, np.minimum(low, high), np.maximum(low, high),
+                            color=colour, alpha=0.15, lw=0)
     ax.set_xscale("log")
     ax.set_xticks(sizes, [str(n) for n in sizes])
+    ax.minorticks_off()
     ax.set_xlabel("set size")
     ax.set_ylabel("SNR (dB)")
     source = "" if result.noise_source == "agent" else f", input noise {result.input_noise:g} rad"
-    ax.set_title(f"SNR against set size (normalisation: -10 dB/decade{source})", fontsize=9)
-    ax.legend()
+    ax.set_title(f"SNR ± SE over {result.n_stimuli} stimuli; slope [95% CI]{source}",
+                 fontsize=9)
+    ax.legend(fontsize=7)
     return fig
 
 
