@@ -101,6 +101,13 @@ def _performance_facts(result: Mapping[str, Any]) -> str:
     return text.strip()
 
 
+def _fixed_point_facts(result: Mapping[str, Any]) -> str:
+    settings = result.get("settings", {})
+    return (f"{result['verdict']} Searches seeded from the {result['epoch']} epoch of "
+            f"{settings.get('n_trials')} trials, {settings.get('max_iters')} Adam and "
+            f"{settings.get('newton_iterations')} Newton iterations.")
+
+
 def _snr_facts(result: Mapping[str, Any]) -> str:
     slope = result["slope_db_per_decade"]
     text = (f"{result['n_stimuli_per_set_size']} stimuli per set size, "
@@ -277,7 +284,7 @@ _CAPTIONS: dict[str, Caption] = {
         "Network trajectories (noise off) projected on their first principal components, "
         "coloured by epoch, with the fixed points found (black: stable, red: unstable).",
         "Delay-epoch trajectories that settle near stable points show attractor memory; "
-        "trajectories that keep drifting hold the items dynamically."),
+        "trajectories that keep drifting hold the items dynamically.", _fixed_point_facts),
     "fixed_points_decoded": Caption(
         "What the fixed points hold",
         "Left: fixed points (circles) coloured by the angle the readout decodes from them, and "
@@ -293,10 +300,12 @@ _CAPTIONS: dict[str, Caption] = {
         "line or ring mean a continuum of slow states."),
     "fixed_points_eigenvalues": Caption(
         "Stability of the fixed points",
-        "Eigenvalues of the one-step Jacobian at every fixed point in the complex plane, with "
-        "the unit circle.",
-        "Eigenvalues inside the circle are stable directions; those close to 1 are slow "
-        "directions that can hold a memory; any outside make the point unstable."),
+        "Left: eigenvalues of the one-step Jacobian at every fixed point in the complex plane "
+        "(zoomed on them), with the unit circle; right: each mode's decay time constant "
+        "-dt / ln|λ| in ms, slowest first.",
+        "Eigenvalues inside the circle are stable directions; time constants near the delay's "
+        "length are slow directions that can hold a memory; any outside the circle make the "
+        "point unstable.", _fixed_point_facts),
     # --- trajectories and weights -----------------------------------------------------------
     "trajectories_pca": Caption(
         "Population trajectories",
