@@ -47,10 +47,32 @@ def confidence_ellipse(mean: np.ndarray, covariance: np.ndarray, level: float = 
     return Ellipse(mean, 2 * scale[-1], 2 * scale[0], angle=angle, fill=False, **kwargs)
 
 
+MAX_LEGEND_COLOURS = 6
+"""More set sizes than this are told apart by a labelled colour bar, not a legend of shades."""
+
+
 def _set_size_colours(sizes) -> list:
     from matplotlib import colormaps
 
     return list(colormaps["viridis"](np.linspace(0, 0.9, len(sizes))))
+
+
+def _set_size_key(fig: Figure, axes, sizes, **legend) -> None:
+    """A legend of the set sizes' colours, or with more than :data:`MAX_LEGEND_COLOURS` of
+    them a colour bar labelled "set size" (one tick per set size)."""
+    axes = list(np.atleast_1d(axes))
+    if len(sizes) <= MAX_LEGEND_COLOURS:
+        axes[0].legend(**legend)
+        return
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    colours = ListedColormap(_set_size_colours(sizes))
+    bounds = np.arange(len(sizes) + 1) - 0.5
+    bar = fig.colorbar(ScalarMappable(BoundaryNorm(bounds, colours.N), colours), ax=axes,
+                       ticks=np.arange(len(sizes)), shrink=0.8)
+    bar.ax.set_yticklabels([str(n) for n in sizes])
+    bar.set_label("set size")
 
 
 # --- SNR ---------------------------------------------------------------------------------------
@@ -71,12 +93,12 @@ def figure_snr_points(result, averaged: bool) -> Figure:
     ax.axhline(0, color="0.8", lw=0.5)
     ax.axvline(0, color="0.8", lw=0.5)
     ax.plot([1.0], [0.0], "k*", ms=10, label="true orientation")
+    _set_size_key(fig, ax, result.set_sizes, fontsize=7, markerscale=3)
     ax.set_aspect("equal", "datalim")
     ax.set_xlabel("decoded point along the true orientation")
     ax.set_ylabel("decoded point orthogonal to it")
     ax.set_title(("time-averaged" if averaged else "per-step") + " decoded points, 95% ellipses",
                  fontsize=9)
-    ax.legend(fontsize=7, markerscale=3)
     return fig
 
 
@@ -153,8 +175,8 @@ def figure_snr_side_views(result) -> Figure:
         ax.set_xlabel(f"mean over repeats, {SIDE_VIEW_UNITS[name]}")
         ax.set_ylabel(f"SD across repeats, {SIDE_VIEW_UNITS[name]}")
         ax.set_title(SIDE_VIEW_LABELS[name], fontsize=9)
-    axes[0].legend(fontsize=7)
-    fig.suptitle("per-neuron mean vs SD (one stimulus, repeated)")
+    _set_size_key(fig, axes, result.set_sizes, fontsize=7)
+    fig.suptitle("per-neuron mean vs SD across repeats of a stimulus")
     return fig
 
 

@@ -150,3 +150,20 @@ def test_human_caption_states_the_distance_and_the_models_se(analysed):
     assert "bootstrap" in what and "inside the human error bars" not in what
     ax = _figure(analysed, "human_comparison.png").axes[0]
     assert len(ax.containers) == 2  # people's SEs and the model's
+
+
+def test_many_set_sizes_get_a_labelled_colour_bar_instead_of_a_legend_of_shades():
+    from analysis.viz.neural import MAX_LEGEND_COLOURS, _set_size_key
+
+    for sizes, bar in ((list(range(1, MAX_LEGEND_COLOURS + 1)), False), (list(range(1, 9)), True)):
+        fig = Figure()
+        ax = fig.subplots()
+        for n in sizes:
+            ax.plot([0, 1], [n, n], label=f"set size {n}")
+        _set_size_key(fig, ax, sizes)
+        colour_bars = [a for a in fig.axes if getattr(a, "_colorbar", None) is not None]
+        assert (len(colour_bars) == 1) == bar and (ax.get_legend() is None) == bar
+        if bar:
+            assert colour_bars[0].get_ylabel() == "set size"
+            assert [t.get_text() for t in colour_bars[0].get_yticklabels()] == [
+                str(n) for n in sizes]
