@@ -226,10 +226,15 @@ def run(
     set_sizes: list[int] | None = None,
     slots: tuple[int, int] = (0, 1),
     epoch: str = "decode",
+    progress: bool = False,
 ) -> DNResult:
     """Summation weights over ``n_trials`` angle draws in ``epoch`` (model and linear null), and
     stimulus-epoch input and rate per set size. Input (ILC) noise is the env's, drawn separately
-    in each condition as in the reference; the model's spiking noise is on."""
+    in each condition as in the reference; the model's spiking noise is on. ``progress``: a bar
+    over its simulations (4 conditions, the repeats, one per set size), each of ``n_trials``
+    trials, so its estimate of the time left is right."""
+    from tqdm.auto import tqdm
+
     task = env.unwrapped
     k = int(task.max_items)
     if k < 2:
@@ -244,6 +249,8 @@ def run(
         raise ValueError(f"n_trials must be >= 2, got {n_trials}")
     rng = np.random.default_rng(seed)
     theta = rng.uniform(-np.pi, np.pi, (n_trials, k))
+    bar = tqdm(total=5 + len(sizes), desc="dn simulations", unit="sim", disable=not progress,
+               leave=False)
 
     responses, trials_by_condition = [], []
     for i, present in enumerate(([], [a], [b], [a, b])):
@@ -251,6 +258,7 @@ def run(
         rates = simulate(model, trials, noise=True, seed=seed + i).rates.double().numpy()
         responses.append(trials.epoch_mean(rates, epoch))
         trials_by_condition.append(trials)
+        bar.update()
         if i == 0:
             baseline_trials = rates
     r0, r1, r2, r12 = responses
@@ -265,6 +273,7 @@ def run(
     repeats = _trials(env, np.repeat(theta[:1], max(n_trials, 2), 0), [a, b], rng)
     noise_sd = repeats.epoch_mean(
         simulate(model, repeats, noise=True, seed=seed + 4).rates.double().numpy(), epoch).std(0, ddof=1)
+    bar.update()
     # The null's responses are of another size (phi's slope at the baseline); give them the same
     # noise relative to their size, so that the fit sees the same signal-to-noise ratio.
     size_model = np.sqrt(np.mean([(r - base) ** 2 for r in (r1, r2, r12)]))
@@ -300,6 +309,8 @@ def run(
         rate_stim.append(float(stim_rates[-1].mean() - stim_baseline))
         rate_decode.append(float(trials.epoch_mean(rates, "decode").mean()))
         load_trials.append(trials)
+        bar.update()
+    bar.close()
     # the load's null: linearised at the model's stimulus-epoch rates with the items shown
     load_null = LinearNull.of(model, stim_base, np.mean(stim_rates, axis=0))
     null_stim_baseline = float(load_null.baseline.mean())
