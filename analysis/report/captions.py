@@ -45,11 +45,15 @@ def _set_size_rows(result: Mapping[str, Any], key: str | None = "per_set_size"
     return {int(n): row for n, row in rows.items() if str(n).isdigit()}
 
 
-def _errors_facts(result: Mapping[str, Any]) -> str:
+def _error_count_facts(result: Mapping[str, Any]) -> str:
     rows = _set_size_rows(result)
     counts = ", ".join(f"{rows[n]['n']} at set size {n}" for n in sorted(rows))
+    return f"{result['n_trials_per_set_size']} trials per set size; errors: {counts}."
+
+
+def _errors_facts(result: Mapping[str, Any]) -> str:
     boot = result.get("bootstrap", {})
-    text = f"{result['n_trials_per_set_size']} trials per set size; errors: {counts}."
+    text = _error_count_facts(result)
     if boot:
         text += f" Error bars: bootstrap SE over {boot['n_resamples']} resamples of whole trials."
     return text
@@ -108,10 +112,14 @@ def _fixed_point_facts(result: Mapping[str, Any]) -> str:
             f"{settings.get('newton_iterations')} Newton iterations.")
 
 
+def _snr_count_facts(result: Mapping[str, Any]) -> str:
+    return (f"{result['n_stimuli_per_set_size']} stimuli per set size, "
+            f"{result['repeats_per_stimulus']} repeats each.")
+
+
 def _snr_facts(result: Mapping[str, Any]) -> str:
     slope = result["slope_db_per_decade"]
-    text = (f"{result['n_stimuli_per_set_size']} stimuli per set size, "
-            f"{result['repeats_per_stimulus']} repeats each.")
+    text = _snr_count_facts(result)
     if slope["SNR2"] is not None and slope["SNR2_se"] is not None:
         low, high = slope["SNR2_ci95"]
         text += (f" Time-averaged slope {slope['SNR2']:.1f} ± {slope['SNR2_se']:.1f} "
@@ -123,7 +131,7 @@ def _selectivity_facts(result: Mapping[str, Any]) -> str:
     summary = result["summary"]
     text = (f"{result['n_trials']} set-size-1 trials, {result['n_shuffles']} shuffles; "
             f"{summary['n_selective']} of {result['n_neurons']} neurons selective, "
-            f"{summary['n_silent']} silent (decode-window rate below {summary['min_rate']:g}) "
+            f"{summary['n_silent']} silent (decode-window rate below {summary['min_rate']:g} Hz) "
             "and excluded.")
     effect = summary.get("IPR_minus_chance") or {}
     if effect.get("se") is not None:
@@ -170,7 +178,7 @@ _CAPTIONS: dict[str, Caption] = {
         "Histogram (density) of recall errors, response minus target on the full circle, one "
         "panel per set size (dotted: pure guessing).",
         "A narrow peak at 0 is precise memory; wider peaks and a raised flat floor (guesses) "
-        "with more items are the signatures of limited working memory.", _errors_facts),
+        "with more items are the signatures of limited working memory.", _error_count_facts),
     "error_statistics": Caption(
         "Error statistics against set size",
         "The model's circular SD, circular kurtosis and excess kurtosis over a von Mises with "
@@ -221,13 +229,13 @@ _CAPTIONS: dict[str, Caption] = {
         "true orientation is the star at (1, 0), one colour per set size, with 95% ellipses of "
         "the within-stimulus noise (crosses: the mean; its x is the signal).",
         "Ellipses that grow and means that move left towards the origin with set size mean a "
-        "falling signal-to-noise ratio.", _snr_facts),
+        "falling signal-to-noise ratio.", _snr_count_facts),
     "snr_points_time_averaged": Caption(
         "Decoded points averaged over the decode epoch",
         "The same readout averaged over the decode epoch per trial (what the reported angle "
         "is read from), with 95% ellipses per set size.",
         "Smaller ellipses than per step show how much averaging removes; their growth with "
-        "set size is the noise that limits recall."),
+        "set size is the noise that limits recall.", _snr_count_facts),
     "snr_vs_set_size": Caption(
         "SNR against set size",
         "Signal-to-noise ratio (dB; signal: the mean decode's projection on the true "
@@ -237,9 +245,10 @@ _CAPTIONS: dict[str, Caption] = {
         "per decade (signal shared out among the items).", _snr_facts),
     "snr_mean_vs_sd": Caption(
         "Per-neuron mean against variability",
-        "For one stimulus shown many times: each neuron's mean against its SD across repeats, "
-        "for the delay rate, the recurrent input W_eff r and the external input B u; one colour "
-        "per set size.",
+        "For stimuli each shown many times: each neuron's mean against its SD across repeats "
+        "(averaged over stimuli), for the delay rate, the recurrent input W_eff r and, where it "
+        "varies across repeats (input noise), the external input B u; one colour per set "
+        "size.",
         "Points on a rising line mean Poisson-like noise (SD grows with the mean); clouds that "
         "move left with set size show the mean signal per neuron shrinking with load."),
     "snr_sample_trajectories": Caption(

@@ -84,6 +84,10 @@ def plot_trajectories(result, out_dir: Path) -> list[Path]:
     return [save_figure(figure_trajectories(result), Path(out_dir) / "trajectories_pca.png")]
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _scatter_points(ax, result, dims) -> list:
     views = result.views
     i, j = dims
@@ -115,7 +119,8 @@ def figure_fixed_points_pca(result) -> Figure:
         draw_trajectories(ax, projection, views.epochs, dims)
         handles = _scatter_points(ax, result, dims)
     _epoch_legend(axes[0], views.epochs, handles)
-    fig.suptitle(f"trajectories and fixed points ({result.n_points} points, from {result.epoch})")
+    fig.suptitle(f"trajectories and fixed points ({_count(result.n_points, 'point')}, from "
+                 f"{result.epoch})")
     return fig
 
 
@@ -211,7 +216,7 @@ def figure_fixed_points_eigenvalues(result) -> Figure:
         ax.set_ylim(values.imag.min() - pad, values.imag.max() + pad)
     ax.set_xlabel("Re λ")
     ax.set_ylabel("Im λ")
-    ax.set_title(f"Jacobian eigenvalues ({result.n_points} points)", fontsize=9)
+    ax.set_title(f"Jacobian eigenvalues ({_count(result.n_points, 'point')})", fontsize=9)
     for tau, stable in zip(result.time_constants_ms(), result.stable, strict=True):
         shown = np.sort(tau[np.isfinite(tau)])[::-1]
         ax_tau.plot(np.arange(1, shown.size + 1), shown, ".", color="k" if stable else "r")
