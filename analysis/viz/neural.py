@@ -372,7 +372,9 @@ def figure_weights(result) -> Figure:
                 ax.axvline(n_exc - 0.5, color="k", lw=1, gid="ei_cols")
         ax.set_title(name)
         ax.set_ylabel("neurons (postsynaptic)" if rows_neurons else "outputs")
-        ax.set_xlabel("neurons (presynaptic)" if cols_neurons else "inputs")
+        # B's columns are the task's inputs; the readout's (F^T) are the outputs
+        ax.set_xlabel("neurons (presynaptic)" if cols_neurons
+                      else "inputs" if name.startswith("B") else "outputs")
         fig.colorbar(image, ax=ax, shrink=0.8, label="weight")
     fig.suptitle(f"{result.agent} weights (colour centred at 0)")
     return fig
