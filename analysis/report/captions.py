@@ -133,6 +133,11 @@ def _selectivity_facts(result: Mapping[str, Any]) -> str:
             f"{summary['n_selective']} of {result['n_neurons']} neurons selective, "
             f"{summary['n_silent']} silent (decode-window rate below {summary['min_rate']:g} Hz) "
             "and excluded.")
+    epochs = result.get("rates_by_epoch") or {}
+    if epochs:
+        text += " Mean rate per epoch (set size 1): " + "; ".join(
+            f"{name} {row['mean_rate']:.3g} Hz ({100 * row['fraction_silent']:.0f}% of neurons "
+            "silent)" for name, row in epochs.items()) + "."
     effect = summary.get("IPR_minus_chance") or {}
     if effect.get("se") is not None:
         text += (f" IPR - chance IPR: {effect['mean']:.2f} ± {effect['se']:.2f} (SE), effect "
