@@ -76,7 +76,9 @@ def figure_trajectories(result) -> Figure:
         draw_trajectories(ax, result.projection, result.epochs, dims)
     _epoch_legend(axes[0], result.epochs)
     ratio = ", ".join(f"{v:.0%}" for v in result.explained_variance_ratio)
-    fig.suptitle(f"{result.task}: {result.projection.shape[0]} trials in PC space (variance {ratio})")
+    shown = result.projection.shape[0]
+    fig.suptitle(f"{result.task}: {shown} of {result.n_trials} trials shown in PC space (PCA of all "
+                 f"{result.n_trials}; variance {ratio})", fontsize=10)
     return fig
 
 
