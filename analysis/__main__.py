@@ -190,7 +190,8 @@ class _Session:
             if row.shares_model_errors:
                 kwargs["data"] = self.model_errors(kwargs.get("n_trials", 1000))
             self.used[name] = {"seed": self.seed,
-                               **{k: v for k, v in kwargs.items()
+                               **{k: str(v) if isinstance(v, Path) else v
+                                  for k, v in kwargs.items()
                                   if k not in ("data", "progress", *row.reuses)}}
             kwargs.update({used: self.result(used) for used in row.reuses})
             self._results[name] = compute(self.loaded.model, self.loaded.env, seed=self.seed,
