@@ -160,6 +160,8 @@ class _Session:
         self.trials, self.human, self.progress = trials, human, progress
         self._model_errors: dict[int, Any] = {}
         self._results: dict[str, Any] = {}
+        self.used: dict[str, dict[str, Any]] = {}
+        """Per analysis, the settings its ``run`` was called with (``settings_used.json``)."""
 
     def model_errors(self, n_trials: int):
         """The model's errors on ``n_trials`` trials per set size, simulated once per call."""
@@ -190,6 +192,10 @@ class _Session:
                 kwargs["progress"] = self.progress  # an analysis' own bar follows --no-progress
             if row.shares_model_errors:
                 kwargs["data"] = self.model_errors(kwargs.get("n_trials", 1000))
+            self.used[name] = {"seed": self.seed,
+                               **{k: str(v) if isinstance(v, Path) else v
+                                  for k, v in kwargs.items()
+                                  if k not in ("data", "progress", *row.reuses)}}
             kwargs.update({used: self.result(used) for used in row.reuses})
             self._results[name] = compute(self.loaded.model, self.loaded.env, seed=self.seed,
                                           **kwargs)
@@ -201,6 +207,21 @@ class _Session:
         plot = registry.resolve(row.figures)
         return [write_json(self.out_dir / row.json_name, result.to_dict()),
                 *plot(result, self.out_dir)]
+
+
+SETTINGS_USED = "settings_used.json"
+"""The settings each analysis last ran with (overrides included), for the report."""
+
+
+def _write_settings_used(path: Path, used: dict[str, dict[str, Any]]) -> None:
+    """Merge this call's settings into ``path`` (a call with --only keeps the others')."""
+    import json
+
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except ValueError:
+        previous = {}
+    write_json(path, {**previous, **used})
 
 
 def _write_report(run_dir: Path) -> Path | None:
@@ -270,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         bar.write(f"{name}: {', '.join(p.name for p in written)} "
                   f"({time.perf_counter() - start:.1f} s)", file=sys.stdout)
     bar.close()
+    _write_settings_used(out_dir / SETTINGS_USED, session.used)
     try:
         report = _write_report(loaded.run_dir)
     except Exception as exc:  # noqa: BLE001 - the results are written; say what went wrong

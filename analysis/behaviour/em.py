@@ -44,14 +44,21 @@ def swap_log_components(x, nt, kappa, p_t, p_n, p_u):
     return (log_t, log_n, log_u), np.logaddexp.reduce(np.stack(parts), axis=0)
 
 
-def em_swap(x: np.ndarray, nt: np.ndarray, *, max_iter: int, tol: float):
+def em_swap(x: np.ndarray, nt: np.ndarray, *, max_iter: int, tol: float,
+            start: tuple[float, float, float] | None = None):
     """Vectorised EM over the start grid; returns (kappa, p_t, p_n, p_u, loglik) of the best.
+
+    ``start``: one (kappa, p_nontarget, p_guess) to start from instead of the grid (a refit of
+    resampled data near a known optimum, as the bootstrap does).
 
     Works with densities rather than logs (as JV10 does): with kappa <= KAPPA_MAX the von Mises
     density is bounded, and underflow only zeroes components that carry no responsibility.
     """
     m = nt.shape[1]
-    grid = np.array(np.meshgrid(*EM_START_GRID.values(), indexing="ij")).reshape(3, -1)
+    if start is None:
+        grid = np.array(np.meshgrid(*EM_START_GRID.values(), indexing="ij")).reshape(3, -1)
+    else:
+        grid = np.array(start, dtype=float).reshape(3, 1)
     kappa, p_n, p_u = grid
     if m == 0:  # no non-targets: the non-target weight is fixed at 0
         p_n = np.zeros_like(p_n)

@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from analysis.core import circstats
+from analysis.core.bootstrap import resample_indices
 from analysis.core.tasks import needs_vwm_recall
 from analysis.core.trials import ModelErrors, model_errors
 
 __all__ = [
+    "N_BOOTSTRAP",
+    "STATISTICS",
     "error_density",
     "SetSizeErrorStats",
     "ErrorStatistics",
@@ -26,6 +29,13 @@ __all__ = [
     "unavailable",
 ]
 
+N_BOOTSTRAP = 200
+"""Bootstrap resamples of a model's error statistics (their SEs; :mod:`analysis.core.bootstrap`)."""
+
+STATISTICS = ("mae", "circular_variance", "circular_sd", "linear_sd", "circular_kurtosis",
+              "excess_kurtosis")
+"""The statistics of :class:`SetSizeErrorStats`, each with a bootstrap SE."""
+
 HISTOGRAM_BINS = 60
 """Bins of the errors figure (the model's own histograms; :mod:`analysis.human.comparison` uses
 fewer for people's)."""
@@ -33,7 +43,10 @@ fewer for people's)."""
 
 @dataclass(frozen=True)
 class SetSizeErrorStats:
-    """Error statistics at one set size (radians on the full circle)."""
+    """Error statistics at one set size (radians on the full circle).
+
+    ``se`` and ``se_items``: bootstrap SE of each statistic resampling whole trials and single
+    items (empty when not bootstrapped)."""
 
     set_size: int
     n: int
@@ -43,12 +56,15 @@ class SetSizeErrorStats:
     linear_sd: float  # SD of the wrapped errors, as if they lived on a line
     circular_kurtosis: float
     excess_kurtosis: float  # kurtosis minus that of a von Mises with the same R
+    se: dict[str, float] = field(default_factory=dict)
+    se_items: dict[str, float] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, float]:
-        return {"n": self.n, "mae": self.mae, "circular_variance": self.circular_variance,
-                "circular_sd": self.circular_sd, "linear_sd": self.linear_sd,
-                "circular_kurtosis": self.circular_kurtosis,
-                "excess_kurtosis": self.excess_kurtosis}
+    def to_dict(self) -> dict:
+        out: dict = {"n": self.n, **{name: getattr(self, name) for name in STATISTICS}}
+        if self.se:
+            out["se"] = dict(self.se)
+            out["se_items"] = dict(self.se_items)
+        return out
 
 
 @dataclass(frozen=True)
@@ -65,17 +81,44 @@ class ErrorStatistics:
         """One statistic across set sizes, e.g. ``column("mae")``."""
         return np.array([getattr(self.per_set_size[n], name) for n in self.set_sizes], float)
 
+    def se_column(self, name: str) -> np.ndarray | None:
+        """The bootstrap SE (over trials) of one statistic across set sizes; None without one."""
+        if not all(self.per_set_size[n].se for n in self.set_sizes):
+            return None
+        return np.array([self.per_set_size[n].se[name] for n in self.set_sizes], float)
+
     def to_dict(self) -> dict[str, dict[str, float]]:
         return {str(n): self.per_set_size[n].to_dict() for n in self.set_sizes}
 
 
-def error_statistics(errors, set_size) -> ErrorStatistics:
+def _statistics(x: np.ndarray) -> dict[str, np.ndarray]:
+    """The :data:`STATISTICS` of wrapped errors ``x`` (..., n) along the last axis."""
+    n = x.shape[-1]
+    return {"mae": circstats.mean_absolute_error(x, axis=-1),
+            "circular_variance": circstats.circular_variance(x, axis=-1),
+            "circular_sd": circstats.circular_sd(x, axis=-1),
+            "linear_sd": np.std(x, axis=-1, ddof=1) if n > 1 else np.zeros(x.shape[:-1]),
+            "circular_kurtosis": circstats.circular_kurtosis(x, axis=-1),
+            "excess_kurtosis": circstats.excess_circular_kurtosis(x, axis=-1)}
+
+
+def _bootstrap_se(x: np.ndarray, trial: np.ndarray, n_bootstrap: int,
+                  rng: np.random.Generator, unit: str) -> dict[str, float]:
+    draws = _statistics(x[resample_indices(trial, n_bootstrap, rng, unit)])
+    return {name: float(np.std(values, ddof=1)) for name, values in draws.items()}
+
+
+def error_statistics(errors, set_size, *, trial=None, n_bootstrap: int = 0, seed: int = 0
+                     ) -> ErrorStatistics:
     """MAE, circular variance (-2 ln R), circular and linear SD, circular kurtosis and its excess
-    over a matched von Mises, for each set size.
+    over a matched von Mises, for each set size; with ``n_bootstrap`` their bootstrap SEs.
 
     Args:
         errors: (n,) response - target in radians (wrapped here).
         set_size: (n,) set size of each error, or one int for all of them.
+        trial: (n,) the trial of each error (whole trials are resampled for ``se``); None: each
+            error its own trial.
+        n_bootstrap: resamples per set size for the SEs (0: none), seeded by ``seed``.
     """
     errors = np.asarray(errors, dtype=float).ravel()
     set_size = np.broadcast_to(np.asarray(set_size), errors.shape) if np.ndim(set_size) == 0 \
@@ -84,18 +127,19 @@ def error_statistics(errors, set_size) -> ErrorStatistics:
         raise ValueError(f"set_size: expected shape {errors.shape}, got {set_size.shape}")
     if errors.size == 0 or not np.all(np.isfinite(errors)):
         raise ValueError("errors: need a non-empty array of finite angles (radians)")
+    trial = np.arange(errors.size) if trial is None else np.asarray(trial).ravel()
+    rng = np.random.default_rng(seed)
     per_set_size = {}
     for n in np.unique(set_size):
-        x = circstats.wrap_angle(errors[set_size == n])
-        per_set_size[int(n)] = SetSizeErrorStats(
-            set_size=int(n), n=int(x.size),
-            mae=float(circstats.mean_absolute_error(x)),
-            circular_variance=float(circstats.circular_variance(x)),
-            circular_sd=float(circstats.circular_sd(x)),
-            linear_sd=float(np.std(x, ddof=1)) if x.size > 1 else 0.0,
-            circular_kurtosis=float(circstats.circular_kurtosis(x)),
-            excess_kurtosis=float(circstats.excess_circular_kurtosis(x)),
-        )
+        rows = set_size == n
+        x = circstats.wrap_angle(errors[rows])
+        values = {name: float(v) for name, v in _statistics(x).items()}
+        se = se_items = {}
+        if n_bootstrap > 1 and x.size > 1:
+            se = _bootstrap_se(x, trial[rows], n_bootstrap, rng, "trials")
+            se_items = _bootstrap_se(x, trial[rows], n_bootstrap, rng, "items")
+        per_set_size[int(n)] = SetSizeErrorStats(set_size=int(n), n=int(x.size), **values,
+                                                 se=se, se_items=se_items)
     return ErrorStatistics(per_set_size)
 
 
@@ -127,6 +171,9 @@ class ErrorsResult:
     def to_dict(self) -> dict:
         edges, density = self.histogram()
         return {"n_trials_per_set_size": self.n_trials, "seed": self.seed,
+                "bootstrap": {"n_resamples": N_BOOTSTRAP, "seed": self.seed,
+                              "se": "resampling whole trials within a set size",
+                              "se_items": "resampling single items within a set size"},
                 "per_set_size": self.statistics.to_dict(),
                 "histogram": {"edges": edges.tolist(),
                               "density": {str(n): d.tolist() for n, d in density.items()}}}
@@ -138,7 +185,8 @@ unavailable = needs_vwm_recall
 
 def run(model, env, *, n_trials: int, seed: int, data: ModelErrors | None = None
         ) -> ErrorsResult:
-    """The ``errors`` analysis: :func:`error_statistics` of the model's errors.
+    """The ``errors`` analysis: :func:`error_statistics` of the model's errors, with
+    :data:`N_BOOTSTRAP` bootstrap SEs (over trials and over items, seeded by the data's seed).
 
     ``data`` (errors already simulated, e.g. shared by the CLI with ``mixture`` and ``human``)
     is used as is; otherwise :func:`analysis.core.trials.model_errors` simulates ``n_trials`` trials
@@ -146,5 +194,7 @@ def run(model, env, *, n_trials: int, seed: int, data: ModelErrors | None = None
     """
     if data is None:
         data = model_errors(model, env, n_trials=n_trials, seed=seed)
-    return ErrorsResult(statistics=error_statistics(data.errors, data.set_size),
-                        n_trials=data.n_trials or n_trials, seed=data.seed, data=data)
+    statistics = error_statistics(data.errors, data.set_size, trial=data.trial,
+                                  n_bootstrap=N_BOOTSTRAP, seed=data.seed)
+    return ErrorsResult(statistics=statistics, n_trials=data.n_trials or n_trials,
+                        seed=data.seed, data=data)

@@ -39,6 +39,8 @@ class ModelErrors:
         target: (n,) true angle.
         n_trials: trials simulated per set size.
         seed: the seed of trials and noise.
+        trial: (n,) the simulated trial each item came from (the items of one trial are
+            resampled together by the bootstrap of :mod:`analysis.core.bootstrap`).
     """
 
     errors: np.ndarray
@@ -48,6 +50,7 @@ class ModelErrors:
     target: np.ndarray
     n_trials: int = 0
     seed: int = 0
+    trial: np.ndarray | None = None
 
 
 def _select(batch, rows: np.ndarray):
@@ -141,4 +144,4 @@ def _item_errors(batch, response: np.ndarray) -> ModelErrors:
     nontarget = np.where(nt_valid, circstats.angular_difference(resp[:, None], nt_theta), np.nan)
     return ModelErrors(errors=circstats.angular_difference(resp, target),
                        set_size=batch.set_size[trial], nontarget_errors=nontarget,
-                       response=resp, target=target)
+                       response=resp, target=target, trial=trial)

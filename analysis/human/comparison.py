@@ -39,6 +39,7 @@ from analysis.human.distance import (
     HumanReference,
     bootstrap_se,
     human_distance,
+    model_distance_se,
     model_distance_statistics,
     reference_from_values,
 )
@@ -221,6 +222,10 @@ def model_summary(statistics: ErrorStatistics, mixture: MixtureResult | None = N
         excess_kurtosis=statistics.column("excess_kurtosis").tolist(),
         meta={"observer": "model"},
     )
+    for name in _ERROR_FIELDS:
+        se = statistics.se_column(name)
+        if se is not None:
+            summary.standard_errors[name] = se.tolist()
     if mixture is not None:
         fitted = [n for n in set_sizes if n in mixture.fits]
 
@@ -228,11 +233,18 @@ def model_summary(statistics: ErrorStatistics, mixture: MixtureResult | None = N
             return [getattr(getattr(mixture.fits[n], model), name) if n in fitted else None
                     for n in set_sizes]
 
-        summary.p_guess = col("vm_uniform", "p_guess")
-        summary.vm_sd = col("vm_uniform", "sd")
+        def se_col(model: str, name: str) -> list[float | None]:
+            return [mixture.fits[n].se.get(model, {}).get(name) if n in fitted else None
+                    for n in set_sizes]
+
+        fields = {"p_guess": ("vm_uniform", "p_guess"), "vm_sd": ("vm_uniform", "sd")}
         if all(hasattr(f, "swap") for f in mixture.fits.values()):
-            summary.p_nontarget = col("swap", "p_nontarget")
-            summary.p_guess_swap = col("swap", "p_guess")
+            fields |= {"p_nontarget": ("swap", "p_nontarget"), "p_guess_swap": ("swap", "p_guess")}
+        for name, (model, parameter) in fields.items():
+            setattr(summary, name, col(model, parameter))
+            se = se_col(model, parameter)
+            if any(v is not None for v in se):
+                summary.standard_errors[name] = se
     return summary
 
 
@@ -257,14 +269,16 @@ _RATIOS = ("mae", "circular_variance", "p_guess")
 
 @dataclass
 class HumanComparison:
-    """Model and human values at the set sizes both have, the people's SEs, model / human
-    ratios, the distance and the error histograms of both (for the overlay figure)."""
+    """Model and human values at the set sizes both have, the people's SEs (between
+    participants), the model's SEs (bootstrap over its trials), model / human ratios, the
+    distance and the error histograms of both (for the overlay figure)."""
 
     set_sizes: list[int]
     model: dict[str, list[float | None]]
     human: dict[str, list[float | None]]
     ratio: dict[str, list[float | None]]
     human_se: dict[str, list[float | None]] = field(default_factory=dict)
+    model_se: dict[str, list[float | None]] = field(default_factory=dict)
     human_source: str = ""
     n_participants: int = 0
     distance: Distance | None = None
@@ -274,7 +288,7 @@ class HumanComparison:
 
     def to_dict(self) -> dict:
         out = {"set_sizes": self.set_sizes, "model": self.model, "human": self.human,
-               "human_se": self.human_se, "ratio": self.ratio,
+               "human_se": self.human_se, "model_se": self.model_se, "ratio": self.ratio,
                "human_source": self.human_source, "n_participants": self.n_participants,
                "histogram": {"edges": self.histogram_edges,
                              "model": {str(n): d for n, d in self.model_density.items()},
@@ -307,10 +321,12 @@ def human_comparison(model_stats: BehaviourSummary, human_summary: BehaviourSumm
     human = {name: [human_summary.value(name, n) for n in shared] for name in COMPARED}
     human_se = {name: [values[human_summary.set_sizes.index(n)] for n in shared]
                 for name, values in human_summary.standard_errors.items()}
+    model_se = {name: [values[model_stats.set_sizes.index(n)] for n in shared]
+                for name, values in model_stats.standard_errors.items()}
     ratio = {name: model_human_ratio(model[name], human[name]) for name in _RATIOS}
     source = str(human_summary.meta.get("citation", human_summary.meta.get("observer", "")))
     return HumanComparison(set_sizes=shared, model=model, human=human, ratio=ratio,
-                           human_se=human_se, human_source=source,
+                           human_se=human_se, model_se=model_se, human_source=source,
                            n_participants=int(human_summary.meta.get("n_participants", 0)))
 
 
@@ -359,7 +375,7 @@ def run(model, env, *, n_trials: int, seed: int, data: ModelErrors | None = None
     reference.target = people_name
     comparison = human_comparison(summary, people)
     comparison.distance = human_distance(model_distance_statistics(statistics, mixture),
-                                         reference)
+                                         reference, model_distance_se(statistics, mixture))
     edges, model_density = error_density(data.errors, data.set_size, comparison.set_sizes,
                                          HISTOGRAM_BINS)
     _, human_density = error_density(trials.errors, trials.set_size, comparison.set_sizes,

@@ -5,18 +5,22 @@ Three statistics per set size summarise a delayed-estimation data set: the mean 
 circular kurtosis over a von Mises with the same resultant length (positive for people: their
 errors are peakier with heavier tails than a von Mises). For each statistic s and set size n,
 
-    z(s, n) = (model(s, n) - people(s, n)) / SE_people(s, n)
+    z(s, n) = (model(s, n) - people(s, n)) / sqrt(SE_people(s, n)^2 + SE_model(s, n)^2)
 
-where people(s, n) is the mean over participants of each participant's value and SE_people the
-between-participant standard error (SD over participants / sqrt(P)). The distance is
+where people(s, n) is the mean over participants of each participant's value, SE_people the
+between-participant standard error (SD over participants / sqrt(P)) and SE_model the model's
+own sampling error: the bootstrap SE over its simulated trials (whole trials resampled;
+:mod:`analysis.core.bootstrap`), 0 where the model has none (its statistics then count as
+exact). The distance is
 ``total = sum over s, n of z^2``; ``components[s]`` sums z^2 over set sizes. Only set sizes that
 both the model and the people have enter.
 
 With one participant there is no between-participant spread: the SE is then that person's
-sampling error, estimated by a bootstrap over their trials (``se_source`` says which). The model's
-own sampling error is not in the denominator (a model is simulated with many trials, so it is
-usually small next to the people's): an observer whose statistics equal the population's scores
-``z^2 ~ F(1, P - 1)``, mean (P - 1) / (P - 3) per term.
+sampling error, estimated by a bootstrap over their trials (``se_source`` says which). The two
+errors are independent, so their variances add: a model simulated on few trials cannot score a
+small distance by chance alone, and with many trials SE_model -> 0 and an observer whose
+statistics equal the population's scores ``z^2 ~ F(1, P - 1)``, mean (P - 1) / (P - 3) per
+term.
 
 Definitions and the calibration workflow: docs/model.md, section Human comparison.
 """
@@ -38,6 +42,7 @@ __all__ = [
     "Distance",
     "observer_statistics",
     "model_distance_statistics",
+    "model_distance_se",
     "reference_from_values",
     "bootstrap_se",
     "human_distance",
@@ -66,6 +71,19 @@ def model_distance_statistics(statistics: ErrorStatistics, mixture: MixtureResul
     return {n: {"mae": row.mae, "guess_rate": float(mixture.fits[n].vm_uniform.p_guess),
                 "excess_kurtosis": row.excess_kurtosis}
             for n, row in statistics.per_set_size.items()}
+
+
+def model_distance_se(statistics: ErrorStatistics, mixture: MixtureResult
+                      ) -> dict[int, dict[str, float]]:
+    """The bootstrap SEs of :func:`model_distance_statistics` (empty where the results have
+    none)."""
+    out = {}
+    for n, row in statistics.per_set_size.items():
+        guess_se = mixture.fits[n].se.get("vm_uniform", {}).get("p_guess")
+        if row.se and guess_se is not None:
+            out[n] = {"mae": row.se["mae"], "guess_rate": guess_se,
+                      "excess_kurtosis": row.se["excess_kurtosis"]}
+    return out
 
 
 @dataclass
@@ -135,20 +153,27 @@ class Distance:
     se_source: str = ""
     n_participants: int = 0
     excluded: list[str] = field(default_factory=list)
+    model_se_source: str = "none (the model's statistics taken as exact)"
 
     def to_dict(self) -> dict:
         out = {"total": self.total, "components": self.components,
                "per_set_size": self.per_set_size, "target": self.target,
-               "se_source": self.se_source, "n_participants": self.n_participants}
+               "se_source": self.se_source, "n_participants": self.n_participants,
+               "model_se_source": self.model_se_source,
+               "definition": "z = (model - people) / sqrt(SE_people^2 + SE_model^2); "
+                             "total = sum of z^2 over statistics and set sizes"}
         if self.excluded:
             out["excluded"] = self.excluded
         return out
 
 
-def human_distance(model: dict[int, dict[str, float]], reference: HumanReference) -> Distance:
+def human_distance(model: dict[int, dict[str, float]], reference: HumanReference,
+                   model_se: dict[int, dict[str, float]] | None = None) -> Distance:
     """z-scores of a model's statistics (:func:`observer_statistics`) against people's, and
-    their sums of squares. A statistic whose people's SE is 0 (every participant identical) has
-    no z; it is listed in ``excluded`` and left out of the sums."""
+    their sums of squares; ``model_se`` (:func:`model_distance_se`) adds the model's own
+    variance to the people's in each z. A statistic whose combined SE is 0 (every participant
+    identical, no model SE) has no z; it is listed in ``excluded`` and left out of the sums."""
+    model_se = model_se or {}
     shared = [n for n in reference.set_sizes if n in model]
     if not shared:
         raise ValueError(f"model: set sizes {sorted(model)} share none with the target's "
@@ -159,16 +184,19 @@ def human_distance(model: dict[int, dict[str, float]], reference: HumanReference
         i = reference.set_sizes.index(n)
         row: dict[str, float | int | None] = {"set_size": n}
         for s in DISTANCE_STATISTICS:
-            se = reference.se[s][i]
+            se = math.hypot(reference.se[s][i], model_se.get(n, {}).get(s, 0.0))
             if not (se > 0 and math.isfinite(se)):
                 row[s] = None
-                excluded.append(f"{s} at set size {n} (people's SE is {se})")
+                excluded.append(f"{s} at set size {n} (people's SE is {reference.se[s][i]})")
                 continue
             z = (model[n][s] - reference.mean[s][i]) / se
             row[s] = float(z)
             components[s] += z * z
         per_set_size.append(row)
-    return Distance(total=float(sum(components.values())), components=components,
-                    per_set_size=per_set_size, target=reference.target,
-                    se_source=reference.se_source, n_participants=reference.n_participants,
-                    excluded=excluded)
+    distance = Distance(total=float(sum(components.values())), components=components,
+                        per_set_size=per_set_size, target=reference.target,
+                        se_source=reference.se_source,
+                        n_participants=reference.n_participants, excluded=excluded)
+    if any(n in model_se for n in shared):
+        distance.model_se_source = "bootstrap over the model's simulated trials"
+    return distance

@@ -13,8 +13,11 @@ Carandini & Heeger 2012).
    is divided down by the other's. The reference's fit on raw rates (r12 ~ w1 r1 + w2 r2) is
    reported too: it is biased below 2 by any shared baseline, normalisation or not.
 2. The null. The same fits on a linear network of the same size, built here: the model's own
-   linearisation around its baseline (its weights, time constants and baseline, with phi
-   replaced by its slope there). Its epoch means get the model's per-neuron trial-to-trial SD
+   linearisation at its operating point (its weights, time constants and no-item baseline, with
+   phi replaced by its slope at the rates the model has with the items shown: the mean of its
+   one- and two-item responses in the fitted epoch; for the load, at its stimulus-epoch rates).
+   Linearised at the no-item baseline instead, a network nearly silent there has a slope near
+   0 and a null that responds a hundred times less than the model: another operating point. Its epoch means get the model's per-neuron trial-to-trial SD
    (measured on repeats of one two-item stimulus), scaled by the ratio of the null's response
    size to the model's, so that its fit sees the model's signal-to-noise ratio (and so the same
    attenuation of the weights by noise in the regressors). Its w1 + w2 is what the analysis
@@ -99,12 +102,17 @@ class LinearNull:
     """factor applied to diag(g) W_eff for stability (1: none)."""
 
     @classmethod
-    def of(cls, model: torch.nn.Module, baseline: np.ndarray) -> LinearNull:
+    def of(cls, model: torch.nn.Module, baseline: np.ndarray,
+           operating_point: np.ndarray | None = None) -> LinearNull:
+        """The linearisation of ``model`` at the rates ``operating_point`` (default: the
+        baseline), responding around ``baseline``."""
         dtype = torch.float64
         with torch.no_grad():
             w_eff = model.W_eff.detach().to("cpu", dtype)
             r0 = torch.as_tensor(baseline, dtype=dtype)
-        pre = (w_eff @ r0).requires_grad_(True)
+            r_op = r0 if operating_point is None else torch.as_tensor(operating_point,
+                                                                      dtype=dtype)
+        pre = (w_eff @ r_op).requires_grad_(True)
         with torch.enable_grad():
             phi = model.phi(pre.to(next(model.parameters()).device, torch.float32))
             (gain,) = torch.autograd.grad(phi.sum(), pre)
@@ -152,6 +160,9 @@ class DNResult:
     """Mean over neurons of the model's trial-to-trial SD in the fitted epoch (two items)."""
     signal_to_noise: float = 0.0
     """RMS response above baseline over that SD: the same for the model and the null."""
+    operating_point: dict[str, float] = field(default_factory=dict)
+    """Mean rate at which the null is linearised (fitted epoch; stimulus epoch for the load),
+    and the RMS response above baseline of the model and of the noise-free null there."""
 
     @property
     def w1(self) -> np.ndarray:
@@ -176,6 +187,7 @@ class DNResult:
                 "linear_null_recurrence_scale": self.null_scale,
                 "trial_to_trial_sd": self.noise_sd,
                 "response_to_noise_ratio": self.signal_to_noise,
+                "null_operating_point": self.operating_point,
                 "baseline_rate": self.baseline_rate,
             },
             "load": {
@@ -214,10 +226,15 @@ def run(
     set_sizes: list[int] | None = None,
     slots: tuple[int, int] = (0, 1),
     epoch: str = "decode",
+    progress: bool = False,
 ) -> DNResult:
     """Summation weights over ``n_trials`` angle draws in ``epoch`` (model and linear null), and
     stimulus-epoch input and rate per set size. Input (ILC) noise is the env's, drawn separately
-    in each condition as in the reference; the model's spiking noise is on."""
+    in each condition as in the reference; the model's spiking noise is on. ``progress``: a bar
+    over its simulations (4 conditions, the repeats, one per set size), each of ``n_trials``
+    trials, so its estimate of the time left is right."""
+    from tqdm.auto import tqdm
+
     task = env.unwrapped
     k = int(task.max_items)
     if k < 2:
@@ -232,25 +249,31 @@ def run(
         raise ValueError(f"n_trials must be >= 2, got {n_trials}")
     rng = np.random.default_rng(seed)
     theta = rng.uniform(-np.pi, np.pi, (n_trials, k))
+    bar = tqdm(total=5 + len(sizes), desc="dn simulations", unit="sim", disable=not progress,
+               leave=False)
 
-    responses, clean_null, trials_by_condition = [], [], []
+    responses, trials_by_condition = [], []
     for i, present in enumerate(([], [a], [b], [a, b])):
         trials = _trials(env, theta, present, rng)
         rates = simulate(model, trials, noise=True, seed=seed + i).rates.double().numpy()
         responses.append(trials.epoch_mean(rates, epoch))
         trials_by_condition.append(trials)
+        bar.update()
         if i == 0:
             baseline_trials = rates
-            null = LinearNull.of(model, responses[0].mean(0))
-        clean_null.append(trials.epoch_mean(null.rates(trials.ob), epoch))
     r0, r1, r2, r12 = responses
     base = r0.mean(0)
+    operating = np.mean([r1, r2, r12], axis=(0, 1))
+    null = LinearNull.of(model, base, operating)
+    clean_null = [trials.epoch_mean(null.rates(trials.ob), epoch)
+                  for trials in trials_by_condition]
 
     # The model's trial-to-trial noise in the fitted responses: repeats of one two-item stimulus
     # (fresh spiking and input noise each time), per neuron.
     repeats = _trials(env, np.repeat(theta[:1], max(n_trials, 2), 0), [a, b], rng)
     noise_sd = repeats.epoch_mean(
         simulate(model, repeats, noise=True, seed=seed + 4).rates.double().numpy(), epoch).std(0, ddof=1)
+    bar.update()
     # The null's responses are of another size (phi's slope at the baseline); give them the same
     # noise relative to their size, so that the fit sees the same signal-to-noise ratio.
     size_model = np.sqrt(np.mean([(r - base) ** 2 for r in (r1, r2, r12)]))
@@ -268,10 +291,11 @@ def run(
             *dn_weights(n1 - null_base, n2 - null_base, n12 - null_base)),
     }
 
-    stim_baseline = trials_by_condition[0].epoch_mean(baseline_trials, "stimulus").mean()
-    null_stim_baseline = float(null.baseline.mean())
+    stim_base = trials_by_condition[0].epoch_mean(baseline_trials, "stimulus").mean(0)
+    stim_baseline = float(stim_base.mean())
     weights = model.input_weights.detach().double().cpu().numpy()
-    mean_input, rate_stim, null_stim, rate_decode = [], [], [], []
+    mean_input, rate_stim, rate_decode, load_trials = [], [], [], []
+    stim_rates = []
     for n in sizes:
         theta_n = rng.uniform(-np.pi, np.pi, (n_trials, k))
         order = np.argsort(rng.random((n_trials, k)), axis=1)
@@ -281,10 +305,24 @@ def run(
         rates = simulate(model, trials, noise=True, seed=seed + 10 + n).rates.double().numpy()
         drive = trials.ob.double().numpy() @ weights.T
         mean_input.append(float(trials.epoch_mean(drive, "stimulus").mean()))
-        rate_stim.append(float(trials.epoch_mean(rates, "stimulus").mean() - stim_baseline))
-        null_stim.append(float(trials.epoch_mean(null.rates(trials.ob), "stimulus").mean()
-                               - null_stim_baseline))
+        stim_rates.append(trials.epoch_mean(rates, "stimulus").mean(0))
+        rate_stim.append(float(stim_rates[-1].mean() - stim_baseline))
         rate_decode.append(float(trials.epoch_mean(rates, "decode").mean()))
+        load_trials.append(trials)
+        bar.update()
+    bar.close()
+    # the load's null: linearised at the model's stimulus-epoch rates with the items shown
+    load_null = LinearNull.of(model, stim_base, np.mean(stim_rates, axis=0))
+    null_stim_baseline = float(load_null.baseline.mean())
+    null_stim = [float(trials.epoch_mean(load_null.rates(trials.ob), "stimulus").mean()
+                       - null_stim_baseline) for trials in load_trials]
+    clean_size = np.sqrt(np.mean([(n - clean_null[0]) ** 2 for n in clean_null[1:]]))
+    operating_point = {"epoch": epoch, "mean_rate": float(operating.mean()),
+                       "baseline_rate": float(base.mean()),
+                       "model_response_rms": float(size_model),
+                       "null_response_rms": float(clean_size),
+                       "load_epoch": "stimulus",
+                       "load_mean_rate": float(np.mean(stim_rates))}
     return DNResult(
         epoch=epoch,
         n_trials=n_trials,
@@ -299,4 +337,5 @@ def run(
         baseline_rate={epoch: float(base.mean()), "stimulus": float(stim_baseline)},
         noise_sd=float(noise_sd.mean()),
         signal_to_noise=float(size_model / noise_sd.mean()) if noise_sd.mean() > 0 else float("inf"),
+        operating_point=operating_point,
     )

@@ -165,10 +165,38 @@ class FixedPointResult:
     settings: dict = field(default_factory=dict)
     views: FixedPointViews | None = None
     """PCA views (None when ``pca`` is off)."""
+    dt_ms: float = 1.0
+    """Duration of one step of the map (the eigenvalues' time constants are in ms)."""
 
     @property
     def n_points(self) -> int:
         return int(self.points.shape[0])
+
+    def time_constants_ms(self) -> list[np.ndarray]:
+        """Per point, the decay time constant -dt / ln|lambda| of each Jacobian mode (ms; inf
+        for |lambda| >= 1, a mode that does not decay)."""
+        out = []
+        for eig in self.eigenvalues:
+            modulus = np.abs(eig)
+            with np.errstate(divide="ignore"):
+                tau = np.where(modulus < 1.0, -self.dt_ms / np.log(np.maximum(modulus, 1e-300)),
+                               np.inf)
+            out.append(tau)
+        return out
+
+    def verdict(self) -> str:
+        """One sentence: how many points, how stable, their mean state, their slowest mode."""
+        stable = int(self.stable.sum())
+        text = (f"{self.n_points} fixed point{'s' if self.n_points != 1 else ''} kept "
+                f"({stable} stable) from {self.n_init} searches ({self.n_converged} converged)")
+        if self.n_points:
+            means = self.points.mean(1)
+            slowest = max(float(np.max(t)) if t.size else 0.0 for t in self.time_constants_ms())
+            text += (f"; mean state {', '.join(f'{m:.3g}' for m in means[:5])}"
+                     + (" ..." if means.size > 5 else ""))
+            text += (f"; slowest mode {slowest:.0f} ms" if np.isfinite(slowest)
+                     else "; a mode that does not decay")
+        return text + "."
 
     def to_dict(self) -> dict:
         return {
@@ -193,6 +221,11 @@ class FixedPointResult:
             "eigenvalues": [
                 {"real": e.real.tolist(), "imag": e.imag.tolist()} for e in self.eigenvalues
             ],
+            "dt_ms": self.dt_ms,
+            "slowest_time_constant_ms": [float(np.max(t)) if t.size else None
+                                         for t in self.time_constants_ms()],
+            "mean_state": [float(v) for v in self.points.mean(1)] if self.n_points else [],
+            "verdict": self.verdict(),
             "pca": None if self.views is None else self.views.to_dict(),
         }
 
@@ -396,6 +429,7 @@ def run(
         progress=progress,
     )
     result.epoch = epoch
+    result.dt_ms = float(getattr(getattr(env, "unwrapped", env), "dt", 1.0))
     result.settings = {
         "n_trials": n_trials, "n_init": n_init, "max_iters": max_iters, "lr_init": lr_init,
         "noise_scale": noise_scale, "outlier_distance_scale": outlier_distance_scale, "pca": pca,

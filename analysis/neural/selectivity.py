@@ -19,6 +19,12 @@ A unit selective for exactly one slot is "pure", for several "mixed".
 
 States that can be negative (a GRU's hidden state) are shifted per unit so that their minimum
 over trials is 0 before R is computed (R is a ratio to the summed response).
+
+Silent neurons: a rate network's neuron whose decode-window mean rate is below
+:data:`MIN_RATE_HZ` is counted as silent and excluded (its R is the resultant of a handful of
+spikes-worth of rate, noise however it is tested). The IPR of the selective neurons is compared
+with their chance IPR as a paired difference: its mean, SE and effect size d_z (mean difference /
+SD of the differences).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from analysis.core.neural_trials import forced_trials, simulate
 from analysis.core.tasks import needs_vwm_task
 
 __all__ = [
+    "MIN_RATE_HZ",
     "vector_strength",
     "selectivity_matrix",
     "participation_ratio",
@@ -42,6 +49,10 @@ __all__ = [
     "unavailable",
     "run",
 ]
+
+
+MIN_RATE_HZ = 0.1
+"""Decode-window mean rate below which a rate network's neuron counts as silent (excluded)."""
 
 
 def vector_strength(rates: np.ndarray, theta: np.ndarray) -> np.ndarray:
@@ -125,6 +136,24 @@ class SelectivityResult:
     n_shuffles: int
     state_shift: np.ndarray | None = None
     """(N,) amount subtracted from each unit's state (signed states only), else None."""
+    silent: np.ndarray | None = None
+    """(N,) bool, mean rate below ``min_rate`` (excluded from every count but ``n_silent``)."""
+    min_rate: float = 0.0
+    rates_by_epoch: dict[str, dict[str, float]] | None = None
+    """Per epoch of the set-size-1 trials: the mean rate over neurons and trials, and the
+    fraction of neurons whose mean rate is below ``min_rate`` (rate networks)."""
+
+    def ipr_against_chance(self) -> dict[str, float | None]:
+        """Paired IPR - chance IPR over the selective neurons: mean, SE and d_z."""
+        sel = self.selective_neurons & np.isfinite(self.ipr) & np.isfinite(self.chance_ipr)
+        diff = (self.ipr - self.chance_ipr)[sel]
+        if diff.size < 2:
+            return {"mean": float(diff.mean()) if diff.size else None, "se": None,
+                    "effect_size_dz": None, "n": int(diff.size)}
+        sd = float(diff.std(ddof=1))
+        return {"mean": float(diff.mean()), "se": sd / float(np.sqrt(diff.size)),
+                "effect_size_dz": float(diff.mean() / sd) if sd > 0 else None,
+                "n": int(diff.size)}
 
     @property
     def selective_neurons(self) -> np.ndarray:
@@ -164,9 +193,16 @@ class SelectivityResult:
                 "IPR_bounds": [1.0 / k, 1.0],
                 "R_mean": float(self.r_matrix.mean()),
                 "R_chance_mean": float(self.chance_mean.mean()),
-                "n_silent": int((~np.isfinite(self.ipr)).sum()),
+                "n_silent": int(self._silent().sum()),
+                "min_rate": self.min_rate,
+                "IPR_minus_chance": self.ipr_against_chance(),
             },
+            "rates_by_epoch": self.rates_by_epoch,
         }
+
+    def _silent(self) -> np.ndarray:
+        silent = ~np.isfinite(self.ipr)
+        return silent if self.silent is None else silent | self.silent
 
 
 def selectivity_with_chance(
@@ -177,8 +213,10 @@ def selectivity_with_chance(
     n_shuffles: int = 200,
     rng: np.random.Generator | int | None = None,
     percentile: float = 95.0,
+    min_rate: float = 0.0,
 ) -> SelectivityResult:
-    """R, its shuffle control and the IPR from per-trial responses ``rates (trials, N)`` >= 0."""
+    """R, its shuffle control and the IPR from per-trial responses ``rates (trials, N)`` >= 0;
+    neurons whose mean response is below ``min_rate`` are silent: never selective, no IPR."""
     if n_shuffles < 20:
         raise ValueError(f"n_shuffles must be >= 20 for a 95th percentile, got {n_shuffles}")
     rng = np.random.default_rng(rng)
@@ -188,16 +226,20 @@ def selectivity_with_chance(
     chance_ipr = np.nanmedian(
         np.stack([participation_ratio(c) for c in chance]), axis=0
     ) if np.any(chance > 0) else np.full(r_matrix.shape[0], np.nan)
+    mean_rate = np.asarray(rates, float).mean(0)
+    silent = mean_rate < min_rate
     return SelectivityResult(
         r_matrix=r_matrix,
         chance_threshold=threshold,
         chance_mean=chance.mean(0),
-        selective=r_matrix > threshold,
-        ipr=participation_ratio(r_matrix),
+        selective=(r_matrix > threshold) & ~silent[:, None],
+        ipr=np.where(silent, np.nan, participation_ratio(r_matrix)),
         chance_ipr=chance_ipr,
-        mean_rate=np.asarray(rates, float).mean(0),
+        mean_rate=mean_rate,
         n_trials=int(np.shape(rates)[0]),
         n_shuffles=int(n_shuffles),
+        silent=silent,
+        min_rate=float(min_rate),
     )
 
 
@@ -209,7 +251,8 @@ def run(
     model: torch.nn.Module, env, *, n_trials: int = 1000, seed: int = 0, n_shuffles: int = 200
 ) -> SelectivityResult:
     """R and IPR from ``n_trials`` set-size-1 trials (random slot, random angle), env input
-    noise, the agent's noise on, decode-window mean states; chance from ``n_shuffles`` shuffles."""
+    noise, the agent's noise on, decode-window mean states; chance from ``n_shuffles`` shuffles.
+    A rate network's neurons below :data:`MIN_RATE_HZ` are silent (counted, excluded)."""
     task = env.unwrapped
     k = int(task.max_items)
     if n_trials < 2 * k:
@@ -227,8 +270,18 @@ def run(
     if np.any(mean < 0):
         shift = mean.min(0)
         mean = mean - shift
-    result = selectivity_with_chance(mean, theta, presence, n_shuffles=n_shuffles, rng=rng)
+    rates = shift is None  # signed states are not rates: no minimum rate
+    min_rate = MIN_RATE_HZ if rates else 0.0
+    result = selectivity_with_chance(mean, theta, presence, n_shuffles=n_shuffles, rng=rng,
+                                     min_rate=min_rate)
     result.state_shift = shift
+    if rates:
+        result.rates_by_epoch = {}
+        for name in trials.epochs:
+            per_neuron = trials.epoch_mean(states, name).mean(0)
+            result.rates_by_epoch[name] = {
+                "mean_rate": float(per_neuron.mean()),
+                "fraction_silent": float((per_neuron < min_rate).mean())}
     if shift is not None:
         result.mean_rate = result.mean_rate + shift
     return result

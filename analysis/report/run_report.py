@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,8 @@ def _read_json(path: Path) -> Any:
 
 @dataclass(frozen=True)
 class SetSizeCurve:
-    """Mean absolute error per set size of the model and, where known, of people (rad)."""
+    """Mean absolute error per set size of the model (with its bootstrap SE where the errors
+    analysis gave one) and, where known, of people (rad)."""
 
     set_sizes: list[int]
     model: list[float | None]
@@ -64,22 +65,27 @@ class SetSizeCurve:
     human: list[float | None]
     human_se: list[float | None]
     human_source: str | None
+    model_se: list[float | None] = field(default_factory=list)
 
 
-def _model_mae(run_dir: Path, metrics: Mapping | None) -> tuple[dict[int, float], str]:
-    """MAE per set size: the errors analysis (more trials) if run, else metrics.json."""
+def _model_mae(run_dir: Path, metrics: Mapping | None
+               ) -> tuple[dict[int, float], dict[int, float], str]:
+    """MAE per set size and its bootstrap SE: the errors analysis (more trials) if run, else
+    metrics.json (no SE)."""
     errors_path = run_dir / "analysis" / "errors.json"
     if errors_path.is_file():
         data = _read_json(errors_path)
         per_size = data.get("per_set_size", data) if isinstance(data, Mapping) else {}
-        values = {int(n): row["mae"] for n, row in per_size.items()
-                  if str(n).isdigit() and isinstance(row, Mapping) and row.get("mae") is not None}
-        if values:
-            return values, "errors analysis (analysis/errors.json)"
+        rows = {int(n): row for n, row in per_size.items()
+                if str(n).isdigit() and isinstance(row, Mapping) and row.get("mae") is not None}
+        if rows:
+            return ({n: row["mae"] for n, row in rows.items()},
+                    {n: row["se"]["mae"] for n, row in rows.items() if "se" in row},
+                    "errors analysis (analysis/errors.json)")
     per_size = (metrics or {}).get("per_set_size") or {}
     values = {int(n): row["error"] for n, row in per_size.items()
               if isinstance(row, Mapping) and row.get("error") is not None}
-    return values, "test batch (metrics.json)"
+    return values, {}, "test batch (metrics.json)"
 
 
 def set_size_curve(run_dir: str | Path) -> SetSizeCurve | None:
@@ -87,7 +93,7 @@ def set_size_curve(run_dir: str | Path) -> SetSizeCurve | None:
     run_dir = Path(run_dir)
     metrics_path = run_dir / "metrics.json"
     metrics = _read_json(metrics_path) if metrics_path.is_file() else None
-    model, source = _model_mae(run_dir, metrics)
+    model, model_se, source = _model_mae(run_dir, metrics)
     if not model:
         return None
     try:
@@ -99,7 +105,8 @@ def set_size_curve(run_dir: str | Path) -> SetSizeCurve | None:
         human, ses, human_source = {}, {}, None
     sizes = sorted(set(model) | set(human))
     return SetSizeCurve(sizes, [model.get(n) for n in sizes], source,
-                        [human.get(n) for n in sizes], [ses.get(n) for n in sizes], human_source)
+                        [human.get(n) for n in sizes], [ses.get(n) for n in sizes], human_source,
+                        [model_se.get(n) for n in sizes])
 
 
 def _tables_html(tables: list[Table]) -> str:
@@ -121,6 +128,34 @@ def _json_section(path: Path) -> str:
     return html
 
 
+SETTINGS_USED = "settings_used.json"
+"""Written by ``python -m analysis``: the settings each analysis ran with."""
+
+
+def _settings_used(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "analysis" / SETTINGS_USED
+    try:
+        used = _read_json(path) if path.is_file() else {}
+    except ReportError:
+        return {}
+    return used if isinstance(used, Mapping) else {}
+
+
+def _as_used(key: str, value: Any, used: Mapping[str, Any]) -> Any:
+    """A config value of the ``analysis`` section, with the values actually used beside it
+    where an override (``--trials``) changed them."""
+    if key != "trials" or isinstance(value, Mapping):
+        return value
+    from analysis.registry import ANALYSES
+
+    common = [name for name, row in ANALYSES.items()
+              if row.trials_default and "trials" not in row.settings]
+    actual = sorted({used[name]["n_trials"] for name in common
+                     if isinstance(used.get(name), Mapping) and "n_trials" in used[name]}
+                    - {value})
+    return value if not actual else f"{value} in config.yaml; used: {', '.join(map(str, actual))}"
+
+
 def _config_section(run_dir: Path) -> str:
     path = run_dir / "config.yaml"
     try:
@@ -129,12 +164,21 @@ def _config_section(run_dir: Path) -> str:
         raise ReportError(f"{path}: unreadable config: {' '.join(str(exc).split())}") from None
     if not isinstance(config, Mapping):
         raise ReportError(f"{path}: not a config (expected a mapping of sections)")
+    used = _settings_used(run_dir)
     parts = ['<div class="grid">']
     for section, values in config.items():
         rows = ([[key, value] for key, value in values.items()] if isinstance(values, Mapping)
                 else [[section, values]])
+        if section == "analysis" and used:
+            rows = [[key, _as_used(key, value, used)] for key, value in rows]
         parts.append(f"<div><h4>{H.esc(section)}</h4>{H.table(['key', 'value'], rows)}</div>")
     parts.append("</div>")
+    if used:
+        rows = [[name, ", ".join(f"{'trials' if k == 'n_trials' else k}={v}"
+                                 for k, v in values.items())]
+                for name, values in used.items() if isinstance(values, Mapping)]
+        parts.append("<h4>analysis settings as used (overrides included)</h4>"
+                     + H.table(["analysis", "settings"], rows))
     parts.append(f"<details><summary>config.yaml</summary><pre>{H.esc(path.read_text())}</pre>"
                  "</details>")
     return "\n".join(parts)
@@ -207,7 +251,8 @@ def _section_of(stem: str, sections: Mapping[str, tuple[str, tuple[str, ...]]]) 
 def _analysis_sections(run_dir: Path) -> list[tuple[str, str, str]]:
     """``(anchor, title, html)`` of each analysis, then of figures of no analysis."""
     folder = run_dir / "analysis"
-    jsons = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    jsons = (sorted(p for p in folder.glob("*.json") if p.name != SETTINGS_USED)
+             if folder.is_dir() else [])
     stems = [p.stem for p in jsons]
     known = sections()
     found = {k: v for k, v in known.items() if k in stems}
@@ -220,7 +265,11 @@ def _analysis_sections(run_dir: Path) -> list[tuple[str, str, str]]:
         figures.setdefault(None, []).extend(extra)
     out = []
     for key, (title, _) in found.items():
-        parts = [H.figure_block(H.png_data_uri(p), p.stem, caption_for(p.stem),
+        try:
+            result = _read_json(folder / f"{key}.json")
+        except ReportError:
+            result = None
+        parts = [H.figure_block(H.png_data_uri(p), p.stem, caption_for(p.stem, result),
                                 anchor=f"fig-{p.stem}")
                  for p in sorted(figures.get(key, []), key=lambda p: caption_order(p.stem))]
         parts.append(_json_section(folder / f"{key}.json"))

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from analysis.behaviour.errors import ErrorsResult, ErrorStatistics
     from analysis.behaviour.mixture import MixtureResult
     from analysis.behaviour.performance import PerformanceResult
-    from analysis.human.comparison import BehaviourSummary
 
 __all__ = [
     "figure_error_histograms",
@@ -64,6 +63,8 @@ def _densities_panel(ax, edges, density, title: str) -> None:
     ax.axhline(1 / (2 * np.pi), color="0.5", lw=0.8, ls=":")
     ax.set_title(title, fontsize=9)
     ax.set_xlim(-np.pi, np.pi)
+    ax.set_xlabel("error (rad)", fontsize=8)
+    ax.set_ylabel("density (1/rad)", fontsize=8)
 
 
 def figure_error_histograms(result: ErrorsResult) -> Figure:
@@ -73,60 +74,62 @@ def figure_error_histograms(result: ErrorsResult) -> Figure:
     fig, axes = _grid(max(len(set_sizes), 1))
     for ax, n in zip(axes, set_sizes, strict=False):
         stats = result.statistics.per_set_size[n]
-        _densities_panel(ax, edges, density[n], f"N = {n}: MAE {stats.mae:.2f} rad")
-    for ax in axes[-min(4, len(axes)):]:
-        ax.set_xlabel("error (rad)")
+        _densities_panel(ax, edges, density[n], f"set size {n}: MAE {stats.mae:.2f} rad")
     fig.suptitle("Recall errors by set size")
     return fig
 
 
-def figure_error_statistics(statistics: ErrorStatistics,
-                            human: BehaviourSummary | None = None) -> Figure:
-    """MAE, circular variance (-2 ln R, log-log) and kurtosis against set size (with people's
-    values and between-participant SEs when ``human`` is given)."""
-    fig = Figure(figsize=(10, 3), layout="constrained")
-    axes = fig.subplots(1, 3)
+ERROR_STATISTIC_PANELS: dict[str, str] = {
+    "circular_sd": "circular SD (rad)",
+    "circular_kurtosis": "circular kurtosis",
+    "excess_kurtosis": "excess kurtosis vs von Mises",
+}
+"""The panels of :func:`figure_error_statistics` and their axis labels (MAE against set size
+is drawn once, against people's, by :func:`analysis.viz.human.figure_human_comparison`)."""
+
+
+def _with_se(ax, n, values, se, **style) -> None:
+    """A statistic against set size, with its bootstrap SE when known."""
+    ax.errorbar(n, values, yerr=se, capsize=2, **style)
+
+
+def figure_error_statistics(statistics: ErrorStatistics) -> Figure:
+    """Circular SD, circular kurtosis and its excess over a von Mises against set size, each
+    with its bootstrap SE over trials."""
+    fig = Figure(figsize=(9, 2.8), layout="constrained")
+    axes = fig.subplots(1, len(ERROR_STATISTIC_PANELS))
     n = np.array(statistics.set_sizes)
-    panels = [("mae", "mean abs. error (rad)", False),
-              ("circular_variance", "circular variance -2 ln R", True),
-              ("circular_kurtosis", "circular kurtosis", False)]
-    for ax, (name, label, loglog) in zip(axes, panels, strict=True):
-        ax.plot(n, statistics.column(name), "o-", label="model")
-        if human is not None and getattr(human, name):
-            values = np.array([np.nan if v is None else v for v in getattr(human, name)], float)
-            se = human.standard_errors.get(name)
-            ax.errorbar(human.set_sizes, values,
-                        yerr=None if se is None else np.array(se, float), fmt="s--",
-                        color="k", capsize=2, label="people (mean +- SE)")
-        if loglog:
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-        _set_size_axis(ax, [*n, *(human.set_sizes if human is not None else [])])
+    for ax, (name, label) in zip(axes, ERROR_STATISTIC_PANELS.items(), strict=True):
+        _with_se(ax, n, statistics.column(name), statistics.se_column(name), fmt="o-",
+                 color="tab:blue")
+        _set_size_axis(ax)
         ax.set_ylabel(label)
-    axes[0].axhline(np.pi / 2, color="0.5", ls=":", lw=0.8)
-    axes[0].legend(fontsize=8)
+    axes[2].axhline(0.0, color="0.5", ls=":", lw=0.8)
     return fig
 
 
 def figure_mixture_parameters(result: MixtureResult) -> Figure:
-    """Guess rates, swap rate and component SDs of the three models against set size."""
+    """Guess rates, swap rate and component SDs of the three models against set size, each
+    with its bootstrap SE over trials."""
     n = np.array(result.set_sizes)
     fig = Figure(figsize=(8, 3), layout="constrained")
     ax_rate, ax_sd = fig.subplots(1, 2)
-    ax_rate.plot(n, result.column("vm_uniform", "p_guess"), "o-", label="VM+U guess")
-    ax_rate.plot(n, result.column("gauss_uniform", "p_guess"), "^-", label="Gauss+U guess")
-    ax_rate.plot(n, result.column("swap", "p_guess"), "s-", label="swap: uniform")
-    ax_rate.plot(n, result.column("swap", "p_nontarget"), "d-", label="swap: non-target")
-    _set_size_axis(ax_rate)
-    ax_rate.set_ylabel("mixture weight")
+    rates = [("vm_uniform", "p_guess", "o-", "VM+U guess"),
+             ("gauss_uniform", "p_guess", "^-", "Gauss+U guess"),
+             ("swap", "p_guess", "s-", "swap model: guess"),
+             ("swap", "p_nontarget", "d-", "swap model: swap")]
+    sds = [("vm_uniform", "sd", "o-", "VM+U (circular SD)"),
+           ("gauss_uniform", "sigma", "^-", "Gauss+U sigma"),
+           ("swap", "sd", "s-", "swap model (circular SD)")]
+    for ax, series in ((ax_rate, rates), (ax_sd, sds)):
+        for model, parameter, fmt, label in series:
+            _with_se(ax, n, result.column(model, parameter),
+                     result.se_column(model, parameter), fmt=fmt, label=label)
+        _set_size_axis(ax)
+        ax.legend(fontsize=7)
+    ax_rate.set_ylabel("mixture weight (probability)")
     ax_rate.set_ylim(0, 1)
-    ax_rate.legend(fontsize=7)
-    ax_sd.plot(n, result.column("vm_uniform", "sd"), "o-", label="VM+U (k2sd)")
-    ax_sd.plot(n, result.column("gauss_uniform", "sigma"), "^-", label="Gauss+U sigma")
-    ax_sd.plot(n, result.column("swap", "sd"), "s-", label="swap (k2sd)")
-    _set_size_axis(ax_sd)
     ax_sd.set_ylabel("component SD (rad)")
-    ax_sd.legend(fontsize=7)
     return fig
 
 
@@ -140,7 +143,7 @@ def figure_mixture_densities(result: MixtureResult, bins: int = 60) -> Figure:
         fits = result.fits[n]
         if result.errors is not None:
             density, _ = np.histogram(result.errors[result.set_size == n], edges, density=True)
-            _densities_panel(ax, edges, density, f"N = {n} ({fits.n_trials} trials)")
+            _densities_panel(ax, edges, density, f"set size {n} ({fits.n_trials} errors)")
         ax.plot(grid, fits.vm_uniform.pdf(grid), color="tab:red", lw=1.2, label="VM + U")
         ax.plot(grid, fits.gauss_uniform.pdf(grid), color="tab:green", lw=1.0, ls="--",
                 label="Gauss + U")
@@ -150,15 +153,16 @@ def figure_mixture_densities(result: MixtureResult, bins: int = 60) -> Figure:
 
 
 def figure_performance(result: PerformanceResult) -> Figure:
-    """Performance per epoch and per trial condition (one panel per condition variable)."""
+    """Performance per epoch that has a score (epochs without one are left out), and per trial
+    condition (one panel per condition variable); chance (dotted) where the task defines it."""
     conditions = list(result.by_condition)
-    fig = Figure(figsize=(3.2 * (1 + len(conditions)), 3), layout="constrained")
+    fig = Figure(figsize=(min(3.2 * (1 + len(conditions)), 12.0), 3), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, 1 + len(conditions), squeeze=False).ravel())
     label = result.metric_label
-    epochs = list(result.by_epoch)
-    per_epoch = [np.nan if result.by_epoch[e] is None else result.by_epoch[e] for e in epochs]
-    axes[0].bar(range(len(epochs)), per_epoch, color="tab:blue")
+    epochs = [e for e, score in result.by_epoch.items() if score is not None]
+    axes[0].bar(range(len(epochs)), [result.by_epoch[e] for e in epochs], color="tab:blue")
     axes[0].set_xticks(range(len(epochs)), epochs, rotation=30, fontsize=8)
+    axes[0].set_xlabel("epoch")
     axes[0].set_ylabel(f"{label} per step")
     axes[0].set_title(f"{result.task}: by epoch", fontsize=9)
     for ax, name in zip(axes[1:], conditions, strict=True):
@@ -166,7 +170,8 @@ def figure_performance(result: PerformanceResult) -> Figure:
         values = list(groups)
         ax.bar(range(len(values)), [groups[v]["score"] for v in values], color="tab:orange")
         ax.set_xticks(range(len(values)), values, rotation=30, fontsize=8)
-        ax.set_title(f"by {name}", fontsize=9)
+        ax.set_title(f"by {name.replace('_', ' ')}", fontsize=9)
+        ax.set_xlabel(name.replace("_", " "))
         ax.set_ylabel(f"trial {label}")
     if result.chance is not None:
         for ax in axes[1:]:
@@ -175,12 +180,10 @@ def figure_performance(result: PerformanceResult) -> Figure:
 
 
 def plot_errors(result: ErrorsResult, out_dir: Path) -> list[Path]:
-    """``error_hist.png`` and ``error_statistics.png`` (people's shipped summary overlaid)."""
-    from analysis.human.comparison import load_human_summary
-
+    """``error_hist.png`` and ``error_statistics.png``."""
     out_dir = Path(out_dir)
     return [save_figure(figure_error_histograms(result), out_dir / "error_hist.png"),
-            save_figure(figure_error_statistics(result.statistics, human=load_human_summary()),
+            save_figure(figure_error_statistics(result.statistics),
                         out_dir / "error_statistics.png")]
 
 

@@ -76,7 +76,9 @@ def figure_trajectories(result) -> Figure:
         draw_trajectories(ax, result.projection, result.epochs, dims)
     _epoch_legend(axes[0], result.epochs)
     ratio = ", ".join(f"{v:.0%}" for v in result.explained_variance_ratio)
-    fig.suptitle(f"{result.task}: {result.projection.shape[0]} trials in PC space (variance {ratio})")
+    shown = result.projection.shape[0]
+    fig.suptitle(f"{result.task}: {shown} of {result.n_trials} trials shown in PC space (PCA of all "
+                 f"{result.n_trials}; variance {ratio})", fontsize=10)
     return fig
 
 
@@ -84,18 +86,26 @@ def plot_trajectories(result, out_dir: Path) -> list[Path]:
     return [save_figure(figure_trajectories(result), Path(out_dir) / "trajectories_pca.png")]
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _scatter_points(ax, result, dims) -> list:
     views = result.views
     i, j = dims
     stable = result.stable
-    handles = []
+    handles = []  # only series that are drawn
     if result.n_points:
         ax.scatter(views.points[stable, i], views.points[stable, j], c="k", s=30, zorder=3,
                    gid="stable")
         ax.scatter(views.points[~stable, i], views.points[~stable, j], c="r", marker="x", s=30,
                    zorder=3, gid="unstable")
-    handles.append(Line2D([], [], color="k", marker="o", ls="", label="stable"))
-    handles.append(Line2D([], [], color="r", marker="x", ls="", label="unstable"))
+    if stable.any():
+        handles.append(Line2D([], [], color="k", marker="o", ls="",
+                              label=f"stable ({int(stable.sum())})"))
+    if (~stable).any():
+        handles.append(Line2D([], [], color="r", marker="x", ls="",
+                              label=f"unstable ({int((~stable).sum())})"))
     return handles
 
 
@@ -111,7 +121,8 @@ def figure_fixed_points_pca(result) -> Figure:
         draw_trajectories(ax, projection, views.epochs, dims)
         handles = _scatter_points(ax, result, dims)
     _epoch_legend(axes[0], views.epochs, handles)
-    fig.suptitle(f"trajectories and fixed points ({result.n_points} points, from {result.epoch})")
+    fig.suptitle(f"trajectories and fixed points ({_count(result.n_points, 'point')}, from "
+                 f"{result.epoch})")
     return fig
 
 
@@ -154,6 +165,8 @@ def figure_fixed_points_decoded(result) -> Figure:
             right.scatter(0.8 * np.cos(views.trial_ends_decoded), 0.8 * np.sin(views.trial_ends_decoded),
                           marker="^", s=20, color="0.4", gid="trial_ends_on_circle")
         right.set_title("decoded angle: fixed points (outer), trial ends (inner)", fontsize=9)
+        right.set_xlabel("cos(decoded angle)")
+        right.set_ylabel("sin(decoded angle)")
     elif views.points_decoded is not None:
         right.cla()
         classes, counts = np.unique(views.points_decoded, return_counts=True)
@@ -189,16 +202,30 @@ def figure_fixed_points_search(result) -> Figure:
 
 
 def figure_fixed_points_eigenvalues(result) -> Figure:
-    fig = Figure(figsize=(5, 5))
-    ax = fig.subplots()
-    circle = np.exp(1j * np.linspace(0, 2 * np.pi, 200))
+    """Left: the Jacobian eigenvalues of every point in the complex plane, zoomed on them, with
+    the unit circle; right: each mode's decay time constant in ms (what the eigenvalues mean for
+    memory), sorted."""
+    fig = Figure(figsize=(9, 4), layout="constrained")
+    ax, ax_tau = fig.subplots(1, 2)
+    circle = np.exp(1j * np.linspace(0, 2 * np.pi, 400))
     ax.plot(circle.real, circle.imag, color="0.6", lw=0.8)
     for eig, stable in zip(result.eigenvalues, result.stable, strict=True):
-        ax.scatter(eig.real, eig.imag, s=4, color="k" if stable else "r", alpha=0.5)
-    ax.set_aspect("equal")
-    ax.set_xlabel("Re lambda")
-    ax.set_ylabel("Im lambda")
-    ax.set_title("Jacobian eigenvalues (black: stable points)")
+        ax.scatter(eig.real, eig.imag, s=6, color="k" if stable else "r", alpha=0.6)
+    if result.n_points:
+        values = np.concatenate(result.eigenvalues)
+        pad = 0.05 + 0.1 * max(np.ptp(values.real), np.ptp(values.imag))
+        ax.set_xlim(values.real.min() - pad, max(values.real.max(), 1.0) + pad)
+        ax.set_ylim(values.imag.min() - pad, values.imag.max() + pad)
+    ax.set_xlabel("Re λ")
+    ax.set_ylabel("Im λ")
+    ax.set_title(f"Jacobian eigenvalues ({_count(result.n_points, 'point')})", fontsize=9)
+    for tau, stable in zip(result.time_constants_ms(), result.stable, strict=True):
+        shown = np.sort(tau[np.isfinite(tau)])[::-1]
+        ax_tau.plot(np.arange(1, shown.size + 1), shown, ".", color="k" if stable else "r")
+    ax_tau.set_yscale("log")
+    ax_tau.set_xlabel("mode (slowest first)")
+    ax_tau.set_ylabel("decay time constant (ms)")
+    ax_tau.set_title("black: stable points, red: unstable", fontsize=9)
     return fig
 
 

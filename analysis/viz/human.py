@@ -22,8 +22,8 @@ from analysis.viz.figures import save_figure
 if TYPE_CHECKING:
     from analysis.human.comparison import HumanComparison
 
-__all__ = [
-    "figure_set_size","PANELS", "figure_human_comparison", "figure_human_histograms", "plot_human"]
+__all__ = ["PANELS", "draw_model_vs_people", "figure_set_size", "figure_human_comparison",
+           "figure_human_histograms", "plot_human"]
 
 PANELS: dict[str, str] = {
     "mae": "mean abs. error (rad)",
@@ -43,21 +43,35 @@ def _values(values) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], float)
 
 
+def draw_model_vs_people(ax, set_sizes, model, people, *, model_se=None, people_se=None,
+                         ylabel: str, people_label: str = "people (mean ± SE)") -> None:
+    """The one drawing of a statistic of the model against people's, per set size: the model's
+    points (``ax.lines[0]``), people's mean ± SE (``ax.containers[0]``) and, when known, the
+    model's bootstrap SE (``ax.containers[1]``). ``None`` values are gaps."""
+    n = np.asarray(set_sizes)
+    ax.plot(n, _values(model), "o-", color=_MODEL, label="model ± bootstrap SE"
+            if model_se is not None else "model")
+    ax.errorbar(n, _values(people), yerr=None if people_se is None else _values(people_se),
+                fmt="s--", color=_PEOPLE, capsize=2, label=people_label)
+    if model_se is not None:
+        ax.errorbar(n, _values(model), yerr=_values(model_se), fmt="none", ecolor=_MODEL,
+                    capsize=2)
+    ax.set_ylabel(ylabel, fontsize=9)
+    ax.set_xlabel("set size")
+    ax.set_xticks(n)
+
+
 def figure_human_comparison(result: HumanComparison) -> Figure:
-    """Model vs people per set size, people with their between-participant SEs."""
-    fig = Figure(figsize=(12, 5.4), layout="constrained")
+    """Model vs people per set size: people with their between-participant SEs, the model with
+    its bootstrap SEs."""
+    fig = Figure(figsize=(11, 5.4), layout="constrained")
     axes = fig.subplots(2, 4).ravel()
     n = np.array(result.set_sizes)
     for ax, (name, label) in zip(axes, PANELS.items(), strict=False):
-        ax.plot(n, _values(result.model.get(name, [None] * n.size)), "o-", color=_MODEL,
-                label="model")
-        se = result.human_se.get(name)
-        ax.errorbar(n, _values(result.human.get(name, [None] * n.size)),
-                    yerr=None if se is None else _values(se), fmt="s--", color=_PEOPLE,
-                    capsize=2, label="people (mean +- SE)")
-        ax.set_ylabel(label, fontsize=9)
-        ax.set_xlabel("set size")
-        ax.set_xticks(n)
+        draw_model_vs_people(ax, n, result.model.get(name, [None] * n.size),
+                             result.human.get(name, [None] * n.size),
+                             model_se=result.model_se.get(name),
+                             people_se=result.human_se.get(name), ylabel=label)
     axes[0].legend(fontsize=7)
     ax = axes[len(PANELS)]
     if result.distance is not None:
@@ -70,8 +84,8 @@ def figure_human_comparison(result: HumanComparison) -> Figure:
         ax.axhline(0, color="0.3", lw=0.8)
         for bound in (-2, 2):
             ax.axhline(bound, color="0.5", ls=":", lw=0.8)
-        ax.set_title(f"distance {result.distance.total:.1f} (sum of z^2)", fontsize=9)
-        ax.set_ylabel("z = (model - people) / SE", fontsize=9)
+        ax.set_title(f"distance {result.distance.total:.1f} (sum of z²)", fontsize=9)
+        ax.set_ylabel("z (combined SE units)", fontsize=9)
         ax.set_xlabel("set size")
         ax.set_xticks(n)
         ax.legend(fontsize=7)
@@ -95,12 +109,13 @@ def figure_human_histograms(result: HumanComparison) -> Figure:
                   label="people")
         ax.stairs(result.model_density[n], edges, color=_MODEL, lw=1.5, label="model")
         ax.axhline(1 / (2 * np.pi), color="0.5", lw=0.8, ls=":")
-        ax.set_title(f"N = {n}", fontsize=9)
+        ax.set_title(f"set size {n}", fontsize=9)
         ax.set_xlim(-np.pi, np.pi)
+        ax.set_xlabel("error (rad)", fontsize=8)
+        ax.set_ylabel("density (1/rad)", fontsize=8)
     for ax in axes[len(set_sizes):]:
         ax.set_visible(False)
     axes[0].legend(fontsize=7)
-    fig.supxlabel("error = response - target (rad)", fontsize=9)
     return fig
 
 
@@ -117,16 +132,13 @@ def figure_set_size(curve) -> Figure:
     figure = Figure(figsize=(5.2, 3.6))
     figure.subplots_adjust(left=0.14, right=0.97, bottom=0.14, top=0.9)
     ax = figure.subplots()
-    pairs = [(n, v) for n, v in zip(curve.set_sizes, curve.model, strict=True) if v is not None]
-    ax.plot([n for n, _ in pairs], [v for _, v in pairs], "o-", color="tab:blue", label="model")
-    people = [(n, v, se) for n, v, se in zip(curve.set_sizes, curve.human, curve.human_se,
-                                              strict=True) if v is not None]
-    if people:
-        ax.errorbar([n for n, _, _ in people], [v for _, v, _ in people],
-                    yerr=[se if se is not None else 0.0 for _, _, se in people], fmt="s--",
-                    color="k", capsize=3, label="people (van den Berg et al. 2012)")
-    ax.set(xlabel="set size", ylabel="mean absolute error (rad)", xticks=curve.set_sizes,
-           title="Recall error against set size")
+    model_se = getattr(curve, "model_se", None)
+    draw_model_vs_people(ax, curve.set_sizes, curve.model, curve.human,
+                         model_se=model_se if model_se and any(model_se) else None,
+                         people_se=[0.0 if se is None else se for se in curve.human_se],
+                         ylabel="mean absolute error (rad)",
+                         people_label="people (van den Berg et al. 2012, mean ± SE)")
+    ax.set_title("Recall error against set size")
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=8)
     return figure

@@ -47,15 +47,38 @@ def confidence_ellipse(mean: np.ndarray, covariance: np.ndarray, level: float = 
     return Ellipse(mean, 2 * scale[-1], 2 * scale[0], angle=angle, fill=False, **kwargs)
 
 
+MAX_LEGEND_COLOURS = 6
+"""More set sizes than this are told apart by a labelled colour bar, not a legend of shades."""
+
+
 def _set_size_colours(sizes) -> list:
     from matplotlib import colormaps
 
     return list(colormaps["viridis"](np.linspace(0, 0.9, len(sizes))))
 
 
+def _set_size_key(fig: Figure, axes, sizes, **legend) -> None:
+    """A legend of the set sizes' colours, or with more than :data:`MAX_LEGEND_COLOURS` of
+    them a colour bar labelled "set size" (one tick per set size)."""
+    axes = list(np.atleast_1d(axes))
+    if len(sizes) <= MAX_LEGEND_COLOURS:
+        axes[0].legend(**legend)
+        return
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    colours = ListedColormap(_set_size_colours(sizes))
+    bounds = np.arange(len(sizes) + 1) - 0.5
+    bar = fig.colorbar(ScalarMappable(BoundaryNorm(bounds, colours.N), colours), ax=axes,
+                       ticks=np.arange(len(sizes)), shrink=0.8)
+    bar.ax.set_yticklabels([str(n) for n in sizes])
+    bar.set_label("set size")
+
+
 # --- SNR ---------------------------------------------------------------------------------------
 def figure_snr_points(result, averaged: bool) -> Figure:
-    """Decoded points of the item (per step, or time-averaged per trial) with 95% ellipses."""
+    """Decoded points of the item (per step, or time-averaged per trial), each stimulus rotated
+    so that its true orientation is (1, 0), with 95% ellipses of the within-stimulus noise."""
     fig = Figure(figsize=(5.5, 5.5))
     ax = fig.subplots()
     for colour, n in zip(_set_size_colours(result.set_sizes), result.set_sizes, strict=True):
@@ -64,33 +87,55 @@ def figure_snr_points(result, averaged: bool) -> Figure:
         stats = result.stats[n]
         cov = stats.noise2_covariance if averaged else stats.noise1_covariance
         ax.scatter(pts[:2000, 0], pts[:2000, 1], s=2, color=colour, alpha=0.3)
-        ax.add_patch(confidence_ellipse(stats.signal, cov, edgecolor=colour, lw=1.5, label=f"n={n}"))
+        ax.add_patch(confidence_ellipse(stats.signal, cov, edgecolor=colour, lw=1.5,
+                                        label=f"set size {n}"))
         ax.plot(*stats.signal, "x", color=colour)
     ax.axhline(0, color="0.8", lw=0.5)
     ax.axvline(0, color="0.8", lw=0.5)
+    ax.plot([1.0], [0.0], "k*", ms=10, label="true orientation")
+    _set_size_key(fig, ax, result.set_sizes, fontsize=7, markerscale=3)
     ax.set_aspect("equal", "datalim")
-    ax.set_xlabel("decoded cos")
-    ax.set_ylabel("decoded sin")
-    ax.set_title(("time-averaged" if averaged else "per-step") + " decoded points, 95% ellipses")
-    ax.legend(fontsize=7, markerscale=3)
+    ax.set_xlabel("decoded point along the true orientation")
+    ax.set_ylabel("decoded point orthogonal to it")
+    ax.set_title(("time-averaged" if averaged else "per-step") + " decoded points, 95% ellipses",
+                 fontsize=9)
     return fig
 
 
 def figure_snr_vs_set_size(result) -> Figure:
+    """SNR (dB) against set size with bootstrap SEs over stimuli, and each fitted slope with its
+    95 % interval (shaded)."""
     fig = Figure(figsize=(5, 4))
     ax = fig.subplots()
-    sizes = result.set_sizes
-    for key, label, slope in (("snr1_db", "per step", result.slope1_db_per_decade),
-                              ("snr2_db", "time-averaged", result.slope2_db_per_decade)):
-        ax.plot(sizes, [getattr(result.stats[n], key) for n in sizes], "o-",
-                label=f"{label} ({slope:.1f} dB/decade)")
+    sizes = np.asarray(result.set_sizes)
+    x = np.log10(sizes)
+    fits = (("snr1_db", 0, "per step", result.slope1_db_per_decade, result.slope1_ci),
+            ("snr2_db", 1, "time-averaged", result.slope2_db_per_decade, result.slope2_ci))
+    for key, index, label, slope, ci in fits:
+        db = np.array([getattr(result.stats[n], key) for n in sizes], float)
+        db[~np.isfinite(db)] = np.nan
+        se = np.array([result.db_se.get(n, (np.nan, np.nan))[index] for n in sizes], float)
+        bars = ax.errorbar(sizes, db, yerr=se, fmt="o", capsize=2,
+                           label=f"{label}: {slope:.1f} dB/decade "
+                                 f"[{ci[0]:.1f}, {ci[1]:.1f}]")
+        ok = np.isfinite(db)
+        if ok.sum() >= 2 and np.all(np.isfinite(ci)):
+            colour = bars.lines[0].get_color()
+            x0, y0 = x[ok].mean(), db[ok].mean()
+            grid = np.linspace(x.min(), x.max(), 50)
+            ax.plot(10**grid, y0 + slope * (grid - x0), color=colour, lw=1)
+            low, high = (y0 + c * (grid - x0) for c in ci)
+            ax.fill_between(10**grid, np.minimum(low, high), np.maximum(low, high),
+                            color=colour, alpha=0.15, lw=0)
     ax.set_xscale("log")
     ax.set_xticks(sizes, [str(n) for n in sizes])
+    ax.minorticks_off()
     ax.set_xlabel("set size")
     ax.set_ylabel("SNR (dB)")
     source = "" if result.noise_source == "agent" else f", input noise {result.input_noise:g} rad"
-    ax.set_title(f"SNR against set size (normalisation: -10 dB/decade{source})", fontsize=9)
-    ax.legend()
+    ax.set_title(f"SNR ± SE over {result.n_stimuli} stimuli; slope [95% CI]{source}",
+                 fontsize=9)
+    ax.legend(fontsize=7)
     return fig
 
 
@@ -101,9 +146,25 @@ SIDE_VIEW_LABELS = {
 }
 
 
+SIDE_VIEW_UNITS = {"rate": "rate (Hz)", "recurrent_input": "input (a.u.)",
+                   "external_input": "input (a.u.)"}
+
+NO_SPREAD = 1e-9
+"""An SD below this (relative to the mean's scale) is rounding error, not variability: a panel
+whose SDs are all below it (the external input without input noise) is not drawn."""
+
+
+def _has_spread(views) -> bool:
+    scale = max((float(np.max(np.abs(v.mean))) for v in views.values() if np.size(v.mean)),
+                default=0.0) or 1.0
+    return any(np.size(v.sd) and float(np.max(v.sd)) > NO_SPREAD * scale for v in views.values())
+
+
 def figure_snr_side_views(result) -> Figure:
-    """Per-neuron mean against trial-to-trial SD, one panel per quantity, one colour per set size."""
-    names = [n for n in SIDE_VIEW_LABELS if n in result.side_views]
+    """Per-neuron mean against trial-to-trial SD, one panel per quantity that varies across
+    repeats, one colour per set size."""
+    names = [n for n in SIDE_VIEW_LABELS
+             if n in result.side_views and _has_spread(result.side_views[n])]
     fig = Figure(figsize=(4.2 * len(names), 4))
     axes = np.atleast_1d(fig.subplots(1, len(names)))
     colours = _set_size_colours(result.set_sizes)
@@ -111,30 +172,33 @@ def figure_snr_side_views(result) -> Figure:
         for colour, n in zip(colours, result.set_sizes, strict=True):
             view = result.side_views[name][n]
             ax.scatter(view.mean, view.sd, s=8, color=colour, alpha=0.7, label=f"n={n}", gid=f"{name}:{n}")
-        ax.set_xlabel("mean over repeats")
-        ax.set_ylabel("SD across repeats")
+        ax.set_xlabel(f"mean over repeats, {SIDE_VIEW_UNITS[name]}")
+        ax.set_ylabel(f"SD across repeats, {SIDE_VIEW_UNITS[name]}")
         ax.set_title(SIDE_VIEW_LABELS[name], fontsize=9)
-    axes[0].legend(fontsize=7)
-    fig.suptitle("per-neuron mean vs SD (one stimulus, repeated)")
+    _set_size_key(fig, axes, result.set_sizes, fontsize=7)
+    fig.suptitle("per-neuron mean vs SD across repeats of a stimulus")
     return fig
 
 
 def figure_snr_trajectories(result) -> Figure:
     """Per set size: sample neurons' rates over a trial (epochs shaded), and the decoded point
     over the decode epoch (where the readout is trained) against the true one."""
-    sizes = result.set_sizes
-    fig = Figure(figsize=(3.2 * len(sizes), 6.5), layout="constrained")
+    sizes = _shown_set_sizes(result.set_sizes)
+    fig = Figure(figsize=(3.0 * len(sizes), 6.0), layout="constrained")
     axes = fig.subplots(2, len(sizes), squeeze=False)
+    dt = result.dt_ms
     colours = epoch_colours(result.epochs)
     start, end = result.epochs["decode"]
     circle = np.linspace(-np.pi, np.pi, 200)
     for column, n in enumerate(sizes):
         top, bottom = axes[0, column], axes[1, column]
         for name, (first, last) in result.epochs.items():
-            top.axvspan(first, last, color=colours[name], alpha=0.12, lw=0)
-        top.plot(result.sample_rates[n][0], lw=1)
+            top.axvspan(first * dt, last * dt, color=colours[name], alpha=0.12, lw=0)
+        rates = result.sample_rates[n][0]
+        top.plot(np.arange(rates.shape[0]) * dt, rates, lw=1)
         top.set_title(f"set size {n}")
-        top.set_xlabel("step")
+        top.set_xlabel("time (ms)")
+        top.set_ylabel("rate (Hz)")
         bottom.plot(np.cos(circle), np.sin(circle), color="0.85", lw=0.8)
         for trial in result.sample_decoded[n]:
             bottom.plot(trial[start:end, 0], trial[start:end, 1], lw=0.8, marker=".", ms=3)
@@ -142,9 +206,21 @@ def figure_snr_trajectories(result) -> Figure:
         bottom.plot([np.cos(angle)], [np.sin(angle)], "k*", ms=10, gid="true")
         bottom.set_aspect("equal", "datalim")
         bottom.set_xlabel("decoded cos")
-    axes[0, 0].set_ylabel("rate (sample neurons)")
-    axes[1, 0].set_ylabel("decoded sin, decode epoch (*: true)")
+        bottom.set_ylabel("decoded sin")
+    axes[1, 0].set_title("decode epoch; star: true orientation", fontsize=8)
     return fig
+
+
+MAX_COLUMNS = 4
+"""Set sizes shown side by side at most (more would make the figure too wide to read)."""
+
+
+def _shown_set_sizes(set_sizes: list[int]) -> list[int]:
+    """All set sizes, or :data:`MAX_COLUMNS` of them evenly spread (first and last kept)."""
+    if len(set_sizes) <= MAX_COLUMNS:
+        return list(set_sizes)
+    picks = np.round(np.linspace(0, len(set_sizes) - 1, MAX_COLUMNS)).astype(int)
+    return [set_sizes[i] for i in picks]
 
 
 def plot_snr(result, out_dir: Path) -> list[Path]:
@@ -231,11 +307,14 @@ def figure_selectivity(result) -> Figure:
     top.plot(x[sel], result.chance_ipr[order][sel], ".", color="0.6", label="chance IPR", gid="chance_ipr")
     top.axhline(1.0 / k, color="0.6", ls=":")
     top.set_ylabel("IPR")
+    top.set_xlabel("neurons (sorted by IPR)")
     top.legend(fontsize=7)
     image = bottom.imshow(result.r_matrix[order].T, aspect="auto", cmap="magma", interpolation="nearest")
     ys, xs = np.nonzero(result.selective[order].T)
     bottom.scatter(xs, ys, s=4, color="c", marker="o", label="above chance (95%)", gid="significant")
-    bottom.set_xlabel(f"neuron (sorted by IPR; {int(selective.sum())} selective of {order.size})")
+    n_silent = 0 if result.silent is None else int(result.silent.sum())
+    bottom.set_xlabel(f"neurons (sorted by IPR; {int(selective.sum())} selective, {n_silent} "
+                      f"silent of {order.size})")
     bottom.set_ylabel("slot")
     bottom.legend(fontsize=7, loc="upper left")
     fig.colorbar(image, ax=[top, bottom], label="vector strength R")
@@ -255,6 +334,10 @@ def figure_selectivity_ipr(result) -> Figure:
     ax.set_xlabel("IPR")
     ax.set_ylabel("neurons")
     ax.legend(fontsize=8)
+    effect = result.ipr_against_chance()
+    if effect["se"] is not None:
+        ax.set_title(f"IPR - chance: {effect['mean']:.2f} ± {effect['se']:.2f} (SE), "
+                     f"d_z {effect['effect_size_dz']:.2f}, {effect['n']} neurons", fontsize=9)
     return fig
 
 
@@ -269,7 +352,8 @@ def figure_weights(result) -> Figure:
     """Each matrix in a diverging colour map centred at 0; E and I blocks of neuron axes marked."""
     names = list(result.matrices)
     widths = [max(result.matrices[n].shape[1], 4) for n in names]
-    fig = Figure(figsize=(3 + 0.04 * sum(widths) + 2 * len(names), 5))
+    fig = Figure(figsize=(min(3 + 0.04 * sum(widths) + 2 * len(names), 12.0), 4.5),
+                 layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(names), gridspec_kw={"width_ratios": widths}))
     for ax, name in zip(axes, names, strict=True):
         m = result.matrices[name]
@@ -287,7 +371,11 @@ def figure_weights(result) -> Figure:
             if cols_neurons:
                 ax.axvline(n_exc - 0.5, color="k", lw=1, gid="ei_cols")
         ax.set_title(name)
-        fig.colorbar(image, ax=ax, shrink=0.8)
+        ax.set_ylabel("neurons (postsynaptic)" if rows_neurons else "outputs")
+        # B's columns are the task's inputs; the readout's (F^T) are the outputs
+        ax.set_xlabel("neurons (presynaptic)" if cols_neurons
+                      else "inputs" if name.startswith("B") else "outputs")
+        fig.colorbar(image, ax=ax, shrink=0.8, label="weight")
     fig.suptitle(f"{result.agent} weights (colour centred at 0)")
     return fig
 

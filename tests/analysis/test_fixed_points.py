@@ -305,3 +305,19 @@ def test_agent_without_states_gets_a_reason_not_a_traceback():
                                  (analysis.neural.fixed_points, "fixed_points", dms, 3),
                                  (snr, "snr", vwm, 6), (selectivity, "selectivity", vwm, 6)):
         assert module.unavailable(OutputsOnly(n), env).startswith(f"{name}: {needs}")
+
+
+def test_time_constants_and_verdict_state_what_was_found():
+    from analysis.neural.fixed_points import FixedPointResult
+
+    eigenvalues = np.array([[np.exp(-10 / 50), 0.5 + 0j]])  # dt 10 ms: tau 50 ms, 14.4 ms
+    result = FixedPointResult(
+        points=np.full((1, 2), 0.05), q=np.array([1e-14]), eigenvalues=eigenvalues,
+        stable=np.array([True]), n_init=20, n_converged=20, n_unique=1, n_outliers=0,
+        tol_q=1e-12, tol_unique=1e-3, adam_iterations=50, newton_iterations=30, seconds=1.0,
+        dt_ms=10.0)
+    np.testing.assert_allclose(result.time_constants_ms()[0], [50.0, -10 / np.log(0.5)])
+    out = result.to_dict()
+    assert out["slowest_time_constant_ms"] == [pytest.approx(50.0)]
+    assert out["verdict"] == ("1 fixed point kept (1 stable) from 20 searches (20 converged); "
+                              "mean state 0.05; slowest mode 50 ms.")

@@ -173,3 +173,23 @@ def test_epoch_setting_changes_the_fitted_epoch():
     w_decode = decode["summation"]["model"]["baseline_subtracted"]["w1"]
     w_stimulus = stimulus["summation"]["model"]["baseline_subtracted"]["w1"]
     assert not np.allclose(w_decode, w_stimulus)
+
+
+def test_null_is_linearised_at_the_models_operating_point():
+    # phi's slope at the items' rates, not at the no-item baseline: the null answers the
+    # model's question at the model's rates (a network silent at baseline has slope ~0 there)
+    torch.manual_seed(0)
+    model = DaleRNN(9, 6, n_neurons=16)
+    baseline, operating = np.full(16, 0.01), np.full(16, 5.0)
+    at_baseline = LinearNull.of(model, baseline)
+    at_operating = LinearNull.of(model, baseline, operating)
+    pre = model.W_eff.detach().double() @ torch.as_tensor(operating)
+    pre = pre.clone().requires_grad_(True)
+    (slope,) = torch.autograd.grad(model.phi(pre.float()).sum(), pre)
+    np.testing.assert_allclose(at_operating.gain.numpy(), slope.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(at_operating.baseline.numpy(), baseline)
+    assert not np.allclose(at_operating.gain.numpy(), at_baseline.gain.numpy())
+    env = gym.make("VWMRecall-v0", max_items=3, timing=TIMING)
+    point = run(model, env, n_trials=6, seed=0).to_dict()["summation"]["null_operating_point"]
+    assert point["epoch"] == "decode" and point["null_response_rms"] > 0
+    assert set(point) >= {"mean_rate", "baseline_rate", "model_response_rms", "load_mean_rate"}

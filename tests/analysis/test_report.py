@@ -175,3 +175,12 @@ def test_ensemble_run_links_a_report_per_member(trained_run_dir, tmp_path):
     for member in ("seed_0", "seed_1"):
         assert (parent / member / "report.html").is_file()
         assert f'<a href="{member}/report.html">{member}</a>' in text
+
+
+def test_config_table_shows_the_trials_the_analyses_used(analysed_run):
+    # the fixture ran with --trials 40; config.yaml says analysis.trials 1000
+    page = html.unescape((write_report(analysed_run)).read_text())
+    assert "1000 in config.yaml; used: 40" in page
+    used = json.loads((analysed_run / "analysis" / "settings_used.json").read_text())
+    assert used["errors"]["n_trials"] == 40 and used["fixed_points"]["n_init"] == 20
+    assert "analysis settings as used" in page

@@ -162,3 +162,26 @@ def test_n_shuffles_setting_changes_the_chance_level():
     np.testing.assert_array_equal(few.r_matrix, many.r_matrix)
     assert (few.n_shuffles, many.n_shuffles) == (20, 400)
     assert not np.allclose(few.chance_threshold, many.chance_threshold)
+
+
+def test_silent_neurons_are_counted_and_excluded_and_ipr_has_an_effect_size():
+    rng = np.random.default_rng(0)
+    n_trials, k = 400, 2
+    theta = rng.uniform(-np.pi, np.pi, (n_trials, k))
+    presence = np.zeros((n_trials, k), bool)
+    presence[np.arange(n_trials), np.arange(n_trials) % k] = True
+    angle = theta[presence]
+    tuned = 5.0 + 4.0 * np.cos(angle)  # tuned to whichever slot holds the item: mixed
+    silent = 0.01 * (1.0 + np.cos(angle))  # tuned, but at 0.01 Hz
+    rates = np.stack([tuned, tuned, silent, silent], 1)
+    result = selectivity_with_chance(rates, theta, presence, n_shuffles=50, rng=rng,
+                                     min_rate=0.1)
+    summary = result.to_dict()["summary"]
+    assert summary["n_silent"] == 2
+    assert not result.selective[2:].any() and result.selective[:2].all()
+    assert summary["n_selective"] == 2
+    effect = summary["IPR_minus_chance"]
+    assert effect["n"] == 2 and effect["mean"] == pytest.approx(
+        np.mean(result.ipr[:2] - result.chance_ipr[:2]))
+    unfiltered = selectivity_with_chance(rates, theta, presence, n_shuffles=50, rng=1)
+    assert unfiltered.to_dict()["summary"]["n_selective"] == 4  # the old count: silent included

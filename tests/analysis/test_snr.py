@@ -7,7 +7,14 @@ import pytest
 import torch
 
 import vwm_tasks  # noqa: F401  (registers the envs)
-from analysis.neural.snr import db_slope, run, snr_from_points
+from analysis.neural.snr import (
+    bootstrap_db,
+    db_slope,
+    run,
+    slope_uncertainty,
+    snr_from_points,
+    snr_from_stimuli,
+)
 from vwm_agents.models.dale_rnn import DaleRNN
 
 TIMING = {"init": 20, "stimulus": 100, "delay": 100, "decode": 100}
@@ -56,6 +63,21 @@ def test_db_slope_is_minus_ten_when_noise_variance_grows_with_set_size():
     assert se == pytest.approx(slope_se, rel=1.0)
 
 
+def test_signal_is_the_projection_on_the_true_orientation():
+    rng = np.random.default_rng(3)
+    noise = 0.5 * rng.standard_normal((8, 50, 4, 2))  # 8 stimuli, 50 repeats, 4 steps
+    on_truth = snr_from_stimuli(noise + [1.0, 0.0])
+    assert on_truth.snr1_db == pytest.approx(10 * np.log10(1 / 0.5), abs=0.3)
+    sideways = snr_from_stimuli(noise + [0.0, 1.0])  # long mean, pointing 90 degrees off
+    assert abs(sideways.signal_magnitude) < 0.05 and sideways.snr1 < 0.01
+    assert snr_from_stimuli(noise + [-1.0, 0.0]).snr1_db == -np.inf  # pointing away
+    draws = bootstrap_db({1: on_truth, 2: snr_from_stimuli(noise * 2 + [1.0, 0.0])}, 100,
+                         np.random.default_rng(0))
+    assert draws["snr1"].shape == (100, 2) and np.all(np.isfinite(draws["snr1"]))
+    se, ci = slope_uncertainty([1, 2], draws["snr1"])
+    assert se > 0 and ci[0] < -20 < ci[1]  # 4x the noise power per 10^0.3: -20 dB/decade
+
+
 def test_bad_points_shape_is_rejected():
     with pytest.raises(ValueError, match="points must be"):
         snr_from_points(np.zeros((5, 3)))
@@ -70,11 +92,16 @@ def test_run_on_untrained_model_is_finite_and_well_shaped():
     assert result.points[2].shape == (20, 10, 2)
     d = result.to_dict()
     assert set(d["per_set_size"]) == {"1", "2", "3"}
+    assert result.n_stimuli == 5 and result.repeats == 4  # 20 trials: 5 stimuli x 4 repeats
     for stats in result.stats.values():
-        assert np.isfinite(stats.snr1_db) and np.isfinite(stats.snr2_db)
+        # The signal is the projection on the true orientation: an untrained model's decode
+        # points anywhere, so its SNR may be 0 (-inf dB); the old |mean| signal was always
+        # finite, which is why this test used to assert finite dB.
+        assert stats.signal_magnitude == pytest.approx(stats.signal[0])
+        assert not np.isnan(stats.snr1_db) and not np.isnan(stats.snr2_db)
         # averaging over 10 steps cannot increase the noise power beyond the per-step one
         assert stats.noise2_power <= stats.noise1_power * (1 + 1e-9)
-    assert np.isfinite(d["slope_db_per_decade"]["SNR1"])
+    assert set(d["slope_db_per_decade"]) >= {"SNR1", "SNR1_se", "SNR1_ci95"}
 
 
 def test_side_views_and_sample_trajectories_on_a_dale_rnn():
