@@ -39,6 +39,20 @@ class Caption:
         return replace(self, what=f"{self.what} {facts}".strip())
 
 
+def _item_loss_facts(result: Mapping[str, Any]) -> str:
+    largest = str(max(result["set_sizes"]))
+    mode = result["silverman_log_length"][largest]
+    text = (f"At set size {largest} ({mode['n']} items, {result['n_trials']} trials): one mode "
+            f"p = {mode['p_value']:.2f}.")
+    low = (result.get("low_gain") or {}).get(largest)
+    if low and low["below"]["n"]:
+        below, above = low["below"], low["above"]
+        text += (f" {100 * below['share']:.0f} % of items drew a gain below "
+                 f"{result['low_gain_threshold']:g} of a lone item's: MAE {below['mae']:.2f} rad "
+                 f"(the others {above['mae']:.2f}; a guess pi/2 = 1.57).")
+    return text
+
+
 def _set_size_rows(result: Mapping[str, Any], key: str | None = "per_set_size"
                    ) -> dict[int, Mapping]:
     rows = result[key] if key else result
@@ -334,6 +348,17 @@ _CAPTIONS: dict[str, Caption] = {
         "axes marked.",
         "Under Dale's law each presynaptic column has one sign (E columns positive, I columns "
         "negative); structure within the blocks shows which neurons carry the inputs."),
+    "item_loss_readout_lengths": Caption(
+        "How items are lost",
+        "Per item, the length of its decode-window readout (the network's own estimate of the "
+        "item's (cos, sin), without the readout's noise) at up to four set sizes, with "
+        "Silverman's test of one mode on the log length; then the MAE of the items in each "
+        "decile of readout length and, where the items drew a gain (task item_gain or agent "
+        "item_synapse_noise), of drawn gain. The dotted line is a guess's MAE (pi/2).",
+        "Two modes at large set sizes would mean items held or dropped outright; one mode that "
+        "slides down means the resource is spread over all items. One curve of error against "
+        "gain at every set size means an item's error depends on its own resource alone.",
+        facts=_item_loss_facts),
     # --- sweeps ---------------------------------------------------------------------------
     "sweep_error_vs_set_size": Caption(
         "Sweep: error against set size",

@@ -20,7 +20,8 @@ def plot_item_loss(results: Sequence[tuple[str, ItemLoss]], path: Path,
     and Silverman's p-value (one mode vs more); then MAE against readout length, and MAE against
     the gain each item drew (tasks with ``item_gain``), in deciles per set size."""
     columns = len(set_sizes) + 2
-    fig = Figure(figsize=(2.6 * columns, 2.3 * len(results)), layout="constrained")
+    # at most 13 inches wide, so that it reads at 100 dpi
+    fig = Figure(figsize=(min(13.0, 2.2 * columns), 2.3 * len(results)), layout="constrained")
     axes = fig.subplots(len(results), columns, squeeze=False)
     bins = np.logspace(-3, 0.5, 50)
     colours = {n: c for n, c in zip(set_sizes, ("#1b9e77", "#7570b3", "#d95f02", "#e7298a"),
@@ -44,8 +45,7 @@ def plot_item_loss(results: Sequence[tuple[str, ItemLoss]], path: Path,
             ax.set_title(f"{label}: set size {n}" if col == 0 else f"set size {n}", fontsize=8)
             if row == len(results) - 1:
                 ax.set_xlabel("readout length")
-            if col == 0:
-                ax.set_ylabel(f"items ({data.n_trials} trials)")
+            ax.set_ylabel(f"items ({data.n_trials} trials)" if col == 0 else "items")
         _binned_mae(axes[row, -2], data.length, data, set_sizes, colours, "readout length",
                     log=True, limits=(bins[0], bins[-1]), legend=row == 0)
         if data.gain is None:
