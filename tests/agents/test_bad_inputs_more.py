@@ -275,7 +275,9 @@ def _cli_command(out: Path, *extra: str) -> list[str]:
 
 def test_a_second_training_into_the_same_run_directory_gets_one_line(tmp_path):
     out = tmp_path / "out"
-    first = subprocess.Popen(_cli_command(out, "--set", "training.num_iterations=400"),
+    # The first run is far longer than the test (it is stopped with Ctrl-C below), so that it
+    # still runs when the second starts, however slow the machine.
+    first = subprocess.Popen(_cli_command(out, "--set", "training.num_iterations=1000000"),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
