@@ -26,29 +26,31 @@ from types import MappingProxyType
 
 __all__ = ["MOVED"]
 
-MOVED = MappingProxyType({
-    "analysis.agent_protocol": "analysis.core.agent_protocol",
-    "analysis.trials": "analysis.core.trials",
-    "analysis.neural_trials": "analysis.core.neural_trials",
-    "analysis.circstats": "analysis.core.circstats",
-    "analysis.errors": "analysis.behaviour.errors",
-    "analysis.mixture": "analysis.behaviour.mixture",
-    "analysis.performance": "analysis.behaviour.performance",
-    "analysis.human_data": "analysis.human.data",
-    "analysis.distance": "analysis.human.distance",
-    "analysis.snr": "analysis.neural.snr",
-    "analysis.normalization": "analysis.neural.dn",
-    "analysis.selectivity": "analysis.neural.selectivity",
-    "analysis.fixed_points": "analysis.neural.fixed_points",
-    "analysis.fixed_point_finder": "analysis.neural.fixed_point_finder",
-    "analysis.weights": "analysis.neural.weights",
-    "analysis.trajectories": "analysis.neural.trajectories",
-    "analysis.plotting_behaviour": "analysis.viz.behaviour",
-    "analysis.plotting_dynamics": "analysis.viz.dynamics",
-    "analysis.plotting_human": "analysis.viz.human",
-    "analysis.plotting_neural": "analysis.viz.neural",
-    "analysis.fit": "analysis.fit_table",
-})
+MOVED = MappingProxyType(
+    {
+        "analysis.agent_protocol": "analysis.core.agent_protocol",
+        "analysis.trials": "analysis.core.trials",
+        "analysis.neural_trials": "analysis.core.neural_trials",
+        "analysis.circstats": "analysis.core.circstats",
+        "analysis.errors": "analysis.behaviour.errors",
+        "analysis.mixture": "analysis.behaviour.mixture",
+        "analysis.performance": "analysis.behaviour.performance",
+        "analysis.human_data": "analysis.human.data",
+        "analysis.distance": "analysis.human.distance",
+        "analysis.snr": "analysis.neural.snr",
+        "analysis.normalization": "analysis.neural.dn",
+        "analysis.selectivity": "analysis.neural.selectivity",
+        "analysis.fixed_points": "analysis.neural.fixed_points",
+        "analysis.fixed_point_finder": "analysis.neural.fixed_point_finder",
+        "analysis.weights": "analysis.neural.weights",
+        "analysis.trajectories": "analysis.neural.trajectories",
+        "analysis.plotting_behaviour": "analysis.viz.behaviour",
+        "analysis.plotting_dynamics": "analysis.viz.dynamics",
+        "analysis.plotting_human": "analysis.viz.human",
+        "analysis.plotting_neural": "analysis.viz.neural",
+        "analysis.fit": "analysis.fit_table",
+    }
+)
 """Old module -> its place since the topic layout (CHANGELOG.md, "analysis layout")."""
 
 
@@ -57,15 +59,19 @@ class _MovedModuleFinder(importlib.abc.MetaPathFinder):
 
     def find_spec(self, fullname, path=None, target=None):  # noqa: ARG002 - the finder protocol
         if fullname in MOVED:
-            raise ModuleNotFoundError(f"{fullname} moved to {MOVED[fullname]}; import that "
-                                      "instead (see CHANGELOG.md)", name=fullname)
+            raise ModuleNotFoundError(
+                f"{fullname} moved to {MOVED[fullname]}; import that instead (see CHANGELOG.md)",
+                name=fullname,
+            )
         return None
 
 
 def __getattr__(name: str):
     if f"analysis.{name}" in MOVED:
-        raise ImportError(f"analysis.{name} moved to {MOVED[f'analysis.{name}']}; import that "
-                          "instead (see CHANGELOG.md)")
+        raise ImportError(
+            f"analysis.{name} moved to {MOVED[f'analysis.{name}']}; import that "
+            "instead (see CHANGELOG.md)"
+        )
     raise AttributeError(name)
 
 

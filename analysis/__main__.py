@@ -60,8 +60,9 @@ def _parse_only(text: str | Sequence[str] | None, *, source: str) -> list[str]:
     selected = []
     for name in filter(None, names):
         if name not in ANALYSES:
-            raise ValueError(f"{source}: unknown analysis {name!r}; choose from "
-                             f"{', '.join(ANALYSES)}")
+            raise ValueError(
+                f"{source}: unknown analysis {name!r}; choose from {', '.join(ANALYSES)}"
+            )
         if name not in selected:
             selected.append(name)
     if not selected:
@@ -86,8 +87,12 @@ def _settings_for(name: str, analysis_config: Any) -> dict[str, Any]:
     return {**defaults, **(section if isinstance(section, dict) else {})}
 
 
-def _trials_for(spec: registry.AnalysisRow, settings: dict[str, Any], analysis_config: Any,
-                requested: int | None) -> dict[str, int]:
+def _trials_for(
+    spec: registry.AnalysisRow,
+    settings: dict[str, Any],
+    analysis_config: Any,
+    requested: int | None,
+) -> dict[str, int]:
     """``{"n_trials": N}`` from --trials, else the section's ``trials``, else ``analysis.trials``
     (where ``trials_default``), else {} (the module's default)."""
     if requested is not None:
@@ -107,8 +112,7 @@ def _check_parameters(name: str, compute: Callable, kwargs: dict[str, Any]) -> N
         return
     unknown = [key for key in kwargs if key not in parameters]
     if unknown:
-        shown = ", ".join("trials" if k == "n_trials" else f"analysis.{name}.{k}"
-                          for k in unknown)
+        shown = ", ".join("trials" if k == "n_trials" else f"analysis.{name}.{k}" for k in unknown)
         raise RuntimeError(f"{shown}: not a setting of {compute.__module__}.run")
 
 
@@ -116,33 +120,58 @@ def _parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python -m analysis",
         description="Run the behavioural and neural analyses of a trained run directory. "
-                    "Analyses that do not apply to the run's agent or task are skipped with "
-                    "a one-line reason.",
+        "Analyses that do not apply to the run's agent or task are skipped with "
+        "a one-line reason.",
     )
     parser.add_argument("run_dir", type=Path, help="a run directory written by vwm-train")
-    parser.add_argument("--only", default=None,
-                        help=f"comma-separated subset of: {', '.join(registry.ANALYSES)} "
-                             "(default: the config's analysis.only, else all)")
-    parser.add_argument("--trials", type=int, default=None,
-                        help="trials for every analysis (default: analysis.<name>.trials, "
-                             "else analysis.trials where it applies, else the module's own)")
-    parser.add_argument("--human-data", type=Path, default=None,
-                        help="people to compare with: a folder of van den Berg (2012) .mat "
-                             "files or a CSV in python -m analysis.fit_table's format (default: the "
-                             "config's analysis.human_data, else the shipped van den Berg et "
-                             "al. 2012 files)")
-    parser.add_argument("--human-units", choices=ANGLE_UNITS, default="rad",
-                        help="angle units of a CSV --human-data (default: rad)")
-    parser.add_argument("--human-space", choices=ANGLE_SPACES, default="circle",
-                        help="period of a CSV --human-data: orientation (180 degrees) or "
-                             "circle (360; default)")
-    parser.add_argument("--checkpoint", choices=("best", "latest"), default="best",
-                        help="which weights to analyse (default: best)")
+    parser.add_argument(
+        "--only",
+        default=None,
+        help=f"comma-separated subset of: {', '.join(registry.ANALYSES)} "
+        "(default: the config's analysis.only, else all)",
+    )
+    parser.add_argument(
+        "--trials",
+        type=int,
+        default=None,
+        help="trials for every analysis (default: analysis.<name>.trials, "
+        "else analysis.trials where it applies, else the module's own)",
+    )
+    parser.add_argument(
+        "--human-data",
+        type=Path,
+        default=None,
+        help="people to compare with: a folder of van den Berg (2012) .mat "
+        "files or a CSV in python -m analysis.fit_table's format (default: the "
+        "config's analysis.human_data, else the shipped van den Berg et "
+        "al. 2012 files)",
+    )
+    parser.add_argument(
+        "--human-units",
+        choices=ANGLE_UNITS,
+        default="rad",
+        help="angle units of a CSV --human-data (default: rad)",
+    )
+    parser.add_argument(
+        "--human-space",
+        choices=ANGLE_SPACES,
+        default="circle",
+        help="period of a CSV --human-data: orientation (180 degrees) or circle (360; default)",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        choices=("best", "latest"),
+        default="best",
+        help="which weights to analyse (default: best)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of trials and noise")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--trust-code", action="store_true",
-                        help="load a run whose config names code from outside vwm-rnn "
-                        "(agent.name or task.id as package.module:Name); that code is imported")
+    parser.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="load a run whose config names code from outside vwm-rnn "
+        "(agent.name or task.id as package.module:Name); that code is imported",
+    )
     return parser
 
 
@@ -154,8 +183,16 @@ class _Session:
     """One CLI call: the loaded run, its out folder, the shared behavioural simulation and the
     results computed so far (an analysis that reuses another's takes it from here)."""
 
-    def __init__(self, loaded, out_dir: Path, *, seed: int, trials: int | None,
-                 human: dict[str, Any], progress: bool = True) -> None:
+    def __init__(
+        self,
+        loaded,
+        out_dir: Path,
+        *,
+        seed: int,
+        trials: int | None,
+        human: dict[str, Any],
+        progress: bool = True,
+    ) -> None:
         self.loaded, self.out_dir, self.seed = loaded, out_dir, seed
         self.trials, self.human, self.progress = trials, human, progress
         self._model_errors: dict[int, Any] = {}
@@ -168,8 +205,9 @@ class _Session:
         if n_trials not in self._model_errors:
             from analysis.core.trials import model_errors
 
-            self._model_errors[n_trials] = model_errors(self.loaded.model, self.loaded.env,
-                                                        n_trials=n_trials, seed=self.seed)
+            self._model_errors[n_trials] = model_errors(
+                self.loaded.model, self.loaded.env, n_trials=n_trials, seed=self.seed
+            )
         return self._model_errors[n_trials]
 
     def unavailable(self, name: str) -> str | None:
@@ -182,8 +220,10 @@ class _Session:
             row = registry.ANALYSES[name]
             analysis_config = self.loaded.config.analysis
             settings = _settings_for(name, analysis_config)
-            kwargs = {**{k: v for k, v in settings.items() if k != "trials"},
-                      **_trials_for(row, settings, analysis_config, self.trials)}
+            kwargs = {
+                **{k: v for k, v in settings.items() if k != "trials"},
+                **_trials_for(row, settings, analysis_config, self.trials),
+            }
             if row.takes_human_data:
                 kwargs.update(self.human)
             compute = registry.resolve(row.compute)
@@ -192,21 +232,28 @@ class _Session:
                 kwargs["progress"] = self.progress  # an analysis' own bar follows --no-progress
             if row.shares_model_errors:
                 kwargs["data"] = self.model_errors(kwargs.get("n_trials", 1000))
-            self.used[name] = {"seed": self.seed,
-                               **{k: str(v) if isinstance(v, Path) else v
-                                  for k, v in kwargs.items()
-                                  if k not in ("data", "progress", *row.reuses)}}
+            self.used[name] = {
+                "seed": self.seed,
+                **{
+                    k: str(v) if isinstance(v, Path) else v
+                    for k, v in kwargs.items()
+                    if k not in ("data", "progress", *row.reuses)
+                },
+            }
             kwargs.update({used: self.result(used) for used in row.reuses})
-            self._results[name] = compute(self.loaded.model, self.loaded.env, seed=self.seed,
-                                          **kwargs)
+            self._results[name] = compute(
+                self.loaded.model, self.loaded.env, seed=self.seed, **kwargs
+            )
         return self._results[name]
 
     def run(self, name: str) -> list[Path]:
         row = registry.ANALYSES[name]
         result = self.result(name)
         plot = registry.resolve(row.figures)
-        return [write_json(self.out_dir / row.json_name, result.to_dict()),
-                *plot(result, self.out_dir)]
+        return [
+            write_json(self.out_dir / row.json_name, result.to_dict()),
+            *plot(result, self.out_dir),
+        ]
 
 
 SETTINGS_USED = "settings_used.json"
@@ -253,8 +300,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     settings = loaded.config.analysis
     try:
-        only = (_parse_only(args.only, source="--only") if args.only is not None
-                else _parse_only(_as_dict(settings).get("only"), source="analysis.only"))
+        only = (
+            _parse_only(args.only, source="--only")
+            if args.only is not None
+            else _parse_only(_as_dict(settings).get("only"), source="analysis.only")
+        )
     except ValueError as exc:
         _error(exc)
         return 2
@@ -267,10 +317,18 @@ def main(argv: list[str] | None = None) -> int:
 
     out_dir = loaded.run_dir / "analysis"
     out_dir.mkdir(parents=True, exist_ok=True)
-    session = _Session(loaded, out_dir, seed=args.seed, trials=args.trials,
-                       human={"human_data": human_data, "human_units": args.human_units,
-                              "human_space": args.human_space},
-                       progress=not args.no_progress)
+    session = _Session(
+        loaded,
+        out_dir,
+        seed=args.seed,
+        trials=args.trials,
+        human={
+            "human_data": human_data,
+            "human_units": args.human_units,
+            "human_space": args.human_space,
+        },
+        progress=not args.no_progress,
+    )
     failures = 0
     bar = tqdm(only, desc="analyses", unit="analysis", disable=args.no_progress, file=sys.stderr)
     for name in bar:
@@ -285,11 +343,15 @@ def main(argv: list[str] | None = None) -> int:
             written = session.run(name)
         except Exception as exc:  # noqa: BLE001 - one failing analysis must not stop the others
             failures += 1
-            bar.write(f"error: {name}: {type(exc).__name__}: {' '.join(str(exc).split())}",
-                      file=sys.stderr)
+            bar.write(
+                f"error: {name}: {type(exc).__name__}: {' '.join(str(exc).split())}",
+                file=sys.stderr,
+            )
             continue
-        bar.write(f"{name}: {', '.join(p.name for p in written)} "
-                  f"({time.perf_counter() - start:.1f} s)", file=sys.stdout)
+        bar.write(
+            f"{name}: {', '.join(p.name for p in written)} ({time.perf_counter() - start:.1f} s)",
+            file=sys.stdout,
+        )
     bar.close()
     _write_settings_used(out_dir / SETTINGS_USED, session.used)
     try:

@@ -37,32 +37,44 @@ from vwm_agents.cli import OneLineParser
 
 __all__ = ["main"]
 
+
 def _parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python -m analysis.fit_table",
         description="Fit von Mises+uniform, Gaussian+uniform and the Bays (2009) swap model per "
-                    "set size to a delayed-estimation data table (CSV).",
+        "set size to a delayed-estimation data table (CSV).",
     )
-    parser.add_argument("data", type=Path, help="CSV with set_size, target, response "
-                                                "[, nontarget_1..nontarget_M]")
-    parser.add_argument("--units", choices=ANGLE_UNITS, default="rad",
-                        help="angle units in the file (default: rad)")
-    parser.add_argument("--space", choices=ANGLE_SPACES, default="circle",
-                        help="orientation: 180-degree period, doubled to the full circle; "
-                             "circle: 360-degree period (default)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="output folder (default: <DATA>_fit beside the file)")
+    parser.add_argument(
+        "data", type=Path, help="CSV with set_size, target, response [, nontarget_1..nontarget_M]"
+    )
+    parser.add_argument(
+        "--units", choices=ANGLE_UNITS, default="rad", help="angle units in the file (default: rad)"
+    )
+    parser.add_argument(
+        "--space",
+        choices=ANGLE_SPACES,
+        default="circle",
+        help="orientation: 180-degree period, doubled to the full circle; "
+        "circle: 360-degree period (default)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: <DATA>_fit beside the file)"
+    )
     return parser
 
 
 def _print_table(result: MixtureResult) -> None:
-    print(f"{'N':>3} {'trials':>7} {'VM kappa':>9} {'VM sd':>7} {'guess':>6} "
-          f"{'swap NT':>8} {'swap U':>7} {'dAIC swap-VM':>13}")
+    print(
+        f"{'N':>3} {'trials':>7} {'VM kappa':>9} {'VM sd':>7} {'guess':>6} "
+        f"{'swap NT':>8} {'swap U':>7} {'dAIC swap-VM':>13}"
+    )
     for n in result.set_sizes:
         f = result.fits[n]
-        print(f"{n:>3} {f.n_trials:>7} {f.vm_uniform.kappa:>9.3f} {f.vm_uniform.sd:>7.3f} "
-              f"{f.vm_uniform.p_guess:>6.3f} {f.swap.p_nontarget:>8.3f} {f.swap.p_guess:>7.3f} "
-              f"{f.swap.aic - f.vm_uniform.aic:>13.2f}")
+        print(
+            f"{n:>3} {f.n_trials:>7} {f.vm_uniform.kappa:>9.3f} {f.vm_uniform.sd:>7.3f} "
+            f"{f.vm_uniform.p_guess:>6.3f} {f.swap.p_nontarget:>8.3f} {f.swap.p_guess:>7.3f} "
+            f"{f.swap.aic - f.vm_uniform.aic:>13.2f}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,8 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.units == "rad" and data.max_abs_angle > 2.0 * np.pi + 0.5:
-        print("warning: angles larger than 2 pi in a file read as radians; pass --units deg if "
-              "they are degrees", file=sys.stderr)
+        print(
+            "warning: angles larger than 2 pi in a file read as radians; pass --units deg if "
+            "they are degrees",
+            file=sys.stderr,
+        )
     out_dir = args.out if args.out is not None else args.data.with_name(f"{args.data.stem}_fit")
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -87,8 +102,10 @@ def main(argv: list[str] | None = None) -> int:
 
     figures = plot_mixture(result, out_dir)
     _print_table(result)
-    print(f"wrote {out_dir / 'mixture.json'}, {out_dir / 'errors.json'} and "
-          f"{', '.join(p.name for p in figures)}")
+    print(
+        f"wrote {out_dir / 'mixture.json'}, {out_dir / 'errors.json'} and "
+        f"{', '.join(p.name for p in figures)}"
+    )
     return 0
 
 

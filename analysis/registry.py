@@ -63,8 +63,9 @@ class Compute(Protocol):
     ``run`` takes it.
     """
 
-    def __call__(self, model: Any, env: Any, *, n_trials: int, seed: int,
-                 **settings: Any) -> AnalysisResult: ...
+    def __call__(
+        self, model: Any, env: Any, *, n_trials: int, seed: int, **settings: Any
+    ) -> AnalysisResult: ...
 
 
 class Unavailable(Protocol):
@@ -143,72 +144,147 @@ def _rows(*rows: AnalysisRow) -> Mapping[str, AnalysisRow]:
 
 
 ANALYSES: Mapping[str, AnalysisRow] = _rows(
-    AnalysisRow("errors", "analysis.behaviour.errors:run", "analysis.viz.behaviour:plot_errors",
-                "Error statistics", "errors.json", ("error",), shares_model_errors=True),
-    AnalysisRow("mixture", "analysis.behaviour.mixture:run",
-                "analysis.viz.behaviour:plot_mixture", "Mixture models", "mixture.json",
-                ("mixture",), shares_model_errors=True),
-    AnalysisRow("human", "analysis.human.comparison:run", "analysis.viz.human:plot_human",
-                "Model against people", "human_comparison.json", ("human",),
-                shares_model_errors=True, reuses=("errors", "mixture"), takes_human_data=True),
-    AnalysisRow("performance", "analysis.behaviour.performance:run",
-                "analysis.viz.behaviour:plot_performance", "Performance", "performance.json",
-                ("performance",)),
-    AnalysisRow("snr", "analysis.neural.snr:run", "analysis.viz.neural:plot_snr",
-                "Signal-to-noise ratio", "snr.json", ("snr",)),
-    AnalysisRow("dn", "analysis.neural.dn:run", "analysis.viz.neural:plot_dn",
-                "Divisive normalisation", "dn.json", ("dn",), trials_default=False,
-                settings={"epoch": Setting("decode", Spec("str"),
-                                           "epoch whose rates enter the summation fit")}),
-    AnalysisRow("selectivity", "analysis.neural.selectivity:run",
-                "analysis.viz.neural:plot_selectivity", "Mixed selectivity", "selectivity.json",
-                ("selectivity",),
-                settings={"n_shuffles": Setting(
-                    200, Spec("int", low=20),
-                    "shuffles of the orientations giving chance selectivity")}),
-    AnalysisRow("fixed_points", "analysis.neural.fixed_points:run",
-                "analysis.viz.dynamics:plot_fixed_points", "Fixed points", "fixed_points.json",
-                ("fixed_points",), trials_default=False,
-                # the reference's fpf_params
-                settings={
-                    "trials": Setting(20, _POS_INT, "trials whose states seed the search"),
-                    "n_init": Setting(20, _POS_INT, "initial states"),
-                    "noise_scale": Setting(0.0, _NONNEG_FLOAT,
-                                           "noise added to the initial states"),
-                    "max_iters": Setting(50, _POS_INT, "optimiser iterations"),
-                    "lr_init": Setting(0.01, _POS_FLOAT, "initial learning rate"),
-                    "outlier_distance_scale": Setting(10.0, _POS_FLOAT,
-                                                      "outlier rejection distance"),
-                    "pca": Setting(True, Spec("bool"), "plot fixed points in PCA space"),
-                    "newton_iterations": Setting(
-                        30, _NONNEG_INT,
-                        "damped Newton iterations after the Adam iterations (0: Adam only)"),
-                    "epoch": Setting(
-                        None, Spec("str", nullable=True),
-                        "epoch whose states seed the search; null: decode where the task has "
-                        "it, else all"),
-                }),
-    AnalysisRow("weights", "analysis.neural.weights:run", "analysis.viz.neural:plot_weights",
-                "Weights", "weights.json", ("weights",), trials_default=False),
-    AnalysisRow("trajectories", "analysis.neural.trajectories:run",
-                "analysis.viz.dynamics:plot_trajectories", "Trajectories", "trajectories.json",
-                ("trajectories",), trials_default=False),
-    AnalysisRow("item_loss", "analysis.neural.item_loss:run",
-                "analysis.viz.item_loss:plot_item_loss_run", "How items are lost",
-                "item_loss.json", ("item_loss",)),
+    AnalysisRow(
+        "errors",
+        "analysis.behaviour.errors:run",
+        "analysis.viz.behaviour:plot_errors",
+        "Error statistics",
+        "errors.json",
+        ("error",),
+        shares_model_errors=True,
+    ),
+    AnalysisRow(
+        "mixture",
+        "analysis.behaviour.mixture:run",
+        "analysis.viz.behaviour:plot_mixture",
+        "Mixture models",
+        "mixture.json",
+        ("mixture",),
+        shares_model_errors=True,
+    ),
+    AnalysisRow(
+        "human",
+        "analysis.human.comparison:run",
+        "analysis.viz.human:plot_human",
+        "Model against people",
+        "human_comparison.json",
+        ("human",),
+        shares_model_errors=True,
+        reuses=("errors", "mixture"),
+        takes_human_data=True,
+    ),
+    AnalysisRow(
+        "performance",
+        "analysis.behaviour.performance:run",
+        "analysis.viz.behaviour:plot_performance",
+        "Performance",
+        "performance.json",
+        ("performance",),
+    ),
+    AnalysisRow(
+        "snr",
+        "analysis.neural.snr:run",
+        "analysis.viz.neural:plot_snr",
+        "Signal-to-noise ratio",
+        "snr.json",
+        ("snr",),
+    ),
+    AnalysisRow(
+        "dn",
+        "analysis.neural.dn:run",
+        "analysis.viz.neural:plot_dn",
+        "Divisive normalisation",
+        "dn.json",
+        ("dn",),
+        trials_default=False,
+        settings={
+            "epoch": Setting("decode", Spec("str"), "epoch whose rates enter the summation fit")
+        },
+    ),
+    AnalysisRow(
+        "selectivity",
+        "analysis.neural.selectivity:run",
+        "analysis.viz.neural:plot_selectivity",
+        "Mixed selectivity",
+        "selectivity.json",
+        ("selectivity",),
+        settings={
+            "n_shuffles": Setting(
+                200, Spec("int", low=20), "shuffles of the orientations giving chance selectivity"
+            )
+        },
+    ),
+    AnalysisRow(
+        "fixed_points",
+        "analysis.neural.fixed_points:run",
+        "analysis.viz.dynamics:plot_fixed_points",
+        "Fixed points",
+        "fixed_points.json",
+        ("fixed_points",),
+        trials_default=False,
+        # the reference's fpf_params
+        settings={
+            "trials": Setting(20, _POS_INT, "trials whose states seed the search"),
+            "n_init": Setting(20, _POS_INT, "initial states"),
+            "noise_scale": Setting(0.0, _NONNEG_FLOAT, "noise added to the initial states"),
+            "max_iters": Setting(50, _POS_INT, "optimiser iterations"),
+            "lr_init": Setting(0.01, _POS_FLOAT, "initial learning rate"),
+            "outlier_distance_scale": Setting(10.0, _POS_FLOAT, "outlier rejection distance"),
+            "pca": Setting(True, Spec("bool"), "plot fixed points in PCA space"),
+            "newton_iterations": Setting(
+                30, _NONNEG_INT, "damped Newton iterations after the Adam iterations (0: Adam only)"
+            ),
+            "epoch": Setting(
+                None,
+                Spec("str", nullable=True),
+                "epoch whose states seed the search; null: decode where the task has it, else all",
+            ),
+        },
+    ),
+    AnalysisRow(
+        "weights",
+        "analysis.neural.weights:run",
+        "analysis.viz.neural:plot_weights",
+        "Weights",
+        "weights.json",
+        ("weights",),
+        trials_default=False,
+    ),
+    AnalysisRow(
+        "trajectories",
+        "analysis.neural.trajectories:run",
+        "analysis.viz.dynamics:plot_trajectories",
+        "Trajectories",
+        "trajectories.json",
+        ("trajectories",),
+        trials_default=False,
+    ),
+    AnalysisRow(
+        "item_loss",
+        "analysis.neural.item_loss:run",
+        "analysis.viz.item_loss:plot_item_loss_run",
+        "How items are lost",
+        "item_loss.json",
+        ("item_loss",),
+    ),
 )
 """Every analysis, in the order the CLI runs them and the report shows them."""
 
-COMMON_SETTINGS: Mapping[str, Setting] = MappingProxyType({
-    "trials": Setting(1000, _POS_INT, "trials per set size simulated for the analyses"),
-    "only": Setting(None, Spec("str_list", nullable=True),
-                    "names of the analyses to run; null: all"),
-    "human_data": Setting(
-        None, Spec("str", nullable=True),
-        "people to compare with: a folder of van den Berg (2012) .mat files or a CSV in "
-        "python -m analysis.fit_table's format; null: the shipped van den Berg et al. (2012) "
-        "files"),
-})
+COMMON_SETTINGS: Mapping[str, Setting] = MappingProxyType(
+    {
+        "trials": Setting(1000, _POS_INT, "trials per set size simulated for the analyses"),
+        "only": Setting(
+            None, Spec("str_list", nullable=True), "names of the analyses to run; null: all"
+        ),
+        "human_data": Setting(
+            None,
+            Spec("str", nullable=True),
+            "people to compare with: a folder of van den Berg (2012) .mat files or a CSV in "
+            "python -m analysis.fit_table's format; null: the shipped van den Berg et al. (2012) "
+            "files",
+        ),
+    }
+)
 """``analysis.<key>`` settings of every analysis (``only`` names rows of :data:`ANALYSES`)."""
 
 _CONFIG_ORDER = ("fixed_points", "selectivity", "dn")
@@ -242,20 +318,32 @@ def resolve(target: str) -> Callable:
 def run_defaults(name: str) -> dict[str, Any]:
     """The keywords of ``run`` that analysis ``name``'s settings give by default (``trials`` as
     ``n_trials``): what the CLI passes when the config leaves them out."""
-    return {("n_trials" if key == "trials" else key): setting.default
-            for key, setting in ANALYSES[name].settings.items()}
+    return {
+        ("n_trials" if key == "trials" else key): setting.default
+        for key, setting in ANALYSES[name].settings.items()
+    }
 
 
-def _section_class(qualname: str, settings: Mapping[str, Setting],
-                   children: Mapping[str, type] = MappingProxyType({})) -> type:
+def _section_class(
+    qualname: str,
+    settings: Mapping[str, Setting],
+    children: Mapping[str, type] = MappingProxyType({}),
+) -> type:
     """A frozen :class:`Section` dataclass; ``qualname`` is where pickle finds it (configs travel
     to Ray workers): the children are attributes of their parent class."""
     spec_fields = [(key, Any, spec_field(s.default, s.spec, s.doc)) for key, s in settings.items()]
-    child_fields = [(key, Any, field(default_factory=child, metadata={"section": child}))
-                    for key, child in children.items()]
+    child_fields = [
+        (key, Any, field(default_factory=child, metadata={"section": child}))
+        for key, child in children.items()
+    ]
     namespace = {"__module__": __name__, **{c.__name__: c for c in children.values()}}
-    section = make_dataclass(qualname.rpartition(".")[2], [*spec_fields, *child_fields],
-                             bases=(Section,), frozen=True, namespace=namespace)
+    section = make_dataclass(
+        qualname.rpartition(".")[2],
+        [*spec_fields, *child_fields],
+        bases=(Section,),
+        frozen=True,
+        namespace=namespace,
+    )
     section.__qualname__ = qualname
     return section
 
@@ -266,11 +354,15 @@ def config_section(rows: Mapping[str, AnalysisRow] = ANALYSES) -> type:
     :class:`~vwm_agents.config.schema.Section`: unknown keys and bad values fail with one line
     naming the key and what is allowed)."""
     with_settings = [name for name in _CONFIG_ORDER if name in rows and rows[name].settings]
-    with_settings += [name for name, row in rows.items()
-                      if row.settings and name not in with_settings]
-    children = {name: _section_class(f"AnalysisSettings.{name.title().replace('_', '')}Settings",
-                                     rows[name].settings)
-                for name in with_settings}
+    with_settings += [
+        name for name, row in rows.items() if row.settings and name not in with_settings
+    ]
+    children = {
+        name: _section_class(
+            f"AnalysisSettings.{name.title().replace('_', '')}Settings", rows[name].settings
+        )
+        for name in with_settings
+    }
     return _section_class("AnalysisSettings", COMMON_SETTINGS, children)
 
 

@@ -35,7 +35,9 @@ from vwm_agents.models import DaleRNN, GRUAgent
 RESULTS = Path(__file__).parent / "results" / "bench_fixed_points.json"
 
 
-def initial_states(model: torch.nn.Module, env, n_states: int, epoch: str, seed: int) -> torch.Tensor:
+def initial_states(
+    model: torch.nn.Module, env, n_states: int, epoch: str, seed: int
+) -> torch.Tensor:
     k = env.unwrapped.max_items
     n_trials = 20
     theta = np.zeros((n_trials, k))
@@ -97,27 +99,48 @@ def main(argv: list[str] | None = None) -> dict:
     # Warm-up (lazy imports and first-call allocations) so that neither row pays for it.
     measure(step, x0[:2], args.tol_q, adam_iterations=2, newton_iterations=2, **common)
     rows = {
-        "adam_only": measure(step, x0, args.tol_q, adam_iterations=args.adam_only_iterations,
-                             newton_iterations=0, **common),
-        "adam_newton": measure(step, x0, args.tol_q, adam_iterations=args.adam_iterations,
-                               newton_iterations=args.newton_iterations, **common),
+        "adam_only": measure(
+            step,
+            x0,
+            args.tol_q,
+            adam_iterations=args.adam_only_iterations,
+            newton_iterations=0,
+            **common,
+        ),
+        "adam_newton": measure(
+            step,
+            x0,
+            args.tol_q,
+            adam_iterations=args.adam_iterations,
+            newton_iterations=args.newton_iterations,
+            **common,
+        ),
     }
     baseline = rows["adam_only"]["wall_s"]
     for row in rows.values():
         row["time_ratio_vs_adam_only"] = row["wall_s"] / baseline
 
-    print(f"{args.agent}, {args.neurons} neurons, {args.states} initial states ({args.epoch}), tol_q {args.tol_q:g}, "
-          f"{torch.get_num_threads()} threads")
-    print(f"{'method':<12} {'wall s':>8} {'cpu s':>8} {'adam it':>8} {'newton it':>9} "
-          f"{'converged':>10} {'median q':>10} {'max q':>10} {'ratio':>6}")
+    print(
+        f"{args.agent}, {args.neurons} neurons, {args.states} initial states ({args.epoch}), tol_q {args.tol_q:g}, "
+        f"{torch.get_num_threads()} threads"
+    )
+    print(
+        f"{'method':<12} {'wall s':>8} {'cpu s':>8} {'adam it':>8} {'newton it':>9} "
+        f"{'converged':>10} {'median q':>10} {'max q':>10} {'ratio':>6}"
+    )
     for name, r in rows.items():
-        print(f"{name:<12} {r['wall_s']:8.2f} {r['cpu_s']:8.2f} {r['adam_iterations']:8d} "
-              f"{r['newton_iterations']:9d} {r['converged']:>6d}/{args.states:<3d} {r['median_q']:10.2e} "
-              f"{r['max_q']:10.2e} {r['time_ratio_vs_adam_only']:6.2f}")
+        print(
+            f"{name:<12} {r['wall_s']:8.2f} {r['cpu_s']:8.2f} {r['adam_iterations']:8d} "
+            f"{r['newton_iterations']:9d} {r['converged']:>6d}/{args.states:<3d} {r['median_q']:10.2e} "
+            f"{r['max_q']:10.2e} {r['time_ratio_vs_adam_only']:6.2f}"
+        )
     report = {
         "config": vars(args) | {"out": str(args.out)},
-        "machine": {"platform": platform.platform(), "torch": torch.__version__,
-                    "threads": torch.get_num_threads()},
+        "machine": {
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+        },
         "results": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -21,8 +21,14 @@ import tempfile
 from pathlib import Path
 
 RESULTS = Path(__file__).with_suffix(".json")
-BASE = ["training.num_iterations=2", "logging.period=2", "training.threads=1",
-        "training.device=cpu", "logging.progress=false", "agent.n_neurons=128"]
+BASE = [
+    "training.num_iterations=2",
+    "logging.period=2",
+    "training.threads=1",
+    "training.device=cpu",
+    "logging.progress=false",
+    "agent.n_neurons=128",
+]
 POINTS = {  # name: (batch_size, eval_batch_size)
     "small": (64, 64),
     "train_batch": (512, 64),
@@ -37,14 +43,25 @@ def child(batch_size: int, eval_batch_size: int) -> dict:
     from vwm_agents.training.resources import estimate_memory
     from vwm_agents.training.run import make_env
 
-    config = load_config(overrides=[*BASE, f"training.batch_size={batch_size}",
-                                    f"training.eval_batch_size={eval_batch_size}"])
+    config = load_config(
+        overrides=[
+            *BASE,
+            f"training.batch_size={batch_size}",
+            f"training.eval_batch_size={eval_batch_size}",
+        ]
+    )
     estimate = estimate_memory(config, make_env(config), "cpu")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     train(config, tempfile.mkdtemp())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"peak_bytes": peak, "before_bytes": before, "n_steps": estimate.n_steps,
-            "n_neurons": 128, "estimate_bytes": estimate.total, "parts": estimate.parts}
+    return {
+        "peak_bytes": peak,
+        "before_bytes": before,
+        "n_steps": estimate.n_steps,
+        "n_neurons": 128,
+        "estimate_bytes": estimate.total,
+        "parts": estimate.parts,
+    }
 
 
 def main() -> None:
@@ -54,10 +71,17 @@ def main() -> None:
     points = {}
     for name, (batch, eval_batch) in POINTS.items():
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        out = subprocess.run([sys.executable, __file__, str(batch), str(eval_batch)], env=env,
-                             check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [sys.executable, __file__, str(batch), str(eval_batch)],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         points[name] = json.loads(out.strip().splitlines()[-1]) | {
-            "batch_size": batch, "eval_batch_size": eval_batch}
+            "batch_size": batch,
+            "eval_batch_size": eval_batch,
+        }
     small = points["small"]
     per_step = small["n_steps"] * small["n_neurons"]
     factors = {
@@ -70,8 +94,10 @@ def main() -> None:
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(factors, indent=2))
     for name, point in points.items():
-        print(f"{name}: peak RSS {point['peak_bytes'] / 2**20:.0f} MiB (before training "
-              f"{point['before_bytes'] / 2**20:.0f} MiB), estimate {point['estimate_bytes'] / 2**20:.0f} MiB")
+        print(
+            f"{name}: peak RSS {point['peak_bytes'] / 2**20:.0f} MiB (before training "
+            f"{point['before_bytes'] / 2**20:.0f} MiB), estimate {point['estimate_bytes'] / 2**20:.0f} MiB"
+        )
 
 
 if __name__ == "__main__":

@@ -108,8 +108,9 @@ def bench_slope_samplers(shape: tuple[int, int], repeats: int) -> dict[str, floa
     for noise_type in ("gauss", "gamma"):
         for label, use_native in (("fused", True), ("eager", False)):
             sample = slope_sampler(noise_type, FACTOR, DT_MS, native=use_native)
-            results[f"{noise_type}_{label}"] = _median_ms(lambda s=sample: s(rates, None, slope),
-                                                          repeats)
+            results[f"{noise_type}_{label}"] = _median_ms(
+                lambda s=sample: s(rates, None, slope), repeats
+            )
     return results
 
 
@@ -136,13 +137,21 @@ def main() -> None:
     parser.add_argument("--iter-steps", type=int, default=202)
     parser.add_argument("--iter-repeats", type=int, default=3)
     parser.add_argument(
-        "--clock", choices=tuple(CLOCKS), default="wall",
+        "--clock",
+        choices=tuple(CLOCKS),
+        default="wall",
         help="cpu: process CPU time, steadier on a shared machine (use with 1 thread)",
     )
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (the fused kernels are serial: with more threads "
-                             "they run only below ATen's parallel grain size)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "bench_noise.json")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (the fused kernels are serial: with more threads "
+        "they run only below ATen's parallel grain size)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results" / "bench_noise.json"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     global _clock

@@ -55,8 +55,9 @@ def time_iterations(random_numbers: str, repeats: int) -> list[float]:
     batch = env.sample_batch(128, np.random.default_rng(0), balance_set_sizes=True)
     ob, gt, mask = batch_tensors(env, batch, torch.device("cpu"))
     decode_start = int(batch.epochs["decode"][0, 0])
-    model = DaleRNN(ob.shape[-1], gt.shape[-1], 128, spike_noise_factor=0.05,
-                    random_numbers=random_numbers)
+    model = DaleRNN(
+        ob.shape[-1], gt.shape[-1], 128, spike_noise_factor=0.05, random_numbers=random_numbers
+    )
     generator = torch.Generator().manual_seed(0)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
@@ -89,20 +90,37 @@ def main() -> None:
     results = {}
     for name, (switch, source) in VARIANTS.items():
         env = {**os.environ, "VWM_RNN_NATIVE": switch, "OMP_NUM_THREADS": "1"}
-        out = subprocess.run([sys.executable, __file__, "--child", source, "--repeats",
-                              str(args.repeats)], env=env, check=True, capture_output=True,
-                             text=True).stdout
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", source, "--repeats", str(args.repeats)],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         seconds = json.loads(out.strip().splitlines()[-1])
-        results[name] = {"ms": 1e3 * statistics.median(seconds),
-                         "all_ms": [round(1e3 * s, 1) for s in seconds]}
+        results[name] = {
+            "ms": 1e3 * statistics.median(seconds),
+            "all_ms": [round(1e3 * s, 1) for s in seconds],
+        }
     base = results["kernels/philox"]["ms"]
     for row in results.values():
         row["x_kernels_philox"] = row["ms"] / base
-    report = {"size": {"n_neurons": 128, "batch_size": 128, "max_items": 10, "dt": 10.0,
-                       "noise": "gamma 0.05"}, "threads": 1, "clock": "process CPU time",
-              "repeats": args.repeats, "machine": platform.machine(),
-              "processor": platform.processor(), "load_average": os.getloadavg(),
-              "results": results}
+    report = {
+        "size": {
+            "n_neurons": 128,
+            "batch_size": 128,
+            "max_items": 10,
+            "dt": 10.0,
+            "noise": "gamma 0.05",
+        },
+        "threads": 1,
+        "clock": "process CPU time",
+        "repeats": args.repeats,
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "load_average": os.getloadavg(),
+        "results": results,
+    }
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print("| variant | ms / iteration | x kernels/philox |\n|---|---|---|")
     for name, row in results.items():

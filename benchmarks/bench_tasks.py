@@ -39,7 +39,9 @@ def seconds_per_call(
         fn()  # warm up (caches, allocator, the first Dataset fill)
     times: dict[str, list[float]] = {name: [] for name in methods}
     start = time.perf_counter()
-    while time.perf_counter() - start < min_time * len(methods) or min(map(len, times.values())) < 5:
+    while (
+        time.perf_counter() - start < min_time * len(methods) or min(map(len, times.values())) < 5
+    ):
         for name, fn in methods.items():
             t0 = time.perf_counter()
             fn()
@@ -63,7 +65,9 @@ def main() -> None:
     dataset = ngym.Dataset(env, batch_size=batch_size, seq_len=n_steps, batch_first=True)
 
     def tensors_on_device():
-        ob, gt, mask = env.batch_tensors(env.sample_batch(batch_size, rng, dense=False), args.device)
+        ob, gt, mask = env.batch_tensors(
+            env.sample_batch(batch_size, rng, dense=False), args.device
+        )
         if ob.is_cuda:
             torch.cuda.synchronize()
 
@@ -89,14 +93,20 @@ def main() -> None:
         row["best_ratio_vs_dataset"] = row["best_trials_per_s"] / baseline["best_trials_per_s"]
 
     width = max(map(len, results))
-    print(f"VWMRecall-v0, B={batch_size}, T={n_steps}, K={env.max_items}, "
-          f"n_in={env.observation_space.shape[0]}, n_out={env.n_outputs}")
-    print(f"{'method':<{width}}  {'ms/batch':>9}  {'trials/s':>11}  {'x Dataset':>9}  "
-          f"{'best ms':>8}  {'best x':>7}")
+    print(
+        f"VWMRecall-v0, B={batch_size}, T={n_steps}, K={env.max_items}, "
+        f"n_in={env.observation_space.shape[0]}, n_out={env.n_outputs}"
+    )
+    print(
+        f"{'method':<{width}}  {'ms/batch':>9}  {'trials/s':>11}  {'x Dataset':>9}  "
+        f"{'best ms':>8}  {'best x':>7}"
+    )
     for name, row in results.items():
-        print(f"{name:<{width}}  {row['ms_per_batch']:9.2f}  {row['trials_per_s']:11.0f}  "
-              f"{row['ratio_vs_dataset']:9.1f}  {row['best_ms_per_batch']:8.2f}  "
-              f"{row['best_ratio_vs_dataset']:7.1f}")
+        print(
+            f"{name:<{width}}  {row['ms_per_batch']:9.2f}  {row['trials_per_s']:11.0f}  "
+            f"{row['ratio_vs_dataset']:9.1f}  {row['best_ms_per_batch']:8.2f}  "
+            f"{row['best_ratio_vs_dataset']:7.1f}"
+        )
     print("(median over interleaved rounds; 'best' = fastest call)")
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -107,9 +117,14 @@ def main() -> None:
         "n_steps": n_steps,
         "max_items": env.max_items,
         "device": args.device,
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpu_count": os.cpu_count(), "numpy": np.__version__,
-                    "torch": torch.__version__, "neurogym": ngym.__version__},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpu_count": os.cpu_count(),
+            "numpy": np.__version__,
+            "torch": torch.__version__,
+            "neurogym": ngym.__version__,
+        },
         "results": results,
     }
     args.out.write_text(json.dumps(report, indent=2) + "\n")

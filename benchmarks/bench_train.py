@@ -93,7 +93,9 @@ class ReferenceRNN(nn.Module):
         sign = torch.ones(n_neurons)
         sign[half:] = -1.0
         self.register_buffer("sign", sign)
-        self.W = nn.Parameter(torch.randn(n_neurons, n_neurons).abs() / math.sqrt(0.682 * n_neurons))
+        self.W = nn.Parameter(
+            torch.randn(n_neurons, n_neurons).abs() / math.sqrt(0.682 * n_neurons)
+        )
         self.B = nn.Parameter(torch.randn(n_neurons, n_in).abs() * 0.418)
         self.F = nn.Parameter(torch.randn(n_out, n_neurons) * math.sqrt(2.0 / (n_neurons + n_out)))
         self.noise_type = noise_type
@@ -126,8 +128,9 @@ class ReferenceRNN(nn.Module):
         return self.observed_r(r) @ self.F.T
 
 
-def reference_loss(model: ReferenceRNN, u: Tensor, theta: Tensor, presence: Tensor,
-                   decode_start: int) -> Tensor:
+def reference_loss(
+    model: ReferenceRNN, u: Tensor, theta: Tensor, presence: Tensor, decode_start: int
+) -> Tensor:
     r = model(u)
     u_hat = model.readout(r[:, decode_start:])  # (B, steps, 2K)
     pairs = u_hat.reshape(*u_hat.shape[:2], -1, 2)
@@ -169,18 +172,27 @@ class PlainRNN(ReferenceRNN):
         return torch.stack(states, dim=1)
 
 
-def make_reference(model_class, n_in: int, n_out: int, size: Size, noise_type: str,
-                   device: torch.device, data):
+def make_reference(
+    model_class, n_in: int, n_out: int, size: Size, noise_type: str, device: torch.device, data
+):
     model = model_class(n_in, n_out, size.n_neurons, noise_type).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
     return lambda: reference_iteration(model, optimizer, data)
 
 
-def make_autograd(size: Size, n_in: int, n_out: int, noise_type: str, device: torch.device,
-                  data, readout_from: int):
+def make_autograd(
+    size: Size,
+    n_in: int,
+    n_out: int,
+    noise_type: str,
+    device: torch.device,
+    data,
+    readout_from: int,
+):
     """Our model through simulate (plain autograd), as the trainer ran before the fused loop."""
-    model = DaleRNN(n_in, n_out, size.n_neurons, spike_noise_type=noise_type,
-                    spike_noise_factor=NOISE_FACTOR).to(device)
+    model = DaleRNN(
+        n_in, n_out, size.n_neurons, spike_noise_type=noise_type, spike_noise_factor=NOISE_FACTOR
+    ).to(device)
     generator = torch.Generator(device=device).manual_seed(0)
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
     ob, gt, mask = data
@@ -189,14 +201,22 @@ def make_autograd(size: Size, n_in: int, n_out: int, noise_type: str, device: to
         optimizer.zero_grad(set_to_none=True)
         gain, _ = model.activation_affine()
         outputs, rates = simulate(
-            model.input_drive(ob.transpose(0, 1)), model.W_eff * gain, model.leak,
-            model.nonlinearity, model.noise(generator=generator),
-            ob.new_zeros(ob.shape[0], model.n_neurons), model.readout_weights, readout_from)
-        loss = (losses.vwm_trial_error(outputs, gt, mask, "rad").mean()
-                + LAMBDA_REG * losses.activity_penalty(rates, nonnegative=True))
+            model.input_drive(ob.transpose(0, 1)),
+            model.W_eff * gain,
+            model.leak,
+            model.nonlinearity,
+            model.noise(generator=generator),
+            ob.new_zeros(ob.shape[0], model.n_neurons),
+            model.readout_weights,
+            readout_from,
+        )
+        loss = losses.vwm_trial_error(
+            outputs, gt, mask, "rad"
+        ).mean() + LAMBDA_REG * losses.activity_penalty(rates, nonnegative=True)
         loss.backward()
         optimizer.step()
         model.apply_constraints()
+
     return iteration
 
 
@@ -215,7 +235,7 @@ def make_floor(size: Size, n_in: int, n_out: int, n_steps: int, device: torch.de
     def iteration() -> None:
         drive = ob @ inputs  # input projection
         for step in range(n_steps):  # forward: one GEMM (with its add) per step
-            torch.addmm(drive[step * b:(step + 1) * b], states[step], weights, out=out)
+            torch.addmm(drive[step * b : (step + 1) * b], states[step], weights, out=out)
         for step in range(n_steps):  # backward through time: one GEMM per step
             torch.mm(grads[step], weights, out=out)
         flat_states, flat_grads = states.view(-1, n), grads.view(-1, n)
@@ -224,6 +244,7 @@ def make_floor(size: Size, n_in: int, n_out: int, n_steps: int, device: torch.de
         grad_out.T @ flat_states  # readout weight gradient
         flat_grads.T @ flat_states  # recurrent weight gradient
         ob.T @ flat_grads  # input weight gradient
+
     return iteration
 
 
@@ -236,36 +257,51 @@ def our_loss_fn(model: DaleRNN, generator: torch.Generator | None):
         outputs, rates = model(ob, generator=generator, readout_from=readout_from)
         error = losses.vwm_trial_error(outputs, gt, mask, "rad").mean()
         return error + LAMBDA_REG * losses.activity_penalty(rates, nonnegative=True), outputs, rates
+
     return loss_fn
 
 
 def make_ours(size: Size, env, noise_type: str, device: torch.device, compile_mode: str):
-    model = DaleRNN(env.observation_space.shape[0], env.action_space.shape[0], size.n_neurons,
-                    spike_noise_type=noise_type, spike_noise_factor=NOISE_FACTOR).to(device)
+    model = DaleRNN(
+        env.observation_space.shape[0],
+        env.action_space.shape[0],
+        size.n_neurons,
+        spike_noise_type=noise_type,
+        spike_noise_factor=NOISE_FACTOR,
+    ).to(device)
     generator = torch.Generator(device=device).manual_seed(0)
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
-    step = LossStep(our_loss_fn(model, generator), list(model.parameters()), compile_mode,
-                    generators=[generator])
+    step = LossStep(
+        our_loss_fn(model, generator),
+        list(model.parameters()),
+        compile_mode,
+        generators=[generator],
+    )
 
     def iteration(data, readout_from: int) -> None:
         step(*data, readout_from=readout_from)
         optimizer.step()
         model.apply_constraints()
+
     return iteration
 
 
 def make_ensemble(size: Size, env, n_models: int, device: torch.device, compile_mode: str):
     n_in, n_out = env.observation_space.shape[0], env.action_space.shape[0]
-    models = [DaleRNN(n_in, n_out, size.n_neurons, spike_noise_factor=NOISE_FACTOR).to(device)
-              for _ in range(n_models)]
+    models = [
+        DaleRNN(n_in, n_out, size.n_neurons, spike_noise_factor=NOISE_FACTOR).to(device)
+        for _ in range(n_models)
+    ]
     generators = [torch.Generator(device=device).manual_seed(s) for s in range(n_models)]
     optimizers = [torch.optim.Adam(m.parameters(), lr=LEARNING_RATE) for m in models]
 
     def loss_fn(ob: Tensor, gt: Tensor, mask: Tensor, readout_from: int = 0):
-        outputs, rates = ensemble_forward(models, ob, generators=generators,
-                                          readout_from=readout_from)
-        per_model = ensemble_vwm_loss(outputs, rates, gt, mask, error_def="rad", nonnegative=True,
-                                      lambda_reg=LAMBDA_REG)
+        outputs, rates = ensemble_forward(
+            models, ob, generators=generators, readout_from=readout_from
+        )
+        per_model = ensemble_vwm_loss(
+            outputs, rates, gt, mask, error_def="rad", nonnegative=True, lambda_reg=LAMBDA_REG
+        )
         return per_model.sum(), outputs, rates
 
     params = [p for m in models for p in m.parameters()]
@@ -276,6 +312,7 @@ def make_ensemble(size: Size, env, n_models: int, device: torch.device, compile_
         for model, optimizer in zip(models, optimizers, strict=True):
             optimizer.step()
             model.apply_constraints()
+
     return iteration
 
 
@@ -288,9 +325,13 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def interleaved_median_s(paths: dict[str, Callable[[], None]], repeats: int, warmup: int,
-                         device: torch.device, clock: Callable[[], float] = time.perf_counter,
-                         ) -> dict[str, float]:
+def interleaved_median_s(
+    paths: dict[str, Callable[[], None]],
+    repeats: int,
+    warmup: int,
+    device: torch.device,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, float]:
     """Median seconds per call of each path, timed in alternating rounds after warm-up."""
     for fn in paths.values():
         for _ in range(warmup):
@@ -307,8 +348,9 @@ def interleaved_median_s(paths: dict[str, Callable[[], None]], repeats: int, war
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def matmul_peak_gflops(device: torch.device, clock: Callable[[], float] = time.perf_counter,
-                       repeats: int = 50) -> float:
+def matmul_peak_gflops(
+    device: torch.device, clock: Callable[[], float] = time.perf_counter, repeats: int = 50
+) -> float:
     a = torch.randn(512, 256, device=device)
     b = torch.randn(256, 256, device=device)
     for _ in range(5):
@@ -335,11 +377,20 @@ def iteration_gflop(size: Size, n_in: int, n_out: int, n_steps: int, readout_ste
 # ----------------------------------------------------------------------------------------------
 
 
-def bench_size(size: Size, device: torch.device, compile_mode: str, repeats: int, warmup: int,
-               peak: float, n_steps_override: int | None,
-               clock: Callable[[], float] = time.perf_counter, *, with_autograd: bool = False,
-               with_reference: bool = False, noise_types: tuple[str, ...] = ("gauss", "gamma"),
-               ) -> dict:
+def bench_size(
+    size: Size,
+    device: torch.device,
+    compile_mode: str,
+    repeats: int,
+    warmup: int,
+    peak: float,
+    n_steps_override: int | None,
+    clock: Callable[[], float] = time.perf_counter,
+    *,
+    with_autograd: bool = False,
+    with_reference: bool = False,
+    noise_types: tuple[str, ...] = ("gauss", "gamma"),
+) -> dict:
     timing = None
     if n_steps_override is not None:  # --quick: shorten the delay, keep the epochs' shape
         timing = {"init": 20, "stimulus": 100, "delay": 100, "decode": 100}
@@ -348,51 +399,77 @@ def bench_size(size: Size, device: torch.device, compile_mode: str, repeats: int
     ob, gt, mask = (x.to(device) for x in batch_tensors(env, batch, device))
     n_steps = ob.shape[1]
     decode_start = int(batch.epochs["decode"][0, 0])
-    reference_data = (ob, torch.as_tensor(batch.theta, dtype=torch.float32, device=device),
-                      torch.as_tensor(batch.presence, device=device), decode_start)
+    reference_data = (
+        ob,
+        torch.as_tensor(batch.theta, dtype=torch.float32, device=device),
+        torch.as_tensor(batch.presence, device=device),
+        decode_start,
+    )
     n_in, n_out = ob.shape[-1], gt.shape[-1]
 
     torch.manual_seed(0)
     paths: dict[str, Callable[[], None]] = {"floor": make_floor(size, n_in, n_out, n_steps, device)}
     for noise_type in noise_types:
-        paths[f"plain/{noise_type}"] = make_reference(PlainRNN, n_in, n_out, size, noise_type,
-                                                      device, reference_data)
+        paths[f"plain/{noise_type}"] = make_reference(
+            PlainRNN, n_in, n_out, size, noise_type, device, reference_data
+        )
         ours = make_ours(size, env, noise_type, device, compile_mode)
         # As the trainer runs it: no readout noise before the decode epoch (no loss sees it).
         paths[f"ours/{noise_type}"] = lambda it=ours: it((ob, gt, mask), decode_start)
         if with_autograd:
-            paths[f"autograd/{noise_type}"] = make_autograd(size, n_in, n_out, noise_type, device,
-                                                            (ob, gt, mask), decode_start)
+            paths[f"autograd/{noise_type}"] = make_autograd(
+                size, n_in, n_out, noise_type, device, (ob, gt, mask), decode_start
+            )
         if with_reference:
             paths[f"reference/{noise_type}"] = make_reference(
-                ReferenceRNN, n_in, n_out, size, noise_type, device, reference_data)
+                ReferenceRNN, n_in, n_out, size, noise_type, device, reference_data
+            )
     seconds = interleaved_median_s(paths, repeats, warmup, device, clock)
 
     gflop = iteration_gflop(size, n_in, n_out, n_steps, n_steps)
-    rows = {name: {"ms": 1e3 * s, "gflops": gflop / s, "fraction_of_peak": gflop / s / peak}
-            for name, s in seconds.items()}
+    rows = {
+        name: {"ms": 1e3 * s, "gflops": gflop / s, "fraction_of_peak": gflop / s / peak}
+        for name, s in seconds.items()
+    }
     ratios = {}
     for noise_type in noise_types:
         ours = seconds[f"ours/{noise_type}"]
         for baseline in ("plain", "autograd", "reference"):
             if f"{baseline}/{noise_type}" in seconds:
-                ratios[f"{baseline}/{noise_type} over ours"] = seconds[f"{baseline}/{noise_type}"] / ours
+                ratios[f"{baseline}/{noise_type} over ours"] = (
+                    seconds[f"{baseline}/{noise_type}"] / ours
+                )
         ratios[f"ours/{noise_type} over floor"] = ours / seconds["floor"]
-    return {"size": size.__dict__ | {"n_steps": n_steps, "dt": DT}, "gemm_gflop": gflop,
-            "paths": rows, "ratios": ratios}
+    return {
+        "size": size.__dict__ | {"n_steps": n_steps, "dt": DT},
+        "gemm_gflop": gflop,
+        "paths": rows,
+        "ratios": ratios,
+    }
 
 
-def bench_ensemble(size: Size, device: torch.device, compile_mode: str, n_models: int,
-                   repeats: int, warmup: int, n_steps_override: int | None,
-                   clock: Callable[[], float] = time.perf_counter) -> dict:
-    timing = ({"init": 20, "stimulus": 100, "delay": 100, "decode": 100}
-              if n_steps_override is not None else None)
+def bench_ensemble(
+    size: Size,
+    device: torch.device,
+    compile_mode: str,
+    n_models: int,
+    repeats: int,
+    warmup: int,
+    n_steps_override: int | None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict:
+    timing = (
+        {"init": 20, "stimulus": 100, "delay": 100, "decode": 100}
+        if n_steps_override is not None
+        else None
+    )
     env = gym.make("VWMRecall-v0", max_items=size.max_items, dt=DT, timing=timing).unwrapped
     rng = np.random.default_rng(0)
 
     def member_batches(count: int):
-        batches = [env.sample_batch(size.batch_size, rng, balance_set_sizes=True)
-                   for _ in range(count)]
+        batches = [
+            env.sample_batch(size.batch_size, rng, balance_set_sizes=True) for _ in range(count)
+        ]
         tensors = [batch_tensors(env, batch, device) for batch in batches]
         return tuple(torch.stack([t[i] for t in tensors]).to(device) for i in range(3))
 
@@ -405,14 +482,20 @@ def bench_ensemble(size: Size, device: torch.device, compile_mode: str, n_models
     stacked_data = member_batches(n_models)
     single_data = tuple(x[0] for x in member_batches(1))
     seconds = interleaved_median_s(
-        {"S=1": lambda: single(single_data, decode_start),
-         f"S={n_models}": lambda: stacked(stacked_data, decode_start)},
-        repeats, warmup, device, clock,
+        {
+            "S=1": lambda: single(single_data, decode_start),
+            f"S={n_models}": lambda: stacked(stacked_data, decode_start),
+        },
+        repeats,
+        warmup,
+        device,
+        clock,
     )
     per_model_1 = seconds["S=1"]
     per_model_s = seconds[f"S={n_models}"] / n_models
     return {
-        "size": size.__dict__, "n_models": n_models,
+        "size": size.__dict__,
+        "n_models": n_models,
         "ms_per_iteration": {k: 1e3 * v for k, v in seconds.items()},
         "model_iterations_per_s": {"S=1": 1 / per_model_1, f"S={n_models}": 1 / per_model_s},
         "aggregate_speedup": per_model_1 / per_model_s,
@@ -420,27 +503,35 @@ def bench_ensemble(size: Size, device: torch.device, compile_mode: str, n_models
 
 
 def print_table(results: dict) -> None:
-    print(f"device: {results['device']}  torch {results['torch']}  threads {results['threads']}  "
-          f"compile={results['compile']}  clock={results['clock']}  "
-          f"retain_freed_memory={results['retain_freed_memory']}  "
-          f"matmul peak {results['matmul_peak_gflops']:.0f} GFLOP/s  "
-          f"load average {results['load_average_start']} -> {results['load_average_end']} "
-          f"on {results['cpu_count']} CPUs")
+    print(
+        f"device: {results['device']}  torch {results['torch']}  threads {results['threads']}  "
+        f"compile={results['compile']}  clock={results['clock']}  "
+        f"retain_freed_memory={results['retain_freed_memory']}  "
+        f"matmul peak {results['matmul_peak_gflops']:.0f} GFLOP/s  "
+        f"load average {results['load_average_start']} -> {results['load_average_end']} "
+        f"on {results['cpu_count']} CPUs"
+    )
     for entry in results["sizes"]:
         size = entry["size"]
-        print(f"\n{size['name']}: N={size['n_neurons']} K={size['max_items']} "
-              f"B={size['batch_size']} T={size['n_steps']} (dt={size['dt']:g} ms)")
+        print(
+            f"\n{size['name']}: N={size['n_neurons']} K={size['max_items']} "
+            f"B={size['batch_size']} T={size['n_steps']} (dt={size['dt']:g} ms)"
+        )
         print(f"  {'path':<18}{'ms/iter':>10}{'GFLOP/s':>10}{'% peak':>8}")
         for name, row in entry["paths"].items():
-            print(f"  {name:<18}{row['ms']:>10.1f}{row['gflops']:>10.1f}"
-                  f"{100 * row['fraction_of_peak']:>7.0f}%")
+            print(
+                f"  {name:<18}{row['ms']:>10.1f}{row['gflops']:>10.1f}"
+                f"{100 * row['fraction_of_peak']:>7.0f}%"
+            )
         for name, value in entry["ratios"].items():
             print(f"  {name:<36}{value:>6.2f}x")
     if "ensemble" in results:
         ens = results["ensemble"]
-        print(f"\nensemble ({ens['size']['name']}): ms/iteration {ens['ms_per_iteration']}; "
-              f"model-iterations/s {ens['model_iterations_per_s']}; "
-              f"aggregate x{ens['aggregate_speedup']:.2f}")
+        print(
+            f"\nensemble ({ens['size']['name']}): ms/iteration {ens['ms_per_iteration']}; "
+            f"model-iterations/s {ens['model_iterations_per_s']}; "
+            f"aggregate x{ens['aggregate_speedup']:.2f}"
+        )
 
 
 def main() -> None:
@@ -449,25 +540,42 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--compile", default="auto", choices=("auto", "off", "graph", "inductor"))
-    parser.add_argument("--sizes", default="default,reference",
-                        help=f"comma-separated, from {tuple(SIZES)}")
-    parser.add_argument("--quick", action="store_true",
-                        help="T=32 steps and 3 repeats (a smoke run, not for the README)")
+    parser.add_argument(
+        "--sizes", default="default,reference", help=f"comma-separated, from {tuple(SIZES)}"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="T=32 steps and 3 repeats (a smoke run, not for the README)",
+    )
     parser.add_argument("--noise", default="gauss,gamma", help="comma-separated noise types")
-    parser.add_argument("--with-autograd", action="store_true",
-                        help="also time our model through plain autograd (simulate)")
-    parser.add_argument("--with-reference", action="store_true",
-                        help="also time the reference as its description reads (per-step assert)")
+    parser.add_argument(
+        "--with-autograd",
+        action="store_true",
+        help="also time our model through plain autograd (simulate)",
+    )
+    parser.add_argument(
+        "--with-reference",
+        action="store_true",
+        help="also time the reference as its description reads (per-step assert)",
+    )
     parser.add_argument("--ensemble", action="store_true", help="also time S stacked models")
     parser.add_argument("--num-models", type=int, default=16)
     parser.add_argument("--ensemble-size", default="small", choices=tuple(SIZES))
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--clock", default="auto", choices=("auto", "wall", "cpu"),
-                        help="cpu: this process's CPU time (robust to other load on a busy "
-                        "machine; single-threaded CPU runs only); auto: cpu when --device cpu "
-                        "and 1 thread, else wall")
-    parser.add_argument("--default-malloc", action="store_true",
-                        help="do not call vwm_agents.training.accel.retain_freed_memory (CPU)")
+    parser.add_argument(
+        "--clock",
+        default="auto",
+        choices=("auto", "wall", "cpu"),
+        help="cpu: this process's CPU time (robust to other load on a busy "
+        "machine; single-threaded CPU runs only); auto: cpu when --device cpu "
+        "and 1 thread, else wall",
+    )
+    parser.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="do not call vwm_agents.training.accel.retain_freed_memory (CPU)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     for name in args.sizes.split(","):
@@ -485,24 +593,53 @@ def main() -> None:
     retained = device.type == "cpu" and not args.default_malloc and retain_freed_memory()
     repeats = 3 if args.quick else args.repeats
     n_steps = 32 if args.quick else None
-    device_name = (torch.cuda.get_device_name(device) if device.type == "cuda"
-                   else f"{platform.processor() or platform.machine()} CPU")
+    device_name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{platform.processor() or platform.machine()} CPU"
+    )
     peak = matmul_peak_gflops(device, clock)
     results = {
-        "device": device_name, "torch": torch.__version__, "threads": torch.get_num_threads(),
-        "compile": compile_mode, "clock": clock_name, "retain_freed_memory": retained, "repeats": repeats, "quick": args.quick,
-        "matmul_peak_gflops": peak, "sizes": [], "cpu_count": os.cpu_count(),
+        "device": device_name,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "compile": compile_mode,
+        "clock": clock_name,
+        "retain_freed_memory": retained,
+        "repeats": repeats,
+        "quick": args.quick,
+        "matmul_peak_gflops": peak,
+        "sizes": [],
+        "cpu_count": os.cpu_count(),
         "load_average_start": [round(x, 2) for x in os.getloadavg()],
     }
     for name in args.sizes.split(","):
-        results["sizes"].append(bench_size(
-            SIZES[name], device, compile_mode, repeats, args.warmup, peak, n_steps, clock,
-            with_autograd=args.with_autograd, with_reference=args.with_reference,
-            noise_types=tuple(args.noise.split(","))))
+        results["sizes"].append(
+            bench_size(
+                SIZES[name],
+                device,
+                compile_mode,
+                repeats,
+                args.warmup,
+                peak,
+                n_steps,
+                clock,
+                with_autograd=args.with_autograd,
+                with_reference=args.with_reference,
+                noise_types=tuple(args.noise.split(",")),
+            )
+        )
     if args.ensemble:
-        results["ensemble"] = bench_ensemble(SIZES[args.ensemble_size], device, compile_mode,
-                                             args.num_models, repeats, args.warmup, n_steps,
-                                             clock)
+        results["ensemble"] = bench_ensemble(
+            SIZES[args.ensemble_size],
+            device,
+            compile_mode,
+            args.num_models,
+            repeats,
+            args.warmup,
+            n_steps,
+            clock,
+        )
     results["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     print_table(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -51,13 +51,21 @@ def evaluation_env(config):
 
     max_items = config.task.kwargs.get("max_items", 10)
     if max_items < max(SET_SIZES):
-        raise SystemExit(f"task.max_items: must be >= {max(SET_SIZES)} to test set sizes 1-8, "
-                         f"got {max_items}")
+        raise SystemExit(
+            f"task.max_items: must be >= {max(SET_SIZES)} to test set sizes 1-8, got {max_items}"
+        )
     return make_env(config.with_value("task.set_sizes", SET_SIZES)).unwrapped
 
 
-def evaluate(run_dir: Path, *, trials: int, seed: int, n_bootstrap: int, checkpoint: str,
-             figure_dir: Path | None = None) -> dict:
+def evaluate(
+    run_dir: Path,
+    *,
+    trials: int,
+    seed: int,
+    n_bootstrap: int,
+    checkpoint: str,
+    figure_dir: Path | None = None,
+) -> dict:
     from analysis.core.trials import model_errors
     from analysis.human import comparison as human
     from analysis.human.distance import bootstrap_se
@@ -68,16 +76,21 @@ def evaluate(run_dir: Path, *, trials: int, seed: int, n_bootstrap: int, checkpo
     start = time.perf_counter()
     data = model_errors(loaded.model, env, n_trials=trials, seed=seed)
     comparison = human.run(loaded.model, env, n_trials=trials, seed=seed, data=data)
-    se = (bootstrap_se(data.errors, data.set_size, n_bootstrap=n_bootstrap, seed=seed)
-          if n_bootstrap > 1 else None)
+    se = (
+        bootstrap_se(data.errors, data.set_size, n_bootstrap=n_bootstrap, seed=seed)
+        if n_bootstrap > 1
+        else None
+    )
     elapsed = time.perf_counter() - start
     if figure_dir is not None:
         from analysis.viz.human import plot_human
 
         figure_dir.mkdir(parents=True, exist_ok=True)
         plot_human(comparison, figure_dir)
-    model = {k: comparison.model[k] for k in ("mae", "p_guess", "vm_sd", "excess_kurtosis",
-                                              "circular_kurtosis", "p_nontarget")}
+    model = {
+        k: comparison.model[k]
+        for k in ("mae", "p_guess", "vm_sd", "excess_kurtosis", "circular_kurtosis", "p_nontarget")
+    }
     people = {k: comparison.human[k] for k in model}
     items = {int(n): int(np.sum(data.set_size == n)) for n in SET_SIZES}
     history = _history(run_dir)
@@ -92,9 +105,15 @@ def evaluate(run_dir: Path, *, trials: int, seed: int, n_bootstrap: int, checkpo
         "seed": seed,
         "set_sizes": SET_SIZES,
         "model": model,
-        "model_se": ({"mae": se["mae"].tolist(), "p_guess": se["guess_rate"].tolist(),
-                      "excess_kurtosis": se["excess_kurtosis"].tolist()}
-                     if se is not None else None),
+        "model_se": (
+            {
+                "mae": se["mae"].tolist(),
+                "p_guess": se["guess_rate"].tolist(),
+                "excess_kurtosis": se["excess_kurtosis"].tolist(),
+            }
+            if se is not None
+            else None
+        ),
         "model_se_source": f"bootstrap over items ({n_bootstrap} resamples per set size)",
         "human": people,
         "human_se": {k: comparison.human_se.get(k) for k in model},
@@ -103,8 +122,10 @@ def evaluate(run_dir: Path, *, trials: int, seed: int, n_bootstrap: int, checkpo
         "criteria": criteria(model, people),
         "training": history,
         "evaluation_wall_s": round(elapsed, 1),
-        "machine": {"python": platform.python_version(), "processor": platform.processor()
-                    or platform.machine()},
+        "machine": {
+            "python": platform.python_version(),
+            "processor": platform.processor() or platform.machine(),
+        },
     }
 
 
@@ -129,11 +150,13 @@ def _fmt(x, spec=".3f") -> str:
 def table(result: dict) -> str:
     m, h, hs = result["model"], result["human"], result["human_se"]
     c = result["criteria"]
-    lines = [f"{result['run_dir']} ({result['checkpoint']} checkpoint, iteration "
-             f"{result['iteration']}); {result['trials_per_set_size']} trials per set size, "
-             f"{result['scored']}",
-             "  n | MAE model  people (SE)   ratio | guess model  people (SE) | "
-             "VM SD model people | excess kurt model  people (SE)"]
+    lines = [
+        f"{result['run_dir']} ({result['checkpoint']} checkpoint, iteration "
+        f"{result['iteration']}); {result['trials_per_set_size']} trials per set size, "
+        f"{result['scored']}",
+        "  n | MAE model  people (SE)   ratio | guess model  people (SE) | "
+        "VM SD model people | excess kurt model  people (SE)",
+    ]
     for i, n in enumerate(result["set_sizes"]):
         lines.append(
             f"  {n} | {_fmt(m['mae'][i])}  {_fmt(h['mae'][i])} ({_fmt(hs['mae'][i])})  "
@@ -141,7 +164,8 @@ def table(result: dict) -> str:
             f"{_fmt(h['p_guess'][i])} ({_fmt((hs['p_guess'] or [None] * 8)[i])}) | "
             f"{_fmt(m['vm_sd'][i])}  {_fmt(h['vm_sd'][i])} | "
             f"{_fmt(m['excess_kurtosis'][i], '6.2f')}  {_fmt(h['excess_kurtosis'][i], '5.2f')} "
-            f"({_fmt((hs['excess_kurtosis'] or [None] * 8)[i], '.2f')})")
+            f"({_fmt((hs['excess_kurtosis'] or [None] * 8)[i], '.2f')})"
+        )
     mae = c["mae_within_25pct"]
     lines += [
         f"MAE within +-25% at every set size: {'MET' if mae['met'] else 'not met'} "
@@ -149,8 +173,12 @@ def table(result: dict) -> str:
         f"guess rate rise 1 -> 8 >= {GUESS_RISE}: "
         f"{'MET' if c['guess_rate_rise']['met'] else 'not met'} "
         f"({c['guess_rate_rise']['rise']:.3f}; people {c['guess_rate_rise']['human_rise']:.3f})"
-        + (f"; von Mises SD > {BROAD_VM_SD} rad (guess rate ill-determined) at set sizes "
-           f"{c['guess_rate_rise']['broad_fits']}" if c["guess_rate_rise"]["broad_fits"] else ""),
+        + (
+            f"; von Mises SD > {BROAD_VM_SD} rad (guess rate ill-determined) at set sizes "
+            f"{c['guess_rate_rise']['broad_fits']}"
+            if c["guess_rate_rise"]["broad_fits"]
+            else ""
+        ),
         f"excess kurtosis > 0 at set sizes 2-8: "
         f"{'MET' if c['excess_kurtosis_positive']['met'] else 'not met'} (min "
         f"{c['excess_kurtosis_positive']['min_at_set_size_2_plus']:.2f})",
@@ -167,31 +195,59 @@ def _train(config: Path, out: Path) -> tuple[Path, float]:
     out.mkdir(parents=True, exist_ok=True)
     before = {p for p in out.iterdir()}
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "vwm_agents.train", "--config", str(config),
-                    "--out", str(out), "--no-progress"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vwm_agents.train",
+            "--config",
+            str(config),
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        check=True,
+    )
     wall = time.perf_counter() - start
     new = sorted(p for p in out.iterdir() if p not in before and p.is_dir())
     if len(new) != 1:
-        raise SystemExit(f"--train-out: expected one new run directory in {out}, found "
-                         f"{[p.name for p in new]}")
+        raise SystemExit(
+            f"--train-out: expected one new run directory in {out}, found {[p.name for p in new]}"
+        )
     return new[0], wall
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", nargs="?", type=Path, help="a trained run directory")
-    parser.add_argument("--train", type=Path, metavar="CONFIG",
-                        help="train this config first, then evaluate the new run")
-    parser.add_argument("--train-out", type=Path, default=Path("runs"),
-                        help="directory for the run trained by --train (default: runs)")
+    parser.add_argument(
+        "--train",
+        type=Path,
+        metavar="CONFIG",
+        help="train this config first, then evaluate the new run",
+    )
+    parser.add_argument(
+        "--train-out",
+        type=Path,
+        default=Path("runs"),
+        help="directory for the run trained by --train (default: runs)",
+    )
     parser.add_argument("--trials", type=int, default=2000, help="trials per set size")
     parser.add_argument("--seed", type=int, default=12345, help="seed of the test trials")
-    parser.add_argument("--bootstrap", type=int, default=50,
-                        help="bootstrap resamples for the model's SEs (0: none)")
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=50,
+        help="bootstrap resamples for the model's SEs (0: none)",
+    )
     parser.add_argument("--checkpoint", choices=("best", "latest"), default="best")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output")
-    parser.add_argument("--figure-dir", type=Path, default=None,
-                        help="also save human_comparison.png and human_histograms.png here")
+    parser.add_argument(
+        "--figure-dir",
+        type=Path,
+        default=None,
+        help="also save human_comparison.png and human_histograms.png here",
+    )
     args = parser.parse_args(argv)
     if (args.run_dir is None) == (args.train is None):
         parser.error("give either RUN_DIR or --train CONFIG")
@@ -201,8 +257,14 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = args.run_dir
     if args.train is not None:
         run_dir, wall = _train(args.train, args.train_out)
-    result = evaluate(run_dir, trials=args.trials, seed=args.seed, n_bootstrap=args.bootstrap,
-                      checkpoint=args.checkpoint, figure_dir=args.figure_dir)
+    result = evaluate(
+        run_dir,
+        trials=args.trials,
+        seed=args.seed,
+        n_bootstrap=args.bootstrap,
+        checkpoint=args.checkpoint,
+        figure_dir=args.figure_dir,
+    )
     if wall is not None:
         result["training_wall_s"] = round(wall, 1)
     print(table(result))

@@ -23,8 +23,10 @@ from human_fit import evaluation_env  # noqa: E402 (the benchmark is a script, n
 def _group(stats: dict) -> str:
     if not stats["n"]:
         return "none"
-    return (f"{100 * stats['share']:.1f} % of items, MAE {stats['mae']:.2f}, Rayleigh p "
-            f"{stats['rayleigh_p']:.2g}")
+    return (
+        f"{100 * stats['share']:.1f} % of items, MAE {stats['mae']:.2f}, Rayleigh p "
+        f"{stats['rayleigh_p']:.2g}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,21 +47,29 @@ def main(argv: list[str] | None = None) -> int:
     for label, run_dir in zip(args.labels, args.runs, strict=True):
         loaded = load_run(run_dir, checkpoint="best")
         env = evaluation_env(loaded.config)
-        result = item_loss(item_readouts(loaded.model, env, n_trials=args.trials, seed=args.seed),
-                           n_boot=args.bootstrap, seed=args.seed)
+        result = item_loss(
+            item_readouts(loaded.model, env, n_trials=args.trials, seed=args.seed),
+            n_boot=args.bootstrap,
+            seed=args.seed,
+        )
         results.append((label, result))
         summary[label] = {"run_dir": str(run_dir), **result.to_dict()}
         for n in result.set_sizes:
             split = result.split[n] or {}
-            print(f"{label:>10} n={n}: quantiles {[round(q, 3) for q in result.quantiles[n]]} "
-                  f"Silverman p={result.modes[n]['p_value']:.3f} "
-                  f"below trough {split.get('fraction_below', float('nan')):.2f} "
-                  f"MAE below/above {split.get('mae_below') or float('nan'):.2f}/"
-                  f"{split.get('mae_above') or float('nan'):.2f}"
-                  + ("" if result.gain_error is None
-                     else f" gain-|error| Spearman {result.gain_error[n]:.2f}; gain < "
-                          f"{LOW_GAIN}: {_group(result.low_gain[n]['below'])}; above: "
-                          f"{_group(result.low_gain[n]['above'])}"))
+            print(
+                f"{label:>10} n={n}: quantiles {[round(q, 3) for q in result.quantiles[n]]} "
+                f"Silverman p={result.modes[n]['p_value']:.3f} "
+                f"below trough {split.get('fraction_below', float('nan')):.2f} "
+                f"MAE below/above {split.get('mae_below') or float('nan'):.2f}/"
+                f"{split.get('mae_above') or float('nan'):.2f}"
+                + (
+                    ""
+                    if result.gain_error is None
+                    else f" gain-|error| Spearman {result.gain_error[n]:.2f}; gain < "
+                    f"{LOW_GAIN}: {_group(result.low_gain[n]['below'])}; above: "
+                    f"{_group(result.low_gain[n]['above'])}"
+                )
+            )
     plot_item_loss(results, args.figure)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=1))

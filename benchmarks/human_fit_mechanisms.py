@@ -52,21 +52,48 @@ def run(name: str, overrides: list[str], *, trials: int, seed: int, directory: P
     (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     start = time.process_time()
     started = time.perf_counter()
-    train = subprocess.run([sys.executable, "-m", "vwm_agents.train", "--config",
-                            str(out / "config.yaml"), "--out", str(out / "run"), "--no-progress"],
-                           capture_output=True, text=True)
+    train = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vwm_agents.train",
+            "--config",
+            str(out / "config.yaml"),
+            "--out",
+            str(out / "run"),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - started
     (out / "train.log").write_text(train.stdout + train.stderr)
     if train.returncode != 0:
         raise SystemExit(f"{name}: training failed, see {out / 'train.log'}")
     run_dir = next(p for p in (out / "run").iterdir() if p.is_dir())
     score = out / "score.json"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "human_fit.py"), str(run_dir),
-                    "--trials", str(trials), "--bootstrap", "0", "--out", str(score)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "human_fit.py"),
+            str(run_dir),
+            "--trials",
+            str(trials),
+            "--bootstrap",
+            "0",
+            "--out",
+            str(score),
+        ],
+        check=True,
+        capture_output=True,
+    )
     result = json.loads(score.read_text())
-    result["search"] = {"name": name, "overrides": overrides, "training_wall_s": round(wall, 1),
-                        "child_cpu_s": round(time.process_time() - start, 1)}
+    result["search"] = {
+        "name": name,
+        "overrides": overrides,
+        "training_wall_s": round(wall, 1),
+        "child_cpu_s": round(time.process_time() - start, 1),
+    }
     score.write_text(json.dumps(result, indent=1))
     return score
 
@@ -86,17 +113,21 @@ def row(result: dict) -> str:
     def kurt(part: dict) -> str:
         return " ".join(f"{k:.1f}" for k in part["excess_kurtosis"])
 
-    return (f"| {label} | {result['iteration']} | {search.get('training_wall_s', '')} | "
-            f"{result['trials_per_set_size']} | {ratios(s)} | {g[0]:.2f} -> {g[-1]:.2f} | "
-            f"{sd8:.2f} | {kurt(s)} | {s['distance']:.0f} | {ratios(h)} | {kurt(h)} | "
-            f"{h['distance']:.0f} | {result['distance']['total']:.0f} |")
+    return (
+        f"| {label} | {result['iteration']} | {search.get('training_wall_s', '')} | "
+        f"{result['trials_per_set_size']} | {ratios(s)} | {g[0]:.2f} -> {g[-1]:.2f} | "
+        f"{sd8:.2f} | {kurt(s)} | {s['distance']:.0f} | {ratios(h)} | {kurt(h)} | "
+        f"{h['distance']:.0f} | {result['distance']['total']:.0f} |"
+    )
 
 
-HEADER = ("| try | best iteration | train wall s | test trials / set size | "
-          "MAE model/people at 1 2 4 8 | guess rate 1 -> 8 | VM SD at 8 (rad) | "
-          "excess kurt. at 1 2 4 8 | distance (1 2 4 8) | held out: MAE ratio at 3 5 6 7 | "
-          "held out: excess kurt. at 3 5 6 7 | held-out distance | distance (all 8) |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+HEADER = (
+    "| try | best iteration | train wall s | test trials / set size | "
+    "MAE model/people at 1 2 4 8 | guess rate 1 -> 8 | VM SD at 8 (rad) | "
+    "excess kurt. at 1 2 4 8 | distance (1 2 4 8) | held out: MAE ratio at 3 5 6 7 | "
+    "held out: excess kurt. at 3 5 6 7 | held-out distance | distance (all 8) |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,8 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--dir", type=Path, default=Path("runs/mechanisms"))
     args = parser.parse_args(argv)
     if args.command == "run":
-        print(run(args.name, args.overrides, trials=args.trials, seed=args.seed,
-                  directory=args.dir))
+        print(
+            run(args.name, args.overrides, trials=args.trials, seed=args.seed, directory=args.dir)
+        )
         return 0
     names = args.names or sorted(p.name for p in args.dir.iterdir() if (p / "score.json").exists())
     print(HEADER)

@@ -23,10 +23,22 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-KEYS = ("task.ilc_noise", "task.set_sizes", "task.max_items", "task.timing", "agent.n_neurons",
-        "agent.spike_noise_type", "agent.spike_noise_factor", "agent.tau_min", "agent.tau_max",
-        "training.error_def", "training.learning_rate", "training.batch_size",
-        "training.lambda_reg", "training.num_iterations")
+KEYS = (
+    "task.ilc_noise",
+    "task.set_sizes",
+    "task.max_items",
+    "task.timing",
+    "agent.n_neurons",
+    "agent.spike_noise_type",
+    "agent.spike_noise_factor",
+    "agent.tau_min",
+    "agent.tau_max",
+    "training.error_def",
+    "training.learning_rate",
+    "training.batch_size",
+    "training.lambda_reg",
+    "training.num_iterations",
+)
 
 
 def _get(config: dict, key: str):
@@ -52,38 +64,67 @@ def row(result: dict, label: str, cpu_s: float | None) -> str:
     kurt = c["excess_kurtosis_positive"]["min_at_set_size_2_plus"]
     distance = result.get("distance", {}) or {}
     cpu = "" if cpu_s is None or not np.isfinite(cpu_s) else f"{cpu_s:.0f}"
-    return (f"| {label} | {result['iteration']} | {cpu} | {result['trials_per_set_size']} | "
-            f"{ratios} | {g[0]:.2f} -> {g[-1]:.2f} | {kurt:.2f} | "
-            f"{distance.get('total', float('nan')):.0f} | "
-            f"{'Y' if c['mae_within_25pct']['met'] else 'n'}"
-            f"{'Y' if c['guess_rate_rise']['met'] else 'n'}"
-            f"{'Y' if c['excess_kurtosis_positive']['met'] else 'n'} |")
+    return (
+        f"| {label} | {result['iteration']} | {cpu} | {result['trials_per_set_size']} | "
+        f"{ratios} | {g[0]:.2f} -> {g[-1]:.2f} | {kurt:.2f} | "
+        f"{distance.get('total', float('nan')):.0f} | "
+        f"{'Y' if c['mae_within_25pct']['met'] else 'n'}"
+        f"{'Y' if c['guess_rate_rise']['met'] else 'n'}"
+        f"{'Y' if c['excess_kurtosis_positive']['met'] else 'n'} |"
+    )
 
 
-HEADER = ("| try | iterations (best) | train CPU s | test trials / set size | "
-          "MAE model/people, set size 1..8 | guess rate 1 -> 8 | min excess kurt. (n >= 2) | "
-          "distance | criteria MAE/guess/kurt |\n"
-          "|---|---|---|---|---|---|---|---|---|")
+HEADER = (
+    "| try | iterations (best) | train CPU s | test trials / set size | "
+    "MAE model/people, set size 1..8 | guess rate 1 -> 8 | min excess kurt. (n >= 2) | "
+    "distance | criteria MAE/guess/kurt |\n"
+    "|---|---|---|---|---|---|---|---|---|"
+)
 
 
 def figure_search(results: list[dict], labels: list[str]) -> Figure:
     """MAE, guess rate and excess kurtosis against set size for every try, people in black."""
     fig = Figure(figsize=(14, 3.8), layout="constrained")
     axes = fig.subplots(1, 3)
-    panels = (("mae", "mean abs. error (rad)"), ("p_guess", "guess rate (VM + U)"),
-              ("excess_kurtosis", "excess kurtosis vs von Mises"))
+    panels = (
+        ("mae", "mean abs. error (rad)"),
+        ("p_guess", "guess rate (VM + U)"),
+        ("excess_kurtosis", "excess kurtosis vs von Mises"),
+    )
     set_sizes = np.array(results[0]["set_sizes"])
     for ax, (name, label) in zip(axes, panels, strict=True):
         for result, text in zip(results, labels, strict=True):
-            ax.plot(set_sizes, result["model"][name], marker="o", ms=3, lw=1,
-                    label=text.replace("**", ""))
+            ax.plot(
+                set_sizes,
+                result["model"][name],
+                marker="o",
+                ms=3,
+                lw=1,
+                label=text.replace("**", ""),
+            )
         people = np.array(results[0]["human"][name], float)
         se = results[0]["human_se"].get(name)
-        ax.errorbar(set_sizes, people, yerr=None if se is None else np.array(se, float),
-                    color="k", lw=2, marker="s", ms=4, capsize=2, label="people")
+        ax.errorbar(
+            set_sizes,
+            people,
+            yerr=None if se is None else np.array(se, float),
+            color="k",
+            lw=2,
+            marker="s",
+            ms=4,
+            capsize=2,
+            label="people",
+        )
         if name == "mae":
-            ax.fill_between(set_sizes, 0.75 * people, 1.25 * people, color="k", alpha=0.1,
-                            lw=0, label="people +-25%")
+            ax.fill_between(
+                set_sizes,
+                0.75 * people,
+                1.25 * people,
+                color="k",
+                alpha=0.1,
+                lw=0,
+                label="people +-25%",
+            )
         if name == "excess_kurtosis":
             ax.axhline(0, color="0.5", lw=0.8)
         ax.set_xlabel("set size")
@@ -97,11 +138,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", nargs="+", type=Path, help="JSONs of benchmarks/human_fit.py")
     parser.add_argument("--labels", nargs="+", default=None)
-    parser.add_argument("--cpu-s", nargs="+", type=float, default=None,
-                        help="training CPU seconds of each try, in order (nan: not measured)")
+    parser.add_argument(
+        "--cpu-s",
+        nargs="+",
+        type=float,
+        default=None,
+        help="training CPU seconds of each try, in order (nan: not measured)",
+    )
     parser.add_argument("--figure", type=Path, default=None)
-    parser.add_argument("--figure-only", nargs="+", type=int, default=None,
-                        help="indices (0-based) of the tries to draw (default: all)")
+    parser.add_argument(
+        "--figure-only",
+        nargs="+",
+        type=int,
+        default=None,
+        help="indices (0-based) of the tries to draw (default: all)",
+    )
     parser.add_argument("--table", type=Path, default=None)
     args = parser.parse_args(argv)
     results = [json.loads(p.read_text()) for p in args.results]

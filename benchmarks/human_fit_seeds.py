@@ -27,28 +27,36 @@ def rows(results: list[dict], labels: list[str]) -> list[str]:
     lines = []
     mean = {k: np.mean([r["model"][k] for r in results], axis=0).tolist() for k in STATISTICS}
     distances = [r["distance"]["total"] for r in results]
-    entries = [(label, r["model"], r["distance"]["total"], r) for label, r in
-               zip(labels, results, strict=True)]
+    entries = [
+        (label, r["model"], r["distance"]["total"], r)
+        for label, r in zip(labels, results, strict=True)
+    ]
     entries.append((f"mean of {len(results)}", mean, float(np.mean(distances)), None))
     for label, model, distance, result in entries:
         ratio = np.asarray(model["mae"]) / np.asarray(human["mae"])
         met = item_loss_criteria(model, human, distance)
-        held = ("" if result is None else
-                f"{split_scores(result, (1, 2, 4, 8))['distance']:.0f} / "
-                f"{split_scores(result, (3, 5, 6, 7))['distance']:.0f}")
+        held = (
+            ""
+            if result is None
+            else f"{split_scores(result, (1, 2, 4, 8))['distance']:.0f} / "
+            f"{split_scores(result, (3, 5, 6, 7))['distance']:.0f}"
+        )
         lines.append(
             f"| {label} | {' '.join(f'{x:.2f}' for x in ratio)} | "
             f"{' '.join(f'{x:.2f}' for x in model['p_guess'])} | "
             f"{' '.join(f'{x:.2f}' for x in model['vm_sd'])} | "
             f"{' '.join(f'{x:.1f}' for x in model['excess_kurtosis'])} | {distance:.0f} | {held} | "
-            f"{''.join('Y' if v else 'n' for v in met.values())} |")
+            f"{''.join('Y' if v else 'n' for v in met.values())} |"
+        )
     return lines
 
 
-HEADER = ("| run | MAE model/people, set size 1..8 | guess rate 1..8 | von Mises SD 1..8 (rad) | "
-          "excess kurtosis 1..8 | distance | distance selection / held out | criteria "
-          "(MAE, rise, SD 8, kurt > 0, kurt >= 1 at 2-4, distance) |\n"
-          "|---|---|---|---|---|---|---|---|")
+HEADER = (
+    "| run | MAE model/people, set size 1..8 | guess rate 1..8 | von Mises SD 1..8 (rad) | "
+    "excess kurtosis 1..8 | distance | distance selection / held out | criteria "
+    "(MAE, rise, SD 8, kurt > 0, kurt >= 1 at 2-4, distance) |\n"
+    "|---|---|---|---|---|---|---|---|"
+)
 
 
 def main(argv: list[str] | None = None) -> int:

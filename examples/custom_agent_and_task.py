@@ -65,34 +65,45 @@ class OrientationComparison(TrialEnv):
     the shown orientation (non-negative, as a Dale's-law network's input weights expect; strong
     enough to drive its rate neurons, whose gain is centred at an input of ~30 Hz)."""
 
-    def __init__(self, dt: int = 20, timing: dict | None = None,
-                 turn: tuple[float, float] = (0.3, 1.2), strength: float = 10.0) -> None:
+    def __init__(
+        self,
+        dt: int = 20,
+        timing: dict | None = None,
+        turn: tuple[float, float] = (0.3, 1.2),
+        strength: float = 10.0,
+    ) -> None:
         super().__init__(dt=dt)
         self.turn = turn  # rad: how far the second orientation turns, drawn uniformly
         self.strength = strength
         self.timing = {"fixation": 100, "sample": 200, "delay": 400, "test": 200, "decision": 200}
         if timing:
             self.timing.update(timing)
-        self.observation_space = spaces.Box(0.0, np.inf, shape=(3,), dtype=np.float32,
-                                            name={"fixation": 0, "stimulus": [1, 2]})
+        self.observation_space = spaces.Box(
+            0.0, np.inf, shape=(3,), dtype=np.float32, name={"fixation": 0, "stimulus": [1, 2]}
+        )
         self.action_space = spaces.Discrete(3, name={"fixation": 0, "choice": [1, 2]})
 
     def _new_trial(self, **kwargs):
-        trial = {"theta": self.rng.uniform(-np.pi, np.pi),
-                 "clockwise": bool(self.rng.rand() < 0.5),  # neurogym's rng is a RandomState
-                 "turn": self.rng.uniform(*self.turn)}
+        trial = {
+            "theta": self.rng.uniform(-np.pi, np.pi),
+            "clockwise": bool(self.rng.rand() < 0.5),  # neurogym's rng is a RandomState
+            "turn": self.rng.uniform(*self.turn),
+        }
         trial.update(kwargs)
         test = trial["theta"] + (-1 if trial["clockwise"] else 1) * trial["turn"]
         self.add_period(["fixation", "sample", "delay", "test", "decision"])
         self.add_ob(self.strength, where="fixation")
         self.set_ob(0, "decision", where="fixation")
         for period, angle in (("sample", trial["theta"]), ("test", test)):
-            self.add_ob([self.strength * (1 + np.cos(angle)), self.strength * (1 + np.sin(angle))],
-                        period, where="stimulus")
+            self.add_ob(
+                [self.strength * (1 + np.cos(angle)), self.strength * (1 + np.sin(angle))],
+                period,
+                where="stimulus",
+            )
         self.set_groundtruth(1 if trial["clockwise"] else 2, "decision")
         # the loss and the accuracy count the decision only (collect_batch reads env.mask)
         self.mask = np.zeros(len(self.gt), dtype=np.float32)
-        self.mask[self.start_ind["decision"]:self.end_ind["decision"]] = 1.0
+        self.mask[self.start_ind["decision"] : self.end_ind["decision"]] = 1.0
         return trial
 
     def _step(self, action):
@@ -118,25 +129,42 @@ def register_task() -> None:
 
 def configs(tiny: bool, out: Path) -> dict[str, dict]:
     iterations, batch = (20, 32) if tiny else (600, 128)
-    training = {"num_iterations": iterations, "batch_size": batch, "learning_rate": 3e-3,
-                "grad_clip": 1.0, "eval_batch_size": 64 if tiny else 500, "threads": 1,
-                "device": "cpu", "seed": 0}
+    training = {
+        "num_iterations": iterations,
+        "batch_size": batch,
+        "learning_rate": 3e-3,
+        "grad_clip": 1.0,
+        "eval_batch_size": 64 if tiny else 500,
+        "threads": 1,
+        "device": "cpu",
+        "seed": 0,
+    }
     logging = {"out_dir": str(out), "period": max(iterations // 10, 1), "progress": not tiny}
     # The agent is named by import path; a script's classes live in "__main__". In your own
     # project put the class in a module (e.g. "mylab.agents:LSTMAgent") so that a later
     # `python -m analysis RUN_DIR` in another process can import it too.
     return {
         "our_task_your_agent": {
-            "task": {"id": "VWMRecall-v0", "max_items": 3, "dt": 20,
-                     "timing": {"init": 20, "stimulus": 200, "delay": 400, "decode": 200}},
+            "task": {
+                "id": "VWMRecall-v0",
+                "max_items": 3,
+                "dt": 20,
+                "timing": {"init": 20, "stimulus": 200, "delay": 400, "decode": 200},
+            },
             "agent": {"name": f"{__name__}:LSTMAgent", "hidden_size": 16 if tiny else 64},
             "training": training,
             "logging": {**logging, "run_name": "lstm_on_vwm"},
         },
         "your_task_our_agent": {
             "task": {"id": TASK_ID, "dt": 20},
-            "agent": {"name": "dale_rnn", "n_neurons": 24 if tiny else 64, "dt": 20,
-                      "tau_min": 40, "tau_max": 200, "spike_noise_factor": 0.05},
+            "agent": {
+                "name": "dale_rnn",
+                "n_neurons": 24 if tiny else 64,
+                "dt": 20,
+                "tau_min": 40,
+                "tau_max": 200,
+                "spike_noise_factor": 0.05,
+            },
             "training": training,
             "logging": {**logging, "run_name": "dale_on_comparison"},
         },
@@ -162,9 +190,12 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         runs[label] = run_dir
         metrics = json.loads((run_dir / "metrics.json").read_text())
         per_size = {n: round(m["error"], 3) for n, m in metrics.get("per_set_size", {}).items()}
-        print(f"{label}: error {metrics['error']:.3f}"
-              + (f", accuracy {metrics['accuracy']:.3f}" if "accuracy" in metrics else "")
-              + (f", per set size {per_size}" if per_size else "") + f" -> {run_dir}")
+        print(
+            f"{label}: error {metrics['error']:.3f}"
+            + (f", accuracy {metrics['accuracy']:.3f}" if "accuracy" in metrics else "")
+            + (f", per set size {per_size}" if per_size else "")
+            + f" -> {run_dir}"
+        )
 
     # The behavioural analyses only need the agent's outputs: compare the LSTM with people.
     trials = ["--trials", "40" if args.tiny else "500", "--no-progress"]

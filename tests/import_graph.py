@@ -57,8 +57,7 @@ def _module_level(body: list[ast.stmt]) -> Iterable[ast.stmt]:
             yield from _module_level(node.body)
             yield from _module_level(node.orelse)
         elif isinstance(node, ast.Try):
-            for block in (node.body, *(h.body for h in node.handlers), node.orelse,
-                          node.finalbody):
+            for block in (node.body, *(h.body for h in node.handlers), node.orelse, node.finalbody):
                 yield from _module_level(block)
         elif isinstance(node, ast.With):
             yield from _module_level(node.body)
@@ -68,7 +67,8 @@ def _module_level(body: list[ast.stmt]) -> Iterable[ast.stmt]:
 
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def build_graph(packages: Iterable[str] = PACKAGES, root: Path = ROOT) -> dict[str, set[str]]:
@@ -78,9 +78,11 @@ def build_graph(packages: Iterable[str] = PACKAGES, root: Path = ROOT) -> dict[s
     graph = {}
     for path in paths:
         name = module_name(path, root)
-        graph[name] = {target for target in imported_names(path, root)
-                       if target in modules and target != name
-                       and not name.startswith(f"{target}.")}
+        graph[name] = {
+            target
+            for target in imported_names(path, root)
+            if target in modules and target != name and not name.startswith(f"{target}.")
+        }
     return graph
 
 
@@ -94,7 +96,7 @@ def find_cycle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state and (found := visit(nxt)):
                 return found
         stack.pop()

@@ -27,8 +27,12 @@ def test_quickstart_notebook_runs(tmp_path, monkeypatch):
     notebook = nbformat.read(tmp_path / "quickstart.ipynb", as_version=4)
     monkeypatch.setenv("VWM_QUICKSTART_TINY", "1")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    client = nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
     client.execute()  # raises CellExecutionError, with the cell and traceback, on any failure
 
     run_dir = tmp_path / "runs" / "quickstart"
@@ -49,7 +53,10 @@ def test_custom_agent_and_task_script_runs(tmp_path):
     out = tmp_path / "runs"
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / "custom_agent_and_task.py"), "--tiny", "--out", str(out)],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -86,8 +86,9 @@ def _distributions_of(module: str) -> set[str]:
 
 def test_every_import_is_declared_and_optional_ones_are_deferred():
     required, extras = _declared()
-    code_extras = {dist for extra, dists in extras.items() if extra not in TOOL_EXTRAS
-                   for dist in dists}
+    code_extras = {
+        dist for extra, dists in extras.items() if extra not in TOOL_EXTRAS for dist in dists
+    }
     problems = []
     for module, places in sorted(_third_party_imports().items()):
         dists = _distributions_of(module)
@@ -98,8 +99,9 @@ def test_every_import_is_declared_and_optional_ones_are_deferred():
             continue
         eager = [where for where, deferred in places if not deferred]
         if eager:
-            problems.append(f"{module}: optional ({sorted(dists)}) but imported at module level "
-                            f"in {eager[0]}")
+            problems.append(
+                f"{module}: optional ({sorted(dists)}) but imported at module level in {eager[0]}"
+            )
     assert not problems, "\n".join(problems)
 
 
@@ -108,8 +110,9 @@ def test_every_declared_distribution_is_imported():
     imported = set()
     for module in _third_party_imports():
         imported |= _distributions_of(module)
-    declared = required | {d for extra, dists in extras.items() if extra not in TOOL_EXTRAS
-                           for d in dists}
+    declared = required | {
+        d for extra, dists in extras.items() if extra not in TOOL_EXTRAS for d in dists
+    }
     unused = sorted(declared - imported)
     assert not unused, f"declared in setup.cfg but imported by no module: {unused}"
 
@@ -132,8 +135,14 @@ def _source_tree_python(code: str) -> subprocess.CompletedProcess:
     install: the source tree's ``vwm_agents`` shadows the installed one, and ``vwm_agents.configs``
     (the install-time name of ``configs/``) does not exist."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *site.getsitepackages()])}
-    return subprocess.run([sys.executable, "-S", "-c", code], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_entry_points_find_the_shipped_configs_from_a_source_tree():
@@ -146,17 +155,26 @@ def test_entry_points_find_the_shipped_configs_from_a_source_tree():
     )
     assert result.returncode == 0, result.stderr
     n_neurons, n_sweeps = map(int, result.stdout.split())
-    assert n_neurons == yaml.safe_load((REPO / "configs/default.yaml").read_text())["agent"][
-        "n_neurons"]
+    assert (
+        n_neurons
+        == yaml.safe_load((REPO / "configs/default.yaml").read_text())["agent"]["n_neurons"]
+    )
     assert n_sweeps == len(list((REPO / "configs/sweeps").glob("*.yaml")))
 
 
 @pytest.mark.slow
 def test_sdist_holds_the_tests_docs_and_data(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-c",
-         f"from setuptools import build_meta; print(build_meta.build_sdist({str(tmp_path)!r}))"],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-c",
+            f"from setuptools import build_meta; print(build_meta.build_sdist({str(tmp_path)!r}))",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     archive = tmp_path / result.stdout.strip().splitlines()[-1]
     with tarfile.open(archive) as tar:
@@ -165,18 +183,44 @@ def test_sdist_holds_the_tests_docs_and_data(tmp_path):
     tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True)
     if tracked.returncode != 0:
         pytest.skip("not a git checkout: the list of tracked files is unknown")
-    wanted = [f for f in tracked.stdout.splitlines()
-              if f.split("/")[0] in {"tests", "docs", "configs", "examples", "vwm_tasks",
-                                      "vwm_agents", "analysis", "benchmarks"}
-              or f in {"LICENSE", "CITATION.cff", "README.md", "setup.cfg", "pyproject.toml"}]
+    wanted = [
+        f
+        for f in tracked.stdout.splitlines()
+        if f.split("/")[0]
+        in {
+            "tests",
+            "docs",
+            "configs",
+            "examples",
+            "vwm_tasks",
+            "vwm_agents",
+            "analysis",
+            "benchmarks",
+        }
+        or f in {"LICENSE", "CITATION.cff", "README.md", "setup.cfg", "pyproject.toml"}
+    ]
     missing = [f for f in wanted if f not in names]
     assert not missing, f"not in the sdist: {missing[:10]} ({len(missing)} files)"
     # The unpacked sdist runs its own tests (a fast subset: the task's).
     root = next((tmp_path / "unpacked").iterdir())
     env = {**os.environ, "PYTHONPATH": str(root)}
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                          "tests/tasks/test_tasks_env.py"],
-                         cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-x",
+            "-p",
+            "no:cacheprovider",
+            "tests/tasks/test_tasks_env.py",
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stdout[-3000:]
     assert " passed" in run.stdout
 

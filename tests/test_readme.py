@@ -132,8 +132,11 @@ BLOCKS, DANGLING = readme_blocks(README.read_text())
 
 def test_every_block_is_tagged_and_markers_belong_to_blocks():
     untagged = [b.name for b in BLOCKS if not b.lang]
-    unknown = [b.name for b in BLOCKS if b.lang and b.lang not in
-               COMMAND_LANGS + CONFIG_LANGS + PYTHON_LANGS + SHOWN_LANGS]
+    unknown = [
+        b.name
+        for b in BLOCKS
+        if b.lang and b.lang not in COMMAND_LANGS + CONFIG_LANGS + PYTHON_LANGS + SHOWN_LANGS
+    ]
     assert not untagged, f"give these blocks a language tag (bash, yaml, python, text): {untagged}"
     assert not unknown, f"tests/test_readme.py does not know how to run: {unknown}"
     assert not DANGLING, f"README.md lines {DANGLING}: a 'not run' marker with no block after it"
@@ -151,14 +154,35 @@ def test_no_indented_code_blocks():
 
 
 def test_the_parser_sees_markers_fences_and_indented_blocks():
-    text = "\n".join([
-        "Intro", "", "```bash", "echo 1", "```", "", "<!-- not run: needs a cluster -->",
-        "~~~yaml", "a: 1", "~~~", "", "    indented code", "", "- item", "", "    continued",
-        "", "<!-- not run: nothing after -->", "", "text",
-    ])
+    text = "\n".join(
+        [
+            "Intro",
+            "",
+            "```bash",
+            "echo 1",
+            "```",
+            "",
+            "<!-- not run: needs a cluster -->",
+            "~~~yaml",
+            "a: 1",
+            "~~~",
+            "",
+            "    indented code",
+            "",
+            "- item",
+            "",
+            "    continued",
+            "",
+            "<!-- not run: nothing after -->",
+            "",
+            "text",
+        ]
+    )
     blocks, dangling = readme_blocks(text)
     assert [(b.line, b.lang, b.text, b.not_run) for b in blocks] == [
-        (3, "bash", "echo 1", None), (8, "yaml", "a: 1", "needs a cluster")]
+        (3, "bash", "echo 1", None),
+        (8, "yaml", "a: 1", "needs a cluster"),
+    ]
     assert dangling == [18]
     assert indented_code_blocks(text) == [12]
 
@@ -176,8 +200,11 @@ def workdir(tmp_path_factory) -> Path:
     for n in (1, 2) * 60:
         target, other = rng.uniform(0, 180, 2)
         response = (target + rng.normal(0, 8)) % 180
-        rows.append(f"{n},{target:.1f},{response:.1f},{other:.1f}" if n == 2
-                    else f"{n},{target:.1f},{response:.1f},")
+        rows.append(
+            f"{n},{target:.1f},{response:.1f},{other:.1f}"
+            if n == 2
+            else f"{n},{target:.1f},{response:.1f},"
+        )
     (work / "data.csv").write_text("\n".join(rows) + "\n")
     return work
 
@@ -189,8 +216,9 @@ def _env() -> dict[str, str]:
 
 
 def _run(argv: list[str], cwd: Path, what: str) -> subprocess.CompletedProcess:
-    done = subprocess.run(argv, cwd=cwd, env=_env(), capture_output=True, text=True,
-                          timeout=TIMEOUT_S, check=False)
+    done = subprocess.run(
+        argv, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=TIMEOUT_S, check=False
+    )
     assert done.returncode == 0, (
         f"{what}\n$ {shlex.join(argv)}\nexit {done.returncode}\n{done.stderr[-3000:]}"
     )
@@ -236,8 +264,10 @@ def _train(argv: list[str], cwd: Path, what: str) -> None:
 def _shrunk_sweep(source: Path, target: Path) -> Path:
     spec = yaml.safe_load(source.read_text())
     spec.setdefault("set", {})
-    spec["set"] = {**(spec["set"] or {}),
-                   **{k: v for k, v in TRAIN_SHRINK.items() if _schema_has(k)}}
+    spec["set"] = {
+        **(spec["set"] or {}),
+        **{k: v for k, v in TRAIN_SHRINK.items() if _schema_has(k)},
+    }
     spec["grid"] = {key: values[:1] for key, values in (spec.get("grid") or {}).items()}
     if isinstance(spec.get("trials"), list):
         spec["trials"] = spec["trials"][:1]
@@ -250,8 +280,11 @@ def _shrunk_sweep(source: Path, target: Path) -> Path:
 def _sweep(argv: list[str], cwd: Path, what: str) -> None:
     """Run a sweep command on a shrunk copy of its sweep file (a path or a shipped name)."""
     args = argv[3:]
-    positional = [i for i, a in enumerate(args) if not a.startswith("-")
-                  and (i == 0 or not args[i - 1].startswith("--"))]
+    positional = [
+        i
+        for i, a in enumerate(args)
+        if not a.startswith("-") and (i == 0 or not args[i - 1].startswith("--"))
+    ]
     if positional:
         i = positional[0]
         source = cwd / args[i]
@@ -286,7 +319,9 @@ def _commands(text: str) -> list[list[str]]:
 
 
 def run_command(argv: list[str], cwd: Path, what: str) -> None:
-    module = argv[2] if len(argv) > 2 and argv[0] in ("python", "python3") and argv[1] == "-m" else None
+    module = (
+        argv[2] if len(argv) > 2 and argv[0] in ("python", "python3") and argv[1] == "-m" else None
+    )
     if argv[:2] == ["pip", "install"]:
         _check_pip(argv, what)
     elif module == "pytest":

@@ -72,8 +72,10 @@ __all__ = sorted([*_PUBLIC, "train"])
 
 def moved_message(name: str) -> str:
     """The one line that an old module path ``vwm_agents.<name>`` fails with."""
-    return (f"vwm_agents.{name} moved to {MOVED_MODULES[name]}; the public API is "
-            "vwm_agents.load_config, train, load_run, build_agent and RunDir")
+    return (
+        f"vwm_agents.{name} moved to {MOVED_MODULES[name]}; the public API is "
+        "vwm_agents.load_config, train, load_run, build_agent and RunDir"
+    )
 
 
 class _MovedModules(importlib.abc.MetaPathFinder):

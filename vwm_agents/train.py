@@ -51,22 +51,43 @@ def build_parser() -> argparse.ArgumentParser:
         "a CPU. Keys a config file leaves out take the reference model's values (the schema's "
         "defaults; configs/original.yaml lists them all), whichever file it is.",
     )
-    parser.add_argument("--config", metavar="PATH",
-                        help="YAML/JSON config, ours or the original four-section format "
-                        "(default: the shipped configs/default.yaml)")
-    parser.add_argument("--out", metavar="DIR", help="directory for run directories, taken as "
-                        "written (default: logging.out_dir, 'runs')")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run exactly from its checkpoints/latest.pt")
-    parser.add_argument("--device", metavar="DEVICE",
-                        help="auto, cpu, cuda or cuda:<index> (default: training.device; auto: "
-                        "cuda if available, else cpu)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="SECTION.KEY=VALUE",
-                        help="override a config value (YAML-parsed); repeatable, "
-                        "e.g. --set training.seed=3 --set agent.n_neurons=64")
-    parser.add_argument("--num-models", type=int, metavar="S",
-                        help="models trained side by side (training.num_models)")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="YAML/JSON config, ours or the original four-section format "
+        "(default: the shipped configs/default.yaml)",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        help="directory for run directories, taken as written (default: logging.out_dir, 'runs')",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run exactly from its checkpoints/latest.pt",
+    )
+    parser.add_argument(
+        "--device",
+        metavar="DEVICE",
+        help="auto, cpu, cuda or cuda:<index> (default: training.device; auto: "
+        "cuda if available, else cpu)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a config value (YAML-parsed); repeatable, "
+        "e.g. --set training.seed=3 --set agent.n_neurons=64",
+    )
+    parser.add_argument(
+        "--num-models",
+        type=int,
+        metavar="S",
+        help="models trained side by side (training.num_models)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -119,14 +140,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(str(exc), file=sys.stderr)
         return 130
     except KeyboardInterrupt:  # a second Ctrl-C: at once, even while writing a checkpoint
-        print("interrupted; the last checkpoint written is complete (checkpoints are replaced "
-              "atomically): continue with --resume", file=sys.stderr)
+        print(
+            "interrupted; the last checkpoint written is complete (checkpoints are replaced "
+            "atomically): continue with --resume",
+            file=sys.stderr,
+        )
         return 130
     except OSError as exc:  # an unwritable or full output folder
         where = exc.filename if exc.filename is not None else "the run directory"
-        return _fail(f"{where}: {exc.strerror or exc} (the last checkpoint written is kept; a "
-                     "new run leaves nothing behind); choose another --out / logging.out_dir "
-                     "or free space", 2)
+        return _fail(
+            f"{where}: {exc.strerror or exc} (the last checkpoint written is kept; a "
+            "new run leaves nothing behind); choose another --out / logging.out_dir "
+            "or free space",
+            2,
+        )
     print(run_dir)
     return 0
 

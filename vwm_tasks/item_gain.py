@@ -53,8 +53,9 @@ class ItemGain:
         if spec is None:
             return None
         if not isinstance(spec, Mapping):
-            raise ValueError(f"item_gain must be null or a mapping with keys {ITEM_GAIN_KEYS}, "
-                             f"got {spec!r}")
+            raise ValueError(
+                f"item_gain must be null or a mapping with keys {ITEM_GAIN_KEYS}, got {spec!r}"
+            )
         unknown = set(spec) - set(ITEM_GAIN_KEYS)
         if unknown:
             raise ValueError(f"item_gain keys must be in {ITEM_GAIN_KEYS}, got {sorted(unknown)}")
@@ -63,10 +64,17 @@ class ItemGain:
         scale, total = spec["scale"], spec.get("total", 1.0)
         normalise = spec.get("normalise", True)
         for name, value, low_open in (("scale", scale, False), ("total", total, True)):
-            if (not isinstance(value, numbers.Real) or isinstance(value, bool)
-                    or not math.isfinite(value) or value < 0 or (low_open and value == 0)):
+            if (
+                not isinstance(value, numbers.Real)
+                or isinstance(value, bool)
+                or not math.isfinite(value)
+                or value < 0
+                or (low_open and value == 0)
+            ):
                 bound = "> 0" if low_open else ">= 0"
-                raise ValueError(f"item_gain.{name}: must be a finite number {bound}, got {value!r}")
+                raise ValueError(
+                    f"item_gain.{name}: must be a finite number {bound}, got {value!r}"
+                )
         if not isinstance(normalise, bool):
             raise ValueError(f"item_gain.normalise: must be true or false, got {normalise!r}")
         return cls(float(scale), float(total), normalise)

@@ -58,8 +58,15 @@ def _shade_epochs(ax: Any, epochs: dict[str, tuple[int, int]], dt: float, label:
             continue
         ax.axvspan(start * dt, end * dt, color=EPOCH_COLOURS[i % len(EPOCH_COLOURS)], zorder=0)
         if label:
-            ax.text((start + end) / 2 * dt, 1.02, name, transform=ax.get_xaxis_transform(),
-                    ha="center", va="bottom", fontsize=8)
+            ax.text(
+                (start + end) / 2 * dt,
+                1.02,
+                name,
+                transform=ax.get_xaxis_transform(),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
 
 
 def plot_trial(
@@ -92,8 +99,16 @@ def plot_trial(
 
     ax = axes[0]
     # Zeros are left transparent so the epoch shading shows through.
-    image = ax.imshow(np.ma.masked_equal(ob2.T, 0), aspect="auto", origin="lower", interpolation="nearest", cmap="viridis", vmin=0,
-                      extent=(*extent, -0.5, ob2.shape[1] - 0.5), zorder=1)
+    image = ax.imshow(
+        np.ma.masked_equal(ob2.T, 0),
+        aspect="auto",
+        origin="lower",
+        interpolation="nearest",
+        cmap="viridis",
+        vmin=0,
+        extent=(*extent, -0.5, ob2.shape[1] - 0.5),
+        zorder=1,
+    )
     fig.colorbar(image, ax=ax, label="input")
     ax.set_ylabel("input channel")
     if presence is not None:
@@ -118,12 +133,31 @@ def plot_trial(
         pairs = [(0, probe)] if probe >= 0 else [(k, k) for k in np.flatnonzero(presence)]
         for pair, slot in pairs:
             colour = colours[slot % len(colours)]
-            ax.plot(time, gt2[:, 2 * pair], color=colour, lw=1.5, label=f"slot {slot}", zorder=2,
-                    drawstyle="steps-post")
-            ax.plot(time, gt2[:, 2 * pair + 1], color=colour, lw=1.5, ls="--", zorder=2,
-                    drawstyle="steps-post")
-        ax.legend(fontsize=7, ncol=5, loc="lower left", title="cos (solid), sin (dashed)",
-                  title_fontsize=7)
+            ax.plot(
+                time,
+                gt2[:, 2 * pair],
+                color=colour,
+                lw=1.5,
+                label=f"slot {slot}",
+                zorder=2,
+                drawstyle="steps-post",
+            )
+            ax.plot(
+                time,
+                gt2[:, 2 * pair + 1],
+                color=colour,
+                lw=1.5,
+                ls="--",
+                zorder=2,
+                drawstyle="steps-post",
+            )
+        ax.legend(
+            fontsize=7,
+            ncol=5,
+            loc="lower left",
+            title="cos (solid), sin (dashed)",
+            title_fontsize=7,
+        )
     else:
         ax.plot(time, gt2, lw=1.5, zorder=2, drawstyle="steps-post")
     ax.set_ylabel("target")
@@ -131,13 +165,25 @@ def plot_trial(
     ax = axes[2]
     if mask is not None:
         mask2 = mask.reshape(n_steps, -1) if mask.ndim > 1 else mask[:, None]
-        ax.imshow(np.ma.masked_equal(mask2.T, 0), aspect="auto", origin="lower", interpolation="nearest", cmap="Greys",
-                  vmin=0, vmax=1, extent=(*extent, -0.5, mask2.shape[1] - 0.5), zorder=1)
+        ax.imshow(
+            np.ma.masked_equal(mask2.T, 0),
+            aspect="auto",
+            origin="lower",
+            interpolation="nearest",
+            cmap="Greys",
+            vmin=0,
+            vmax=1,
+            extent=(*extent, -0.5, mask2.shape[1] - 0.5),
+            zorder=1,
+        )
         if mask2.shape[1] == 2:
             ax.set_yticks([0, 1], ["cos", "sin"], fontsize=7)
         elif mask2.shape[1] % 2 == 0 and presence is not None:
-            ax.set_yticks(np.arange(0, mask2.shape[1], 2) + 0.5,
-                          [f"slot {k}" for k in range(mask2.shape[1] // 2)], fontsize=7)
+            ax.set_yticks(
+                np.arange(0, mask2.shape[1], 2) + 0.5,
+                [f"slot {k}" for k in range(mask2.shape[1] // 2)],
+                fontsize=7,
+            )
     ax.set_ylabel("mask (output)")
     ax.set_xlabel("time (ms)")
     ax.set_xlim(*extent)

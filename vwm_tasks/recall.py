@@ -148,8 +148,9 @@ class VWMRecall(EpochTiming, RecallBatches, TrialEnv):
         input_strength: float = 120.0,
         item_gain: Mapping[str, Any] | None = None,
     ) -> None:
-        sizes = _check_arguments(dt, max_items, set_sizes, ilc_noise, input_encoding,
-                                 input_strength)
+        sizes = _check_arguments(
+            dt, max_items, set_sizes, ilc_noise, input_encoding, input_strength
+        )
         max_items = int(max_items)
         super().__init__(dt=dt)
         self.max_items = max_items
@@ -224,8 +225,14 @@ class VWMRecall(EpochTiming, RecallBatches, TrialEnv):
             target_mask.astype(np.float32),
         )
 
-    def gained_vectors(self, theta: np.ndarray, theta_input: np.ndarray, presence: np.ndarray,
-                       probe: np.ndarray, item_gain: np.ndarray | None) -> TrialVectors:
+    def gained_vectors(
+        self,
+        theta: np.ndarray,
+        theta_input: np.ndarray,
+        presence: np.ndarray,
+        probe: np.ndarray,
+        item_gain: np.ndarray | None,
+    ) -> TrialVectors:
         """:meth:`trial_vectors` with each slot's stimulus times its ``item_gain`` (None: as is)."""
         vectors = self.trial_vectors(theta, theta_input, presence, probe)
         if item_gain is None:
@@ -257,8 +264,9 @@ class VWMRecall(EpochTiming, RecallBatches, TrialEnv):
         trial.update(self._read_back(trial, set(kwargs), **draws))
         if self.item_gain is not None:
             gain = self.item_gain.draw(rng, trial["presence"])
-            trial["item_gain"] = (ItemGain.check(kwargs["item_gain"], k) if "item_gain" in kwargs
-                                  else gain)
+            trial["item_gain"] = (
+                ItemGain.check(kwargs["item_gain"], k) if "item_gain" in kwargs else gain
+            )
         elif "item_gain" in kwargs:
             raise ValueError("item_gain: this env has no item_gain option (task.item_gain is null)")
         self._build_trial(trial)
@@ -310,7 +318,10 @@ class VWMRecall(EpochTiming, RecallBatches, TrialEnv):
         durations = trial["durations"]
         self.add_period(list(EPOCHS), duration=[durations[e] for e in EPOCHS])
         vectors = self.gained_vectors(
-            trial["theta"], trial["theta_input"], trial["presence"], np.asarray(trial["probe"]),
+            trial["theta"],
+            trial["theta_input"],
+            trial["presence"],
+            np.asarray(trial["probe"]),
             trial.get("item_gain"),
         )
         self.add_ob(vectors.stimulus, "stimulus")
@@ -354,16 +365,18 @@ class VWMRecall(EpochTiming, RecallBatches, TrialEnv):
         return super().reset(seed=seed, options=options)
 
 
-def _check_arguments(dt: Any, max_items: Any, set_sizes: Any, ilc_noise: Any,
-                     input_encoding: Any, input_strength: Any) -> list[int]:
+def _check_arguments(
+    dt: Any,
+    max_items: Any,
+    set_sizes: Any,
+    ilc_noise: Any,
+    input_encoding: Any,
+    input_strength: Any,
+) -> list[int]:
     """One clear ValueError per bad constructor argument; returns the set sizes."""
     if not _is_number(dt) or not math.isfinite(dt) or dt <= 0:
         raise ValueError(f"dt must be a positive number of ms, got {dt!r}")
-    if (
-        not isinstance(max_items, numbers.Integral)
-        or isinstance(max_items, bool)
-        or max_items < 1
-    ):
+    if not isinstance(max_items, numbers.Integral) or isinstance(max_items, bool) or max_items < 1:
         raise ValueError(f"max_items must be an integer >= 1, got {max_items!r}")
     max_items = int(max_items)
     sizes = list(range(1, max_items + 1)) if set_sizes is None else list(set_sizes)
@@ -380,10 +393,6 @@ def _check_arguments(dt: Any, max_items: Any, set_sizes: Any, ilc_noise: Any,
     if not _is_number(ilc_noise) or not math.isfinite(ilc_noise) or ilc_noise < 0:
         raise ValueError(f"ilc_noise must be a finite number >= 0 (rad), got {ilc_noise!r}")
     check_encoding(input_encoding)
-    if (
-        not _is_number(input_strength)
-        or not math.isfinite(input_strength)
-        or input_strength <= 0
-    ):
+    if not _is_number(input_strength) or not math.isfinite(input_strength) or input_strength <= 0:
         raise ValueError(f"input_strength must be a finite number > 0, got {input_strength!r}")
     return sizes

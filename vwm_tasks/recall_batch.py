@@ -140,8 +140,9 @@ class RecallBatches:
         return batch
 
     def _dense_arrays(self, batch: TrialBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        vectors = self.gained_vectors(batch.theta, batch.theta_input, batch.presence, batch.probe,
-                                      batch.item_gain)
+        vectors = self.gained_vectors(
+            batch.theta, batch.theta_input, batch.presence, batch.probe, batch.item_gain
+        )
         b, n_steps = batch.valid.shape
         n_in, n_out = self.observation_space.shape[0], self.n_outputs
         # One allocation for the three arrays: allocators hand a single large block back for
@@ -180,8 +181,9 @@ class RecallBatches:
     def _expand_on_device(self, batch: TrialBatch, device: Any):
         import torch
 
-        vectors = self.gained_vectors(batch.theta, batch.theta_input, batch.presence, batch.probe,
-                                      batch.item_gain)
+        vectors = self.gained_vectors(
+            batch.theta, batch.theta_input, batch.presence, batch.probe, batch.item_gain
+        )
         b, t = batch.valid.shape
         steps = torch.arange(t, device=device)[None, :]
 

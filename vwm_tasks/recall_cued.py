@@ -59,12 +59,18 @@ class VWMRecallCued(VWMRecall):
     def n_outputs(self) -> int:
         return 2
 
-    def _choose_probe(self, pick: np.ndarray, order: np.ndarray, set_size: np.ndarray) -> np.ndarray:
+    def _choose_probe(
+        self, pick: np.ndarray, order: np.ndarray, set_size: np.ndarray
+    ) -> np.ndarray:
         position = np.floor(pick * set_size).astype(np.int64)
         return np.take_along_axis(order, position[:, None], axis=1)[:, 0].astype(np.int64)
 
     def _check_probe(self, probe: Any, presence: np.ndarray) -> int:
-        if not isinstance(probe, numbers.Integral) or not 0 <= probe < self.max_items or not presence[probe]:
+        if (
+            not isinstance(probe, numbers.Integral)
+            or not 0 <= probe < self.max_items
+            or not presence[probe]
+        ):
             raise ValueError(
                 f"probe must be a present slot {np.flatnonzero(presence).tolist()}, got {probe!r}"
             )

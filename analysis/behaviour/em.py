@@ -44,8 +44,14 @@ def swap_log_components(x, nt, kappa, p_t, p_n, p_u):
     return (log_t, log_n, log_u), np.logaddexp.reduce(np.stack(parts), axis=0)
 
 
-def em_swap(x: np.ndarray, nt: np.ndarray, *, max_iter: int, tol: float,
-            start: tuple[float, float, float] | None = None):
+def em_swap(
+    x: np.ndarray,
+    nt: np.ndarray,
+    *,
+    max_iter: int,
+    tol: float,
+    start: tuple[float, float, float] | None = None,
+):
     """Vectorised EM over the start grid; returns (kappa, p_t, p_n, p_u, loglik) of the best.
 
     ``start``: one (kappa, p_nontarget, p_guess) to start from instead of the grid (a refit of
@@ -103,8 +109,14 @@ def em_swap(x: np.ndarray, nt: np.ndarray, *, max_iter: int, tol: float,
         kappa[idx] = a1_inverse_exact(np.clip(r, 0.0, 1.0), kappa_max=KAPPA_MAX)
     # Parameters of stopped starts are those their log-likelihood was computed with.
     best = int(np.argmax(loglik))
-    _, log_density = swap_log_components(x, nt, kappa[best:best + 1], p_t[best:best + 1],
-                                          p_n[best:best + 1], p_u[best:best + 1])
+    _, log_density = swap_log_components(
+        x,
+        nt,
+        kappa[best : best + 1],
+        p_t[best : best + 1],
+        p_n[best : best + 1],
+        p_u[best : best + 1],
+    )
     return kappa[best], p_t[best], p_n[best], p_u[best], float(log_density.sum())
 
 

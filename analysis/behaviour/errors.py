@@ -32,8 +32,14 @@ __all__ = [
 N_BOOTSTRAP = 200
 """Bootstrap resamples of a model's error statistics (their SEs; :mod:`analysis.core.bootstrap`)."""
 
-STATISTICS = ("mae", "circular_variance", "circular_sd", "linear_sd", "circular_kurtosis",
-              "excess_kurtosis")
+STATISTICS = (
+    "mae",
+    "circular_variance",
+    "circular_sd",
+    "linear_sd",
+    "circular_kurtosis",
+    "excess_kurtosis",
+)
 """The statistics of :class:`SetSizeErrorStats`, each with a bootstrap SE."""
 
 HISTOGRAM_BINS = 60
@@ -94,22 +100,26 @@ class ErrorStatistics:
 def _statistics(x: np.ndarray) -> dict[str, np.ndarray]:
     """The :data:`STATISTICS` of wrapped errors ``x`` (..., n) along the last axis."""
     n = x.shape[-1]
-    return {"mae": circstats.mean_absolute_error(x, axis=-1),
-            "circular_variance": circstats.circular_variance(x, axis=-1),
-            "circular_sd": circstats.circular_sd(x, axis=-1),
-            "linear_sd": np.std(x, axis=-1, ddof=1) if n > 1 else np.zeros(x.shape[:-1]),
-            "circular_kurtosis": circstats.circular_kurtosis(x, axis=-1),
-            "excess_kurtosis": circstats.excess_circular_kurtosis(x, axis=-1)}
+    return {
+        "mae": circstats.mean_absolute_error(x, axis=-1),
+        "circular_variance": circstats.circular_variance(x, axis=-1),
+        "circular_sd": circstats.circular_sd(x, axis=-1),
+        "linear_sd": np.std(x, axis=-1, ddof=1) if n > 1 else np.zeros(x.shape[:-1]),
+        "circular_kurtosis": circstats.circular_kurtosis(x, axis=-1),
+        "excess_kurtosis": circstats.excess_circular_kurtosis(x, axis=-1),
+    }
 
 
-def _bootstrap_se(x: np.ndarray, trial: np.ndarray, n_bootstrap: int,
-                  rng: np.random.Generator, unit: str) -> dict[str, float]:
+def _bootstrap_se(
+    x: np.ndarray, trial: np.ndarray, n_bootstrap: int, rng: np.random.Generator, unit: str
+) -> dict[str, float]:
     draws = _statistics(x[resample_indices(trial, n_bootstrap, rng, unit)])
     return {name: float(np.std(values, ddof=1)) for name, values in draws.items()}
 
 
-def error_statistics(errors, set_size, *, trial=None, n_bootstrap: int = 0, seed: int = 0
-                     ) -> ErrorStatistics:
+def error_statistics(
+    errors, set_size, *, trial=None, n_bootstrap: int = 0, seed: int = 0
+) -> ErrorStatistics:
     """MAE, circular variance (-2 ln R), circular and linear SD, circular kurtosis and its excess
     over a matched von Mises, for each set size; with ``n_bootstrap`` their bootstrap SEs.
 
@@ -121,8 +131,11 @@ def error_statistics(errors, set_size, *, trial=None, n_bootstrap: int = 0, seed
         n_bootstrap: resamples per set size for the SEs (0: none), seeded by ``seed``.
     """
     errors = np.asarray(errors, dtype=float).ravel()
-    set_size = np.broadcast_to(np.asarray(set_size), errors.shape) if np.ndim(set_size) == 0 \
+    set_size = (
+        np.broadcast_to(np.asarray(set_size), errors.shape)
+        if np.ndim(set_size) == 0
         else np.asarray(set_size).ravel()
+    )
     if set_size.shape != errors.shape:
         raise ValueError(f"set_size: expected shape {errors.shape}, got {set_size.shape}")
     if errors.size == 0 or not np.all(np.isfinite(errors)):
@@ -138,18 +151,21 @@ def error_statistics(errors, set_size, *, trial=None, n_bootstrap: int = 0, seed
         if n_bootstrap > 1 and x.size > 1:
             se = _bootstrap_se(x, trial[rows], n_bootstrap, rng, "trials")
             se_items = _bootstrap_se(x, trial[rows], n_bootstrap, rng, "items")
-        per_set_size[int(n)] = SetSizeErrorStats(set_size=int(n), n=int(x.size), **values,
-                                                 se=se, se_items=se_items)
+        per_set_size[int(n)] = SetSizeErrorStats(
+            set_size=int(n), n=int(x.size), **values, se=se, se_items=se_items
+        )
     return ErrorStatistics(per_set_size)
 
 
-def error_density(errors: np.ndarray, set_size: np.ndarray, set_sizes: list[int], bins: int
-                  ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+def error_density(
+    errors: np.ndarray, set_size: np.ndarray, set_sizes: list[int], bins: int
+) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """Edges of ``bins`` equal bins on [-pi, pi] and the density of ``errors`` in them at each
     of ``set_sizes`` (the histograms of the errors figure and of the model-people overlay)."""
     edges = np.linspace(-np.pi, np.pi, bins + 1)
-    return edges, {n: np.histogram(errors[set_size == n], edges, density=True)[0]
-                   for n in set_sizes}
+    return edges, {
+        n: np.histogram(errors[set_size == n], edges, density=True)[0] for n in set_sizes
+    }
 
 
 @dataclass
@@ -165,26 +181,32 @@ class ErrorsResult:
         """Bin edges on [-pi, pi] and the error density per set size."""
         if self.data is None:
             return np.linspace(-np.pi, np.pi, bins + 1), {}
-        return error_density(self.data.errors, self.data.set_size, self.statistics.set_sizes,
-                             bins)
+        return error_density(self.data.errors, self.data.set_size, self.statistics.set_sizes, bins)
 
     def to_dict(self) -> dict:
         edges, density = self.histogram()
-        return {"n_trials_per_set_size": self.n_trials, "seed": self.seed,
-                "bootstrap": {"n_resamples": N_BOOTSTRAP, "seed": self.seed,
-                              "se": "resampling whole trials within a set size",
-                              "se_items": "resampling single items within a set size"},
-                "per_set_size": self.statistics.to_dict(),
-                "histogram": {"edges": edges.tolist(),
-                              "density": {str(n): d.tolist() for n, d in density.items()}}}
+        return {
+            "n_trials_per_set_size": self.n_trials,
+            "seed": self.seed,
+            "bootstrap": {
+                "n_resamples": N_BOOTSTRAP,
+                "seed": self.seed,
+                "se": "resampling whole trials within a set size",
+                "se_items": "resampling single items within a set size",
+            },
+            "per_set_size": self.statistics.to_dict(),
+            "histogram": {
+                "edges": edges.tolist(),
+                "density": {str(n): d.tolist() for n, d in density.items()},
+            },
+        }
 
 
 unavailable = needs_vwm_recall
 """The ``errors`` analysis needs a VWM recall task (items, set sizes, reported angles)."""
 
 
-def run(model, env, *, n_trials: int, seed: int, data: ModelErrors | None = None
-        ) -> ErrorsResult:
+def run(model, env, *, n_trials: int, seed: int, data: ModelErrors | None = None) -> ErrorsResult:
     """The ``errors`` analysis: :func:`error_statistics` of the model's errors, with
     :data:`N_BOOTSTRAP` bootstrap SEs (over trials and over items, seeded by the data's seed).
 
@@ -194,7 +216,9 @@ def run(model, env, *, n_trials: int, seed: int, data: ModelErrors | None = None
     """
     if data is None:
         data = model_errors(model, env, n_trials=n_trials, seed=seed)
-    statistics = error_statistics(data.errors, data.set_size, trial=data.trial,
-                                  n_bootstrap=N_BOOTSTRAP, seed=data.seed)
-    return ErrorsResult(statistics=statistics, n_trials=data.n_trials or n_trials,
-                        seed=data.seed, data=data)
+    statistics = error_statistics(
+        data.errors, data.set_size, trial=data.trial, n_bootstrap=N_BOOTSTRAP, seed=data.seed
+    )
+    return ErrorsResult(
+        statistics=statistics, n_trials=data.n_trials or n_trials, seed=data.seed, data=data
+    )

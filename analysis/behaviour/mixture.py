@@ -118,8 +118,14 @@ class VonMisesUniformFit(_InformationCriteria):
         return np.exp(_vm_uniform_logpdf(np.asarray(x, dtype=float), self.kappa, self.p_guess))
 
     def to_dict(self) -> dict[str, float]:
-        return {"kappa": self.kappa, "sd": self.sd, "p_guess": self.p_guess,
-                "loglik": self.loglik, "aic": self.aic, "bic": self.bic}
+        return {
+            "kappa": self.kappa,
+            "sd": self.sd,
+            "p_guess": self.p_guess,
+            "loglik": self.loglik,
+            "aic": self.aic,
+            "bic": self.bic,
+        }
 
 
 @dataclass(frozen=True)
@@ -140,8 +146,13 @@ class GaussianUniformFit(_InformationCriteria):
         )
 
     def to_dict(self) -> dict[str, float]:
-        return {"sigma": self.sigma, "p_guess": self.p_guess, "loglik": self.loglik,
-                "aic": self.aic, "bic": self.bic}
+        return {
+            "sigma": self.sigma,
+            "p_guess": self.p_guess,
+            "loglik": self.loglik,
+            "aic": self.aic,
+            "bic": self.bic,
+        }
 
 
 @dataclass(frozen=True)
@@ -164,9 +175,16 @@ class SwapFit(_InformationCriteria):
         return float(vonmises_sd(self.kappa))
 
     def to_dict(self) -> dict[str, float]:
-        return {"kappa": self.kappa, "sd": self.sd, "p_target": self.p_target,
-                "p_nontarget": self.p_nontarget, "p_guess": self.p_guess,
-                "loglik": self.loglik, "aic": self.aic, "bic": self.bic}
+        return {
+            "kappa": self.kappa,
+            "sd": self.sd,
+            "p_target": self.p_target,
+            "p_nontarget": self.p_nontarget,
+            "p_guess": self.p_guess,
+            "loglik": self.loglik,
+            "aic": self.aic,
+            "bic": self.bic,
+        }
 
 
 @dataclass(frozen=True)
@@ -181,8 +199,12 @@ class MixtureFits:
     se: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        out = {"n_trials": self.n_trials, "vm_uniform": self.vm_uniform.to_dict(),
-               "gauss_uniform": self.gauss_uniform.to_dict(), "swap": self.swap.to_dict()}
+        out = {
+            "n_trials": self.n_trials,
+            "vm_uniform": self.vm_uniform.to_dict(),
+            "gauss_uniform": self.gauss_uniform.to_dict(),
+            "swap": self.swap.to_dict(),
+        }
         if self.se:
             out["se"] = self.se
         return out
@@ -222,21 +244,29 @@ class MixtureResult:
         g_vm, g_gauss = fits.vm_uniform.p_guess, fits.gauss_uniform.p_guess
         out: dict[str, float | int | None] = {
             "guess_rate_gauss_minus_vm": g_gauss - g_vm,
-            "guess_rate_gauss_over_vm": g_gauss / g_vm if g_vm >= 0.01 else None}
+            "guess_rate_gauss_over_vm": g_gauss / g_vm if g_vm >= 0.01 else None,
+        }
         i = self.set_sizes.index(set_size)
         if i > 0:
             previous = self.fits[self.set_sizes[i - 1]]
             fall = previous.vm_uniform.p_guess - g_vm
             if fall > 0:
-                se = np.hypot(previous.se.get("vm_uniform", {}).get("p_guess", np.nan),
-                              fits.se.get("vm_uniform", {}).get("p_guess", np.nan))
-                out.update(guess_rate_falls_from=self.set_sizes[i - 1], guess_rate_fall=fall,
-                           guess_rate_fall_z=float(fall / se) if se > 0 else None)
+                se = np.hypot(
+                    previous.se.get("vm_uniform", {}).get("p_guess", np.nan),
+                    fits.se.get("vm_uniform", {}).get("p_guess", np.nan),
+                )
+                out.update(
+                    guess_rate_falls_from=self.set_sizes[i - 1],
+                    guess_rate_fall=fall,
+                    guess_rate_fall_z=float(fall / se) if se > 0 else None,
+                )
         return out
 
     def to_dict(self) -> dict[str, dict]:
-        return {str(n): {**self.fits[n].to_dict(), "uncertainty": self.uncertainty(n)}
-                for n in self.set_sizes}
+        return {
+            str(n): {**self.fits[n].to_dict(), "uncertainty": self.uncertainty(n)}
+            for n in self.set_sizes
+        }
 
 
 # --------------------------------------------------------------------------------------------
@@ -269,8 +299,10 @@ def _check_nontargets(nontarget_errors, n_trials: int) -> np.ndarray:
 
 def _vm_uniform_logpdf(x: np.ndarray, kappa: float, p_guess: float) -> np.ndarray:
     with np.errstate(divide="ignore"):  # log 0 = -inf for a weight of exactly 0 is intended
-        return np.logaddexp(np.log1p(-p_guess) + vonmises_logpdf(x, kappa),
-                            np.full(np.shape(x), np.log(p_guess) - _LOG_2PI))
+        return np.logaddexp(
+            np.log1p(-p_guess) + vonmises_logpdf(x, kappa),
+            np.full(np.shape(x), np.log(p_guess) - _LOG_2PI),
+        )
 
 
 def truncated_normal_logpdf(x, sigma: float) -> np.ndarray:
@@ -296,19 +328,27 @@ def gauss_uniform_loglik(errors, sigma: float, p_guess: float) -> float:
     return float(np.sum(np.logaddexp.reduce(np.broadcast_arrays(*parts), axis=0)))
 
 
-def swap_loglik(errors, nontarget_errors, kappa: float, p_target: float, p_nontarget: float,
-                p_guess: float) -> float:
+def swap_loglik(
+    errors, nontarget_errors, kappa: float, p_target: float, p_nontarget: float, p_guess: float
+) -> float:
     """Log-likelihood of the three-component swap model (weights need not be renormalised)."""
     x = _check_errors(errors)
     nt = _check_nontargets(nontarget_errors, x.size)
-    return float(np.sum(swap_log_components(x, nt, np.atleast_1d(kappa),
-                                             np.atleast_1d(p_target),
-                                             np.atleast_1d(p_nontarget),
-                                             np.atleast_1d(p_guess))[1]))
+    return float(
+        np.sum(
+            swap_log_components(
+                x,
+                nt,
+                np.atleast_1d(kappa),
+                np.atleast_1d(p_target),
+                np.atleast_1d(p_nontarget),
+                np.atleast_1d(p_guess),
+            )[1]
+        )
+    )
 
 
-def fit_swap(errors, nontarget_errors=None, *, max_iter: int = 300, tol: float = 1e-6
-             ) -> SwapFit:
+def fit_swap(errors, nontarget_errors=None, *, max_iter: int = 300, tol: float = 1e-6) -> SwapFit:
     """Fit the three-component swap model by multi-start EM.
 
     Args:
@@ -322,15 +362,23 @@ def fit_swap(errors, nontarget_errors=None, *, max_iter: int = 300, tol: float =
     nt = _check_nontargets(nontarget_errors, x.size)
     params = polish_swap(x, nt, *em_swap(x, nt, max_iter=max_iter, tol=tol))
     kappa, p_t, p_n, p_u, loglik = (float(v) for v in params)
-    return SwapFit(kappa=kappa, p_target=p_t, p_nontarget=p_n, p_guess=p_u, loglik=loglik,
-                   n_trials=x.size, n_params=3 if nt.shape[1] else 2)
+    return SwapFit(
+        kappa=kappa,
+        p_target=p_t,
+        p_nontarget=p_n,
+        p_guess=p_u,
+        loglik=loglik,
+        n_trials=x.size,
+        n_params=3 if nt.shape[1] else 2,
+    )
 
 
 def fit_vm_uniform(errors, *, max_iter: int = 300, tol: float = 1e-6) -> VonMisesUniformFit:
     """Fit von Mises + uniform by EM (the swap model's EM without the non-target term)."""
     fit = fit_swap(errors, None, max_iter=max_iter, tol=tol)
-    return VonMisesUniformFit(kappa=fit.kappa, p_guess=fit.p_guess, loglik=fit.loglik,
-                              n_trials=fit.n_trials)
+    return VonMisesUniformFit(
+        kappa=fit.kappa, p_guess=fit.p_guess, loglik=fit.loglik, n_trials=fit.n_trials
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,8 +404,9 @@ def _profile_gauss(x: np.ndarray, log_sigma: np.ndarray) -> tuple[np.ndarray, np
         lo, hi = np.where(up, mid, lo), np.where(up, hi, mid)
     g = np.where(interior, 0.5 * (lo + hi), g)
     with np.errstate(divide="ignore"):
-        loglik = np.sum(np.logaddexp(np.log1p(-g)[:, None] + np.log(f),
-                                     (np.log(g) - _LOG_2PI)[:, None]), axis=1)
+        loglik = np.sum(
+            np.logaddexp(np.log1p(-g)[:, None] + np.log(f), (np.log(g) - _LOG_2PI)[:, None]), axis=1
+        )
     return g, loglik
 
 
@@ -368,12 +417,17 @@ def fit_gauss_uniform(errors, *, n_grid: int = 60) -> GaussianUniformFit:
     _, loglik = _profile_gauss(x, grid)
     best = int(np.argmax(loglik))
     lo, hi = grid[max(best - 1, 0)], grid[min(best + 1, n_grid - 1)]
-    refined = minimize_scalar(lambda s: -_profile_gauss(x, s)[1][0], bounds=(lo, hi),
-                              method="bounded", options={"xatol": 1e-10})
+    refined = minimize_scalar(
+        lambda s: -_profile_gauss(x, s)[1][0],
+        bounds=(lo, hi),
+        method="bounded",
+        options={"xatol": 1e-10},
+    )
     log_sigma = refined.x if -refined.fun > loglik[best] else grid[best]
     g, ll = _profile_gauss(x, log_sigma)
-    return GaussianUniformFit(sigma=float(np.exp(log_sigma)), p_guess=float(g[0]),
-                              loglik=float(ll[0]), n_trials=x.size)
+    return GaussianUniformFit(
+        sigma=float(np.exp(log_sigma)), p_guess=float(g[0]), loglik=float(ll[0]), n_trials=x.size
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -383,18 +437,29 @@ def fit_gauss_uniform(errors, *, n_grid: int = 60) -> GaussianUniformFit:
 def fit_mixture_models(errors, nontarget_errors=None) -> MixtureFits:
     """All three models on one set size's errors."""
     x = _check_errors(errors)
-    return MixtureFits(n_trials=x.size, vm_uniform=fit_vm_uniform(x),
-                       gauss_uniform=fit_gauss_uniform(x), swap=fit_swap(x, nontarget_errors))
+    return MixtureFits(
+        n_trials=x.size,
+        vm_uniform=fit_vm_uniform(x),
+        gauss_uniform=fit_gauss_uniform(x),
+        swap=fit_swap(x, nontarget_errors),
+    )
 
 
 def _parameters(fits: MixtureFits) -> dict[str, dict[str, float]]:
-    return {model: {p: float(getattr(getattr(fits, model), p)) for p in params}
-            for model, params in BOOTSTRAPPED.items()}
+    return {
+        model: {p: float(getattr(getattr(fits, model), p)) for p in params}
+        for model, params in BOOTSTRAPPED.items()
+    }
 
 
-def bootstrap_se(fits: MixtureFits, errors: np.ndarray, nontarget_errors: np.ndarray | None,
-                 trial: np.ndarray, n_bootstrap: int, rng: np.random.Generator
-                 ) -> dict[str, dict[str, float]]:
+def bootstrap_se(
+    fits: MixtureFits,
+    errors: np.ndarray,
+    nontarget_errors: np.ndarray | None,
+    trial: np.ndarray,
+    n_bootstrap: int,
+    rng: np.random.Generator,
+) -> dict[str, dict[str, float]]:
     """Bootstrap SEs of :data:`BOOTSTRAPPED` at one set size, resampling whole trials
     (:func:`analysis.core.bootstrap.resample_indices`); each resample's von Mises fits start at
     ``fits`` (one EM start instead of the grid: the full data's search already chose the
@@ -405,29 +470,38 @@ def bootstrap_se(fits: MixtureFits, errors: np.ndarray, nontarget_errors: np.nda
     vm, swap = fits.vm_uniform, fits.swap
     # Weights start off the boundary (EM cannot leave a weight of exactly 0)
     vm_start = (vm.kappa, 0.0, max(vm.p_guess, _START_FLOOR))
-    swap_start = (swap.kappa, max(swap.p_nontarget, _START_FLOOR) if nt.shape[1] else 0.0,
-                  max(swap.p_guess, _START_FLOOR))
+    swap_start = (
+        swap.kappa,
+        max(swap.p_nontarget, _START_FLOOR) if nt.shape[1] else 0.0,
+        max(swap.p_guess, _START_FLOOR),
+    )
     draws: dict[str, dict[str, list[float]]] = {
-        m: {p: [] for p in params} for m, params in BOOTSTRAPPED.items()}
+        m: {p: [] for p in params} for m, params in BOOTSTRAPPED.items()
+    }
     for rows in resample_indices(trial, n_bootstrap, rng, "trials"):
         k, _, _, g, ll = em_swap(x[rows], no_nt[rows], max_iter=300, tol=1e-6, start=vm_start)
-        k_s, p_t, p_n, p_u, ll_s = em_swap(x[rows], nt[rows], max_iter=300, tol=1e-6,
-                                           start=swap_start)
+        k_s, p_t, p_n, p_u, ll_s = em_swap(
+            x[rows], nt[rows], max_iter=300, tol=1e-6, start=swap_start
+        )
         resample = MixtureFits(
             n_trials=x.size,
             vm_uniform=VonMisesUniformFit(kappa=k, p_guess=g, loglik=ll, n_trials=x.size),
             gauss_uniform=fit_gauss_uniform(x[rows]),
-            swap=SwapFit(kappa=k_s, p_target=p_t, p_nontarget=p_n, p_guess=p_u, loglik=ll_s,
-                         n_trials=x.size))
+            swap=SwapFit(
+                kappa=k_s, p_target=p_t, p_nontarget=p_n, p_guess=p_u, loglik=ll_s, n_trials=x.size
+            ),
+        )
         for model, params in _parameters(resample).items():
             for p, value in params.items():
                 draws[model][p].append(value)
-    return {m: {p: float(np.std(v, ddof=1)) for p, v in params.items()}
-            for m, params in draws.items()}
+    return {
+        m: {p: float(np.std(v, ddof=1)) for p, v in params.items()} for m, params in draws.items()
+    }
 
 
-def fit_by_set_size(errors, set_size, nontarget_errors=None, *, trial=None,
-                    n_bootstrap: int = 0, seed: int = 0) -> MixtureResult:
+def fit_by_set_size(
+    errors, set_size, nontarget_errors=None, *, trial=None, n_bootstrap: int = 0, seed: int = 0
+) -> MixtureResult:
     """Fit the three models separately at each set size (with ``n_bootstrap``, seeded by
     ``seed``: their bootstrap SEs over ``trial``, each error its own trial when None).
 
@@ -451,13 +525,16 @@ def fit_by_set_size(errors, set_size, nontarget_errors=None, *, trial=None,
         if nontarget_errors is not None and n > 1:
             nt_all = np.asarray(nontarget_errors, dtype=float)
             if nt_all.ndim != 2 or nt_all.shape[1] < n - 1:
-                raise ValueError(f"nontarget_errors: set size {n} needs {n - 1} columns, "
-                                 f"got shape {nt_all.shape}")
+                raise ValueError(
+                    f"nontarget_errors: set size {n} needs {n - 1} columns, "
+                    f"got shape {nt_all.shape}"
+                )
             nt = nt_all[rows, : n - 1]
         fits[int(n)] = fit_mixture_models(errors[rows], nt)
         if n_bootstrap > 1 and rows.sum() > 1:
-            fits[int(n)].se.update(bootstrap_se(fits[int(n)], errors[rows], nt, trial[rows],
-                                                n_bootstrap, rng))
+            fits[int(n)].se.update(
+                bootstrap_se(fits[int(n)], errors[rows], nt, trial[rows], n_bootstrap, rng)
+            )
     return MixtureResult(fits=fits, errors=errors, set_size=set_size)
 
 
@@ -469,12 +546,17 @@ unavailable = needs_vwm_recall
 """The ``mixture`` analysis needs a VWM recall task (items, set sizes, reported angles)."""
 
 
-def run(model, env, *, n_trials: int, seed: int, data: ModelErrors | None = None
-        ) -> MixtureResult:
+def run(model, env, *, n_trials: int, seed: int, data: ModelErrors | None = None) -> MixtureResult:
     """The ``mixture`` analysis: the three models fitted per set size to a model's errors
     (``data`` when given, e.g. shared by the CLI; else simulated here), with :data:`N_BOOTSTRAP`
     bootstrap SEs over trials (seeded by the data's seed)."""
     if data is None:
         data = model_errors(model, env, n_trials=n_trials, seed=seed)
-    return fit_by_set_size(data.errors, data.set_size, data.nontarget_errors, trial=data.trial,
-                           n_bootstrap=N_BOOTSTRAP, seed=data.seed)
+    return fit_by_set_size(
+        data.errors,
+        data.set_size,
+        data.nontarget_errors,
+        trial=data.trial,
+        n_bootstrap=N_BOOTSTRAP,
+        seed=data.seed,
+    )

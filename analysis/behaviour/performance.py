@@ -53,10 +53,18 @@ class PerformanceResult:
         return "accuracy" if self.metric == "accuracy" else "MSE"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"task": self.task, "metric": self.metric, "score": self.score,
-                "chance": self.chance, "n_trials": self.n_trials, "seed": self.seed,
-                "response_epoch": self.response_epoch, "by_epoch": self.by_epoch,
-                "by_condition": self.by_condition, "notes": self.notes}
+        return {
+            "task": self.task,
+            "metric": self.metric,
+            "score": self.score,
+            "chance": self.chance,
+            "n_trials": self.n_trials,
+            "seed": self.seed,
+            "response_epoch": self.response_epoch,
+            "by_epoch": self.by_epoch,
+            "by_condition": self.by_condition,
+            "notes": self.notes,
+        }
 
 
 def _outputs(model, ob):
@@ -76,8 +84,10 @@ def _outputs(model, ob):
 
 def _epoch_masks(batch) -> dict[str, np.ndarray]:
     steps = np.arange(batch.n_steps)
-    return {name: (steps >= b[:, :1]) & (steps < b[:, 1:]) & batch.valid
-            for name, b in batch.epochs.items()}
+    return {
+        name: (steps >= b[:, :1]) & (steps < b[:, 1:]) & batch.valid
+        for name, b in batch.epochs.items()
+    }
 
 
 def _conditions(batch) -> dict[str, np.ndarray]:
@@ -104,10 +114,16 @@ def _by_condition(score: np.ndarray, conditions: dict[str, np.ndarray]) -> dict:
         except ValueError:
             return (1, 0.0, label)
 
-    return {name: {label: {"score": float(score[labels == label].mean()),
-                           "n": int((labels == label).sum())}
-                   for label in sorted(set(labels.tolist()), key=order)}
-            for name, labels in conditions.items()}
+    return {
+        name: {
+            label: {
+                "score": float(score[labels == label].mean()),
+                "n": int((labels == label).sum()),
+            }
+            for label in sorted(set(labels.tolist()), key=order)
+        }
+        for name, labels in conditions.items()
+    }
 
 
 def performance(model, env, *, n_trials: int = 500, seed: int = 0) -> PerformanceResult:
@@ -124,8 +140,9 @@ def performance(model, env, *, n_trials: int = 500, seed: int = 0) -> Performanc
     if batch.gt.dtype.kind in "iu":  # Discrete actions: class labels
         action = outputs.argmax(-1)
         correct = (action == batch.gt) & batch.valid
-        by_epoch = {name: float(correct[m].mean()) if m.any() else None
-                    for name, m in masks.items()}
+        by_epoch = {
+            name: float(correct[m].mean()) if m.any() else None for name, m in masks.items()
+        }
         response = "decision" if "decision" in masks else None
         if response is None:  # each trial's last non-empty epoch
             last = np.stack([b[:, 1] for b in batch.epochs.values()], 1)
@@ -136,31 +153,57 @@ def performance(model, env, *, n_trials: int = 500, seed: int = 0) -> Performanc
             notes.append("response epoch: each trial's last epoch (the task has no 'decision')")
         else:
             window = masks[response]
-        choice = np.array([Counter(action[i][window[i]].tolist()).most_common(1)[0][0]
-                           if window[i].any() else -1 for i in range(batch.batch_size)])
-        truth = np.array([batch.gt[i][window[i]][-1] if window[i].any() else -2
-                          for i in range(batch.batch_size)])
+        choice = np.array(
+            [
+                Counter(action[i][window[i]].tolist()).most_common(1)[0][0]
+                if window[i].any()
+                else -1
+                for i in range(batch.batch_size)
+            ]
+        )
+        truth = np.array(
+            [batch.gt[i][window[i]][-1] if window[i].any() else -2 for i in range(batch.batch_size)]
+        )
         trial_score = (choice == truth).astype(float)
         answers = set(truth[truth >= 0].tolist())
         return PerformanceResult(
-            task=task_name(env), metric="accuracy", score=float(trial_score.mean()),
-            n_trials=batch.batch_size, response_epoch=response or "last epoch",
-            by_epoch=by_epoch, by_condition=_by_condition(trial_score, conditions),
-            chance=1.0 / len(answers) if answers else None, seed=seed, notes=notes)
+            task=task_name(env),
+            metric="accuracy",
+            score=float(trial_score.mean()),
+            n_trials=batch.batch_size,
+            response_epoch=response or "last epoch",
+            by_epoch=by_epoch,
+            by_condition=_by_condition(trial_score, conditions),
+            chance=1.0 / len(answers) if answers else None,
+            seed=seed,
+            notes=notes,
+        )
     # Box actions: squared error over the steps the task scores
     weight = batch.mask.astype(float)
     squared = (outputs - batch.gt) ** 2 * weight
     per_step = squared.sum(-1) / np.maximum(weight.sum(-1), 1)  # (B, T)
     scored = weight.sum(-1) > 0
-    by_epoch = {name: float(per_step[m & scored].mean()) if (m & scored).any() else None
-                for name, m in masks.items()}
-    trial_score = np.array([per_step[i][scored[i]].mean() if scored[i].any() else np.nan
-                            for i in range(batch.batch_size)])
+    by_epoch = {
+        name: float(per_step[m & scored].mean()) if (m & scored).any() else None
+        for name, m in masks.items()
+    }
+    trial_score = np.array(
+        [
+            per_step[i][scored[i]].mean() if scored[i].any() else np.nan
+            for i in range(batch.batch_size)
+        ]
+    )
     return PerformanceResult(
-        task=task_name(env), metric="mse", score=float(np.nanmean(trial_score)),
-        n_trials=batch.batch_size, response_epoch=None, by_epoch=by_epoch,
-        by_condition=_by_condition(trial_score, conditions), seed=seed,
-        notes=["mean squared error of the outputs on the steps the task scores (its mask)"])
+        task=task_name(env),
+        metric="mse",
+        score=float(np.nanmean(trial_score)),
+        n_trials=batch.batch_size,
+        response_epoch=None,
+        by_epoch=by_epoch,
+        by_condition=_by_condition(trial_score, conditions),
+        seed=seed,
+        notes=["mean squared error of the outputs on the steps the task scores (its mask)"],
+    )
 
 
 def unavailable(model, env) -> str | None:

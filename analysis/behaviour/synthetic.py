@@ -10,9 +10,15 @@ from analysis.core.circstats import angular_difference
 __all__ = ["simulate_swap_responses"]
 
 
-def simulate_swap_responses(rng: np.random.Generator | int | None, n_trials: int, *,
-                            kappa: float, p_nontarget: float, p_guess: float, set_size: int
-                            ) -> tuple[np.ndarray, np.ndarray]:
+def simulate_swap_responses(
+    rng: np.random.Generator | int | None,
+    n_trials: int,
+    *,
+    kappa: float,
+    p_nontarget: float,
+    p_guess: float,
+    set_size: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """Synthetic data from the swap model (targets at 0, non-targets uniform on the circle).
 
     Returns ``(errors (n,), nontarget_errors (n, set_size - 1))``; ``p_nontarget = 0`` gives the
@@ -26,6 +32,9 @@ def simulate_swap_responses(rng: np.random.Generator | int | None, n_trials: int
     centre = np.zeros(n_trials)
     swapped = component == 1
     centre[swapped] = nontargets[swapped, rng.integers(0, max(set_size - 1, 1), swapped.sum())]
-    response = np.where(component == 2, rng.uniform(-np.pi, np.pi, n_trials),
-                        centre + rng.vonmises(0.0, kappa, n_trials))
+    response = np.where(
+        component == 2,
+        rng.uniform(-np.pi, np.pi, n_trials),
+        centre + rng.vonmises(0.0, kappa, n_trials),
+    )
     return angular_difference(response, 0.0), angular_difference(response[:, None], nontargets)

@@ -110,7 +110,9 @@ def needs_states(analysis: str, model: nn.Module, env=None) -> str | None:
     n_inputs = int(np.prod(env.observation_space.shape))
     try:
         with torch.no_grad():
-            _, states = run_agent(model, torch.zeros(1, 1, n_inputs, dtype=dtype, device=device), noise=False)
+            _, states = run_agent(
+                model, torch.zeros(1, 1, n_inputs, dtype=dtype, device=device), noise=False
+            )
     except TypeError as exc:
         return f"{analysis}: needs forward(ob) -> (outputs, states (B, T, N)); {name}: {exc}"
     if not isinstance(states, Tensor) or states.ndim != 3:
@@ -136,12 +138,16 @@ def needs_step(analysis: str, model: nn.Module, n_inputs: int) -> str | None:
 
 
 def _state_size(model: nn.Module, n_inputs: int, dtype, device) -> int:
-    _, states = run_agent(model, torch.zeros(1, 1, n_inputs, dtype=dtype, device=device), noise=False)
+    _, states = run_agent(
+        model, torch.zeros(1, 1, n_inputs, dtype=dtype, device=device), noise=False
+    )
     return int(states.shape[-1])
 
 
 def needs_rate_network(analysis: str, model: nn.Module) -> str | None:
     if is_rate_network(model):
         return None
-    return (f"{analysis}: specific to rate networks with non-negative rates and inputs "
-            f"(input_weights, W_eff, phi); {type(model).__name__} has none")
+    return (
+        f"{analysis}: specific to rate networks with non-negative rates and inputs "
+        f"(input_weights, W_eff, phi); {type(model).__name__} has none"
+    )

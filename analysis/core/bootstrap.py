@@ -21,8 +21,9 @@ __all__ = ["RESAMPLING_UNITS", "resample_indices"]
 RESAMPLING_UNITS = ("trials", "items")
 
 
-def resample_indices(trial: np.ndarray, n_bootstrap: int, rng: np.random.Generator,
-                     unit: str = "trials") -> np.ndarray:
+def resample_indices(
+    trial: np.ndarray, n_bootstrap: int, rng: np.random.Generator, unit: str = "trials"
+) -> np.ndarray:
     """(n_bootstrap, n) indices into the n items of one set size, one bootstrap sample a row.
 
     Args:
@@ -40,8 +41,10 @@ def resample_indices(trial: np.ndarray, n_bootstrap: int, rng: np.random.Generat
     order = np.argsort(trial, kind="stable")
     _, counts = np.unique(trial[order], return_counts=True)
     if np.any(counts != counts[0]):
-        raise ValueError("trial: resampling whole trials needs the same number of items in "
-                         f"every trial; got {sorted(set(counts.tolist()))}")
+        raise ValueError(
+            "trial: resampling whole trials needs the same number of items in "
+            f"every trial; got {sorted(set(counts.tolist()))}"
+        )
     items_of_trial = order.reshape(counts.size, counts[0])  # (trials, items per trial)
     drawn = rng.integers(0, counts.size, size=(n_bootstrap, counts.size))
     return items_of_trial[drawn].reshape(n_bootstrap, -1)

@@ -19,7 +19,14 @@ from analysis.core.agent_protocol import run_agent
 from vwm_tasks.batch import collect_batch
 from vwm_tasks.encoding import wrap_angle
 
-__all__ = ["EPOCH_CHOICES", "ForcedTrials", "Simulation", "forced_trials", "task_trials", "simulate"]
+__all__ = [
+    "EPOCH_CHOICES",
+    "ForcedTrials",
+    "Simulation",
+    "forced_trials",
+    "task_trials",
+    "simulate",
+]
 
 EPOCH_CHOICES: tuple[str, ...] = ("decode", "delay", "stimulus", "init", "all")
 
@@ -59,7 +66,9 @@ class ForcedTrials:
         out = {}
         for name, bounds in self.epochs.items():
             if not np.all(bounds == bounds[0]):
-                raise ValueError(f"epoch {name!r} varies across trials; use a task with fixed timing")
+                raise ValueError(
+                    f"epoch {name!r} varies across trials; use a task with fixed timing"
+                )
             out[name] = (int(bounds[0, 0]), int(bounds[0, 1]))
         return out
 
@@ -86,16 +95,22 @@ def forced_trials(
     task = env.unwrapped
     for attr in ("sample_batch", "trial_vectors", "max_items"):
         if not hasattr(task, attr):
-            raise TypeError(f"env must be a VWMRecall-like task with {attr!r}; got {type(task).__name__}")
+            raise TypeError(
+                f"env must be a VWMRecall-like task with {attr!r}; got {type(task).__name__}"
+            )
     theta = np.asarray(theta, dtype=float)
     presence = np.asarray(presence, dtype=bool)
     k = int(task.max_items)
     if theta.ndim != 2 or theta.shape != presence.shape or theta.shape[1] != k:
-        raise ValueError(f"theta and presence must both be (B, {k}), got {theta.shape} and {presence.shape}")
+        raise ValueError(
+            f"theta and presence must both be (B, {k}), got {theta.shape} and {presence.shape}"
+        )
     rng = np.random.default_rng(rng)
     batch = task.sample_batch(theta.shape[0], rng, dense=False)
     sd = float(getattr(task, "ilc_noise", 0.0)) if ilc_noise is None else float(ilc_noise)
-    theta_input = wrap_angle(theta + sd * rng.standard_normal(theta.shape)) if sd > 0 else theta.copy()
+    theta_input = (
+        wrap_angle(theta + sd * rng.standard_normal(theta.shape)) if sd > 0 else theta.copy()
+    )
     if probe is None:
         cued = getattr(task, "n_cue_channels", 0) > 0
         probe = presence.argmax(1) if cued else np.full(theta.shape[0], -1)

@@ -56,17 +56,32 @@ class ModelErrors:
 def _select(batch, rows: np.ndarray):
     """The compact sub-batch of ``rows`` (trial parameters and epoch bounds only)."""
     return replace(
-        batch, ob=None, gt=None, mask=None, valid=batch.valid[rows],
+        batch,
+        ob=None,
+        gt=None,
+        mask=None,
+        valid=batch.valid[rows],
         epochs={name: bounds[rows] for name, bounds in batch.epochs.items()},
-        theta=batch.theta[rows], theta_input=batch.theta_input[rows],
-        presence=batch.presence[rows], set_size=batch.set_size[rows], probe=batch.probe[rows],
+        theta=batch.theta[rows],
+        theta_input=batch.theta_input[rows],
+        presence=batch.presence[rows],
+        set_size=batch.set_size[rows],
+        probe=batch.probe[rows],
         item_gain=None if batch.item_gain is None else batch.item_gain[rows],
         trials=None,
     )
 
 
-def model_errors(model, env, n_trials: int = 1000, set_sizes=None, seed: int = 0, *,
-                 batch_size: int = 250, device: Any = None) -> ModelErrors:
+def model_errors(
+    model,
+    env,
+    n_trials: int = 1000,
+    set_sizes=None,
+    seed: int = 0,
+    *,
+    batch_size: int = 250,
+    device: Any = None,
+) -> ModelErrors:
     """Run ``model`` on ``n_trials`` fresh trials per set size of ``env`` and collect its errors.
 
     Trials come from ``env.sample_batch`` (balanced over the env's set sizes, seeded by
@@ -97,8 +112,9 @@ def model_errors(model, env, n_trials: int = 1000, set_sizes=None, seed: int = 0
         raise ValueError(f"set_sizes: {missing} not among the env's set sizes {available}")
     if n_trials < 1:
         raise ValueError(f"n_trials: must be >= 1, got {n_trials}")
-    batch = base.sample_batch(n_trials * len(available), np.random.default_rng(seed),
-                              dense=False, balance_set_sizes=True)
+    batch = base.sample_batch(
+        n_trials * len(available), np.random.default_rng(seed), dense=False, balance_set_sizes=True
+    )
     batch = _select(batch, np.flatnonzero(np.isin(batch.set_size, wanted)))
     if device is None:
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
@@ -142,6 +158,11 @@ def _item_errors(batch, response: np.ndarray) -> ModelErrors:
     nt_theta = np.take_along_axis(theta[trial], order, axis=1)
     nt_valid = np.take_along_axis(others, order, axis=1)
     nontarget = np.where(nt_valid, circstats.angular_difference(resp[:, None], nt_theta), np.nan)
-    return ModelErrors(errors=circstats.angular_difference(resp, target),
-                       set_size=batch.set_size[trial], nontarget_errors=nontarget,
-                       response=resp, target=target, trial=trial)
+    return ModelErrors(
+        errors=circstats.angular_difference(resp, target),
+        set_size=batch.set_size[trial],
+        nontarget_errors=nontarget,
+        response=resp,
+        target=target,
+        trial=trial,
+    )

@@ -13,5 +13,7 @@ from pathlib import Path
 def __getattr__(name: str):
     if name.startswith("__") or (Path(__file__).with_name(f"{name}.py")).is_file():
         raise AttributeError(name)  # a submodule: Python imports it
-    raise ImportError(f"analysis.human.{name}: analysis.human is a package now; the comparison "
-                      f"moved to analysis.human.comparison ({name} is there or in a sibling)")
+    raise ImportError(
+        f"analysis.human.{name}: analysis.human is a package now; the comparison "
+        f"moved to analysis.human.comparison ({name} is there or in a sibling)"
+    )

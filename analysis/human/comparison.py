@@ -61,8 +61,14 @@ __all__ = [
 ]
 
 _SUMMARY_RESOURCE = "human_vdb2012_orientation.json"
-_ERROR_FIELDS = ("mae", "circular_variance", "circular_sd", "linear_sd", "circular_kurtosis",
-                 "excess_kurtosis")
+_ERROR_FIELDS = (
+    "mae",
+    "circular_variance",
+    "circular_sd",
+    "linear_sd",
+    "circular_kurtosis",
+    "excess_kurtosis",
+)
 SUMMARY_FIELDS = (*_ERROR_FIELDS, "p_guess", "vm_sd", "p_nontarget", "p_guess_swap")
 HISTOGRAM_BINS = 36
 """Bins of the model-people overlay: coarser than the errors figure's (60), since people give
@@ -102,8 +108,7 @@ class BehaviourSummary:
 
     def to_dict(self) -> dict:
         per_set_size = {
-            str(n): {name: getattr(self, name)[i] for name in SUMMARY_FIELDS
-                     if getattr(self, name)}
+            str(n): {name: getattr(self, name)[i] for name in SUMMARY_FIELDS if getattr(self, name)}
             for i, n in enumerate(self.set_sizes)
         }
         for name, values in self.standard_errors.items():
@@ -118,10 +123,12 @@ class BehaviourSummary:
         rows = [per_set_size[str(n)] for n in set_sizes]
         columns = {name: [row.get(name) for row in rows] for name in SUMMARY_FIELDS}
         se_names = sorted({key[:-3] for row in rows for key in row if key.endswith("_se")})
-        return cls(set_sizes=set_sizes, **columns,
-                   standard_errors={name: [row.get(f"{name}_se") for row in rows]
-                                    for name in se_names},
-                   meta={k: v for k, v in data.items() if k != "per_set_size"})
+        return cls(
+            set_sizes=set_sizes,
+            **columns,
+            standard_errors={name: [row.get(f"{name}_se") for row in rows] for name in se_names},
+            meta={k: v for k, v in data.items() if k != "per_set_size"},
+        )
 
 
 @dataclass
@@ -134,15 +141,21 @@ class HumanStatistics:
     reference: HumanReference | None = None
 
     def to_dict(self) -> dict:
-        return {"summary": self.summary.to_dict(),
-                "per_participant": {p: {"statistics": s.to_dict(),
-                                        "mixture": self.fits[p].to_dict() if p in self.fits
-                                        else None}
-                                    for p, s in self.per_participant.items()}}
+        return {
+            "summary": self.summary.to_dict(),
+            "per_participant": {
+                p: {
+                    "statistics": s.to_dict(),
+                    "mixture": self.fits[p].to_dict() if p in self.fits else None,
+                }
+                for p, s in self.per_participant.items()
+            },
+        }
 
 
-def human_statistics(trials: HumanTrials, *, fit: bool = True, n_bootstrap: int = 100
-                     ) -> HumanStatistics:
+def human_statistics(
+    trials: HumanTrials, *, fit: bool = True, n_bootstrap: int = 100
+) -> HumanStatistics:
     """Each participant's statistics (and, if ``fit``, mixture fits) per set size, then the mean
     over participants of each participant's value, with between-participant SEs.
 
@@ -163,9 +176,10 @@ def human_statistics(trials: HumanTrials, *, fit: bool = True, n_bootstrap: int 
     def stack(getter) -> np.ndarray:  # (participants, set sizes)
         return np.array([[getter(p, n) for n in set_sizes] for p in per_participant], float)
 
-    columns = {name: stack(lambda p, n, name=name: getattr(per_participant[p].per_set_size[n],
-                                                           name))
-               for name in _ERROR_FIELDS}
+    columns = {
+        name: stack(lambda p, n, name=name: getattr(per_participant[p].per_set_size[n], name))
+        for name in _ERROR_FIELDS
+    }
     if fit:
         columns["p_guess"] = stack(lambda p, n: fits[p].fits[n].vm_uniform.p_guess)
         columns["vm_sd"] = stack(lambda p, n: fits[p].fits[n].vm_uniform.sd)
@@ -175,24 +189,37 @@ def human_statistics(trials: HumanTrials, *, fit: bool = True, n_bootstrap: int 
     summary = BehaviourSummary(
         set_sizes=set_sizes,
         **{name: values.mean(0).tolist() for name, values in columns.items()},
-        standard_errors={name: (values.std(0, ddof=1) / math.sqrt(n_people)).tolist()
-                         for name, values in columns.items()} if n_people > 1 else {},
-        meta={"observer": "human", "n_participants": n_people,
-              "statistic": "mean over participants of each participant's value"},
+        standard_errors={
+            name: (values.std(0, ddof=1) / math.sqrt(n_people)).tolist()
+            for name, values in columns.items()
+        }
+        if n_people > 1
+        else {},
+        meta={
+            "observer": "human",
+            "n_participants": n_people,
+            "statistic": "mean over participants of each participant's value",
+        },
     )
     reference = None
     if fit:
-        values = {"mae": columns["mae"], "guess_rate": columns["p_guess"],
-                  "excess_kurtosis": columns["excess_kurtosis"]}
+        values = {
+            "mae": columns["mae"],
+            "guess_rate": columns["p_guess"],
+            "excess_kurtosis": columns["excess_kurtosis"],
+        }
         if n_people > 1:
             reference = reference_from_values(values, set_sizes)
         else:
             reference = reference_from_values(
-                values, set_sizes,
+                values,
+                set_sizes,
                 se=bootstrap_se(trials.errors, trials.set_size, n_bootstrap=n_bootstrap),
-                se_source=f"bootstrap over one participant's trials ({n_bootstrap} resamples)")
-    return HumanStatistics(per_participant=per_participant, fits=fits, summary=summary,
-                           reference=reference)
+                se_source=f"bootstrap over one participant's trials ({n_bootstrap} resamples)",
+            )
+    return HumanStatistics(
+        per_participant=per_participant, fits=fits, summary=summary, reference=reference
+    )
 
 
 def load_human_summary(path: str | Path | None = None) -> BehaviourSummary:
@@ -208,8 +235,9 @@ def load_human_summary(path: str | Path | None = None) -> BehaviourSummary:
 # Model against people
 
 
-def model_summary(statistics: ErrorStatistics, mixture: MixtureResult | None = None
-                  ) -> BehaviourSummary:
+def model_summary(
+    statistics: ErrorStatistics, mixture: MixtureResult | None = None
+) -> BehaviourSummary:
     """A model's :class:`BehaviourSummary` from its error statistics and (optional) fits."""
     set_sizes = statistics.set_sizes
     summary = BehaviourSummary(
@@ -230,12 +258,16 @@ def model_summary(statistics: ErrorStatistics, mixture: MixtureResult | None = N
         fitted = [n for n in set_sizes if n in mixture.fits]
 
         def col(model: str, name: str) -> list[float | None]:
-            return [getattr(getattr(mixture.fits[n], model), name) if n in fitted else None
-                    for n in set_sizes]
+            return [
+                getattr(getattr(mixture.fits[n], model), name) if n in fitted else None
+                for n in set_sizes
+            ]
 
         def se_col(model: str, name: str) -> list[float | None]:
-            return [mixture.fits[n].se.get(model, {}).get(name) if n in fitted else None
-                    for n in set_sizes]
+            return [
+                mixture.fits[n].se.get(model, {}).get(name) if n in fitted else None
+                for n in set_sizes
+            ]
 
         fields = {"p_guess": ("vm_uniform", "p_guess"), "vm_sd": ("vm_uniform", "sd")}
         if all(hasattr(f, "swap") for f in mixture.fits.values()):
@@ -259,7 +291,8 @@ def reference_from_summary(summary: BehaviourSummary) -> HumanReference:
         mean={s: list(getattr(summary, f)) for s, f in names.items()},
         se={s: list(summary.standard_errors[f]) for s, f in names.items()},
         n_participants=int(summary.meta.get("n_participants", 0)),
-        se_source="between participants")
+        se_source="between participants",
+    )
 
 
 COMPARED = SUMMARY_FIELDS
@@ -287,25 +320,34 @@ class HumanComparison:
     human_density: dict[int, list[float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        out = {"set_sizes": self.set_sizes, "model": self.model, "human": self.human,
-               "human_se": self.human_se, "model_se": self.model_se, "ratio": self.ratio,
-               "human_source": self.human_source, "n_participants": self.n_participants,
-               "histogram": {"edges": self.histogram_edges,
-                             "model": {str(n): d for n, d in self.model_density.items()},
-                             "human": {str(n): d for n, d in self.human_density.items()}}}
+        out = {
+            "set_sizes": self.set_sizes,
+            "model": self.model,
+            "human": self.human,
+            "human_se": self.human_se,
+            "model_se": self.model_se,
+            "ratio": self.ratio,
+            "human_source": self.human_source,
+            "n_participants": self.n_participants,
+            "histogram": {
+                "edges": self.histogram_edges,
+                "model": {str(n): d for n, d in self.model_density.items()},
+                "human": {str(n): d for n, d in self.human_density.items()},
+            },
+        }
         if self.distance is not None:
             out["distance"] = self.distance.to_dict()
         return out
 
 
-def model_human_ratio(model: list[float | None], human: list[float | None]
-                      ) -> list[float | None]:
+def model_human_ratio(model: list[float | None], human: list[float | None]) -> list[float | None]:
     """model / people per set size; None where either is missing or people's value is 0."""
     return [m / h if m is not None and h else None for m, h in zip(model, human, strict=True)]
 
 
-def human_comparison(model_stats: BehaviourSummary, human_summary: BehaviourSummary
-                     ) -> HumanComparison:
+def human_comparison(
+    model_stats: BehaviourSummary, human_summary: BehaviourSummary
+) -> HumanComparison:
     """Model and people's values (and the people's SEs) per shared set size, and model / human
     ratios for MAE, circular variance and guess rate.
 
@@ -315,19 +357,32 @@ def human_comparison(model_stats: BehaviourSummary, human_summary: BehaviourSumm
     """
     shared = [n for n in model_stats.set_sizes if n in human_summary.set_sizes]
     if not shared:
-        raise ValueError(f"model_stats: set sizes {model_stats.set_sizes} share none with the "
-                         f"human summary's {human_summary.set_sizes}")
+        raise ValueError(
+            f"model_stats: set sizes {model_stats.set_sizes} share none with the "
+            f"human summary's {human_summary.set_sizes}"
+        )
     model = {name: [model_stats.value(name, n) for n in shared] for name in COMPARED}
     human = {name: [human_summary.value(name, n) for n in shared] for name in COMPARED}
-    human_se = {name: [values[human_summary.set_sizes.index(n)] for n in shared]
-                for name, values in human_summary.standard_errors.items()}
-    model_se = {name: [values[model_stats.set_sizes.index(n)] for n in shared]
-                for name, values in model_stats.standard_errors.items()}
+    human_se = {
+        name: [values[human_summary.set_sizes.index(n)] for n in shared]
+        for name, values in human_summary.standard_errors.items()
+    }
+    model_se = {
+        name: [values[model_stats.set_sizes.index(n)] for n in shared]
+        for name, values in model_stats.standard_errors.items()
+    }
     ratio = {name: model_human_ratio(model[name], human[name]) for name in _RATIOS}
     source = str(human_summary.meta.get("citation", human_summary.meta.get("observer", "")))
-    return HumanComparison(set_sizes=shared, model=model, human=human, ratio=ratio,
-                           human_se=human_se, model_se=model_se, human_source=source,
-                           n_participants=int(human_summary.meta.get("n_participants", 0)))
+    return HumanComparison(
+        set_sizes=shared,
+        model=model,
+        human=human,
+        ratio=ratio,
+        human_se=human_se,
+        model_se=model_se,
+        human_source=source,
+        n_participants=int(human_summary.meta.get("n_participants", 0)),
+    )
 
 
 def unavailable(model, env) -> str | None:
@@ -335,10 +390,19 @@ def unavailable(model, env) -> str | None:
     return needs_vwm_recall(model, env)
 
 
-def run(model, env, *, n_trials: int, seed: int, data: ModelErrors | None = None,
-        errors: ErrorsResult | None = None, mixture: MixtureResult | None = None,
-        human_data: str | Path | None = None, human_units: str = "rad",
-        human_space: str = "circle") -> HumanComparison:
+def run(
+    model,
+    env,
+    *,
+    n_trials: int,
+    seed: int,
+    data: ModelErrors | None = None,
+    errors: ErrorsResult | None = None,
+    mixture: MixtureResult | None = None,
+    human_data: str | Path | None = None,
+    human_units: str = "rad",
+    human_space: str = "circle",
+) -> HumanComparison:
     """The ``human`` analysis: a model against people per set size.
 
     Compares MAE, circular variance, circular and linear SD, circular kurtosis and its excess,
@@ -356,8 +420,9 @@ def run(model, env, *, n_trials: int, seed: int, data: ModelErrors | None = None
     """
     if data is None:
         data = model_errors(model, env, n_trials=n_trials, seed=seed)
-    statistics = (errors.statistics if errors is not None
-                  else error_statistics(data.errors, data.set_size))
+    statistics = (
+        errors.statistics if errors is not None else error_statistics(data.errors, data.set_size)
+    )
     if mixture is None:
         mixture = fit_by_set_size(data.errors, data.set_size, data.nontarget_errors)
     summary = model_summary(statistics, mixture)
@@ -374,12 +439,17 @@ def run(model, env, *, n_trials: int, seed: int, data: ModelErrors | None = None
     people.meta["citation"] = CITATION if human_data is None else people_name
     reference.target = people_name
     comparison = human_comparison(summary, people)
-    comparison.distance = human_distance(model_distance_statistics(statistics, mixture),
-                                         reference, model_distance_se(statistics, mixture))
-    edges, model_density = error_density(data.errors, data.set_size, comparison.set_sizes,
-                                         HISTOGRAM_BINS)
-    _, human_density = error_density(trials.errors, trials.set_size, comparison.set_sizes,
-                                     HISTOGRAM_BINS)
+    comparison.distance = human_distance(
+        model_distance_statistics(statistics, mixture),
+        reference,
+        model_distance_se(statistics, mixture),
+    )
+    edges, model_density = error_density(
+        data.errors, data.set_size, comparison.set_sizes, HISTOGRAM_BINS
+    )
+    _, human_density = error_density(
+        trials.errors, trials.set_size, comparison.set_sizes, HISTOGRAM_BINS
+    )
     comparison.histogram_edges = edges.tolist()
     comparison.model_density = {n: d.tolist() for n, d in model_density.items()}
     comparison.human_density = {n: d.tolist() for n, d in human_density.items()}

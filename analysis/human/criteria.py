@@ -11,9 +11,18 @@ from __future__ import annotations
 
 from analysis.human.comparison import model_human_ratio
 
-__all__ = ["SET_SIZES", "MAE_TOLERANCE", "GUESS_RISE", "BROAD_VM_SD", "MAX_VM_SD_AT_8",
-           "MIN_KURTOSIS_AT_2_TO_4", "RESOURCE_MODEL_DISTANCE", "criteria", "item_loss_criteria",
-           "split_scores"]
+__all__ = [
+    "SET_SIZES",
+    "MAE_TOLERANCE",
+    "GUESS_RISE",
+    "BROAD_VM_SD",
+    "MAX_VM_SD_AT_8",
+    "MIN_KURTOSIS_AT_2_TO_4",
+    "RESOURCE_MODEL_DISTANCE",
+    "criteria",
+    "item_loss_criteria",
+    "split_scores",
+]
 
 SET_SIZES = list(range(1, 9))
 MAE_TOLERANCE = 0.25
@@ -43,14 +52,26 @@ def criteria(model: dict, human: dict) -> dict:
     rise = model["p_guess"][-1] - model["p_guess"][0]
     kurt = model["excess_kurtosis"][1:]
     return {
-        "mae_within_25pct": {"met": all(mae_ok), "ratio": ratios, "per_set_size": mae_ok,
-                             "n_met": int(sum(mae_ok))},
-        "guess_rate_rise": {"met": rise >= GUESS_RISE, "rise": rise,
-                            "human_rise": human["p_guess"][-1] - human["p_guess"][0],
-                            "broad_fits": [i + 1 for i, sd in enumerate(model.get("vm_sd") or [])
-                                           if sd is not None and sd > BROAD_VM_SD]},
-        "excess_kurtosis_positive": {"met": all(k > 0 for k in kurt),
-                                     "min_at_set_size_2_plus": min(kurt)},
+        "mae_within_25pct": {
+            "met": all(mae_ok),
+            "ratio": ratios,
+            "per_set_size": mae_ok,
+            "n_met": int(sum(mae_ok)),
+        },
+        "guess_rate_rise": {
+            "met": rise >= GUESS_RISE,
+            "rise": rise,
+            "human_rise": human["p_guess"][-1] - human["p_guess"][0],
+            "broad_fits": [
+                i + 1
+                for i, sd in enumerate(model.get("vm_sd") or [])
+                if sd is not None and sd > BROAD_VM_SD
+            ],
+        },
+        "excess_kurtosis_positive": {
+            "met": all(k > 0 for k in kurt),
+            "min_at_set_size_2_plus": min(kurt),
+        },
     }
 
 
@@ -83,11 +104,17 @@ def split_scores(result: dict, set_sizes) -> dict:
     index = [SET_SIZES.index(n) for n in set_sizes]
     ratios = result["criteria"]["mae_within_25pct"]["ratio"]
     per_set_size = result["distance"]["per_set_size"]
-    distance = sum(z * z for i in index for key, z in per_set_size[i].items()
-                   if key != "set_size" and z is not None)
-    return {"set_sizes": list(set_sizes),
-            "mae_ratio": [ratios[i] for i in index],
-            "p_guess": [result["model"]["p_guess"][i] for i in index],
-            "vm_sd": [result["model"]["vm_sd"][i] for i in index],
-            "excess_kurtosis": [result["model"]["excess_kurtosis"][i] for i in index],
-            "distance": distance}
+    distance = sum(
+        z * z
+        for i in index
+        for key, z in per_set_size[i].items()
+        if key != "set_size" and z is not None
+    )
+    return {
+        "set_sizes": list(set_sizes),
+        "mae_ratio": [ratios[i] for i in index],
+        "p_guess": [result["model"]["p_guess"][i] for i in index],
+        "vm_sd": [result["model"]["vm_sd"][i] for i in index],
+        "excess_kurtosis": [result["model"]["excess_kurtosis"][i] for i in index],
+        "distance": distance,
+    }

@@ -45,9 +45,12 @@ ANGLE_UNITS = ("deg", "rad")
 ANGLE_SPACES = ("orientation", "circle")
 """Periods of a data table's angles: 180 degrees (doubled onto the circle) or 360."""
 _BLOCKS = ("block_one", "block_two", "block_three", "block_four", "block_five")
-CITATION = ("van den Berg, R., Shin, H., Chou, W.-C., George, R., & Ma, W. J. (2012). "
-            "Variability in encoding precision accounts for visual short-term memory "
-            "limitations. PNAS 109(22), 8780-8785. doi:10.1073/pnas.1117465109")
+CITATION = (
+    "van den Berg, R., Shin, H., Chou, W.-C., George, R., & Ma, W. J. (2012). "
+    "Variability in encoding precision accounts for visual short-term memory "
+    "limitations. PNAS 109(22), 8780-8785. doi:10.1073/pnas.1117465109"
+)
+
 
 @dataclass
 class HumanTrials:
@@ -73,9 +76,19 @@ class HumanTrials:
         return sorted(set(self.participant.tolist()))
 
     def subset(self, rows: np.ndarray) -> HumanTrials:
-        return HumanTrials(*(getattr(self, name)[rows] for name in
-                             ("participant", "set_size", "target", "response", "errors",
-                              "nontarget_errors")))
+        return HumanTrials(
+            *(
+                getattr(self, name)[rows]
+                for name in (
+                    "participant",
+                    "set_size",
+                    "target",
+                    "response",
+                    "errors",
+                    "nontarget_errors",
+                )
+            )
+        )
 
 
 def shipped_data_dir() -> Path:
@@ -114,9 +127,10 @@ def load_vandenberg2012(data_dir: str | Path | None = None) -> HumanTrials:
     folder = find_human_data(data_dir)
     if folder is None:
         raise FileNotFoundError(f"{data_dir}: no van den Berg (2012) .mat files found")
-    columns: dict[str, list[np.ndarray]] = {name: [] for name in
-                                            ("participant", "set_size", "target", "response",
-                                             "errors", "nontarget_errors")}
+    columns: dict[str, list[np.ndarray]] = {
+        name: []
+        for name in ("participant", "set_size", "target", "response", "errors", "nontarget_errors")
+    }
     for path in sorted(folder.glob("*.mat")):
         participant = re.match(r"[A-Za-z]+", path.stem)
         mat = loadmat(path, squeeze_me=True, struct_as_record=False)
@@ -133,18 +147,21 @@ def load_vandenberg2012(data_dir: str | Path | None = None) -> HumanTrials:
             n = set_size.size
             # Items are rows 0..set_size-1 of gabor_angles; the cued one is the target.
             others = (np.arange(items_deg.shape[0])[:, None] < set_size[None, :]) & (
-                np.arange(items_deg.shape[0])[:, None] != cued[None, :])
+                np.arange(items_deg.shape[0])[:, None] != cued[None, :]
+            )
             order = np.argsort(~others.T, axis=1, kind="stable")[:, : items_deg.shape[0] - 2]
             nt_deg = np.take_along_axis(items_deg.T, order, axis=1)
             nt_valid = np.take_along_axis(others.T, order, axis=1)
-            columns["participant"].append(np.full(n, participant.group(0) if participant
-                                                  else path.stem))
+            columns["participant"].append(
+                np.full(n, participant.group(0) if participant else path.stem)
+            )
             columns["set_size"].append(set_size)
             columns["target"].append(_double(true_deg))
             columns["response"].append(_double(response_deg))
             columns["errors"].append(_double(response_deg - true_deg))
             columns["nontarget_errors"].append(
-                np.where(nt_valid, _double(response_deg[:, None] - nt_deg), np.nan))
+                np.where(nt_valid, _double(response_deg[:, None] - nt_deg), np.nan)
+            )
     return HumanTrials(**{name: np.concatenate(parts) for name, parts in columns.items()})
 
 
@@ -171,19 +188,24 @@ class BehaviouralData:
     def to_trials(self) -> HumanTrials:
         """As :class:`HumanTrials`; a file without a participant column is one participant."""
         n = self.errors.size
-        nontarget = (self.nontarget_errors if self.nontarget_errors is not None
-                     else np.full((n, 0), np.nan))
-        participant = (self.participant if self.participant is not None
-                       else np.full(n, "all"))
+        nontarget = (
+            self.nontarget_errors if self.nontarget_errors is not None else np.full((n, 0), np.nan)
+        )
+        participant = self.participant if self.participant is not None else np.full(n, "all")
         zeros = np.zeros(n)
-        return HumanTrials(participant=participant, set_size=self.set_size,
-                           target=self.target if self.target is not None else zeros,
-                           response=self.response if self.response is not None else self.errors,
-                           errors=self.errors, nontarget_errors=nontarget)
+        return HumanTrials(
+            participant=participant,
+            set_size=self.set_size,
+            target=self.target if self.target is not None else zeros,
+            response=self.response if self.response is not None else self.errors,
+            errors=self.errors,
+            nontarget_errors=nontarget,
+        )
 
 
-def read_behaviour_csv(path: str | Path, *, units: str = "rad", space: str = "circle"
-                       ) -> BehaviouralData:
+def read_behaviour_csv(
+    path: str | Path, *, units: str = "rad", space: str = "circle"
+) -> BehaviouralData:
     """Read and validate a data table; raises :class:`DataError` naming row and column.
 
     Columns: ``set_size``, ``target``, ``response``, optionally ``participant`` (any label) and
@@ -208,14 +230,19 @@ def read_behaviour_csv(path: str | Path, *, units: str = "rad", space: str = "ci
     header = [name.strip() for name in rows[0]]
     for name in REQUIRED_COLUMNS:
         if name not in header:
-            raise DataError(f"{path}: missing column '{name}' (header: {', '.join(header)}; "
-                            f"need {', '.join(REQUIRED_COLUMNS)} and optional nontarget_1..M)")
-    nontarget_cols = sorted((int(m.group(1)), i) for i, name in enumerate(header)
-                            if (m := _NONTARGET.match(name)))
+            raise DataError(
+                f"{path}: missing column '{name}' (header: {', '.join(header)}; "
+                f"need {', '.join(REQUIRED_COLUMNS)} and optional nontarget_1..M)"
+            )
+    nontarget_cols = sorted(
+        (int(m.group(1)), i) for i, name in enumerate(header) if (m := _NONTARGET.match(name))
+    )
     numbers = [j for j, _ in nontarget_cols]
     if numbers != list(range(1, len(numbers) + 1)):
-        raise DataError(f"{path}: non-target columns must be nontarget_1..nontarget_M without "
-                        f"gaps, got {', '.join(f'nontarget_{j}' for j in numbers)}")
+        raise DataError(
+            f"{path}: non-target columns must be nontarget_1..nontarget_M without "
+            f"gaps, got {', '.join(f'nontarget_{j}' for j in numbers)}"
+        )
     data = rows[1:]
     if not data:
         raise DataError(f"{path}: no data rows after the header")
@@ -233,8 +260,9 @@ def read_behaviour_csv(path: str | Path, *, units: str = "rad", space: str = "ci
             value = float(text)
         except ValueError:
             shown = repr(text) if text else "an empty cell"
-            raise DataError(f"{path}: row {row_index}, column '{name}': {shown} is not a "
-                            "number") from None
+            raise DataError(
+                f"{path}: row {row_index}, column '{name}': {shown} is not a number"
+            ) from None
         if not np.isfinite(value):
             raise DataError(f"{path}: row {row_index}, column '{name}': {text} is not finite")
         return value
@@ -243,47 +271,60 @@ def read_behaviour_csv(path: str | Path, *, units: str = "rad", space: str = "ci
         row_index = i + 1  # data rows counted from 1 (the header is line 1 of the file)
         size = number(row_index, row, "set_size", col["set_size"])
         if size != int(size) or size < 1:
-            raise DataError(f"{path}: row {row_index}, column 'set_size': must be an integer "
-                            f">= 1, got {row[col['set_size']].strip()}")
+            raise DataError(
+                f"{path}: row {row_index}, column 'set_size': must be an integer "
+                f">= 1, got {row[col['set_size']].strip()}"
+            )
         set_size[i] = int(size)
         if participant is not None:
             label = row[participant_col].strip() if participant_col < len(row) else ""
             if not label:
-                raise DataError(f"{path}: row {row_index}, column 'participant': empty cell; "
-                                "every row needs a participant label")
+                raise DataError(
+                    f"{path}: row {row_index}, column 'participant': empty cell; "
+                    "every row needs a participant label"
+                )
             participant[i] = label
         target[i] = number(row_index, row, "target", col["target"])
         response[i] = number(row_index, row, "response", col["response"])
         if not m:
             continue
         if set_size[i] - 1 > m:
-            raise DataError(f"{path}: row {row_index}, column 'set_size': set size {set_size[i]} "
-                            f"needs nontarget_1..nontarget_{set_size[i] - 1}, but the file has "
-                            f"only {m} non-target columns")
+            raise DataError(
+                f"{path}: row {row_index}, column 'set_size': set size {set_size[i]} "
+                f"needs nontarget_1..nontarget_{set_size[i] - 1}, but the file has "
+                f"only {m} non-target columns"
+            )
         for j, column in nontarget_cols:
             name = f"nontarget_{j}"
             filled = column < len(row) and row[column].strip() != ""
             if j <= set_size[i] - 1:
                 nontargets[i, j - 1] = number(row_index, row, name, column)
             elif filled:
-                raise DataError(f"{path}: row {row_index}, column '{name}': set size "
-                                f"{set_size[i]} has {set_size[i] - 1} non-targets, so "
-                                f"{name} must be empty")
+                raise DataError(
+                    f"{path}: row {row_index}, column '{name}': set size "
+                    f"{set_size[i]} has {set_size[i] - 1} non-targets, so "
+                    f"{name} must be empty"
+                )
 
     full_circle = 2.0 * np.pi if units == "rad" else 360.0
     period = full_circle / 2 if space == "orientation" else full_circle
     scale = 2.0 * np.pi / period  # to radians on the full circle
     errors = circstats.wrap_angle(scale * (response - target))
-    nt_errors = (circstats.wrap_angle(scale * (response[:, None] - nontargets)) if m else None)
-    return BehaviouralData(set_size=set_size, errors=errors, nontarget_errors=nt_errors,
-                           max_abs_angle=float(np.max(np.abs([target, response]))),
-                           participant=None if participant is None else participant.astype(str),
-                           target=circstats.wrap_angle(scale * target),
-                           response=circstats.wrap_angle(scale * response))
+    nt_errors = circstats.wrap_angle(scale * (response[:, None] - nontargets)) if m else None
+    return BehaviouralData(
+        set_size=set_size,
+        errors=errors,
+        nontarget_errors=nt_errors,
+        max_abs_angle=float(np.max(np.abs([target, response]))),
+        participant=None if participant is None else participant.astype(str),
+        target=circstats.wrap_angle(scale * target),
+        response=circstats.wrap_angle(scale * response),
+    )
 
 
-def load_people(path: str | Path | None = None, *, units: str = "rad", space: str = "circle"
-                ) -> HumanTrials:
+def load_people(
+    path: str | Path | None = None, *, units: str = "rad", space: str = "circle"
+) -> HumanTrials:
     """People's trials from the shipped files (None), a folder of van den Berg .mat files, or a
     CSV file in ``python -m analysis.fit_table``'s format (``units``/``space`` apply to CSV only).
 

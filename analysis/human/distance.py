@@ -58,31 +58,43 @@ def observer_statistics(errors, set_size) -> dict[int, dict[str, float]]:
     out = {}
     for n in np.unique(set_size):
         x = errors[set_size == n]
-        out[int(n)] = {"mae": float(circstats.mean_absolute_error(x)),
-                       "guess_rate": float(fit_vm_uniform(x).p_guess),
-                       "excess_kurtosis": float(circstats.excess_circular_kurtosis(x))}
+        out[int(n)] = {
+            "mae": float(circstats.mean_absolute_error(x)),
+            "guess_rate": float(fit_vm_uniform(x).p_guess),
+            "excess_kurtosis": float(circstats.excess_circular_kurtosis(x)),
+        }
     return out
 
 
-def model_distance_statistics(statistics: ErrorStatistics, mixture: MixtureResult
-                              ) -> dict[int, dict[str, float]]:
+def model_distance_statistics(
+    statistics: ErrorStatistics, mixture: MixtureResult
+) -> dict[int, dict[str, float]]:
     """:func:`observer_statistics` read from results already computed (the ``errors`` and
     ``mixture`` analyses of the same errors) instead of fitting again."""
-    return {n: {"mae": row.mae, "guess_rate": float(mixture.fits[n].vm_uniform.p_guess),
-                "excess_kurtosis": row.excess_kurtosis}
-            for n, row in statistics.per_set_size.items()}
+    return {
+        n: {
+            "mae": row.mae,
+            "guess_rate": float(mixture.fits[n].vm_uniform.p_guess),
+            "excess_kurtosis": row.excess_kurtosis,
+        }
+        for n, row in statistics.per_set_size.items()
+    }
 
 
-def model_distance_se(statistics: ErrorStatistics, mixture: MixtureResult
-                      ) -> dict[int, dict[str, float]]:
+def model_distance_se(
+    statistics: ErrorStatistics, mixture: MixtureResult
+) -> dict[int, dict[str, float]]:
     """The bootstrap SEs of :func:`model_distance_statistics` (empty where the results have
     none)."""
     out = {}
     for n, row in statistics.per_set_size.items():
         guess_se = mixture.fits[n].se.get("vm_uniform", {}).get("p_guess")
         if row.se and guess_se is not None:
-            out[n] = {"mae": row.se["mae"], "guess_rate": guess_se,
-                      "excess_kurtosis": row.se["excess_kurtosis"]}
+            out[n] = {
+                "mae": row.se["mae"],
+                "guess_rate": guess_se,
+                "excess_kurtosis": row.se["excess_kurtosis"],
+            }
     return out
 
 
@@ -101,31 +113,47 @@ class HumanReference:
     target: str = ""
 
     def to_dict(self) -> dict:
-        return {"set_sizes": self.set_sizes, "mean": self.mean, "se": self.se,
-                "n_participants": self.n_participants, "se_source": self.se_source,
-                "target": self.target}
+        return {
+            "set_sizes": self.set_sizes,
+            "mean": self.mean,
+            "se": self.se,
+            "n_participants": self.n_participants,
+            "se_source": self.se_source,
+            "target": self.target,
+        }
 
 
-def reference_from_values(values: dict[str, np.ndarray], set_sizes: list[int], *,
-                          target: str = "", se: dict[str, np.ndarray] | None = None,
-                          se_source: str = "between participants") -> HumanReference:
+def reference_from_values(
+    values: dict[str, np.ndarray],
+    set_sizes: list[int],
+    *,
+    target: str = "",
+    se: dict[str, np.ndarray] | None = None,
+    se_source: str = "between participants",
+) -> HumanReference:
     """A :class:`HumanReference` from per-participant values ``values[s]`` of shape
     (participants, set sizes); ``se`` overrides the between-participant SE (one participant)."""
     n_people = int(next(iter(values.values())).shape[0])
     if se is None:
         if n_people < 2:
-            raise ValueError("values: need >= 2 participants for a between-participant SE "
-                             "(pass se= for one participant)")
+            raise ValueError(
+                "values: need >= 2 participants for a between-participant SE "
+                "(pass se= for one participant)"
+            )
         se = {s: np.std(v, axis=0, ddof=1) / math.sqrt(n_people) for s, v in values.items()}
     return HumanReference(
         set_sizes=[int(n) for n in set_sizes],
         mean={s: np.mean(values[s], axis=0).tolist() for s in DISTANCE_STATISTICS},
         se={s: np.asarray(se[s], float).tolist() for s in DISTANCE_STATISTICS},
-        n_participants=n_people, se_source=se_source, target=target)
+        n_participants=n_people,
+        se_source=se_source,
+        target=target,
+    )
 
 
-def bootstrap_se(errors, set_size, *, n_bootstrap: int = 100, seed: int = 0
-                 ) -> dict[str, np.ndarray]:
+def bootstrap_se(
+    errors, set_size, *, n_bootstrap: int = 100, seed: int = 0
+) -> dict[str, np.ndarray]:
     """Bootstrap SE (resampling trials within each set size) of the three statistics."""
     errors = np.asarray(errors, dtype=float).ravel()
     set_size = np.asarray(set_size).ravel()
@@ -156,19 +184,27 @@ class Distance:
     model_se_source: str = "none (the model's statistics taken as exact)"
 
     def to_dict(self) -> dict:
-        out = {"total": self.total, "components": self.components,
-               "per_set_size": self.per_set_size, "target": self.target,
-               "se_source": self.se_source, "n_participants": self.n_participants,
-               "model_se_source": self.model_se_source,
-               "definition": "z = (model - people) / sqrt(SE_people^2 + SE_model^2); "
-                             "total = sum of z^2 over statistics and set sizes"}
+        out = {
+            "total": self.total,
+            "components": self.components,
+            "per_set_size": self.per_set_size,
+            "target": self.target,
+            "se_source": self.se_source,
+            "n_participants": self.n_participants,
+            "model_se_source": self.model_se_source,
+            "definition": "z = (model - people) / sqrt(SE_people^2 + SE_model^2); "
+            "total = sum of z^2 over statistics and set sizes",
+        }
         if self.excluded:
             out["excluded"] = self.excluded
         return out
 
 
-def human_distance(model: dict[int, dict[str, float]], reference: HumanReference,
-                   model_se: dict[int, dict[str, float]] | None = None) -> Distance:
+def human_distance(
+    model: dict[int, dict[str, float]],
+    reference: HumanReference,
+    model_se: dict[int, dict[str, float]] | None = None,
+) -> Distance:
     """z-scores of a model's statistics (:func:`observer_statistics`) against people's, and
     their sums of squares; ``model_se`` (:func:`model_distance_se`) adds the model's own
     variance to the people's in each z. A statistic whose combined SE is 0 (every participant
@@ -176,8 +212,9 @@ def human_distance(model: dict[int, dict[str, float]], reference: HumanReference
     model_se = model_se or {}
     shared = [n for n in reference.set_sizes if n in model]
     if not shared:
-        raise ValueError(f"model: set sizes {sorted(model)} share none with the target's "
-                         f"{reference.set_sizes}")
+        raise ValueError(
+            f"model: set sizes {sorted(model)} share none with the target's {reference.set_sizes}"
+        )
     components = dict.fromkeys(DISTANCE_STATISTICS, 0.0)
     per_set_size, excluded = [], []
     for n in shared:
@@ -193,10 +230,15 @@ def human_distance(model: dict[int, dict[str, float]], reference: HumanReference
             row[s] = float(z)
             components[s] += z * z
         per_set_size.append(row)
-    distance = Distance(total=float(sum(components.values())), components=components,
-                        per_set_size=per_set_size, target=reference.target,
-                        se_source=reference.se_source,
-                        n_participants=reference.n_participants, excluded=excluded)
+    distance = Distance(
+        total=float(sum(components.values())),
+        components=components,
+        per_set_size=per_set_size,
+        target=reference.target,
+        se_source=reference.se_source,
+        n_participants=reference.n_participants,
+        excluded=excluded,
+    )
     if any(n in model_se for n in shared):
         distance.model_se_source = "bootstrap over the model's simulated trials"
     return distance

@@ -58,7 +58,9 @@ def dn_weights(r1: np.ndarray, r2: np.ndarray, r12: np.ndarray) -> tuple[np.ndar
     """
     r1, r2, r12 = (np.asarray(a, dtype=float) for a in (r1, r2, r12))
     if not r1.shape == r2.shape == r12.shape:
-        raise ValueError(f"r1, r2, r12 must have the same shape, got {r1.shape}, {r2.shape}, {r12.shape}")
+        raise ValueError(
+            f"r1, r2, r12 must have the same shape, got {r1.shape}, {r2.shape}, {r12.shape}"
+        )
     a11, a12, a22 = (r1 * r1).sum(-1), (r1 * r2).sum(-1), (r2 * r2).sum(-1)
     b1, b2 = (r1 * r12).sum(-1), (r2 * r12).sum(-1)
     det = a11 * a22 - a12**2
@@ -102,16 +104,16 @@ class LinearNull:
     """factor applied to diag(g) W_eff for stability (1: none)."""
 
     @classmethod
-    def of(cls, model: torch.nn.Module, baseline: np.ndarray,
-           operating_point: np.ndarray | None = None) -> LinearNull:
+    def of(
+        cls, model: torch.nn.Module, baseline: np.ndarray, operating_point: np.ndarray | None = None
+    ) -> LinearNull:
         """The linearisation of ``model`` at the rates ``operating_point`` (default: the
         baseline), responding around ``baseline``."""
         dtype = torch.float64
         with torch.no_grad():
             w_eff = model.W_eff.detach().to("cpu", dtype)
             r0 = torch.as_tensor(baseline, dtype=dtype)
-            r_op = r0 if operating_point is None else torch.as_tensor(operating_point,
-                                                                      dtype=dtype)
+            r_op = r0 if operating_point is None else torch.as_tensor(operating_point, dtype=dtype)
         pre = (w_eff @ r_op).requires_grad_(True)
         with torch.enable_grad():
             phi = model.phi(pre.to(next(model.parameters()).device, torch.float32))
@@ -120,8 +122,14 @@ class LinearNull:
         recurrent = gain[:, None] * w_eff
         abscissa = float(torch.linalg.eigvals(recurrent).real.max())
         scale = 1.0 if abscissa < MAX_NULL_GAIN else MAX_NULL_GAIN / abscissa
-        return cls(r0, gain, recurrent * scale, model.input_weights.detach().to("cpu", dtype),
-                   model.leak.detach().to("cpu", dtype), scale)
+        return cls(
+            r0,
+            gain,
+            recurrent * scale,
+            model.input_weights.detach().to("cpu", dtype),
+            model.leak.detach().to("cpu", dtype),
+            scale,
+        )
 
     def rates(self, ob: Tensor) -> np.ndarray:
         """Noise-free rates (B, T, N) for inputs ``ob (B, T, n_in)``."""
@@ -249,8 +257,9 @@ def run(
         raise ValueError(f"n_trials must be >= 2, got {n_trials}")
     rng = np.random.default_rng(seed)
     theta = rng.uniform(-np.pi, np.pi, (n_trials, k))
-    bar = tqdm(total=5 + len(sizes), desc="dn simulations", unit="sim", disable=not progress,
-               leave=False)
+    bar = tqdm(
+        total=5 + len(sizes), desc="dn simulations", unit="sim", disable=not progress, leave=False
+    )
 
     responses, trials_by_condition = [], []
     for i, present in enumerate(([], [a], [b], [a, b])):
@@ -265,14 +274,14 @@ def run(
     base = r0.mean(0)
     operating = np.mean([r1, r2, r12], axis=(0, 1))
     null = LinearNull.of(model, base, operating)
-    clean_null = [trials.epoch_mean(null.rates(trials.ob), epoch)
-                  for trials in trials_by_condition]
+    clean_null = [trials.epoch_mean(null.rates(trials.ob), epoch) for trials in trials_by_condition]
 
     # The model's trial-to-trial noise in the fitted responses: repeats of one two-item stimulus
     # (fresh spiking and input noise each time), per neuron.
     repeats = _trials(env, np.repeat(theta[:1], max(n_trials, 2), 0), [a, b], rng)
     noise_sd = repeats.epoch_mean(
-        simulate(model, repeats, noise=True, seed=seed + 4).rates.double().numpy(), epoch).std(0, ddof=1)
+        simulate(model, repeats, noise=True, seed=seed + 4).rates.double().numpy(), epoch
+    ).std(0, ddof=1)
     bar.update()
     # The null's responses are of another size (phi's slope at the baseline); give them the same
     # noise relative to their size, so that the fit sees the same signal-to-noise ratio.
@@ -288,7 +297,8 @@ def run(
     null_fits = {
         "raw": weight_summary(*dn_weights(n1, n2, n12)),
         "baseline_subtracted": weight_summary(
-            *dn_weights(n1 - null_base, n2 - null_base, n12 - null_base)),
+            *dn_weights(n1 - null_base, n2 - null_base, n12 - null_base)
+        ),
     }
 
     stim_base = trials_by_condition[0].epoch_mean(baseline_trials, "stimulus").mean(0)
@@ -314,15 +324,20 @@ def run(
     # the load's null: linearised at the model's stimulus-epoch rates with the items shown
     load_null = LinearNull.of(model, stim_base, np.mean(stim_rates, axis=0))
     null_stim_baseline = float(load_null.baseline.mean())
-    null_stim = [float(trials.epoch_mean(load_null.rates(trials.ob), "stimulus").mean()
-                       - null_stim_baseline) for trials in load_trials]
+    null_stim = [
+        float(trials.epoch_mean(load_null.rates(trials.ob), "stimulus").mean() - null_stim_baseline)
+        for trials in load_trials
+    ]
     clean_size = np.sqrt(np.mean([(n - clean_null[0]) ** 2 for n in clean_null[1:]]))
-    operating_point = {"epoch": epoch, "mean_rate": float(operating.mean()),
-                       "baseline_rate": float(base.mean()),
-                       "model_response_rms": float(size_model),
-                       "null_response_rms": float(clean_size),
-                       "load_epoch": "stimulus",
-                       "load_mean_rate": float(np.mean(stim_rates))}
+    operating_point = {
+        "epoch": epoch,
+        "mean_rate": float(operating.mean()),
+        "baseline_rate": float(base.mean()),
+        "model_response_rms": float(size_model),
+        "null_response_rms": float(clean_size),
+        "load_epoch": "stimulus",
+        "load_mean_rate": float(np.mean(stim_rates)),
+    }
     return DNResult(
         epoch=epoch,
         n_trials=n_trials,
@@ -336,6 +351,8 @@ def run(
         rate_decode=rate_decode,
         baseline_rate={epoch: float(base.mean()), "stimulus": float(stim_baseline)},
         noise_sd=float(noise_sd.mean()),
-        signal_to_noise=float(size_model / noise_sd.mean()) if noise_sd.mean() > 0 else float("inf"),
+        signal_to_noise=float(size_model / noise_sd.mean())
+        if noise_sd.mean() > 0
+        else float("inf"),
         operating_point=operating_point,
     )

@@ -59,7 +59,9 @@ def batched_solve(a: Tensor, b: Tensor) -> Tensor:
     Safe against the multithreaded batched-LU defect of some CPU torch builds (see above).
     """
     if a.ndim != 3 or b.ndim != 2 or a.shape[:2] != b.shape or a.shape[1] != a.shape[2]:
-        raise ValueError(f"batched_solve needs a (M, N, N) and b (M, N), got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise ValueError(
+            f"batched_solve needs a (M, N, N) and b (M, N), got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
     with single_threaded_lapack(a.device):
         return torch.linalg.solve(a, b)
 
@@ -149,17 +151,34 @@ def find_fixed_points(
         raise ValueError(f"initial_states must be (M, N), got shape {tuple(initial_states.shape)}")
     x = initial_states.detach().clone()
     history: list[float] = []
-    bar = tqdm(total=adam_iterations + newton_iterations, desc="fixed points", unit="it",
-               disable=not progress, leave=False, file=sys.stderr)
+    bar = tqdm(
+        total=adam_iterations + newton_iterations,
+        desc="fixed points",
+        unit="it",
+        disable=not progress,
+        leave=False,
+        file=sys.stderr,
+    )
     try:
         adam_done = 0
         if adam_iterations > 0:
             x, adam_done = _adam_stage(
-                step_fn, x, tol_q, adam_iterations, lr_init, lr_grow, lr_cut, nonnegative, history, bar
+                step_fn,
+                x,
+                tol_q,
+                adam_iterations,
+                lr_init,
+                lr_grow,
+                lr_cut,
+                nonnegative,
+                history,
+                bar,
             )
         newton_done = 0
         if newton_iterations > 0:
-            x, newton_done = _newton_stage(step_fn, x, tol_q, newton_iterations, damping_init, history, bar)
+            x, newton_done = _newton_stage(
+                step_fn, x, tol_q, newton_iterations, damping_init, history, bar
+            )
     finally:
         bar.close()
     with torch.no_grad():

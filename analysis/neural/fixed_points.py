@@ -65,6 +65,7 @@ __all__ = [
     "run",
 ]
 
+
 def unique_indices(points: np.ndarray, q: np.ndarray, tol: float = 1e-3) -> np.ndarray:
     """Indices of the points that differ (Euclidean distance > tol) from every lower-q point."""
     order = np.argsort(q, kind="stable")
@@ -179,23 +180,30 @@ class FixedPointResult:
         for eig in self.eigenvalues:
             modulus = np.abs(eig)
             with np.errstate(divide="ignore"):
-                tau = np.where(modulus < 1.0, -self.dt_ms / np.log(np.maximum(modulus, 1e-300)),
-                               np.inf)
+                tau = np.where(
+                    modulus < 1.0, -self.dt_ms / np.log(np.maximum(modulus, 1e-300)), np.inf
+                )
             out.append(tau)
         return out
 
     def verdict(self) -> str:
         """One sentence: how many points, how stable, their mean state, their slowest mode."""
         stable = int(self.stable.sum())
-        text = (f"{self.n_points} fixed point{'s' if self.n_points != 1 else ''} kept "
-                f"({stable} stable) from {self.n_init} searches ({self.n_converged} converged)")
+        text = (
+            f"{self.n_points} fixed point{'s' if self.n_points != 1 else ''} kept "
+            f"({stable} stable) from {self.n_init} searches ({self.n_converged} converged)"
+        )
         if self.n_points:
             means = self.points.mean(1)
             slowest = max(float(np.max(t)) if t.size else 0.0 for t in self.time_constants_ms())
-            text += (f"; mean state {', '.join(f'{m:.3g}' for m in means[:5])}"
-                     + (" ..." if means.size > 5 else ""))
-            text += (f"; slowest mode {slowest:.0f} ms" if np.isfinite(slowest)
-                     else "; a mode that does not decay")
+            text += f"; mean state {', '.join(f'{m:.3g}' for m in means[:5])}" + (
+                " ..." if means.size > 5 else ""
+            )
+            text += (
+                f"; slowest mode {slowest:.0f} ms"
+                if np.isfinite(slowest)
+                else "; a mode that does not decay"
+            )
         return text + "."
 
     def to_dict(self) -> dict:
@@ -222,8 +230,9 @@ class FixedPointResult:
                 {"real": e.real.tolist(), "imag": e.imag.tolist()} for e in self.eigenvalues
             ],
             "dt_ms": self.dt_ms,
-            "slowest_time_constant_ms": [float(np.max(t)) if t.size else None
-                                         for t in self.time_constants_ms()],
+            "slowest_time_constant_ms": [
+                float(np.max(t)) if t.size else None for t in self.time_constants_ms()
+            ],
             "mean_state": [float(v) for v in self.points.mean(1)] if self.n_points else [],
             "verdict": self.verdict(),
             "pca": None if self.views is None else self.views.to_dict(),
@@ -250,7 +259,9 @@ def analyse_fixed_points(
     kept = keep[~outliers]
     with torch.no_grad():
         jac = batched_jacobian(step_fn, search.points[torch.as_tensor(kept, dtype=torch.long)])
-    eig = batched_eigvals(jac).cpu().numpy() if len(kept) else np.zeros((0, points.shape[1]), complex)
+    eig = (
+        batched_eigvals(jac).cpu().numpy() if len(kept) else np.zeros((0, points.shape[1]), complex)
+    )
     eig = np.take_along_axis(eig, np.argsort(-np.abs(eig), axis=1, kind="stable"), axis=1)
     stable = np.all(np.abs(eig) < 1.0, axis=1) if len(kept) else np.zeros(0, bool)
     return FixedPointResult(
@@ -342,8 +353,15 @@ def _decode(readout, states: Tensor, env, input_slot: int) -> tuple[np.ndarray |
     return None, "none"
 
 
-def _views(result: FixedPointResult, rates: np.ndarray, trials: ForcedTrials, readout, env,
-           input_slot: int, n_components: int) -> FixedPointViews:
+def _views(
+    result: FixedPointResult,
+    rates: np.ndarray,
+    trials: ForcedTrials,
+    readout,
+    env,
+    input_slot: int,
+    n_components: int,
+) -> FixedPointViews:
     pca = fit_pca(rates[trials.valid], n_components)
     last = trials.valid.sum(1) - 1
     ends = rates[np.arange(rates.shape[0]), last]
@@ -354,7 +372,9 @@ def _views(result: FixedPointResult, rates: np.ndarray, trials: ForcedTrials, re
         trajectories=pca.transform(rates),
         valid=trials.valid,
         epochs=trials.epochs,
-        points=pca.transform(result.points) if result.n_points else np.zeros((0, len(pca.components))),
+        points=pca.transform(result.points)
+        if result.n_points
+        else np.zeros((0, len(pca.components))),
         search_start=pca.transform(result.initial_states),
         search_end=pca.transform(result.final_states),
         points_decoded=points_decoded,
@@ -399,7 +419,11 @@ def run(
     times the initial states' spread are dropped. ``pca``: add the PCA views (trajectories with
     the fixed points, each point's decoded angle, start -> end of the searches).
     """
-    for name, value, low in (("n_trials", n_trials, 1), ("n_init", n_init, 1), ("max_iters", max_iters, 0)):
+    for name, value, low in (
+        ("n_trials", n_trials, 1),
+        ("n_init", n_init, 1),
+        ("max_iters", max_iters, 0),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     rng = np.random.default_rng(seed)
@@ -407,7 +431,9 @@ def run(
     rates = simulate(model, trials, noise=False, seed=seed).rates.double().numpy()
     if epoch is None:
         epoch = "decode" if "decode" in trials.epochs else "all"
-    init = sample_initial_states(rates, trials.epochs, epoch, n_init, rng, noise_scale, trials.valid)
+    init = sample_initial_states(
+        rates, trials.epochs, epoch, n_init, rng, noise_scale, trials.valid
+    )
     rate_network = is_rate_network(model)
     if rate_network:
         init = np.maximum(init, 0.0)
@@ -431,10 +457,19 @@ def run(
     result.epoch = epoch
     result.dt_ms = float(getattr(getattr(env, "unwrapped", env), "dt", 1.0))
     result.settings = {
-        "n_trials": n_trials, "n_init": n_init, "max_iters": max_iters, "lr_init": lr_init,
-        "noise_scale": noise_scale, "outlier_distance_scale": outlier_distance_scale, "pca": pca,
-        "newton_iterations": newton_iterations, "input_slot": input_slot, "seed": seed,
+        "n_trials": n_trials,
+        "n_init": n_init,
+        "max_iters": max_iters,
+        "lr_init": lr_init,
+        "noise_scale": noise_scale,
+        "outlier_distance_scale": outlier_distance_scale,
+        "pca": pca,
+        "newton_iterations": newton_iterations,
+        "input_slot": input_slot,
+        "seed": seed,
     }
     if pca:
-        result.views = _views(result, rates, trials, readout_map(model64), env, input_slot, n_components)
+        result.views = _views(
+            result, rates, trials, readout_map(model64), env, input_slot, n_components
+        )
     return result

@@ -32,8 +32,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ItemReadouts", "ItemLoss", "item_readouts", "item_loss", "count_modes",
-           "critical_bandwidth", "silverman_test", "run", "unavailable"]
+__all__ = [
+    "ItemReadouts",
+    "ItemLoss",
+    "item_readouts",
+    "item_loss",
+    "count_modes",
+    "critical_bandwidth",
+    "silverman_test",
+    "run",
+    "unavailable",
+]
 
 _GRID = 512  # points of the density grid
 _LENGTH_FLOOR = 1e-4  # log of the length: a readout never reads exactly 0
@@ -65,8 +74,9 @@ class ItemReadouts:
     seed: int = 0
 
 
-def item_readouts(model, env, n_trials: int = 500, seed: int = 0, *,
-                  batch_size: int = 250) -> ItemReadouts:
+def item_readouts(
+    model, env, n_trials: int = 500, seed: int = 0, *, batch_size: int = 250
+) -> ItemReadouts:
     """Readout length, error (and gain) of every reported item on ``n_trials`` fresh trials per
     set size of ``env``; trials and the model's noise seeded by ``seed``, no gradients."""
     import torch
@@ -82,8 +92,12 @@ def item_readouts(model, env, n_trials: int = 500, seed: int = 0, *,
     if n_trials < 1:
         raise ValueError(f"n_trials: must be >= 1, got {n_trials}")
     base = getattr(env, "unwrapped", env)
-    batch = base.sample_batch(n_trials * len(base.set_sizes), np.random.default_rng(seed),
-                              dense=False, balance_set_sizes=True)
+    batch = base.sample_batch(
+        n_trials * len(base.set_sizes),
+        np.random.default_rng(seed),
+        dense=False,
+        balance_set_sizes=True,
+    )
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     lengths, errors, present, efficacies = [], [], [], []
     draws_efficacies = getattr(model, "item_synapse_noise", None) is not None
@@ -101,8 +115,11 @@ def item_readouts(model, env, n_trials: int = 500, seed: int = 0, *,
                 outputs = out[0] if isinstance(out, tuple) else out
                 # The network's own estimate: the readout of its (noisy-dynamics) rates without
                 # the readout's observation noise, when the model can say what that is.
-                intended = (model.mean_readout(out[1]) if isinstance(out, tuple)
-                            and hasattr(model, "mean_readout") else outputs)
+                intended = (
+                    model.mean_readout(out[1])
+                    if isinstance(out, tuple) and hasattr(model, "mean_readout")
+                    else outputs
+                )
                 readout = masked_time_mean(intended, mask)
                 lengths.append(readout.reshape(len(readout), -1, 2).norm(dim=-1).cpu().numpy())
                 error, shown = angular_errors(outputs, gt, mask)
@@ -115,9 +132,14 @@ def item_readouts(model, env, n_trials: int = 500, seed: int = 0, *,
     gain = None if batch.item_gain is None else batch.item_gain[shown]
     if draws_efficacies:
         gain = np.concatenate(efficacies)[shown]
-    return ItemReadouts(set_size=set_size, length=np.concatenate(lengths)[shown],
-                        error=np.concatenate(errors)[shown], gain=gain,
-                        n_trials=int(n_trials), seed=int(seed))
+    return ItemReadouts(
+        set_size=set_size,
+        length=np.concatenate(lengths)[shown],
+        error=np.concatenate(errors)[shown],
+        gain=gain,
+        n_trials=int(n_trials),
+        seed=int(seed),
+    )
 
 
 def _replayed_efficacies(model, ob, rng_state) -> np.ndarray:
@@ -130,8 +152,11 @@ def _replayed_efficacies(model, ob, rng_state) -> np.ndarray:
     generator = torch.Generator()
     generator.set_state(rng_state)
     presence = item_presence(ob, model.n_outputs // 2, 3)
-    return draw_item_efficacies(presence, model.item_synapse_noise, noise=True,
-                                generator=generator).cpu().numpy()
+    return (
+        draw_item_efficacies(presence, model.item_synapse_noise, noise=True, generator=generator)
+        .cpu()
+        .numpy()
+    )
 
 
 # ----------------------------------------------------------------------------- modes
@@ -143,7 +168,7 @@ def _density(x: np.ndarray, h: float, grid: np.ndarray) -> np.ndarray:
     offsets = np.arange(-radius, radius + 1) * step
     kernel = np.exp(-0.5 * (offsets / h) ** 2)
     full = np.convolve(counts, kernel / kernel.sum())  # "same" would be the kernel's length
-    return full[radius:radius + len(grid)]
+    return full[radius : radius + len(grid)]
 
 
 def count_modes(x: np.ndarray, h: float, grid: np.ndarray | None = None) -> int:
@@ -167,8 +192,9 @@ def _grid(x: np.ndarray) -> np.ndarray:
     return np.linspace(x.min() - 0.1 * span, x.max() + 0.1 * span, _GRID)
 
 
-def critical_bandwidth(x: np.ndarray, grid: np.ndarray | None = None, *,
-                       iterations: int = 30) -> float:
+def critical_bandwidth(
+    x: np.ndarray, grid: np.ndarray | None = None, *, iterations: int = 30
+) -> float:
     """The smallest bandwidth at which the kernel density of ``x`` has one mode (bisection)."""
     grid = _grid(x) if grid is None else grid
     low, high = (grid[1] - grid[0]) / 2, float(np.ptp(x)) + 1e-12
@@ -200,8 +226,12 @@ def silverman_test(x: np.ndarray, *, n_boot: int = 200, seed: int = 0) -> dict[s
     for _ in range(n_boot):
         y = mean + (rng.choice(x, len(x)) - mean + h * rng.standard_normal(len(x))) * scale
         more += count_modes(y, h, _grid(y)) > 1
-    return {"h_crit": float(h), "p_value": (more + 1) / (n_boot + 1), "n": int(len(x)),
-            "n_boot": int(n_boot)}
+    return {
+        "h_crit": float(h),
+        "p_value": (more + 1) / (n_boot + 1),
+        "n": int(len(x)),
+        "n_boot": int(n_boot),
+    }
 
 
 # ----------------------------------------------------------------------------- summary
@@ -238,18 +268,21 @@ class ItemLoss:
             "quantiles_5_25_50_75_95": {str(n): q for n, q in self.quantiles.items()},
             "silverman_log_length": {str(n): m for n, m in self.modes.items()},
             "split": {str(n): s for n, s in self.split.items()},
-            "gain_error_spearman": (None if self.gain_error is None
-                                    else {str(n): r for n, r in self.gain_error.items()}),
-            "low_gain": (None if self.low_gain is None
-                         else {str(n): v for n, v in self.low_gain.items()}),
+            "gain_error_spearman": (
+                None if self.gain_error is None else {str(n): r for n, r in self.gain_error.items()}
+            ),
+            "low_gain": (
+                None if self.low_gain is None else {str(n): v for n, v in self.low_gain.items()}
+            ),
             "low_gain_threshold": LOW_GAIN,
             "n_trials": self.readouts.n_trials,
             "seed": self.readouts.seed,
         }
 
 
-def _split(log_length: np.ndarray, h: float, length: np.ndarray,
-           error: np.ndarray) -> dict[str, float] | None:
+def _split(
+    log_length: np.ndarray, h: float, length: np.ndarray, error: np.ndarray
+) -> dict[str, float] | None:
     """The deepest trough between the two highest modes of the density at ``h``, if any."""
     grid = _grid(log_length)
     d = _density(log_length, h * 0.999, grid)  # just below h_crit: the two modes still stand
@@ -257,12 +290,15 @@ def _split(log_length: np.ndarray, h: float, length: np.ndarray,
     if len(peaks) < 2:
         return None
     first, second = sorted(sorted(peaks, key=lambda i: d[i])[-2:])
-    trough = first + int(np.argmin(d[first:second + 1]))
+    trough = first + int(np.argmin(d[first : second + 1]))
     cut = float(np.exp(grid[trough]))
     below = length < cut
-    return {"length": cut, "fraction_below": float(below.mean()),
-            "mae_below": float(np.abs(error[below]).mean()) if below.any() else None,
-            "mae_above": float(np.abs(error[~below]).mean()) if (~below).any() else None}
+    return {
+        "length": cut,
+        "fraction_below": float(below.mean()),
+        "mae_below": float(np.abs(error[below]).mean()) if below.any() else None,
+        "mae_above": float(np.abs(error[~below]).mean()) if (~below).any() else None,
+    }
 
 
 def item_loss(readouts: ItemReadouts, *, n_boot: int = 200, seed: int = 0) -> ItemLoss:
@@ -281,12 +317,20 @@ def item_loss(readouts: ItemReadouts, *, n_boot: int = 200, seed: int = 0) -> It
         if readouts.gain is not None:
             gain_error[n] = float(spearmanr(readouts.gain[rows], np.abs(error)).statistic)
             low = readouts.gain[rows] < LOW_GAIN
-            low_gain[n] = {"below": _uniformity(error[low], low.mean()),
-                           "above": _uniformity(error[~low], (~low).mean())}
+            low_gain[n] = {
+                "below": _uniformity(error[low], low.mean()),
+                "above": _uniformity(error[~low], (~low).mean()),
+            }
     drawn = readouts.gain is not None
-    return ItemLoss(set_sizes=sizes, quantiles=quantiles, modes=modes, split=split,
-                    gain_error=gain_error if drawn else None, low_gain=low_gain if drawn else None,
-                    readouts=readouts)
+    return ItemLoss(
+        set_sizes=sizes,
+        quantiles=quantiles,
+        modes=modes,
+        split=split,
+        gain_error=gain_error if drawn else None,
+        low_gain=low_gain if drawn else None,
+        readouts=readouts,
+    )
 
 
 def _uniformity(error: np.ndarray, share: float) -> dict[str, Any]:
@@ -298,8 +342,13 @@ def _uniformity(error: np.ndarray, share: float) -> dict[str, Any]:
     r = np.abs(np.mean(np.exp(1j * error)))
     z = n * r * r
     p = np.exp(np.sqrt(1 + 4 * n + 4 * (n * n - n * n * r * r)) - (1 + 2 * n))
-    return {"share": float(share), "n": int(n), "mae": float(np.abs(error).mean()),
-            "rayleigh_z": float(z), "rayleigh_p": float(min(1.0, p))}
+    return {
+        "share": float(share),
+        "n": int(n),
+        "mae": float(np.abs(error).mean()),
+        "rayleigh_z": float(z),
+        "rayleigh_p": float(min(1.0, p)),
+    }
 
 
 def unavailable(model: Any, env: Any) -> str | None:

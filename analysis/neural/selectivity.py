@@ -63,7 +63,9 @@ def vector_strength(rates: np.ndarray, theta: np.ndarray) -> np.ndarray:
     rates = np.asarray(rates, dtype=float)
     theta = np.asarray(theta, dtype=float)
     if rates.ndim != 2 or theta.shape != rates.shape[:1]:
-        raise ValueError(f"rates must be (trials, N) and theta (trials,), got {rates.shape}, {theta.shape}")
+        raise ValueError(
+            f"rates must be (trials, N) and theta (trials,), got {rates.shape}, {theta.shape}"
+        )
     total = rates.sum(0)
     resultant = np.abs(np.exp(1j * theta) @ rates)
     return np.divide(resultant, total, out=np.zeros_like(total), where=total > 0)
@@ -91,12 +93,18 @@ def participation_ratio(r_matrix: np.ndarray) -> np.ndarray:
     k = r_matrix.shape[1]
     denominator = k * (r_matrix**2).sum(1)
     return np.divide(
-        r_matrix.sum(1) ** 2, denominator, out=np.full(r_matrix.shape[0], np.nan), where=denominator > 0
+        r_matrix.sum(1) ** 2,
+        denominator,
+        out=np.full(r_matrix.shape[0], np.nan),
+        where=denominator > 0,
     )
 
 
 def shuffled_selectivity(
-    rates: np.ndarray, theta: np.ndarray, presence: np.ndarray, n_shuffles: int,
+    rates: np.ndarray,
+    theta: np.ndarray,
+    presence: np.ndarray,
+    n_shuffles: int,
     rng: np.random.Generator,
 ) -> np.ndarray:
     """R (n_shuffles, N, K) with each slot's angles permuted across the trials holding that slot."""
@@ -148,12 +156,19 @@ class SelectivityResult:
         sel = self.selective_neurons & np.isfinite(self.ipr) & np.isfinite(self.chance_ipr)
         diff = (self.ipr - self.chance_ipr)[sel]
         if diff.size < 2:
-            return {"mean": float(diff.mean()) if diff.size else None, "se": None,
-                    "effect_size_dz": None, "n": int(diff.size)}
+            return {
+                "mean": float(diff.mean()) if diff.size else None,
+                "se": None,
+                "effect_size_dz": None,
+                "n": int(diff.size),
+            }
         sd = float(diff.std(ddof=1))
-        return {"mean": float(diff.mean()), "se": sd / float(np.sqrt(diff.size)),
-                "effect_size_dz": float(diff.mean() / sd) if sd > 0 else None,
-                "n": int(diff.size)}
+        return {
+            "mean": float(diff.mean()),
+            "se": sd / float(np.sqrt(diff.size)),
+            "effect_size_dz": float(diff.mean() / sd) if sd > 0 else None,
+            "n": int(diff.size),
+        }
 
     @property
     def selective_neurons(self) -> np.ndarray:
@@ -176,9 +191,14 @@ class SelectivityResult:
             "R": self.r_matrix.tolist(),
             "R_chance_95": self.chance_threshold.tolist(),
             "selective": self.selective.tolist(),
-            "IPR": [float(v) if s and np.isfinite(v) else None for v, s in zip(self.ipr, sel, strict=True)],
-            "IPR_chance": [float(v) if s and np.isfinite(v) else None
-                           for v, s in zip(self.chance_ipr, sel, strict=True)],
+            "IPR": [
+                float(v) if s and np.isfinite(v) else None
+                for v, s in zip(self.ipr, sel, strict=True)
+            ],
+            "IPR_chance": [
+                float(v) if s and np.isfinite(v) else None
+                for v, s in zip(self.chance_ipr, sel, strict=True)
+            ],
             "mean_rate": self.mean_rate.tolist(),
             "state_shift": None if self.state_shift is None else self.state_shift.tolist(),
             "summary": {
@@ -223,9 +243,11 @@ def selectivity_with_chance(
     r_matrix = selectivity_matrix(rates, theta, presence)
     chance = shuffled_selectivity(rates, theta, presence, n_shuffles, rng)
     threshold = np.percentile(chance, percentile, axis=0)
-    chance_ipr = np.nanmedian(
-        np.stack([participation_ratio(c) for c in chance]), axis=0
-    ) if np.any(chance > 0) else np.full(r_matrix.shape[0], np.nan)
+    chance_ipr = (
+        np.nanmedian(np.stack([participation_ratio(c) for c in chance]), axis=0)
+        if np.any(chance > 0)
+        else np.full(r_matrix.shape[0], np.nan)
+    )
     mean_rate = np.asarray(rates, float).mean(0)
     silent = mean_rate < min_rate
     return SelectivityResult(
@@ -256,8 +278,10 @@ def run(
     task = env.unwrapped
     k = int(task.max_items)
     if n_trials < 2 * k:
-        raise ValueError(f"n_trials must be >= 2 max_items ({2 * k}) so that every slot is shown twice, "
-                         f"got {n_trials}")
+        raise ValueError(
+            f"n_trials must be >= 2 max_items ({2 * k}) so that every slot is shown twice, "
+            f"got {n_trials}"
+        )
     rng = np.random.default_rng(seed)
     theta = rng.uniform(-np.pi, np.pi, (n_trials, k))
     presence = np.zeros((n_trials, k), bool)
@@ -272,8 +296,9 @@ def run(
         mean = mean - shift
     rates = shift is None  # signed states are not rates: no minimum rate
     min_rate = MIN_RATE_HZ if rates else 0.0
-    result = selectivity_with_chance(mean, theta, presence, n_shuffles=n_shuffles, rng=rng,
-                                     min_rate=min_rate)
+    result = selectivity_with_chance(
+        mean, theta, presence, n_shuffles=n_shuffles, rng=rng, min_rate=min_rate
+    )
     result.state_shift = shift
     if rates:
         result.rates_by_epoch = {}
@@ -281,7 +306,8 @@ def run(
             per_neuron = trials.epoch_mean(states, name).mean(0)
             result.rates_by_epoch[name] = {
                 "mean_rate": float(per_neuron.mean()),
-                "fraction_silent": float((per_neuron < min_rate).mean())}
+                "fraction_silent": float((per_neuron < min_rate).mean()),
+            }
     if shift is not None:
         result.mean_rate = result.mean_rate + shift
     return result

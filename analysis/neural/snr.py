@@ -39,8 +39,19 @@ from analysis.core.agent_protocol import is_rate_network, needs_states, run_agen
 from analysis.core.neural_trials import ForcedTrials, forced_trials, simulate
 from analysis.core.tasks import needs_vwm_task
 
-__all__ = ["SNRStats", "SNRResult", "SideView", "snr_from_points", "snr_from_stimuli",
-           "bootstrap_db", "slope_uncertainty", "db_slope", "has_own_noise", "unavailable", "run"]
+__all__ = [
+    "SNRStats",
+    "SNRResult",
+    "SideView",
+    "snr_from_points",
+    "snr_from_stimuli",
+    "bootstrap_db",
+    "slope_uncertainty",
+    "db_slope",
+    "has_own_noise",
+    "unavailable",
+    "run",
+]
 
 N_SAMPLE_TRIALS = 3
 N_SAMPLE_NEURONS = 5
@@ -122,19 +133,22 @@ def snr_from_stimuli(points: np.ndarray) -> SNRStats:
         raise ValueError(f"points must be (stimuli, repeats >= 2, steps, 2), got {points.shape}")
     each = [snr_from_points(stimulus) for stimulus in points]
     per_stimulus = np.array([[e.signal[0], e.noise1_power, e.noise2_power] for e in each])
-    return SNRStats(points.mean(axis=(0, 1, 2)),
-                    np.mean([e.noise1_covariance for e in each], axis=0),
-                    np.mean([e.noise2_covariance for e in each], axis=0),
-                    projected=True, per_stimulus=per_stimulus)
+    return SNRStats(
+        points.mean(axis=(0, 1, 2)),
+        np.mean([e.noise1_covariance for e in each], axis=0),
+        np.mean([e.noise2_covariance for e in each], axis=0),
+        projected=True,
+        per_stimulus=per_stimulus,
+    )
 
 
-def bootstrap_db(stats: dict[int, SNRStats], n_bootstrap: int, rng: np.random.Generator
-                 ) -> dict[str, np.ndarray]:
+def bootstrap_db(
+    stats: dict[int, SNRStats], n_bootstrap: int, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """dB per set size of ``n_bootstrap`` resamples of the stimuli: ``{"snr1": (B, sizes),
     "snr2": (B, sizes)}`` (-inf where a resample has no signal)."""
     sizes = sorted(stats)
-    out = {"snr1": np.empty((n_bootstrap, len(sizes))),
-           "snr2": np.empty((n_bootstrap, len(sizes)))}
+    out = {"snr1": np.empty((n_bootstrap, len(sizes))), "snr2": np.empty((n_bootstrap, len(sizes)))}
     for j, n in enumerate(sizes):
         table = stats[n].per_stimulus
         rows = table[rng.integers(0, len(table), (n_bootstrap, len(table)))]  # (B, S, 3)
@@ -198,8 +212,9 @@ class SideView:
         return {"mean": self.mean.tolist(), "sd": self.sd.tolist()}
 
 
-def _mean_sd(values: np.ndarray, start: int, end: int,
-             per_stimulus: tuple[int, int] | None = None) -> SideView:
+def _mean_sd(
+    values: np.ndarray, start: int, end: int, per_stimulus: tuple[int, int] | None = None
+) -> SideView:
     """values (trials, T, N) -> per neuron mean over trials and steps [start, end), and SD across
     trials averaged over those steps; with ``per_stimulus`` (stimuli, repeats) the trials are
     that many repeats of each stimulus and the SD is across the repeats of one stimulus,
@@ -266,7 +281,10 @@ class SNRResult:
             "per_set_size": {
                 str(n): {
                     "true_orientation": self.true_orientation[n],
-                    "true_point": [np.cos(self.true_orientation[n]), np.sin(self.true_orientation[n])],
+                    "true_point": [
+                        np.cos(self.true_orientation[n]),
+                        np.sin(self.true_orientation[n]),
+                    ],
                     **self.stats[n].to_dict(),
                     "SNR1_dB_se": _finite_or_none(self.db_se.get(n, (np.nan,) * 2)[0]),
                     "SNR2_dB_se": _finite_or_none(self.db_se.get(n, (np.nan,) * 2)[1]),
@@ -306,8 +324,10 @@ def unavailable(model: torch.nn.Module, env) -> str | None:
     k = int(task.max_items)
     probe = forced_trials(env, np.zeros((1, k)), np.eye(1, k, dtype=bool), ilc_noise=0.0, rng=0)
     if not has_own_noise(model, probe) and not float(getattr(task, "ilc_noise", 0.0)) > 0:
-        return (f"snr: needs noise; {type(model).__name__} has none of its own and the task's "
-                f"ilc_noise is 0")
+        return (
+            f"snr: needs noise; {type(model).__name__} has none of its own and the task's "
+            f"ilc_noise is 0"
+        )
     return None
 
 
@@ -335,7 +355,9 @@ def run(
     if n_trials < 2:
         raise ValueError(f"n_trials must be >= 2, got {n_trials}")
     rng = np.random.default_rng(seed)
-    probe = forced_trials(env, np.zeros((1, k)), np.eye(1, k, slot, dtype=bool), ilc_noise=0.0, rng=0)
+    probe = forced_trials(
+        env, np.zeros((1, k)), np.eye(1, k, slot, dtype=bool), ilc_noise=0.0, rng=0
+    )
     own_noise = has_own_noise(model, probe, seed)
     input_noise = 0.0 if own_noise else float(getattr(task, "ilc_noise", 0.0))
     rate_network = is_rate_network(model)
@@ -355,16 +377,26 @@ def run(
         for row in presence:
             others = rng.permutation(np.delete(np.arange(k), slot))[: n - 1]
             row[[slot, *others]] = True
-        trials = forced_trials(env, np.repeat(theta, repeats, 0), np.repeat(presence, repeats, 0),
-                               ilc_noise=input_noise, rng=rng)
+        trials = forced_trials(
+            env,
+            np.repeat(theta, repeats, 0),
+            np.repeat(presence, repeats, 0),
+            ilc_noise=input_noise,
+            rng=rng,
+        )
         sim = simulate(model, trials, noise=True, seed=seed + n)
         epochs = trials.fixed_epochs()
         start, end = epochs["decode"]
         outputs = sim.outputs[..., 2 * slot : 2 * slot + 2].double().numpy()
         cloud = outputs[:, start:end].reshape(n_stimuli, repeats, end - start, 2)
         angle = theta[:, slot][:, None, None]
-        rotated = np.stack([np.cos(angle) * cloud[..., 0] + np.sin(angle) * cloud[..., 1],
-                            -np.sin(angle) * cloud[..., 0] + np.cos(angle) * cloud[..., 1]], -1)
+        rotated = np.stack(
+            [
+                np.cos(angle) * cloud[..., 0] + np.sin(angle) * cloud[..., 1],
+                -np.sin(angle) * cloud[..., 0] + np.cos(angle) * cloud[..., 1],
+            ],
+            -1,
+        )
         stats[n] = snr_from_stimuli(rotated)
         points[n] = rotated.reshape(n_stimuli * repeats, end - start, 2)
         orientation[n] = float(theta[0, slot])
@@ -383,24 +415,46 @@ def run(
         if rate_network:
             views["recurrent_input"][n] = _mean_sd(rates @ w_eff.T, *delay, per_stimulus)
             stim = epochs["stimulus"][0] + 1
-            views["external_input"][n] = _mean_sd(trials.ob.double().numpy() @ b.T, stim,
-                                                  stim + 1, per_stimulus)
+            views["external_input"][n] = _mean_sd(
+                trials.ob.double().numpy() @ b.T, stim, stim + 1, per_stimulus
+            )
     draws = bootstrap_db(stats, N_BOOTSTRAP, np.random.default_rng([seed, 2]))
-    db_se = {n: tuple(float(np.std(d[np.isfinite(d)], ddof=1)) if np.isfinite(d).sum() > 1
-                      else float("nan") for d in (draws["snr1"][:, j], draws["snr2"][:, j]))
-             for j, n in enumerate(sizes)}
+    db_se = {
+        n: tuple(
+            float(np.std(d[np.isfinite(d)], ddof=1)) if np.isfinite(d).sum() > 1 else float("nan")
+            for d in (draws["snr1"][:, j], draws["snr2"][:, j])
+        )
+        for j, n in enumerate(sizes)
+    }
     slopes = []
     for key in ("snr1", "snr2"):
         db = np.array([getattr(stats[n], f"{key}_db") for n in sizes])
         ok = np.isfinite(db)
-        slope = (db_slope(np.asarray(sizes)[ok], db[ok])[0]
-                 if ok.sum() >= 2 else float("nan"))
+        slope = db_slope(np.asarray(sizes)[ok], db[ok])[0] if ok.sum() >= 2 else float("nan")
         slopes.append((slope, *slope_uncertainty(sizes, draws[key])))
     (s1, se1, ci1), (s2, se2, ci2) = slopes
     return SNRResult(
-        sizes, stats, orientation, slot, n_trials, s1, se1, s2, se2, points,
-        noise_source="agent" if own_noise else "input", input_noise=input_noise, side_views=views,
-        sample_rates=sample_rates, sample_decoded=sample_decoded, sample_neurons=neurons,
-        epochs=epochs, db_se=db_se, slope1_ci=ci1, slope2_ci=ci2, n_stimuli=n_stimuli,
-        repeats=repeats, dt_ms=float(getattr(getattr(env, "unwrapped", env), "dt", 1.0)),
+        sizes,
+        stats,
+        orientation,
+        slot,
+        n_trials,
+        s1,
+        se1,
+        s2,
+        se2,
+        points,
+        noise_source="agent" if own_noise else "input",
+        input_noise=input_noise,
+        side_views=views,
+        sample_rates=sample_rates,
+        sample_decoded=sample_decoded,
+        sample_neurons=neurons,
+        epochs=epochs,
+        db_se=db_se,
+        slope1_ci=ci1,
+        slope2_ci=ci2,
+        n_stimuli=n_stimuli,
+        repeats=repeats,
+        dt_ms=float(getattr(getattr(env, "unwrapped", env), "dt", 1.0)),
     )

@@ -42,12 +42,17 @@ class WeightsResult:
                 "mean_abs": float(np.abs(m).mean()),
                 "fraction_zero": float((m == 0).mean()),
             }
-        return {"agent": self.agent, "n_excitatory": self.n_excitatory, "matrices": summary,
-                "checks": self.checks}
+        return {
+            "agent": self.agent,
+            "n_excitatory": self.n_excitatory,
+            "matrices": summary,
+            "checks": self.checks,
+        }
 
 
 def weight_matrices(model: torch.nn.Module) -> WeightsResult:
     """The matrices to show for ``model`` (see the module docstring)."""
+
     def array(t) -> np.ndarray:
         return t.detach().double().cpu().numpy()
 
@@ -57,18 +62,25 @@ def weight_matrices(model: torch.nn.Module) -> WeightsResult:
         n_exc = int(model.n_excitatory) if getattr(model, "dales_law", False) else None
         checks = {}
         if n_exc is not None:
-            checks = {"E columns >= 0": bool(np.all(w_eff[:, :n_exc] >= 0)),
-                      "I columns <= 0": bool(np.all(w_eff[:, n_exc:] <= 0))}
+            checks = {
+                "E columns >= 0": bool(np.all(w_eff[:, :n_exc] >= 0)),
+                "I columns <= 0": bool(np.all(w_eff[:, n_exc:] <= 0)),
+            }
         return WeightsResult(
-            matrices={"B": array(model.input_weights), "W_eff": w_eff,
-                      "F^T": array(model.readout_weights).T},
+            matrices={
+                "B": array(model.input_weights),
+                "W_eff": w_eff,
+                "F^T": array(model.readout_weights).T,
+            },
             neuron_axes={"B": (True, False), "W_eff": (True, True), "F^T": (True, False)},
             n_excitatory=n_exc,
             agent=name,
             checks=checks,
         )
     matrices = {n: array(p) for n, p in model.named_parameters() if p.ndim == 2}
-    return WeightsResult(matrices=matrices, neuron_axes={n: (False, False) for n in matrices}, agent=name)
+    return WeightsResult(
+        matrices=matrices, neuron_axes={n: (False, False) for n in matrices}, agent=name
+    )
 
 
 def unavailable(model: torch.nn.Module, env) -> str | None:

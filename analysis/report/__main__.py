@@ -16,12 +16,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m analysis.report",
         description="Write RUN_DIR/report.html, or SWEEP_DIR/sweep_report.html for a sweep "
-                    "folder (one holding sweep_results.csv), from existing results.",
+        "folder (one holding sweep_results.csv), from existing results.",
     )
     parser.add_argument("path", type=Path, help="a run directory or a sweep's output folder")
-    parser.add_argument("--no-trial-reports", action="store_true",
-                        help="sweeps: link only to trial reports that exist instead of writing "
-                             "them")
+    parser.add_argument(
+        "--no-trial-reports",
+        action="store_true",
+        help="sweeps: link only to trial reports that exist instead of writing them",
+    )
     return parser
 
 

@@ -18,8 +18,14 @@ from matplotlib.figure import Figure
 
 __all__ = ["Link", "esc", "fmt", "table", "figure_block", "png_data_uri", "figure_data_uri", "page"]
 
-_MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml",
-         ".gif": "image/gif", ".webp": "image/webp"}
+_MIME = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".svg": "image/svg+xml",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+}
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0;
@@ -106,29 +112,42 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, sortable: bool = False,
-          key_columns: int = 1) -> str:
+def table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    sortable: bool = False,
+    key_columns: int = 1,
+) -> str:
     """An HTML table; the first ``key_columns`` columns are left-aligned labels.
 
     A :class:`Link` cell becomes a link; float cells carry their exact value
     in ``data-sort`` so that sorting does not depend on the displayed rounding.
     """
     cls = ' class="sortable"' if sortable else ""
-    head = "".join(f'<th{_k(i, key_columns)}>{esc(h)}</th>' for i, h in enumerate(headers))
+    head = "".join(f"<th{_k(i, key_columns)}>{esc(h)}</th>" for i, h in enumerate(headers))
     body = []
     for row in rows:
         cells = []
         for i, value in enumerate(row):
             if isinstance(value, Link):
-                cells.append(f'<td{_k(i, key_columns)}><a href="{esc(value.href)}">'
-                             f"{esc(value.text)}</a></td>")
+                cells.append(
+                    f'<td{_k(i, key_columns)}><a href="{esc(value.href)}">'
+                    f"{esc(value.text)}</a></td>"
+                )
             else:
-                sort = (f' data-sort="{value!r}"' if isinstance(value, float) and math.isfinite(value)
-                        else "")
+                sort = (
+                    f' data-sort="{value!r}"'
+                    if isinstance(value, float) and math.isfinite(value)
+                    else ""
+                )
                 cells.append(f"<td{_k(i, key_columns)}{sort}>{esc(fmt(value))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return (f"<table{cls}><thead><tr>{head}</tr></thead><tbody>\n" + "\n".join(body)
-            + "\n</tbody></table>")
+    return (
+        f"<table{cls}><thead><tr>{head}</tr></thead><tbody>\n"
+        + "\n".join(body)
+        + "\n</tbody></table>"
+    )
 
 
 def _k(index: int, key_columns: int) -> str:
@@ -152,22 +171,29 @@ def figure_block(uri: str, stem: str, caption, *, anchor: str | None = None) -> 
     """A ``<figure>`` with the image and its two-line caption, or a visible "no caption" note."""
     ident = f' id="{esc(anchor)}"' if anchor else ""
     if caption is None:
-        text = (f'<span class="nocaption">No caption for figure "{esc(stem)}"</span> '
-                "(add one to <code>analysis.report.captions</code>).")
+        text = (
+            f'<span class="nocaption">No caption for figure "{esc(stem)}"</span> '
+            "(add one to <code>analysis.report.captions</code>)."
+        )
     else:
         text = f"<b>{esc(caption.title)}</b>{esc(caption.what)}<br>{esc(caption.how)}"
-    return (f'<figure{ident}><img src="{uri}" alt="{esc(stem)}">'
-            f"<figcaption>{text}<br><span class=\"sub\">{esc(stem)}</span></figcaption></figure>")
+    return (
+        f'<figure{ident}><img src="{uri}" alt="{esc(stem)}">'
+        f'<figcaption>{text}<br><span class="sub">{esc(stem)}</span></figcaption></figure>'
+    )
 
 
-def page(title: str, subtitle: str, nav: Sequence[tuple[str, str]], body: str, *,
-         script: bool = False) -> str:
+def page(
+    title: str, subtitle: str, nav: Sequence[tuple[str, str]], body: str, *, script: bool = False
+) -> str:
     """A complete HTML document; ``nav`` holds ``(anchor, label)`` pairs."""
     links = "\n".join(f'<a href="#{esc(a)}">{esc(label)}</a>' for a, label in nav)
     js = f"<script>{_SORT_SCRIPT}</script>" if script else ""
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            '<link rel="icon" href="data:,">'
-            f"<title>{esc(title)}</title><style>{_STYLE}</style></head>\n<body><main>"
-            f"<h1>{esc(title)}</h1><p class=\"sub\">{subtitle}</p>"
-            f"<nav>{links}</nav>\n{body}\n</main>{js}</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="icon" href="data:,">'
+        f"<title>{esc(title)}</title><style>{_STYLE}</style></head>\n<body><main>"
+        f'<h1>{esc(title)}</h1><p class="sub">{subtitle}</p>'
+        f"<nav>{links}</nav>\n{body}\n</main>{js}</body></html>\n"
+    )

@@ -41,8 +41,9 @@ def _is_scalar(value: Any) -> bool:
 
 
 def _is_inline(value: Any) -> bool:
-    return _is_scalar(value) or (isinstance(value, list) and len(value) <= SHORT_LIST
-                                 and all(_is_scalar(v) for v in value))
+    return _is_scalar(value) or (
+        isinstance(value, list) and len(value) <= SHORT_LIST and all(_is_scalar(v) for v in value)
+    )
 
 
 def _int_like(key: Any) -> bool:
@@ -69,8 +70,10 @@ def _is_column_map(value: Any) -> bool:
     """Columns of one table: >= 2 lists of scalars of one length >= 2 (e.g. one per statistic)."""
     if not isinstance(value, Mapping) or len(value) < 2:
         return False
-    lengths = {len(v) if isinstance(v, list) and all(_is_scalar(x) for x in v) else -1
-               for v in value.values()}
+    lengths = {
+        len(v) if isinstance(v, list) and all(_is_scalar(x) for x in v) else -1
+        for v in value.values()
+    }
     return len(lengths) == 1 and 2 <= min(lengths) <= MAX_ROWS
 
 
@@ -78,9 +81,11 @@ def _column_table(title: str, columns: Mapping, labels: list | None) -> Table:
     length = len(next(iter(columns.values())))
     label, keys = ("set size", labels) if labels and len(labels) == length else ("row", None)
     keys = keys or list(range(length))
-    return Table(title=title, headers=[label, *map(str, columns)],
-                 rows=[[key, *(column[i] for column in columns.values())]
-                       for i, key in enumerate(keys)])
+    return Table(
+        title=title,
+        headers=[label, *map(str, columns)],
+        rows=[[key, *(column[i] for column in columns.values())] for i, key in enumerate(keys)],
+    )
 
 
 def _describe(value: Any) -> str:
@@ -91,8 +96,9 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
-def _flatten(record: Mapping, prefix: str, out: dict[str, Any], omitted: list[str],
-             where: str, depth: int) -> None:
+def _flatten(
+    record: Mapping, prefix: str, out: dict[str, Any], omitted: list[str], where: str, depth: int
+) -> None:
     for key, value in record.items():
         name = f"{prefix}{key}"
         if _is_inline(value):
@@ -126,11 +132,13 @@ def _record_tables(title: str, records: Mapping, omitted: list[str]) -> list[Tab
     label = title.rsplit(".", 1)[-1]
     for group, rows in groups.items():
         columns = list(dict.fromkeys(c for row in rows.values() for c in row))
-        tables.append(Table(
-            title=f"{title} ({group})" if group else title,
-            headers=[label, *columns],
-            rows=[[key, *(row.get(c) for c in columns)] for key, row in rows.items()],
-        ))
+        tables.append(
+            Table(
+                title=f"{title} ({group})" if group else title,
+                headers=[label, *columns],
+                rows=[[key, *(row.get(c) for c in columns)] for key, row in rows.items()],
+            )
+        )
     return tables
 
 

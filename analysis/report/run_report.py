@@ -25,12 +25,18 @@ from analysis.report.captions import caption_for, caption_order
 from analysis.viz.human import figure_set_size
 from vwm_agents.training.rundir import atomic_write_text, read_history
 
-__all__ = ["ReportError", "SetSizeCurve", "set_size_curve", "write_report",
-           "REPORT_FILE", "IMAGE_SUFFIXES", "sections"]
+__all__ = [
+    "ReportError",
+    "SetSizeCurve",
+    "set_size_curve",
+    "write_report",
+    "REPORT_FILE",
+    "IMAGE_SUFFIXES",
+    "sections",
+]
 
 REPORT_FILE = "report.html"
 IMAGE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg")
-
 
 
 def sections() -> dict[str, tuple[str, tuple[str, ...]]]:
@@ -68,23 +74,32 @@ class SetSizeCurve:
     model_se: list[float | None] = field(default_factory=list)
 
 
-def _model_mae(run_dir: Path, metrics: Mapping | None
-               ) -> tuple[dict[int, float], dict[int, float], str]:
+def _model_mae(
+    run_dir: Path, metrics: Mapping | None
+) -> tuple[dict[int, float], dict[int, float], str]:
     """MAE per set size and its bootstrap SE: the errors analysis (more trials) if run, else
     metrics.json (no SE)."""
     errors_path = run_dir / "analysis" / "errors.json"
     if errors_path.is_file():
         data = _read_json(errors_path)
         per_size = data.get("per_set_size", data) if isinstance(data, Mapping) else {}
-        rows = {int(n): row for n, row in per_size.items()
-                if str(n).isdigit() and isinstance(row, Mapping) and row.get("mae") is not None}
+        rows = {
+            int(n): row
+            for n, row in per_size.items()
+            if str(n).isdigit() and isinstance(row, Mapping) and row.get("mae") is not None
+        }
         if rows:
-            return ({n: row["mae"] for n, row in rows.items()},
-                    {n: row["se"]["mae"] for n, row in rows.items() if "se" in row},
-                    "errors analysis (analysis/errors.json)")
+            return (
+                {n: row["mae"] for n, row in rows.items()},
+                {n: row["se"]["mae"] for n, row in rows.items() if "se" in row},
+                "errors analysis (analysis/errors.json)",
+            )
     per_size = (metrics or {}).get("per_set_size") or {}
-    values = {int(n): row["error"] for n, row in per_size.items()
-              if isinstance(row, Mapping) and row.get("error") is not None}
+    values = {
+        int(n): row["error"]
+        for n, row in per_size.items()
+        if isinstance(row, Mapping) and row.get("error") is not None
+    }
     return values, {}, "test batch (metrics.json)"
 
 
@@ -104,9 +119,15 @@ def set_size_curve(run_dir: str | Path) -> SetSizeCurve | None:
     except Exception:  # noqa: BLE001 - the report still shows the model's curve
         human, ses, human_source = {}, {}, None
     sizes = sorted(set(model) | set(human))
-    return SetSizeCurve(sizes, [model.get(n) for n in sizes], source,
-                        [human.get(n) for n in sizes], [ses.get(n) for n in sizes], human_source,
-                        [model_se.get(n) for n in sizes])
+    return SetSizeCurve(
+        sizes,
+        [model.get(n) for n in sizes],
+        source,
+        [human.get(n) for n in sizes],
+        [ses.get(n) for n in sizes],
+        human_source,
+        [model_se.get(n) for n in sizes],
+    )
 
 
 def _tables_html(tables: list[Table]) -> str:
@@ -121,10 +142,12 @@ def _json_section(path: Path) -> str:
     summary = summarise(_read_json(path), path.stem)
     html = _tables_html(summary.tables)
     if summary.omitted:
-        html += (f'<p class="sub">Not tabulated (see <code>analysis/{H.esc(path.name)}</code>): '
-                 + H.esc("; ".join(summary.omitted[:30]))
-                 + (f"; and {len(summary.omitted) - 30} more" if len(summary.omitted) > 30 else "")
-                 + "</p>")
+        html += (
+            f'<p class="sub">Not tabulated (see <code>analysis/{H.esc(path.name)}</code>): '
+            + H.esc("; ".join(summary.omitted[:30]))
+            + (f"; and {len(summary.omitted) - 30} more" if len(summary.omitted) > 30 else "")
+            + "</p>"
+        )
     return html
 
 
@@ -148,11 +171,19 @@ def _as_used(key: str, value: Any, used: Mapping[str, Any]) -> Any:
         return value
     from analysis.registry import ANALYSES
 
-    common = [name for name, row in ANALYSES.items()
-              if row.trials_default and "trials" not in row.settings]
-    actual = sorted({used[name]["n_trials"] for name in common
-                     if isinstance(used.get(name), Mapping) and "n_trials" in used[name]}
-                    - {value})
+    common = [
+        name
+        for name, row in ANALYSES.items()
+        if row.trials_default and "trials" not in row.settings
+    ]
+    actual = sorted(
+        {
+            used[name]["n_trials"]
+            for name in common
+            if isinstance(used.get(name), Mapping) and "n_trials" in used[name]
+        }
+        - {value}
+    )
     return value if not actual else f"{value} in config.yaml; used: {', '.join(map(str, actual))}"
 
 
@@ -167,20 +198,31 @@ def _config_section(run_dir: Path) -> str:
     used = _settings_used(run_dir)
     parts = ['<div class="grid">']
     for section, values in config.items():
-        rows = ([[key, value] for key, value in values.items()] if isinstance(values, Mapping)
-                else [[section, values]])
+        rows = (
+            [[key, value] for key, value in values.items()]
+            if isinstance(values, Mapping)
+            else [[section, values]]
+        )
         if section == "analysis" and used:
             rows = [[key, _as_used(key, value, used)] for key, value in rows]
         parts.append(f"<div><h4>{H.esc(section)}</h4>{H.table(['key', 'value'], rows)}</div>")
     parts.append("</div>")
     if used:
-        rows = [[name, ", ".join(f"{'trials' if k == 'n_trials' else k}={v}"
-                                 for k, v in values.items())]
-                for name, values in used.items() if isinstance(values, Mapping)]
-        parts.append("<h4>analysis settings as used (overrides included)</h4>"
-                     + H.table(["analysis", "settings"], rows))
-    parts.append(f"<details><summary>config.yaml</summary><pre>{H.esc(path.read_text())}</pre>"
-                 "</details>")
+        rows = [
+            [
+                name,
+                ", ".join(f"{'trials' if k == 'n_trials' else k}={v}" for k, v in values.items()),
+            ]
+            for name, values in used.items()
+            if isinstance(values, Mapping)
+        ]
+        parts.append(
+            "<h4>analysis settings as used (overrides included)</h4>"
+            + H.table(["analysis", "settings"], rows)
+        )
+    parts.append(
+        f"<details><summary>config.yaml</summary><pre>{H.esc(path.read_text())}</pre></details>"
+    )
     return "\n".join(parts)
 
 
@@ -220,13 +262,15 @@ def _set_size_section(run_dir: Path) -> str | None:
     stem = "set_size_vs_people"
     html = H.figure_block(H.figure_data_uri(figure_set_size(curve)), stem, caption_for(stem))
     rows = []
-    for n, model, human, se in zip(curve.set_sizes, curve.model, curve.human, curve.human_se,
-                                   strict=True):
+    for n, model, human, se in zip(
+        curve.set_sizes, curve.model, curve.human, curve.human_se, strict=True
+    ):
         rows.append([n, model, human, se])
     for row, ratio in zip(rows, model_human_ratio(curve.model, curve.human), strict=True):
         row.append(ratio)
-    html += H.table(["set size", "model MAE (rad)", "people MAE (rad)", "people SE",
-                     "model / people"], rows)
+    html += H.table(
+        ["set size", "model MAE (rad)", "people MAE (rad)", "people SE", "model / people"], rows
+    )
     html += f'<p class="sub">Model: {H.esc(curve.model_source)}.'
     if curve.human_source:
         html += f" People: {H.esc(curve.human_source)}."
@@ -251,8 +295,11 @@ def _section_of(stem: str, sections: Mapping[str, tuple[str, tuple[str, ...]]]) 
 def _analysis_sections(run_dir: Path) -> list[tuple[str, str, str]]:
     """``(anchor, title, html)`` of each analysis, then of figures of no analysis."""
     folder = run_dir / "analysis"
-    jsons = (sorted(p for p in folder.glob("*.json") if p.name != SETTINGS_USED)
-             if folder.is_dir() else [])
+    jsons = (
+        sorted(p for p in folder.glob("*.json") if p.name != SETTINGS_USED)
+        if folder.is_dir()
+        else []
+    )
     stems = [p.stem for p in jsons]
     known = sections()
     found = {k: v for k, v in known.items() if k in stems}
@@ -269,15 +316,19 @@ def _analysis_sections(run_dir: Path) -> list[tuple[str, str, str]]:
             result = _read_json(folder / f"{key}.json")
         except ReportError:
             result = None
-        parts = [H.figure_block(H.png_data_uri(p), p.stem, caption_for(p.stem, result),
-                                anchor=f"fig-{p.stem}")
-                 for p in sorted(figures.get(key, []), key=lambda p: caption_order(p.stem))]
+        parts = [
+            H.figure_block(
+                H.png_data_uri(p), p.stem, caption_for(p.stem, result), anchor=f"fig-{p.stem}"
+            )
+            for p in sorted(figures.get(key, []), key=lambda p: caption_order(p.stem))
+        ]
         parts.append(_json_section(folder / f"{key}.json"))
         out.append((f"sec-{key}", title, "\n".join(parts)))
     if figures.get(None):
-        parts = [H.figure_block(H.png_data_uri(p), p.stem, caption_for(p.stem),
-                                anchor=f"fig-{p.stem}")
-                 for p in sorted(figures[None], key=lambda p: caption_order(p.stem))]
+        parts = [
+            H.figure_block(H.png_data_uri(p), p.stem, caption_for(p.stem), anchor=f"fig-{p.stem}")
+            for p in sorted(figures[None], key=lambda p: caption_order(p.stem))
+        ]
         out.append(("sec-other", "Other figures", "\n".join(parts)))
     return out
 
@@ -296,14 +347,21 @@ def build_run_report(run_dir: Path) -> str:
     if not run_dir.is_dir():
         raise ReportError(f"{run_dir}: run directory not found")
     if not (run_dir / "config.yaml").is_file():
-        raise ReportError(f"{run_dir}: no config.yaml; not a run directory (nor a sweep folder "
-                          "with sweep_results.csv)")
+        raise ReportError(
+            f"{run_dir}: no config.yaml; not a run directory (nor a sweep folder "
+            "with sweep_results.csv)"
+        )
     metrics_path = run_dir / "metrics.json"
     metrics = _read_json(metrics_path) if metrics_path.is_file() else None
     sections: list[tuple[str, str, str]] = []
     if metrics is not None:
-        sections.append(("sec-metrics", "Final metrics",
-                         _tables_html(summarise(metrics, "metrics.json").tables)))
+        sections.append(
+            (
+                "sec-metrics",
+                "Final metrics",
+                _tables_html(summarise(metrics, "metrics.json").tables),
+            )
+        )
     members = _members(run_dir)
     if members:
         rows = [[H.Link(m.name, f"{m.name}/{REPORT_FILE}")] for m in members]
@@ -315,23 +373,30 @@ def build_run_report(run_dir: Path) -> str:
         sections.append(("sec-setsize", "Set size: model against people", set_size))
     analyses = _analysis_sections(run_dir)
     if not analyses:
-        sections.append(("sec-analyses", "Analyses",
-                         '<p class="sub">No analysis results yet: run '
-                         f"<code>python -m analysis {H.esc(run_dir)}</code>.</p>"))
+        sections.append(
+            (
+                "sec-analyses",
+                "Analyses",
+                '<p class="sub">No analysis results yet: run '
+                f"<code>python -m analysis {H.esc(run_dir)}</code>.</p>",
+            )
+        )
     sections.extend(analyses)
-    body = "\n".join(f'<section id="{a}"><h2>{H.esc(t)}</h2>\n{html}</section>'
-                     for a, t, html in sections)
+    body = "\n".join(
+        f'<section id="{a}"><h2>{H.esc(t)}</h2>\n{html}</section>' for a, t, html in sections
+    )
     subtitle = _subtitle(run_dir, metrics)
-    return H.page(f"Run {run_dir.resolve().name}", subtitle, [(a, t) for a, t, _ in sections],
-                  body)
+    return H.page(f"Run {run_dir.resolve().name}", subtitle, [(a, t) for a, t, _ in sections], body)
 
 
 def _subtitle(run_dir: Path, metrics: Mapping | None) -> str:
     parts = [f"<code>{H.esc(run_dir)}</code>"]
     if metrics:
         if metrics.get("iteration") is not None:
-            parts.append(f"{H.esc(metrics.get('checkpoint', ''))} checkpoint at iteration "
-                         f"{H.esc(metrics['iteration'])}")
+            parts.append(
+                f"{H.esc(metrics.get('checkpoint', ''))} checkpoint at iteration "
+                f"{H.esc(metrics['iteration'])}"
+            )
         error = metrics.get("error")
         if isinstance(error, (int, float)) and math.isfinite(error):
             parts.append(f"error {H.fmt(float(error))}")

@@ -94,24 +94,44 @@ def build_sweep_report(sweep_dir: Path, *, trial_reports: bool = True) -> str:
             cells.append(value)
         table_rows.append(cells)
     ok = sum(1 for row in rows if row.get("status") == "ok")
-    sections = [(
-        "sec-results", "Results",
-        f"<p>{len(rows)} trials, {ok} finished; {linked} with a report (click a trial). "
-        "Click a column header to sort.</p>"
-        f'<div style="overflow-x:auto">{H.table(shown, table_rows, sortable=True)}</div>',
-    )]
-    images = sorted((p for p in sweep_dir.iterdir()
-                     if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: caption_order(p.stem))
+    sections = [
+        (
+            "sec-results",
+            "Results",
+            f"<p>{len(rows)} trials, {ok} finished; {linked} with a report (click a trial). "
+            "Click a column header to sort.</p>"
+            f'<div style="overflow-x:auto">{H.table(shown, table_rows, sortable=True)}</div>',
+        )
+    ]
+    images = sorted(
+        (p for p in sweep_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+        key=lambda p: caption_order(p.stem),
+    )
     if images:
-        sections.append(("sec-figures", "Figures", "\n".join(
-            H.figure_block(H.png_data_uri(p), p.stem, caption_for(p.stem), anchor=f"fig-{p.stem}")
-            for p in images)))
-    body = "\n".join(f'<section id="{a}"><h2>{H.esc(t)}</h2>\n{html}</section>'
-                     for a, t, html in sections)
+        sections.append(
+            (
+                "sec-figures",
+                "Figures",
+                "\n".join(
+                    H.figure_block(
+                        H.png_data_uri(p), p.stem, caption_for(p.stem), anchor=f"fig-{p.stem}"
+                    )
+                    for p in images
+                ),
+            )
+        )
+    body = "\n".join(
+        f'<section id="{a}"><h2>{H.esc(t)}</h2>\n{html}</section>' for a, t, html in sections
+    )
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     subtitle = f"<code>{H.esc(sweep_dir)}</code> · report written {stamp}"
-    return H.page(f"Sweep {sweep_dir.resolve().name}", subtitle, [(a, t) for a, t, _ in sections],
-                  body, script=True)
+    return H.page(
+        f"Sweep {sweep_dir.resolve().name}",
+        subtitle,
+        [(a, t) for a, t, _ in sections],
+        body,
+        script=True,
+    )
 
 
 def write_sweep_report(sweep_dir: str | Path, *, trial_reports: bool = True) -> Path:

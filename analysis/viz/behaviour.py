@@ -35,7 +35,6 @@ __all__ = [
 ]
 
 
-
 def _grid(n_panels: int, width: float = 2.6, height: float = 2.2) -> tuple[Figure, np.ndarray]:
     cols = min(n_panels, 4)
     rows = int(np.ceil(n_panels / cols))
@@ -100,8 +99,9 @@ def figure_error_statistics(statistics: ErrorStatistics) -> Figure:
     axes = fig.subplots(1, len(ERROR_STATISTIC_PANELS))
     n = np.array(statistics.set_sizes)
     for ax, (name, label) in zip(axes, ERROR_STATISTIC_PANELS.items(), strict=True):
-        _with_se(ax, n, statistics.column(name), statistics.se_column(name), fmt="o-",
-                 color="tab:blue")
+        _with_se(
+            ax, n, statistics.column(name), statistics.se_column(name), fmt="o-", color="tab:blue"
+        )
         _set_size_axis(ax)
         ax.set_ylabel(label)
     axes[2].axhline(0.0, color="0.5", ls=":", lw=0.8)
@@ -114,17 +114,27 @@ def figure_mixture_parameters(result: MixtureResult) -> Figure:
     n = np.array(result.set_sizes)
     fig = Figure(figsize=(8, 3), layout="constrained")
     ax_rate, ax_sd = fig.subplots(1, 2)
-    rates = [("vm_uniform", "p_guess", "o-", "VM+U guess"),
-             ("gauss_uniform", "p_guess", "^-", "Gauss+U guess"),
-             ("swap", "p_guess", "s-", "swap model: guess"),
-             ("swap", "p_nontarget", "d-", "swap model: swap")]
-    sds = [("vm_uniform", "sd", "o-", "VM+U (circular SD)"),
-           ("gauss_uniform", "sigma", "^-", "Gauss+U sigma"),
-           ("swap", "sd", "s-", "swap model (circular SD)")]
+    rates = [
+        ("vm_uniform", "p_guess", "o-", "VM+U guess"),
+        ("gauss_uniform", "p_guess", "^-", "Gauss+U guess"),
+        ("swap", "p_guess", "s-", "swap model: guess"),
+        ("swap", "p_nontarget", "d-", "swap model: swap"),
+    ]
+    sds = [
+        ("vm_uniform", "sd", "o-", "VM+U (circular SD)"),
+        ("gauss_uniform", "sigma", "^-", "Gauss+U sigma"),
+        ("swap", "sd", "s-", "swap model (circular SD)"),
+    ]
     for ax, series in ((ax_rate, rates), (ax_sd, sds)):
         for model, parameter, fmt, label in series:
-            _with_se(ax, n, result.column(model, parameter),
-                     result.se_column(model, parameter), fmt=fmt, label=label)
+            _with_se(
+                ax,
+                n,
+                result.column(model, parameter),
+                result.se_column(model, parameter),
+                fmt=fmt,
+                label=label,
+            )
         _set_size_axis(ax)
         ax.legend(fontsize=7)
     ax_rate.set_ylabel("mixture weight (probability)")
@@ -145,8 +155,14 @@ def figure_mixture_densities(result: MixtureResult, bins: int = 60) -> Figure:
             density, _ = np.histogram(result.errors[result.set_size == n], edges, density=True)
             _densities_panel(ax, edges, density, f"set size {n} ({fits.n_trials} errors)")
         ax.plot(grid, fits.vm_uniform.pdf(grid), color="tab:red", lw=1.2, label="VM + U")
-        ax.plot(grid, fits.gauss_uniform.pdf(grid), color="tab:green", lw=1.0, ls="--",
-                label="Gauss + U")
+        ax.plot(
+            grid,
+            fits.gauss_uniform.pdf(grid),
+            color="tab:green",
+            lw=1.0,
+            ls="--",
+            label="Gauss + U",
+        )
     axes[0].legend(fontsize=7)
     fig.suptitle("Mixture fits")
     return fig
@@ -182,16 +198,19 @@ def figure_performance(result: PerformanceResult) -> Figure:
 def plot_errors(result: ErrorsResult, out_dir: Path) -> list[Path]:
     """``error_hist.png`` and ``error_statistics.png``."""
     out_dir = Path(out_dir)
-    return [save_figure(figure_error_histograms(result), out_dir / "error_hist.png"),
-            save_figure(figure_error_statistics(result.statistics),
-                        out_dir / "error_statistics.png")]
+    return [
+        save_figure(figure_error_histograms(result), out_dir / "error_hist.png"),
+        save_figure(figure_error_statistics(result.statistics), out_dir / "error_statistics.png"),
+    ]
 
 
 def plot_mixture(result: MixtureResult, out_dir: Path) -> list[Path]:
     """``mixture_parameters.png`` and ``mixture_fits.png``."""
     out_dir = Path(out_dir)
-    return [save_figure(figure_mixture_parameters(result), out_dir / "mixture_parameters.png"),
-            save_figure(figure_mixture_densities(result), out_dir / "mixture_fits.png")]
+    return [
+        save_figure(figure_mixture_parameters(result), out_dir / "mixture_parameters.png"),
+        save_figure(figure_mixture_densities(result), out_dir / "mixture_fits.png"),
+    ]
 
 
 def plot_performance(result: PerformanceResult, out_dir: Path) -> list[Path]:

@@ -27,7 +27,12 @@ __all__ = [
     "plot_fixed_points",
 ]
 
-VWM_EPOCH_COLOURS = {"init": "0.6", "stimulus": "goldenrod", "delay": "seagreen", "decode": "royalblue"}
+VWM_EPOCH_COLOURS = {
+    "init": "0.6",
+    "stimulus": "goldenrod",
+    "delay": "seagreen",
+    "decode": "royalblue",
+}
 """The reference's colours: stimulus gold, delay green, decode blue."""
 
 
@@ -37,10 +42,15 @@ def epoch_colours(epochs) -> dict[str, object]:
 
     cycle = colormaps["tab10"].colors
     others = [name for name in epochs if name not in VWM_EPOCH_COLOURS]
-    return {name: VWM_EPOCH_COLOURS.get(name) or cycle[others.index(name) % len(cycle)] for name in epochs}
+    return {
+        name: VWM_EPOCH_COLOURS.get(name) or cycle[others.index(name) % len(cycle)]
+        for name in epochs
+    }
 
 
-def draw_trajectories(ax, projection: np.ndarray, epochs: dict[str, np.ndarray], dims=(0, 1)) -> None:
+def draw_trajectories(
+    ax, projection: np.ndarray, epochs: dict[str, np.ndarray], dims=(0, 1)
+) -> None:
     """Each trial's steps of each epoch as one line (from the epoch's previous step, so the
     pieces join), coloured by epoch; the line's gid is ``"<epoch>:<trial>"``."""
     colours = epoch_colours(epochs)
@@ -51,7 +61,9 @@ def draw_trajectories(ax, projection: np.ndarray, epochs: dict[str, np.ndarray],
             if end <= start:
                 continue
             segment = projection[trial, max(start - 1, 0) : end]
-            ax.plot(segment[:, i], segment[:, j], color=colours[name], lw=0.7, gid=f"{name}:{trial}")
+            ax.plot(
+                segment[:, i], segment[:, j], color=colours[name], lw=0.7, gid=f"{name}:{trial}"
+            )
     ax.set_xlabel(f"PC{i + 1}")
     ax.set_ylabel(f"PC{j + 1}")
 
@@ -77,8 +89,11 @@ def figure_trajectories(result) -> Figure:
     _epoch_legend(axes[0], result.epochs)
     ratio = ", ".join(f"{v:.0%}" for v in result.explained_variance_ratio)
     shown = result.projection.shape[0]
-    fig.suptitle(f"{result.task}: {shown} of {result.n_trials} trials shown in PC space (PCA of all "
-                 f"{result.n_trials}; variance {ratio})", fontsize=10)
+    fig.suptitle(
+        f"{result.task}: {shown} of {result.n_trials} trials shown in PC space (PCA of all "
+        f"{result.n_trials}; variance {ratio})",
+        fontsize=10,
+    )
     return fig
 
 
@@ -96,16 +111,26 @@ def _scatter_points(ax, result, dims) -> list:
     stable = result.stable
     handles = []  # only series that are drawn
     if result.n_points:
-        ax.scatter(views.points[stable, i], views.points[stable, j], c="k", s=30, zorder=3,
-                   gid="stable")
-        ax.scatter(views.points[~stable, i], views.points[~stable, j], c="r", marker="x", s=30,
-                   zorder=3, gid="unstable")
+        ax.scatter(
+            views.points[stable, i], views.points[stable, j], c="k", s=30, zorder=3, gid="stable"
+        )
+        ax.scatter(
+            views.points[~stable, i],
+            views.points[~stable, j],
+            c="r",
+            marker="x",
+            s=30,
+            zorder=3,
+            gid="unstable",
+        )
     if stable.any():
-        handles.append(Line2D([], [], color="k", marker="o", ls="",
-                              label=f"stable ({int(stable.sum())})"))
+        handles.append(
+            Line2D([], [], color="k", marker="o", ls="", label=f"stable ({int(stable.sum())})")
+        )
     if (~stable).any():
-        handles.append(Line2D([], [], color="r", marker="x", ls="",
-                              label=f"unstable ({int((~stable).sum())})"))
+        handles.append(
+            Line2D([], [], color="r", marker="x", ls="", label=f"unstable ({int((~stable).sum())})")
+        )
     return handles
 
 
@@ -121,8 +146,9 @@ def figure_fixed_points_pca(result) -> Figure:
         draw_trajectories(ax, projection, views.epochs, dims)
         handles = _scatter_points(ax, result, dims)
     _epoch_legend(axes[0], views.epochs, handles)
-    fig.suptitle(f"trajectories and fixed points ({_count(result.n_points, 'point')}, from "
-                 f"{result.epoch})")
+    fig.suptitle(
+        f"trajectories and fixed points ({_count(result.n_points, 'point')}, from {result.epoch})"
+    )
     return fig
 
 
@@ -137,21 +163,53 @@ def figure_fixed_points_decoded(result) -> Figure:
     left, right = fig.subplots(1, 2)
     angle_kind = views.decoded_kind == "angle"
     # classes: one tab10 colour per integer (classes >= 10 wrap around)
-    norm_kw = ({"cmap": hsv, "vmin": -np.pi, "vmax": np.pi} if angle_kind
-               else {"cmap": "tab10", "vmin": -0.5, "vmax": 9.5})
+    norm_kw = (
+        {"cmap": hsv, "vmin": -np.pi, "vmax": np.pi}
+        if angle_kind
+        else {"cmap": "tab10", "vmin": -0.5, "vmax": 9.5}
+    )
     if views.trial_label is not None:
-        left.scatter(views.trial_ends[:, 0], views.trial_ends[:, 1], c=views.trial_label, marker="^",
-                     s=25, alpha=0.6, gid="trial_ends", **({"cmap": hsv, "vmin": -np.pi, "vmax": np.pi}))
+        left.scatter(
+            views.trial_ends[:, 0],
+            views.trial_ends[:, 1],
+            c=views.trial_label,
+            marker="^",
+            s=25,
+            alpha=0.6,
+            gid="trial_ends",
+            **({"cmap": hsv, "vmin": -np.pi, "vmax": np.pi}),
+        )
     elif views.trial_ends_decoded is not None and not angle_kind:
-        left.scatter(views.trial_ends[:, 0], views.trial_ends[:, 1], c=views.trial_ends_decoded % 10,
-                     marker="^", s=25, alpha=0.6, gid="trial_ends", **norm_kw)
+        left.scatter(
+            views.trial_ends[:, 0],
+            views.trial_ends[:, 1],
+            c=views.trial_ends_decoded % 10,
+            marker="^",
+            s=25,
+            alpha=0.6,
+            gid="trial_ends",
+            **norm_kw,
+        )
     else:
-        left.scatter(views.trial_ends[:, 0], views.trial_ends[:, 1], color="0.5", marker="^", s=25,
-                     gid="trial_ends")
+        left.scatter(
+            views.trial_ends[:, 0],
+            views.trial_ends[:, 1],
+            color="0.5",
+            marker="^",
+            s=25,
+            gid="trial_ends",
+        )
     if views.points_decoded is not None and result.n_points:
         colour = views.points_decoded if angle_kind else views.points_decoded % 10
-        image = left.scatter(views.points[:, 0], views.points[:, 1], c=colour, s=60,
-                             edgecolors="k", gid="points", **norm_kw)
+        image = left.scatter(
+            views.points[:, 0],
+            views.points[:, 1],
+            c=colour,
+            s=60,
+            edgecolors="k",
+            gid="points",
+            **norm_kw,
+        )
         fig.colorbar(image, ax=left, label="decoded " + views.decoded_kind)
     left.set_xlabel("PC1")
     left.set_ylabel("PC2")
@@ -159,11 +217,24 @@ def figure_fixed_points_decoded(result) -> Figure:
     circle = np.linspace(-np.pi, np.pi, 200)
     right.plot(np.cos(circle), np.sin(circle), color="0.8")
     if angle_kind and views.points_decoded is not None:
-        right.scatter(np.cos(views.points_decoded), np.sin(views.points_decoded),
-                      c=views.points_decoded, s=60, edgecolors="k", gid="points_on_circle", **norm_kw)
+        right.scatter(
+            np.cos(views.points_decoded),
+            np.sin(views.points_decoded),
+            c=views.points_decoded,
+            s=60,
+            edgecolors="k",
+            gid="points_on_circle",
+            **norm_kw,
+        )
         if views.trial_ends_decoded is not None:
-            right.scatter(0.8 * np.cos(views.trial_ends_decoded), 0.8 * np.sin(views.trial_ends_decoded),
-                          marker="^", s=20, color="0.4", gid="trial_ends_on_circle")
+            right.scatter(
+                0.8 * np.cos(views.trial_ends_decoded),
+                0.8 * np.sin(views.trial_ends_decoded),
+                marker="^",
+                s=20,
+                color="0.4",
+                gid="trial_ends_on_circle",
+            )
         right.set_title("decoded angle: fixed points (outer), trial ends (inner)", fontsize=9)
         right.set_xlabel("cos(decoded angle)")
         right.set_ylabel("sin(decoded angle)")
@@ -185,15 +256,34 @@ def figure_fixed_points_search(result) -> Figure:
     ax = fig.subplots()
     for start, end in zip(views.search_start, views.search_end, strict=True):
         ax.plot([start[0], end[0]], [start[1], end[1]], color="0.7", lw=0.6)
-    ax.scatter(views.search_start[:, 0], views.search_start[:, 1], s=10, color="0.6", gid="start",
-               label="start")
+    ax.scatter(
+        views.search_start[:, 0],
+        views.search_start[:, 1],
+        s=10,
+        color="0.6",
+        gid="start",
+        label="start",
+    )
     converged = np.ones(len(views.search_end), bool)
     if result.final_states is not None and result.q_final is not None:
         converged = result.q_final < result.tol_q
-    ax.scatter(views.search_end[converged, 0], views.search_end[converged, 1], s=14, color="k",
-               gid="end", label="end (converged)")
-    ax.scatter(views.search_end[~converged, 0], views.search_end[~converged, 1], s=14, color="r",
-               marker="x", gid="end_slow", label="end (slow point)")
+    ax.scatter(
+        views.search_end[converged, 0],
+        views.search_end[converged, 1],
+        s=14,
+        color="k",
+        gid="end",
+        label="end (converged)",
+    )
+    ax.scatter(
+        views.search_end[~converged, 0],
+        views.search_end[~converged, 1],
+        s=14,
+        color="r",
+        marker="x",
+        gid="end_slow",
+        label="end (slow point)",
+    )
     ax.set_xlabel("PC1")
     ax.set_ylabel("PC2")
     ax.set_title(f"{len(views.search_start)} searches: start -> end", fontsize=9)
@@ -238,5 +328,9 @@ def plot_fixed_points(result, out_dir: Path) -> list[Path]:
             save_figure(figure_fixed_points_decoded(result), out_dir / "fixed_points_decoded.png"),
             save_figure(figure_fixed_points_search(result), out_dir / "fixed_points_search.png"),
         ]
-    paths.append(save_figure(figure_fixed_points_eigenvalues(result), out_dir / "fixed_points_eigenvalues.png"))
+    paths.append(
+        save_figure(
+            figure_fixed_points_eigenvalues(result), out_dir / "fixed_points_eigenvalues.png"
+        )
+    )
     return paths

@@ -22,8 +22,14 @@ from analysis.viz.figures import save_figure
 if TYPE_CHECKING:
     from analysis.human.comparison import HumanComparison
 
-__all__ = ["PANELS", "draw_model_vs_people", "figure_set_size", "figure_human_comparison",
-           "figure_human_histograms", "plot_human"]
+__all__ = [
+    "PANELS",
+    "draw_model_vs_people",
+    "figure_set_size",
+    "figure_human_comparison",
+    "figure_human_histograms",
+    "plot_human",
+]
 
 PANELS: dict[str, str] = {
     "mae": "mean abs. error (rad)",
@@ -43,19 +49,39 @@ def _values(values) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], float)
 
 
-def draw_model_vs_people(ax, set_sizes, model, people, *, model_se=None, people_se=None,
-                         ylabel: str, people_label: str = "people (mean ± SE)") -> None:
+def draw_model_vs_people(
+    ax,
+    set_sizes,
+    model,
+    people,
+    *,
+    model_se=None,
+    people_se=None,
+    ylabel: str,
+    people_label: str = "people (mean ± SE)",
+) -> None:
     """The one drawing of a statistic of the model against people's, per set size: the model's
     points (``ax.lines[0]``), people's mean ± SE (``ax.containers[0]``) and, when known, the
     model's bootstrap SE (``ax.containers[1]``). ``None`` values are gaps."""
     n = np.asarray(set_sizes)
-    ax.plot(n, _values(model), "o-", color=_MODEL, label="model ± bootstrap SE"
-            if model_se is not None else "model")
-    ax.errorbar(n, _values(people), yerr=None if people_se is None else _values(people_se),
-                fmt="s--", color=_PEOPLE, capsize=2, label=people_label)
+    ax.plot(
+        n,
+        _values(model),
+        "o-",
+        color=_MODEL,
+        label="model ± bootstrap SE" if model_se is not None else "model",
+    )
+    ax.errorbar(
+        n,
+        _values(people),
+        yerr=None if people_se is None else _values(people_se),
+        fmt="s--",
+        color=_PEOPLE,
+        capsize=2,
+        label=people_label,
+    )
     if model_se is not None:
-        ax.errorbar(n, _values(model), yerr=_values(model_se), fmt="none", ecolor=_MODEL,
-                    capsize=2)
+        ax.errorbar(n, _values(model), yerr=_values(model_se), fmt="none", ecolor=_MODEL, capsize=2)
     ax.set_ylabel(ylabel, fontsize=9)
     ax.set_xlabel("set size")
     ax.set_xticks(n)
@@ -68,10 +94,15 @@ def figure_human_comparison(result: HumanComparison) -> Figure:
     axes = fig.subplots(2, 4).ravel()
     n = np.array(result.set_sizes)
     for ax, (name, label) in zip(axes, PANELS.items(), strict=False):
-        draw_model_vs_people(ax, n, result.model.get(name, [None] * n.size),
-                             result.human.get(name, [None] * n.size),
-                             model_se=result.model_se.get(name),
-                             people_se=result.human_se.get(name), ylabel=label)
+        draw_model_vs_people(
+            ax,
+            n,
+            result.model.get(name, [None] * n.size),
+            result.human.get(name, [None] * n.size),
+            model_se=result.model_se.get(name),
+            people_se=result.human_se.get(name),
+            ylabel=label,
+        )
     axes[0].legend(fontsize=7)
     ax = axes[len(PANELS)]
     if result.distance is not None:
@@ -79,8 +110,12 @@ def figure_human_comparison(result: HumanComparison) -> Figure:
         width = 0.27
         for j, name in enumerate(("mae", "guess_rate", "excess_kurtosis")):
             z = _values([row.get(name) for row in rows])
-            ax.bar(np.array([row["set_size"] for row in rows]) + (j - 1) * width, z, width,
-                   label=name.replace("_", " "))
+            ax.bar(
+                np.array([row["set_size"] for row in rows]) + (j - 1) * width,
+                z,
+                width,
+                label=name.replace("_", " "),
+            )
         ax.axhline(0, color="0.3", lw=0.8)
         for bound in (-2, 2):
             ax.axhline(bound, color="0.5", ls=":", lw=0.8)
@@ -105,15 +140,16 @@ def figure_human_histograms(result: HumanComparison) -> Figure:
     axes = np.atleast_1d(fig.subplots(rows, cols, sharex=True, squeeze=False).ravel())
     edges = np.asarray(result.histogram_edges, float)
     for ax, n in zip(axes, set_sizes, strict=False):
-        ax.stairs(result.human_density[n], edges, fill=True, alpha=0.35, color=_PEOPLE,
-                  label="people")
+        ax.stairs(
+            result.human_density[n], edges, fill=True, alpha=0.35, color=_PEOPLE, label="people"
+        )
         ax.stairs(result.model_density[n], edges, color=_MODEL, lw=1.5, label="model")
         ax.axhline(1 / (2 * np.pi), color="0.5", lw=0.8, ls=":")
         ax.set_title(f"set size {n}", fontsize=9)
         ax.set_xlim(-np.pi, np.pi)
         ax.set_xlabel("error (rad)", fontsize=8)
         ax.set_ylabel("density (1/rad)", fontsize=8)
-    for ax in axes[len(set_sizes):]:
+    for ax in axes[len(set_sizes) :]:
         ax.set_visible(False)
     axes[0].legend(fontsize=7)
     return fig
@@ -122,8 +158,10 @@ def figure_human_histograms(result: HumanComparison) -> Figure:
 def plot_human(result: HumanComparison, out_dir: Path) -> list[Path]:
     """``human_comparison.png`` and ``human_histograms.png``."""
     out_dir = Path(out_dir)
-    return [save_figure(figure_human_comparison(result), out_dir / "human_comparison.png"),
-            save_figure(figure_human_histograms(result), out_dir / "human_histograms.png")]
+    return [
+        save_figure(figure_human_comparison(result), out_dir / "human_comparison.png"),
+        save_figure(figure_human_histograms(result), out_dir / "human_histograms.png"),
+    ]
 
 
 def figure_set_size(curve) -> Figure:
@@ -133,11 +171,16 @@ def figure_set_size(curve) -> Figure:
     figure.subplots_adjust(left=0.14, right=0.97, bottom=0.14, top=0.9)
     ax = figure.subplots()
     model_se = getattr(curve, "model_se", None)
-    draw_model_vs_people(ax, curve.set_sizes, curve.model, curve.human,
-                         model_se=model_se if model_se and any(model_se) else None,
-                         people_se=[0.0 if se is None else se for se in curve.human_se],
-                         ylabel="mean absolute error (rad)",
-                         people_label="people (van den Berg et al. 2012, mean ± SE)")
+    draw_model_vs_people(
+        ax,
+        curve.set_sizes,
+        curve.model,
+        curve.human,
+        model_se=model_se if model_se and any(model_se) else None,
+        people_se=[0.0 if se is None else se for se in curve.human_se],
+        ylabel="mean absolute error (rad)",
+        people_label="people (van den Berg et al. 2012, mean ± SE)",
+    )
     ax.set_title("Recall error against set size")
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=8)

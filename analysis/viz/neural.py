@@ -39,7 +39,9 @@ __all__ = [
 DIVERGING = "RdBu_r"
 
 
-def confidence_ellipse(mean: np.ndarray, covariance: np.ndarray, level: float = 0.95, **kwargs) -> Ellipse:
+def confidence_ellipse(
+    mean: np.ndarray, covariance: np.ndarray, level: float = 0.95, **kwargs
+) -> Ellipse:
     """The ``level`` probability ellipse of a 2-D Gaussian (radius^2 = chi2(2) quantile)."""
     values, vectors = np.linalg.eigh(covariance)
     scale = np.sqrt(chi2.ppf(level, 2) * np.maximum(values, 0.0))
@@ -69,8 +71,12 @@ def _set_size_key(fig: Figure, axes, sizes, **legend) -> None:
 
     colours = ListedColormap(_set_size_colours(sizes))
     bounds = np.arange(len(sizes) + 1) - 0.5
-    bar = fig.colorbar(ScalarMappable(BoundaryNorm(bounds, colours.N), colours), ax=axes,
-                       ticks=np.arange(len(sizes)), shrink=0.8)
+    bar = fig.colorbar(
+        ScalarMappable(BoundaryNorm(bounds, colours.N), colours),
+        ax=axes,
+        ticks=np.arange(len(sizes)),
+        shrink=0.8,
+    )
     bar.ax.set_yticklabels([str(n) for n in sizes])
     bar.set_label("set size")
 
@@ -87,8 +93,9 @@ def figure_snr_points(result, averaged: bool) -> Figure:
         stats = result.stats[n]
         cov = stats.noise2_covariance if averaged else stats.noise1_covariance
         ax.scatter(pts[:2000, 0], pts[:2000, 1], s=2, color=colour, alpha=0.3)
-        ax.add_patch(confidence_ellipse(stats.signal, cov, edgecolor=colour, lw=1.5,
-                                        label=f"set size {n}"))
+        ax.add_patch(
+            confidence_ellipse(stats.signal, cov, edgecolor=colour, lw=1.5, label=f"set size {n}")
+        )
         ax.plot(*stats.signal, "x", color=colour)
     ax.axhline(0, color="0.8", lw=0.5)
     ax.axvline(0, color="0.8", lw=0.5)
@@ -97,8 +104,9 @@ def figure_snr_points(result, averaged: bool) -> Figure:
     ax.set_aspect("equal", "datalim")
     ax.set_xlabel("decoded point along the true orientation")
     ax.set_ylabel("decoded point orthogonal to it")
-    ax.set_title(("time-averaged" if averaged else "per-step") + " decoded points, 95% ellipses",
-                 fontsize=9)
+    ax.set_title(
+        ("time-averaged" if averaged else "per-step") + " decoded points, 95% ellipses", fontsize=9
+    )
     return fig
 
 
@@ -109,15 +117,22 @@ def figure_snr_vs_set_size(result) -> Figure:
     ax = fig.subplots()
     sizes = np.asarray(result.set_sizes)
     x = np.log10(sizes)
-    fits = (("snr1_db", 0, "per step", result.slope1_db_per_decade, result.slope1_ci),
-            ("snr2_db", 1, "time-averaged", result.slope2_db_per_decade, result.slope2_ci))
+    fits = (
+        ("snr1_db", 0, "per step", result.slope1_db_per_decade, result.slope1_ci),
+        ("snr2_db", 1, "time-averaged", result.slope2_db_per_decade, result.slope2_ci),
+    )
     for key, index, label, slope, ci in fits:
         db = np.array([getattr(result.stats[n], key) for n in sizes], float)
         db[~np.isfinite(db)] = np.nan
         se = np.array([result.db_se.get(n, (np.nan, np.nan))[index] for n in sizes], float)
-        bars = ax.errorbar(sizes, db, yerr=se, fmt="o", capsize=2,
-                           label=f"{label}: {slope:.1f} dB/decade "
-                                 f"[{ci[0]:.1f}, {ci[1]:.1f}]")
+        bars = ax.errorbar(
+            sizes,
+            db,
+            yerr=se,
+            fmt="o",
+            capsize=2,
+            label=f"{label}: {slope:.1f} dB/decade [{ci[0]:.1f}, {ci[1]:.1f}]",
+        )
         ok = np.isfinite(db)
         if ok.sum() >= 2 and np.all(np.isfinite(ci)):
             colour = bars.lines[0].get_color()
@@ -125,16 +140,21 @@ def figure_snr_vs_set_size(result) -> Figure:
             grid = np.linspace(x.min(), x.max(), 50)
             ax.plot(10**grid, y0 + slope * (grid - x0), color=colour, lw=1)
             low, high = (y0 + c * (grid - x0) for c in ci)
-            ax.fill_between(10**grid, np.minimum(low, high), np.maximum(low, high),
-                            color=colour, alpha=0.15, lw=0)
+            ax.fill_between(
+                10**grid,
+                np.minimum(low, high),
+                np.maximum(low, high),
+                color=colour,
+                alpha=0.15,
+                lw=0,
+            )
     ax.set_xscale("log")
     ax.set_xticks(sizes, [str(n) for n in sizes])
     ax.minorticks_off()
     ax.set_xlabel("set size")
     ax.set_ylabel("SNR (dB)")
     source = "" if result.noise_source == "agent" else f", input noise {result.input_noise:g} rad"
-    ax.set_title(f"SNR ± SE over {result.n_stimuli} stimuli; slope [95% CI]{source}",
-                 fontsize=9)
+    ax.set_title(f"SNR ± SE over {result.n_stimuli} stimuli; slope [95% CI]{source}", fontsize=9)
     ax.legend(fontsize=7)
     return fig
 
@@ -146,8 +166,11 @@ SIDE_VIEW_LABELS = {
 }
 
 
-SIDE_VIEW_UNITS = {"rate": "rate (Hz)", "recurrent_input": "input (a.u.)",
-                   "external_input": "input (a.u.)"}
+SIDE_VIEW_UNITS = {
+    "rate": "rate (Hz)",
+    "recurrent_input": "input (a.u.)",
+    "external_input": "input (a.u.)",
+}
 
 NO_SPREAD = 1e-9
 """An SD below this (relative to the mean's scale) is rounding error, not variability: a panel
@@ -155,23 +178,28 @@ whose SDs are all below it (the external input without input noise) is not drawn
 
 
 def _has_spread(views) -> bool:
-    scale = max((float(np.max(np.abs(v.mean))) for v in views.values() if np.size(v.mean)),
-                default=0.0) or 1.0
+    scale = (
+        max((float(np.max(np.abs(v.mean))) for v in views.values() if np.size(v.mean)), default=0.0)
+        or 1.0
+    )
     return any(np.size(v.sd) and float(np.max(v.sd)) > NO_SPREAD * scale for v in views.values())
 
 
 def figure_snr_side_views(result) -> Figure:
     """Per-neuron mean against trial-to-trial SD, one panel per quantity that varies across
     repeats, one colour per set size."""
-    names = [n for n in SIDE_VIEW_LABELS
-             if n in result.side_views and _has_spread(result.side_views[n])]
+    names = [
+        n for n in SIDE_VIEW_LABELS if n in result.side_views and _has_spread(result.side_views[n])
+    ]
     fig = Figure(figsize=(4.2 * len(names), 4))
     axes = np.atleast_1d(fig.subplots(1, len(names)))
     colours = _set_size_colours(result.set_sizes)
     for ax, name in zip(axes, names, strict=True):
         for colour, n in zip(colours, result.set_sizes, strict=True):
             view = result.side_views[name][n]
-            ax.scatter(view.mean, view.sd, s=8, color=colour, alpha=0.7, label=f"n={n}", gid=f"{name}:{n}")
+            ax.scatter(
+                view.mean, view.sd, s=8, color=colour, alpha=0.7, label=f"n={n}", gid=f"{name}:{n}"
+            )
         ax.set_xlabel(f"mean over repeats, {SIDE_VIEW_UNITS[name]}")
         ax.set_ylabel(f"SD across repeats, {SIDE_VIEW_UNITS[name]}")
         ax.set_title(SIDE_VIEW_LABELS[name], fontsize=9)
@@ -242,11 +270,25 @@ def figure_dn_summation(result) -> Figure:
     ax.add_patch(Rectangle((0, 0), 1, 1, color="tab:green", alpha=0.15, label="DN region"))
     for fits, colour, label in ((result.null, "0.6", "linear null"), (result.model, "k", "model")):
         sub = fits["baseline_subtracted"]
-        ax.scatter(sub["w1"], sub["w2"], s=10, color=colour, gid=label,
-                   label=f"{label}: w1 + w2 = {sub['w_sum_mean']:.2f} ± {sub['w_sum_se'] or 0:.2f}")
+        ax.scatter(
+            sub["w1"],
+            sub["w2"],
+            s=10,
+            color=colour,
+            gid=label,
+            label=f"{label}: w1 + w2 = {sub['w_sum_mean']:.2f} ± {sub['w_sum_se'] or 0:.2f}",
+        )
     raw = result.model["raw"]
-    ax.scatter(raw["w1"], raw["w2"], s=8, marker="x", color="tab:red", alpha=0.5, gid="model raw",
-               label=f"model, raw rates: {raw['w_sum_mean']:.2f}")
+    ax.scatter(
+        raw["w1"],
+        raw["w2"],
+        s=8,
+        marker="x",
+        color="tab:red",
+        alpha=0.5,
+        gid="model raw",
+        label=f"model, raw rates: {raw['w_sum_mean']:.2f}",
+    )
     ax.axline((0, 2), slope=-1, color="0.4", ls="--", lw=1, label="w1 + w2 = 2 (linear)")
     ax.plot([1], [1], "r+", ms=12)
     ax.set_xlabel("w1")
@@ -268,9 +310,17 @@ def figure_dn_load(result) -> Figure:
         return values / values[0] if values[0] else np.full_like(values, np.nan)
 
     left.plot(sizes, relative(result.mean_input), "o-", label="input B u", gid="input")
-    left.plot(sizes, relative(result.null_rate_stimulus), "s--", color="0.5", label="rate, linear null",
-              gid="null_rate")
-    left.plot(sizes, relative(result.rate_stimulus), "^-", color="k", label="rate, model", gid="rate")
+    left.plot(
+        sizes,
+        relative(result.null_rate_stimulus),
+        "s--",
+        color="0.5",
+        label="rate, linear null",
+        gid="null_rate",
+    )
+    left.plot(
+        sizes, relative(result.rate_stimulus), "^-", color="k", label="rate, model", gid="rate"
+    )
     left.set_xlabel("set size")
     left.set_ylabel("relative to set size 1")
     left.set_title("stimulus epoch, above the no-item baseline", fontsize=9)
@@ -284,8 +334,10 @@ def figure_dn_load(result) -> Figure:
 
 def plot_dn(result, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
-    return [save_figure(figure_dn_summation(result), out_dir / "dn_sublinearity.png"),
-            save_figure(figure_dn_load(result), out_dir / "dn_input_vs_rate.png")]
+    return [
+        save_figure(figure_dn_summation(result), out_dir / "dn_sublinearity.png"),
+        save_figure(figure_dn_load(result), out_dir / "dn_input_vs_rate.png"),
+    ]
 
 
 # --- selectivity -------------------------------------------------------------------------------
@@ -304,17 +356,30 @@ def figure_selectivity(result) -> Figure:
     x = np.arange(order.size)
     sel = selective[order]
     top.plot(x[sel], result.ipr[order][sel], "k.", label="IPR (selective)", gid="ipr")
-    top.plot(x[sel], result.chance_ipr[order][sel], ".", color="0.6", label="chance IPR", gid="chance_ipr")
+    top.plot(
+        x[sel],
+        result.chance_ipr[order][sel],
+        ".",
+        color="0.6",
+        label="chance IPR",
+        gid="chance_ipr",
+    )
     top.axhline(1.0 / k, color="0.6", ls=":")
     top.set_ylabel("IPR")
     top.set_xlabel("neurons (sorted by IPR)")
     top.legend(fontsize=7)
-    image = bottom.imshow(result.r_matrix[order].T, aspect="auto", cmap="magma", interpolation="nearest")
+    image = bottom.imshow(
+        result.r_matrix[order].T, aspect="auto", cmap="magma", interpolation="nearest"
+    )
     ys, xs = np.nonzero(result.selective[order].T)
-    bottom.scatter(xs, ys, s=4, color="c", marker="o", label="above chance (95%)", gid="significant")
+    bottom.scatter(
+        xs, ys, s=4, color="c", marker="o", label="above chance (95%)", gid="significant"
+    )
     n_silent = 0 if result.silent is None else int(result.silent.sum())
-    bottom.set_xlabel(f"neurons (sorted by IPR; {int(selective.sum())} selective, {n_silent} "
-                      f"silent of {order.size})")
+    bottom.set_xlabel(
+        f"neurons (sorted by IPR; {int(selective.sum())} selective, {n_silent} "
+        f"silent of {order.size})"
+    )
     bottom.set_ylabel("slot")
     bottom.legend(fontsize=7, loc="upper left")
     fig.colorbar(image, ax=[top, bottom], label="vector strength R")
@@ -329,22 +394,34 @@ def figure_selectivity_ipr(result) -> Figure:
     ax = fig.subplots()
     bins = np.linspace(0, 1, 21)
     ax.hist(result.chance_ipr[selective], bins=bins, color="0.75", label="chance (shuffled)")
-    ax.hist(result.ipr[selective], bins=bins, histtype="step", color="k", lw=1.5, label="selective neurons")
+    ax.hist(
+        result.ipr[selective],
+        bins=bins,
+        histtype="step",
+        color="k",
+        lw=1.5,
+        label="selective neurons",
+    )
     ax.axvline(1.0 / k, color="r", ls=":", label="1/K (single slot)")
     ax.set_xlabel("IPR")
     ax.set_ylabel("neurons")
     ax.legend(fontsize=8)
     effect = result.ipr_against_chance()
     if effect["se"] is not None:
-        ax.set_title(f"IPR - chance: {effect['mean']:.2f} ± {effect['se']:.2f} (SE), "
-                     f"d_z {effect['effect_size_dz']:.2f}, {effect['n']} neurons", fontsize=9)
+        ax.set_title(
+            f"IPR - chance: {effect['mean']:.2f} ± {effect['se']:.2f} (SE), "
+            f"d_z {effect['effect_size_dz']:.2f}, {effect['n']} neurons",
+            fontsize=9,
+        )
     return fig
 
 
 def plot_selectivity(result, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
-    return [save_figure(figure_selectivity(result), out_dir / "selectivity_R_with_IPR.png"),
-            save_figure(figure_selectivity_ipr(result), out_dir / "selectivity_ipr_hist.png")]
+    return [
+        save_figure(figure_selectivity(result), out_dir / "selectivity_R_with_IPR.png"),
+        save_figure(figure_selectivity_ipr(result), out_dir / "selectivity_ipr_hist.png"),
+    ]
 
 
 # --- weights -----------------------------------------------------------------------------------
@@ -352,29 +429,53 @@ def figure_weights(result) -> Figure:
     """Each matrix in a diverging colour map centred at 0; E and I blocks of neuron axes marked."""
     names = list(result.matrices)
     widths = [max(result.matrices[n].shape[1], 4) for n in names]
-    fig = Figure(figsize=(min(3 + 0.04 * sum(widths) + 2 * len(names), 12.0), 4.5),
-                 layout="constrained")
+    fig = Figure(
+        figsize=(min(3 + 0.04 * sum(widths) + 2 * len(names), 12.0), 4.5), layout="constrained"
+    )
     axes = np.atleast_1d(fig.subplots(1, len(names), gridspec_kw={"width_ratios": widths}))
     for ax, name in zip(axes, names, strict=True):
         m = result.matrices[name]
         limit = float(np.abs(m).max()) or 1.0
-        image = ax.imshow(m, cmap=DIVERGING, norm=TwoSlopeNorm(0.0, -limit, limit), aspect="auto",
-                          interpolation="nearest")
+        image = ax.imshow(
+            m,
+            cmap=DIVERGING,
+            norm=TwoSlopeNorm(0.0, -limit, limit),
+            aspect="auto",
+            interpolation="nearest",
+        )
         rows_neurons, cols_neurons = result.neuron_axes[name]
         n_exc = result.n_excitatory
         if n_exc is not None:
             if rows_neurons:
                 ax.axhline(n_exc - 0.5, color="k", lw=1, gid="ei_rows")
-                ax.text(-0.02, n_exc / 2, "E", transform=ax.get_yaxis_transform(), ha="right", va="center")
-                ax.text(-0.02, (n_exc + m.shape[0]) / 2, "I", transform=ax.get_yaxis_transform(),
-                        ha="right", va="center")
+                ax.text(
+                    -0.02,
+                    n_exc / 2,
+                    "E",
+                    transform=ax.get_yaxis_transform(),
+                    ha="right",
+                    va="center",
+                )
+                ax.text(
+                    -0.02,
+                    (n_exc + m.shape[0]) / 2,
+                    "I",
+                    transform=ax.get_yaxis_transform(),
+                    ha="right",
+                    va="center",
+                )
             if cols_neurons:
                 ax.axvline(n_exc - 0.5, color="k", lw=1, gid="ei_cols")
         ax.set_title(name)
         ax.set_ylabel("neurons (postsynaptic)" if rows_neurons else "outputs")
         # B's columns are the task's inputs; the readout's (F^T) are the outputs
-        ax.set_xlabel("neurons (presynaptic)" if cols_neurons
-                      else "inputs" if name.startswith("B") else "outputs")
+        ax.set_xlabel(
+            "neurons (presynaptic)"
+            if cols_neurons
+            else "inputs"
+            if name.startswith("B")
+            else "outputs"
+        )
         fig.colorbar(image, ax=ax, shrink=0.8, label="weight")
     fig.suptitle(f"{result.agent} weights (colour centred at 0)")
     return fig

@@ -43,15 +43,20 @@ def _loss_fn(model, generator):
         outputs, rates = model(ob, generator=generator)
         loss = losses.vwm_trial_error(outputs, gt, mask, "rad").mean()
         return loss + 1e-3 * losses.activity_penalty(rates, nonnegative=True), outputs, rates
+
     return fn
 
 
 def _run(mode: str, device: str = "cpu", allow_cpu: bool = False, **problem):
     model, ob, gt, mask = _problem(**problem)
     generator = torch.Generator().manual_seed(11)
-    step = LossStep(_loss_fn(model, generator), list(model.parameters()),
-                    resolve_compile_mode(mode, device) if not allow_cpu else mode,
-                    generators=[generator], allow_cpu=allow_cpu)
+    step = LossStep(
+        _loss_fn(model, generator),
+        list(model.parameters()),
+        resolve_compile_mode(mode, device) if not allow_cpu else mode,
+        generators=[generator],
+        allow_cpu=allow_cpu,
+    )
     results = []
     for _ in range(2):  # twice: gradients must be fresh each call, not accumulated
         loss, outputs, rates = step(ob, gt, mask)
@@ -60,7 +65,9 @@ def _run(mode: str, device: str = "cpu", allow_cpu: bool = False, **problem):
 
 
 def _assert_same(a, b, rtol=0.0, atol=0.0):
-    for (loss_a, out_a, rates_a, grads_a), (loss_b, out_b, rates_b, grads_b) in zip(a, b, strict=True):
+    for (loss_a, out_a, rates_a, grads_a), (loss_b, out_b, rates_b, grads_b) in zip(
+        a, b, strict=True
+    ):
         torch.testing.assert_close(loss_a, loss_b, rtol=rtol, atol=atol)
         torch.testing.assert_close(out_a, out_b, rtol=rtol, atol=atol)
         torch.testing.assert_close(rates_a, rates_b, rtol=rtol, atol=atol)
@@ -104,8 +111,14 @@ def test_eager_step_matches_plain_backward():
     model, ob, gt, mask = _problem()
     loss, outputs, rates = _loss_fn(model, torch.Generator().manual_seed(11))(ob, gt, mask)
     loss.backward()
-    plain = [(loss.detach(), outputs.detach(), rates.detach(),
-              [p.grad.clone() for p in model.parameters()])]
+    plain = [
+        (
+            loss.detach(),
+            outputs.detach(),
+            rates.detach(),
+            [p.grad.clone() for p in model.parameters()],
+        )
+    ]
     _, stepped = _run("off")
     _assert_same(stepped[:1], plain)
     # The second call saw fresh noise (the generator advanced) and fresh gradients.
@@ -120,11 +133,18 @@ def test_cuda_graph_matches_eager_on_gpu():  # pragma: no cover (no GPU in CI)
     results = {}
     for mode in ("off", "graph"):
         generator = torch.Generator(device="cuda").manual_seed(11)
-        step = LossStep(_loss_fn(model, generator), list(model.parameters()), mode,
-                        generators=[generator])
+        step = LossStep(
+            _loss_fn(model, generator), list(model.parameters()), mode, generators=[generator]
+        )
         loss, outputs, rates = step(ob, gt, mask)
-        results[mode] = [(loss.clone(), outputs.clone(), rates.clone(),
-                          [p.grad.clone() for p in model.parameters()])]
+        results[mode] = [
+            (
+                loss.clone(),
+                outputs.clone(),
+                rates.clone(),
+                [p.grad.clone() for p in model.parameters()],
+            )
+        ]
         assert step.mode == mode
     _assert_same(results["graph"], results["off"], rtol=1e-4, atol=1e-5)
 
@@ -144,11 +164,14 @@ def _inductor_child() -> None:
 
 def test_inductor_matches_eager_on_tiny_cpu_model():
     """In a subprocess, so that a slow compile is cut off at the budget instead of stalling CI."""
-    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); " \
-           "import torch; torch.set_num_threads(1); import test_accel; test_accel._inductor_child()"
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+        "import torch; torch.set_num_threads(1); import test_accel; test_accel._inductor_child()"
+    )
     try:
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              timeout=INDUCTOR_BUDGET_S)
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=INDUCTOR_BUDGET_S
+        )
     except subprocess.TimeoutExpired:
         pytest.skip(f"torch.compile (inductor) of a tiny model took over {INDUCTOR_BUDGET_S:.0f} s")
     if "FALLBACK" in done.stdout:

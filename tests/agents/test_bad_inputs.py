@@ -33,8 +33,11 @@ TINY = {
     "logging.period": 2,
     "logging.run_name": "fuzz",
 }
-TINY_SET = [arg for key, value in TINY.items()
-            for arg in ("--set", f"{key}={yaml.safe_dump(value, default_flow_style=True).strip()}")]
+TINY_SET = [
+    arg
+    for key, value in TINY.items()
+    for arg in ("--set", f"{key}={yaml.safe_dump(value, default_flow_style=True).strip()}")
+]
 TINY_CONFIG = {
     "task": {"max_items": 2, "timing": TINY["task.timing"]},
     "agent": {"n_neurons": 8},
@@ -42,8 +45,16 @@ TINY_CONFIG = {
     "logging": {"period": 2, "run_name": "fuzz", "progress": False},
 }
 ORIGINAL = {
-    "model_params": {"max_item_num": 2, "item_num": [1, 2], "num_neurons": 8, "dt": 10,
-                     "T_init": 20, "T_stimi": 50, "T_delay": 50, "T_decode": 50},
+    "model_params": {
+        "max_item_num": 2,
+        "item_num": [1, 2],
+        "num_neurons": 8,
+        "dt": 10,
+        "T_init": 20,
+        "T_stimi": 50,
+        "T_delay": 50,
+        "T_decode": 50,
+    },
     "training_params": {"num_iterations": 2, "num_trials": 4, "eta": 0.0001, "logging_period": 2},
     "model_and_logging_params": {"rnn_name": "fuzz", "cuda_device": 0},
     "fpf_params": {"fpf_bool": False},
@@ -108,6 +119,7 @@ def _merge(base: dict, changes: dict) -> dict:
 
 def ours(name: str, changes: dict, *says: str, drop: tuple[str, ...] = ()) -> Case:
     """``TINY_CONFIG`` with ``changes`` merged in and the dotted keys ``drop`` left out."""
+
     def make(folder: Path, _run: Path) -> list[str]:
         data = _merge(TINY_CONFIG, changes)
         for key in drop:
@@ -115,6 +127,7 @@ def ours(name: str, changes: dict, *says: str, drop: tuple[str, ...] = ()) -> Ca
             del data[section][name]
         path = _write(folder, "cfg.yaml", yaml.safe_dump(data))
         return ["--config", str(path), "--out", str(folder / "out"), "--device", "cpu"]
+
     return Case(f"ours-{name}", _train, make, says)
 
 
@@ -122,6 +135,7 @@ def ours_text(name: str, file_name: str, text: str | bytes, *says: str) -> Case:
     def make(folder: Path, _run: Path) -> list[str]:
         path = _write(folder, file_name, text)
         return ["--config", str(path), "--out", str(folder / "out")]
+
     return Case(f"ours-{name}", _train, make, says)
 
 
@@ -131,7 +145,9 @@ OUR_CONFIGS = [
     ours("batch-float", {"training": {"batch_size": 2.5}}, "training.batch_size"),
     ours("error-def", {"training": {"error_def": "l1"}}, "training.error_def", "'l1'"),
     ours("device", {"training": {"device": "tpu"}}, "training.device", "cuda:<index>"),
-    ours("early-stop-zero", {"training": {"early_stop_patience": 0}}, "training.early_stop_patience"),
+    ours(
+        "early-stop-zero", {"training": {"early_stop_patience": 0}}, "training.early_stop_patience"
+    ),
     ours("section-list", {"training": [1, 2]}, "training: must be a mapping"),
     ours("unknown-section", {"optimizer": {"lr": 1}}, "optimizer: unknown section"),
     ours("unknown-key", {"training": {"lr": 0.1}}, "training.lr: unknown key"),
@@ -147,11 +163,22 @@ OUR_CONFIGS = [
     ours("task-timing", {"task": {"timing": {"stimulus": 0}}}, "task.timing"),
     ours("run-name", {"logging": {"run_name": "../x"}}, "logging.run_name", "'../x'"),
     ours("tensorboard", {"logging": {"tensorboard": "yes"}}, "logging.tensorboard", "'yes'"),
-    ours("fixed-points", {"analysis": {"fixed_points": {"max_iters": 0}}},
-         "analysis.fixed_points.max_iters"),
-    ours("noise-stages-gru", {"agent": {"name": "gru"}, "training": {"noise_stages": 3}},
-         "training.noise_stages", drop=("agent.n_neurons",)),
-    ours("gru-with-dale-kwarg", {"agent": {"name": "gru"}}, "agent.n_neurons: unknown argument of gru"),
+    ours(
+        "fixed-points",
+        {"analysis": {"fixed_points": {"max_iters": 0}}},
+        "analysis.fixed_points.max_iters",
+    ),
+    ours(
+        "noise-stages-gru",
+        {"agent": {"name": "gru"}, "training": {"noise_stages": 3}},
+        "training.noise_stages",
+        drop=("agent.n_neurons",),
+    ),
+    ours(
+        "gru-with-dale-kwarg",
+        {"agent": {"name": "gru"}},
+        "agent.n_neurons: unknown argument of gru",
+    ),
     ours_text("yaml-syntax", "cfg.yaml", "training: {seed: [}\n", "cfg.yaml", "not valid YAML"),
     ours_text("json-syntax", "cfg.json", '{"training": {"seed": 1,}}', "cfg.json", "not valid"),
     ours_text("top-level-list", "cfg.yaml", "- 1\n- 2\n", "cfg.yaml", "mapping of sections"),
@@ -159,13 +186,23 @@ OUR_CONFIGS = [
     ours("task-id-number", {"task": {"id": 5}}, "task.id", "got 5"),
     ours("agent-name-empty", {"agent": {"name": ""}}, "agent.name", "got ''"),
     ours("seed-huge", {"training": {"seed": 1e400}}, "training.seed", "inf"),
-    ours("mixed-formats", {"model_params": {"num_neurons": 8}}, "agent: a section of our schema in a file of the original format"),
-    Case("ours-directory", _train,
-         lambda folder, _run: ["--config", str(folder), "--out", str(folder / "out")],
-         (str(Path("work")), "cannot read")),
-    Case("ours-missing-file", _train,
-         lambda folder, _run: ["--config", str(folder / "nope.yaml"), "--out", str(folder / "out")],
-         ("nope.yaml", "cannot read")),
+    ours(
+        "mixed-formats",
+        {"model_params": {"num_neurons": 8}},
+        "agent: a section of our schema in a file of the original format",
+    ),
+    Case(
+        "ours-directory",
+        _train,
+        lambda folder, _run: ["--config", str(folder), "--out", str(folder / "out")],
+        (str(Path("work")), "cannot read"),
+    ),
+    Case(
+        "ours-missing-file",
+        _train,
+        lambda folder, _run: ["--config", str(folder / "nope.yaml"), "--out", str(folder / "out")],
+        ("nope.yaml", "cannot read"),
+    ),
 ]
 
 
@@ -177,35 +214,76 @@ def original(name: str, section: str, key: str, value, *says: str) -> Case:
         data = _merge(ORIGINAL, {})
         data[section][key] = value
         path = _write(folder, "config.yaml", yaml.safe_dump(data))
-        return ["--config", str(path), "--out", str(folder / "out"), "--device", "cpu",
-                "--no-progress", "--set", "training.eval_batch_size=8",
-                "--set", "training.threads=1"]
+        return [
+            "--config",
+            str(path),
+            "--out",
+            str(folder / "out"),
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--set",
+            "training.eval_batch_size=8",
+            "--set",
+            "training.threads=1",
+        ]
+
     return Case(f"original-{name}", _train, make, says)
 
 
 ORIGINAL_CONFIGS = [
-    original("neurons-negative", "model_params", "num_neurons", -5, "model_params.num_neurons", "-5"),
-    original("neurons-many", "model_params", "num_neurons", "many", "model_params.num_neurons", "'many'"),
+    original(
+        "neurons-negative", "model_params", "num_neurons", -5, "model_params.num_neurons", "-5"
+    ),
+    original(
+        "neurons-many", "model_params", "num_neurons", "many", "model_params.num_neurons", "'many'"
+    ),
     original("item-num", "model_params", "item_num", [1, 2, 11], "model_params.item_num", "11"),
     original("eta", "training_params", "eta", -1, "training_params.eta", "-1"),
-    original("num-trials", "training_params", "num_trials", 0, "training_params.num_trials", "got 0"),
+    original(
+        "num-trials", "training_params", "num_trials", 0, "training_params.num_trials", "got 0"
+    ),
     original("t-delay", "model_params", "T_delay", "long", "model_params.T_delay"),
     original("t-stimi", "model_params", "T_stimi", 0, "model_params.T_stimi"),
-    original("unknown-key", "model_params", "num_neuron", 3, "model_params.num_neuron: unknown key"),
+    original(
+        "unknown-key", "model_params", "num_neuron", 3, "model_params.num_neuron: unknown key"
+    ),
     original("bool", "training_params", "train_rnn", "yes", "training_params.train_rnn"),
-    original("cuda-device", "model_and_logging_params", "cuda_device", -1,
-             "model_and_logging_params.cuda_device"),
-    original("stages", "training_params", "multi_stage_training", {"stages": 2},
-             "training_params.multi_stage_training"),
+    original(
+        "cuda-device",
+        "model_and_logging_params",
+        "cuda_device",
+        -1,
+        "model_and_logging_params.cuda_device",
+    ),
+    original(
+        "stages",
+        "training_params",
+        "multi_stage_training",
+        {"stages": 2},
+        "training_params.multi_stage_training",
+    ),
     original("fpf-hps", "fpf_params", "fpf_hps", {"max_iter": 5}, "fpf_params.fpf_hps.max_iter"),
-    original("error-def", "training_params", "error_def", "l1", "training_params.error_def", "'l1'"),
-    original("logging-period", "training_params", "logging_period", 0, "training_params.logging_period"),
-    original("spike-noise", "model_params", "spike_noise_factor", -0.1,
-             "model_params.spike_noise_factor"),
-    Case("original-unknown-section", _train,
-         lambda folder, _run: ["--config", str(_write(folder, "config.yaml", yaml.safe_dump(
-             {**ORIGINAL, "extra_params": {}}))), "--out", str(folder / "out")],
-         ("extra_params: unknown section",)),
+    original(
+        "error-def", "training_params", "error_def", "l1", "training_params.error_def", "'l1'"
+    ),
+    original(
+        "logging-period", "training_params", "logging_period", 0, "training_params.logging_period"
+    ),
+    original(
+        "spike-noise", "model_params", "spike_noise_factor", -0.1, "model_params.spike_noise_factor"
+    ),
+    Case(
+        "original-unknown-section",
+        _train,
+        lambda folder, _run: [
+            "--config",
+            str(_write(folder, "config.yaml", yaml.safe_dump({**ORIGINAL, "extra_params": {}}))),
+            "--out",
+            str(folder / "out"),
+        ],
+        ("extra_params: unknown section",),
+    ),
 ]
 
 
@@ -215,6 +293,7 @@ ORIGINAL_CONFIGS = [
 def option(name: str, args: list[str], *says: str) -> Case:
     def make(folder: Path, _run: Path) -> list[str]:
         return ["--out", str(folder / "out"), "--no-progress", *TINY_SET, *args]
+
     return Case(f"option-{name}", _train, make, says)
 
 
@@ -232,8 +311,12 @@ OPTIONS = [
     option("device-word", ["--device", "tpu"], "--device", "'tpu'"),
     option("device-missing", ["--device", "cuda:7"], "--device", "cuda:7"),
     option("unknown-option", ["--epochs", "3"], "--epochs"),
-    Case("option-empty-out", _train,
-         lambda folder, _run: ["--out", "", "--no-progress", *TINY_SET], ("--out",)),
+    Case(
+        "option-empty-out",
+        _train,
+        lambda folder, _run: ["--out", "", "--no-progress", *TINY_SET],
+        ("--out",),
+    ),
 ]
 
 
@@ -249,28 +332,54 @@ def sweep(name: str, body: dict | str, *says: str) -> Case:
             data = {"base": "default", "set": tiny, "output": str(folder / "out"), **body}
             path = _write(folder, "sweep.yaml", yaml.safe_dump(data))
         return [str(path)]
+
     return Case(f"sweep-{name}", _sweep, make, says)
 
 
 SWEEPS = [
     sweep("grid-value", {"grid": {"task.ilc_noise": [0.0, -1]}}, "task.ilc_noise", "-1"),
-    sweep("grid-agent-value", {"grid": {"agent.spike_noise_factor": [0.1, -1]}},
-          "agent.spike_noise_factor", "-1"),
-    sweep("grid-unknown-key", {"grid": {"agent.spike_noise_factr": [0.1]}},
-          "grid.agent.spike_noise_factr"),
+    sweep(
+        "grid-agent-value",
+        {"grid": {"agent.spike_noise_factor": [0.1, -1]}},
+        "agent.spike_noise_factor",
+        "-1",
+    ),
+    sweep(
+        "grid-unknown-key",
+        {"grid": {"agent.spike_noise_factr": [0.1]}},
+        "grid.agent.spike_noise_factr",
+    ),
     sweep("grid-not-list", {"grid": {"training.seed": 3}}, "grid.training.seed"),
     sweep("unknown-top-key", {"grid": {"training.seed": [0]}, "grdi": {}}, "grdi"),
-    sweep("trials-value", {"trials": [{"training.learning_rate": -1}]},
-          "trials[0].training.learning_rate"),
-    sweep("resources", {"grid": {"training.seed": [0]}, "resources": {"cpus": 0}}, "resources.cpus"),
+    sweep(
+        "trials-value",
+        {"trials": [{"training.learning_rate": -1}]},
+        "trials[0].training.learning_rate",
+    ),
+    sweep(
+        "resources", {"grid": {"training.seed": [0]}, "resources": {"cpus": 0}}, "resources.cpus"
+    ),
     sweep("base", {"grid": {"training.seed": [0]}, "base": "no_such_config"}, "base"),
     sweep("no-trials", {"grid": {}}, "has no trials"),
     sweep("yaml-syntax", "grid: {training.seed: [0,\n", "sweep.yaml"),
-    Case("sweep-missing-file", _sweep, lambda folder, _run: [str(folder / "nope.yaml")],
-         ("nope.yaml",)),
-    Case("sweep-max-concurrent", _sweep,
-         lambda folder, _run: ["delay_tiny", "--max-concurrent", "0", "--output", str(folder / "out")],
-         ("--max-concurrent",)),
+    Case(
+        "sweep-missing-file",
+        _sweep,
+        lambda folder, _run: [str(folder / "nope.yaml")],
+        ("nope.yaml",),
+    ),
+    Case(
+        "sweep-max-concurrent",
+        _sweep,
+        lambda folder, _run: [
+            "delay_tiny",
+            "--max-concurrent",
+            "0",
+            "--output",
+            str(folder / "out"),
+        ],
+        ("--max-concurrent",),
+    ),
 ]
 
 
@@ -280,6 +389,7 @@ SWEEPS = [
 def csv(name: str, text: str | bytes, *says: str) -> Case:
     def make(folder: Path, _run: Path) -> list[str]:
         return [str(_write(folder, "data.csv", text)), "--out", str(folder / "fit")]
+
     return Case(f"csv-{name}", _fit, make, ("data.csv", *says))
 
 
@@ -294,11 +404,17 @@ CSVS = [
     csv("header-only", "set_size,target,response\n", "no data rows"),
     csv("nontarget-gap", "set_size,target,response,nontarget_2\n2,0.1,0.2,0.3\n", "nontarget"),
     csv("nontarget-missing", "set_size,target,response,nontarget_1\n2,0.1,0.2,\n", "nontarget_1"),
-    csv("binary", b"\xff\xfe\x00\x81\x00garbage", ),
+    csv(
+        "binary",
+        b"\xff\xfe\x00\x81\x00garbage",
+    ),
     Case("csv-missing-file", _fit, lambda folder, _run: [str(folder / "nope.csv")], ("nope.csv",)),
-    Case("csv-bad-units", _fit,
-         lambda folder, _run: [str(_write(folder, "data.csv", GOOD_ROWS)), "--units", "grad"],
-         ("--units", "grad")),
+    Case(
+        "csv-bad-units",
+        _fit,
+        lambda folder, _run: [str(_write(folder, "data.csv", GOOD_ROWS)), "--units", "grad"],
+        ("--units", "grad"),
+    ),
 ]
 
 
@@ -316,6 +432,7 @@ def run_case(name: str, damage: Callable[[Path], None], *says: str, args: tuple 
         target = _copy_run(folder, run_dir)
         damage(target)
         return [str(target), "--no-progress", *args]
+
     return Case(f"run-{name}", _analysis, make, says)
 
 
@@ -343,54 +460,101 @@ def _set_config(key: str, value) -> Callable[[Path], None]:
         section, name = key.split(".")
         data[section][name] = value
         (run / "config.yaml").write_text(yaml.safe_dump(data))
+
     return damage
 
 
 RUN_DIRS = [
     Case("run-missing-dir", _analysis, lambda folder, _run: [str(folder / "nope")], ("nope",)),
     run_case("no-config", lambda run: (run / "config.yaml").unlink(), "config.yaml"),
-    run_case("config-syntax", lambda run: (run / "config.yaml").write_text("task: {id: [\n"),
-             "config.yaml"),
-    run_case("config-value", _set_config("training.learning_rate", -1), "config.yaml",
-             "training.learning_rate"),
-    run_case("config-agent-value", _set_config("agent.n_neurons", -5), "config.yaml", "agent.n_neurons"),
+    run_case(
+        "config-syntax",
+        lambda run: (run / "config.yaml").write_text("task: {id: [\n"),
+        "config.yaml",
+    ),
+    run_case(
+        "config-value",
+        _set_config("training.learning_rate", -1),
+        "config.yaml",
+        "training.learning_rate",
+    ),
+    run_case(
+        "config-agent-value", _set_config("agent.n_neurons", -5), "config.yaml", "agent.n_neurons"
+    ),
     run_case("no-checkpoints", lambda run: shutil.rmtree(run / "checkpoints"), "checkpoint"),
     run_case("truncated-best", lambda run: _truncate(run / "checkpoints" / "best.pt"), "best.pt"),
     run_case("foreign-best", lambda run: _foreign(run / "checkpoints" / "best.pt"), "best.pt"),
-    run_case("garbage-best", lambda run: (run / "checkpoints" / "best.pt").write_bytes(b"\x00" * 64),
-             "best.pt"),
+    run_case(
+        "garbage-best",
+        lambda run: (run / "checkpoints" / "best.pt").write_bytes(b"\x00" * 64),
+        "best.pt",
+    ),
     run_case("resized", _resized, "best.pt"),
-    run_case("truncated-latest", lambda run: _truncate(run / "checkpoints" / "latest.pt"), "latest.pt",
-             args=("--checkpoint", "latest")),
+    run_case(
+        "truncated-latest",
+        lambda run: _truncate(run / "checkpoints" / "latest.pt"),
+        "latest.pt",
+        args=("--checkpoint", "latest"),
+    ),
     run_case("only-unknown", lambda run: None, "--only", "bogus", args=("--only", "bogus")),
     run_case("trials-zero", lambda run: None, "--trials", args=("--trials", "0")),
-    run_case("human-data-missing", lambda run: None, "--human-data",
-             args=("--human-data", "no_such_folder")),
-    run_case("checkpoint-choice", lambda run: None, "--checkpoint", "worst",
-             args=("--checkpoint", "worst")),
+    run_case(
+        "human-data-missing",
+        lambda run: None,
+        "--human-data",
+        args=("--human-data", "no_such_folder"),
+    ),
+    run_case(
+        "checkpoint-choice",
+        lambda run: None,
+        "--checkpoint",
+        "worst",
+        args=("--checkpoint", "worst"),
+    ),
 ]
 
 
 def resume_case(name: str, damage: Callable[[Path], None], *says: str, extra: tuple = ()) -> Case:
     def make(folder: Path, run_dir: Path) -> list[str]:
         damage(_copy_run(folder, run_dir))
-        return ["--out", str(folder / "out"), "--device", "cpu", "--no-progress", "--resume",
-                *TINY_SET, *extra]
+        return [
+            "--out",
+            str(folder / "out"),
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--resume",
+            *TINY_SET,
+            *extra,
+        ]
+
     return Case(f"resume-{name}", _train, make, says)
 
 
 RESUMES = [
-    Case("resume-nothing", _train,
-         lambda folder, _run: ["--out", str(folder / "out"), "--resume", "--no-progress", *TINY_SET],
-         ("nothing to resume",)),
-    resume_case("truncated-latest", lambda run: _truncate(run / "checkpoints" / "latest.pt"),
-                "latest.pt"),
-    resume_case("foreign-latest", lambda run: _foreign(run / "checkpoints" / "latest.pt"), "latest.pt"),
-    resume_case("garbage-latest",
-                lambda run: (run / "checkpoints" / "latest.pt").write_bytes(b"PK\x03\x04broken"),
-                "latest.pt"),
-    resume_case("other-config", lambda run: None, "training.learning_rate",
-                extra=("--set", "training.learning_rate=0.5")),
+    Case(
+        "resume-nothing",
+        _train,
+        lambda folder, _run: ["--out", str(folder / "out"), "--resume", "--no-progress", *TINY_SET],
+        ("nothing to resume",),
+    ),
+    resume_case(
+        "truncated-latest", lambda run: _truncate(run / "checkpoints" / "latest.pt"), "latest.pt"
+    ),
+    resume_case(
+        "foreign-latest", lambda run: _foreign(run / "checkpoints" / "latest.pt"), "latest.pt"
+    ),
+    resume_case(
+        "garbage-latest",
+        lambda run: (run / "checkpoints" / "latest.pt").write_bytes(b"PK\x03\x04broken"),
+        "latest.pt",
+    ),
+    resume_case(
+        "other-config",
+        lambda run: None,
+        "training.learning_rate",
+        extra=("--set", "training.learning_rate=0.5"),
+    ),
 ]
 
 CASES = [*OUR_CONFIGS, *ORIGINAL_CONFIGS, *OPTIONS, *SWEEPS, *CSVS, *RUN_DIRS, *RESUMES]
@@ -421,13 +585,17 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, int] | None]:
             out[os.path.relpath(os.path.join(root, name), folder)] = None
         for name in files:
             stat = os.stat(os.path.join(root, name))
-            out[os.path.relpath(os.path.join(root, name), folder)] = (stat.st_size, stat.st_mtime_ns)
+            out[os.path.relpath(os.path.join(root, name), folder)] = (
+                stat.st_size,
+                stat.st_mtime_ns,
+            )
     return out
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, tiny_run, tmp_path, capsys,
-                                                           monkeypatch):
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(
+    case, tiny_run, tmp_path, capsys, monkeypatch
+):
     check_case(case, tiny_run, tmp_path, capsys, monkeypatch)
 
 
@@ -465,8 +633,17 @@ def check_case(case: Case, tiny_run: Path, tmp_path: Path, capsys, monkeypatch) 
 )
 def test_bad_input_as_a_subprocess(tmp_path, module, argv, says):
     result = subprocess.run(
-        [sys.executable, "-m", module, *argv, *(["--out", "out"] if module.endswith("train") else [])],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            module,
+            *argv,
+            *(["--out", "out"] if module.endswith("train") else []),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr

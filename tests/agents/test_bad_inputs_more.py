@@ -43,36 +43,71 @@ from vwm_agents import RunDir, load_run
 # -- resource sizes: refused before anything is built, in seconds ------------------------------------
 
 SIZES = [
-    option("n-neurons-1e9", ["--set", "agent.n_neurons=1000000000"], "agent.n_neurons=1000000000",
-           "is available"),
+    option(
+        "n-neurons-1e9",
+        ["--set", "agent.n_neurons=1000000000"],
+        "agent.n_neurons=1000000000",
+        "is available",
+    ),
     option("n-neurons-1e7", ["--set", "agent.n_neurons=10000000"], "agent.n_neurons=10000000"),
-    option("batch-1e12", ["--set", "training.batch_size=1000000000000"],
-           "training.batch_size=1000000000000"),
-    option("eval-batch-1e10", ["--set", "training.eval_batch_size=10000000000"],
-           "training.eval_batch_size=10000000000"),
-    option("num-models-1e9", ["--set", "training.num_models=1000000000"],
-           "training.num_models=1000000000"),
+    option(
+        "batch-1e12",
+        ["--set", "training.batch_size=1000000000000"],
+        "training.batch_size=1000000000000",
+    ),
+    option(
+        "eval-batch-1e10",
+        ["--set", "training.eval_batch_size=10000000000"],
+        "training.eval_batch_size=10000000000",
+    ),
+    option(
+        "num-models-1e9",
+        ["--set", "training.num_models=1000000000"],
+        "training.num_models=1000000000",
+    ),
     option("num-models-option-1e9", ["--num-models", "1000000000"], "needs about"),
     option("delay-1e9", ["--set", "task.timing.delay=1000000000"], "task.timing", "needs about"),
-    option("neurons-and-batch", ["--set", "agent.n_neurons=8192", "--set",
-                                 "training.batch_size=100000"], "needs about", "is available"),
-    option("eval-and-neurons", ["--set", "agent.n_neurons=4096", "--set",
-                                "training.eval_batch_size=10000000"], "training.eval_batch_size"),
-    option("random-numbers-word", ["--set", "training.random_numbers=mersenne"],
-           "training.random_numbers", "'mersenne'"),
-    option("random-numbers-list", ["--set", "training.random_numbers=[philox]"],
-           "training.random_numbers"),
-    option("agent-random-numbers", ["--set", "agent.random_numbers=torch"],
-           "agent.random_numbers: set training.random_numbers instead"),
+    option(
+        "neurons-and-batch",
+        ["--set", "agent.n_neurons=8192", "--set", "training.batch_size=100000"],
+        "needs about",
+        "is available",
+    ),
+    option(
+        "eval-and-neurons",
+        ["--set", "agent.n_neurons=4096", "--set", "training.eval_batch_size=10000000"],
+        "training.eval_batch_size",
+    ),
+    option(
+        "random-numbers-word",
+        ["--set", "training.random_numbers=mersenne"],
+        "training.random_numbers",
+        "'mersenne'",
+    ),
+    option(
+        "random-numbers-list",
+        ["--set", "training.random_numbers=[philox]"],
+        "training.random_numbers",
+    ),
+    option(
+        "agent-random-numbers",
+        ["--set", "agent.random_numbers=torch"],
+        "agent.random_numbers: set training.random_numbers instead",
+    ),
 ]
 
 
 def sweep_sizes(name: str, key: str, values: list) -> Case:
     def make(folder: Path, _run: Path) -> list[str]:
         tiny = {k: v for k, v in TINY.items() if k != "logging.run_name"}
-        data = {"base": "default", "set": {**tiny, "training.device": "cpu"},
-                "grid": {key: values}, "output": str(folder / "out")}
+        data = {
+            "base": "default",
+            "set": {**tiny, "training.device": "cpu"},
+            "grid": {key: values},
+            "output": str(folder / "out"),
+        }
         return [str(_write(folder, "sweep.yaml", yaml.safe_dump(data)))]
+
     return Case(f"sweep-{name}", _sweep, make, (key,))
 
 
@@ -89,8 +124,11 @@ def _mount_tmpfs(folder: Path, options: str) -> Path:
     """A small tmpfs at ``folder/name`` (unmounted by :func:`_unmount_all` after the test)."""
     target = folder / "disk"
     target.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         target.rmdir()
         pytest.skip(f"cannot mount a tmpfs here ({result.stderr.strip() or 'not permitted'})")
@@ -100,6 +138,7 @@ def _mount_tmpfs(folder: Path, options: str) -> Path:
 def out_case(name: str, out: Callable[[Path], Path], *says: str, extra: tuple = ()) -> Case:
     def make(folder: Path, _run: Path) -> list[str]:
         return ["--out", str(out(folder)), "--device", "cpu", "--no-progress", *TINY_SET, *extra]
+
     return Case(f"out-{name}", _train, make, says)
 
 
@@ -108,17 +147,33 @@ def _file(folder: Path) -> Path:
 
 
 OUTPUTS = [
-    out_case("read-only-tmpfs", lambda folder: _mount_tmpfs(folder, "ro,size=64k") / "runs",
-             "Read-only file system"),
-    out_case("read-only-tmpfs-itself", lambda folder: _mount_tmpfs(folder, "ro,size=64k"),
-             "Read-only file system"),
-    out_case("full-tmpfs", lambda folder: _mount_tmpfs(folder, "size=16k") / "runs",
-             "No space left on device", extra=("--set", "agent.n_neurons=48")),
+    out_case(
+        "read-only-tmpfs",
+        lambda folder: _mount_tmpfs(folder, "ro,size=64k") / "runs",
+        "Read-only file system",
+    ),
+    out_case(
+        "read-only-tmpfs-itself",
+        lambda folder: _mount_tmpfs(folder, "ro,size=64k"),
+        "Read-only file system",
+    ),
+    out_case(
+        "full-tmpfs",
+        lambda folder: _mount_tmpfs(folder, "size=16k") / "runs",
+        "No space left on device",
+        extra=("--set", "agent.n_neurons=48"),
+    ),
     out_case("is-a-file", _file, "a_file.txt"),
-    out_case("under-a-file", lambda folder: _file(folder) / "runs", "a_file.txt", "Not a directory"),
+    out_case(
+        "under-a-file", lambda folder: _file(folder) / "runs", "a_file.txt", "Not a directory"
+    ),
     out_case("name-too-long", lambda folder: folder / ("x" * 300), "File name too long"),
-    out_case("run-name-too-long", lambda folder: folder / "runs", "File name too long",
-             extra=("--set", f"logging.run_name={'r' * 250}")),
+    out_case(
+        "run-name-too-long",
+        lambda folder: folder / "runs",
+        "File name too long",
+        extra=("--set", f"logging.run_name={'r' * 250}"),
+    ),
 ]
 
 
@@ -132,8 +187,17 @@ def _read_only_copy(folder: Path, run_dir: Path) -> None:
 
 def _resume_read_only(folder: Path, run_dir: Path) -> list[str]:
     _read_only_copy(folder, run_dir)
-    return ["--out", str(folder / "out"), "--device", "cpu", "--no-progress", "--resume",
-            *TINY_SET, "--set", "training.num_iterations=4"]
+    return [
+        "--out",
+        str(folder / "out"),
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--resume",
+        *TINY_SET,
+        "--set",
+        "training.num_iterations=4",
+    ]
 
 
 # -- checkpoints and run directories of another layout, or naming foreign code -----------------------
@@ -145,12 +209,14 @@ def _rewrite(kind: str, change: Callable[[dict], object]) -> Callable[[Path], No
         payload = torch.load(path, weights_only=True)
         replaced = change(payload)
         torch.save(payload if replaced is None else replaced, path)
+
     return damage
 
 
 def _set(key: str, value) -> Callable[[dict], None]:
     def change(payload: dict) -> None:
         payload[key] = value
+
     return change
 
 
@@ -168,6 +234,7 @@ def _with_object(payload: dict) -> dict:
 def _saved_agent(name: str) -> Callable[[dict], None]:
     def change(payload: dict) -> None:
         payload["config"]["agent"]["name"] = name
+
     return change
 
 
@@ -176,6 +243,7 @@ def _config_yaml(section: str, key: str, value) -> Callable[[Path], None]:
         data = yaml.safe_load((run / "config.yaml").read_text())
         data[section][key] = value
         (run / "config.yaml").write_text(yaml.safe_dump(data))
+
     return damage
 
 
@@ -193,44 +261,92 @@ def _recorded_source(run_dir: Path) -> str:
 
 
 LAYOUTS = [
-    resume_case("latest-version-2", _rewrite("latest", _set("version", 2)), "latest.pt",
-                "format version 2"),
-    resume_case("latest-version-missing", _rewrite("latest", _drop("version")), "latest.pt",
-                "format version None"),
-    resume_case("latest-format-other", _rewrite("latest", _set("format", "other-tool")),
-                "latest.pt", "not a vwm-rnn checkpoint"),
-    resume_case("latest-kind-best", _rewrite("latest", _set("kind", "best")), "latest.pt",
-                "'best' checkpoint"),
-    resume_case("latest-no-model", _rewrite("latest", _drop("model")), "latest.pt",
-                "no model weights"),
-    resume_case("latest-no-optimizer", _rewrite("latest", _drop("optimizer")), "latest.pt",
-                "incomplete or inconsistent training state"),
-    resume_case("latest-config-list", _rewrite("latest", _set("config", [1, 2])),
-                "saved config is invalid"),
-    resume_case("latest-pickled-object", _rewrite("latest", _with_object), "latest.pt",
-                "objects other than tensors"),
-    resume_case("latest-foreign-agent", _rewrite("latest", _saved_agent("evil.module:Agent")),
-                "different agent.name", "not imported"),
+    resume_case(
+        "latest-version-2", _rewrite("latest", _set("version", 2)), "latest.pt", "format version 2"
+    ),
+    resume_case(
+        "latest-version-missing",
+        _rewrite("latest", _drop("version")),
+        "latest.pt",
+        "format version None",
+    ),
+    resume_case(
+        "latest-format-other",
+        _rewrite("latest", _set("format", "other-tool")),
+        "latest.pt",
+        "not a vwm-rnn checkpoint",
+    ),
+    resume_case(
+        "latest-kind-best",
+        _rewrite("latest", _set("kind", "best")),
+        "latest.pt",
+        "'best' checkpoint",
+    ),
+    resume_case(
+        "latest-no-model", _rewrite("latest", _drop("model")), "latest.pt", "no model weights"
+    ),
+    resume_case(
+        "latest-no-optimizer",
+        _rewrite("latest", _drop("optimizer")),
+        "latest.pt",
+        "incomplete or inconsistent training state",
+    ),
+    resume_case(
+        "latest-config-list", _rewrite("latest", _set("config", [1, 2])), "saved config is invalid"
+    ),
+    resume_case(
+        "latest-pickled-object",
+        _rewrite("latest", _with_object),
+        "latest.pt",
+        "objects other than tensors",
+    ),
+    resume_case(
+        "latest-foreign-agent",
+        _rewrite("latest", _saved_agent("evil.module:Agent")),
+        "different agent.name",
+        "not imported",
+    ),
     resume_case("legacy-history-corrupt", _legacy_history, "history.yaml", "corrupt history"),
-    resume_case("history-corrupt-middle",
-                lambda run: (run / "history.jsonl").write_text("{garbage\n{\"iteration\": 2}\n"),
-                "history.jsonl", "line 1"),
-    resume_case("checkpoints-is-a-file",
-                lambda run: (shutil.rmtree(run / "checkpoints"),
-                             (run / "checkpoints").write_text("x")) and None,
-                "checkpoints"),
+    resume_case(
+        "history-corrupt-middle",
+        lambda run: (run / "history.jsonl").write_text('{garbage\n{"iteration": 2}\n'),
+        "history.jsonl",
+        "line 1",
+    ),
+    resume_case(
+        "checkpoints-is-a-file",
+        lambda run: (
+            (shutil.rmtree(run / "checkpoints"), (run / "checkpoints").write_text("x")) and None
+        ),
+        "checkpoints",
+    ),
     run_case("best-version-2", _rewrite("best", _set("version", 2)), "best.pt", "format version 2"),
-    run_case("best-pickled-object", _rewrite("best", _with_object), "best.pt",
-             "objects other than tensors"),
-    run_case("foreign-agent", _config_yaml("agent", "name", "evil.module:Agent"), "agent.name",
-             "--trust-code"),
-    run_case("foreign-task", _config_yaml("task", "id", "evil.envs:Env-v0"), "task.id",
-             "--trust-code"),
-    run_case("config-is-a-directory",
-             lambda run: ((run / "config.yaml").unlink(), (run / "config.yaml").mkdir()) and None,
-             "config.yaml"),
-    Case("run-dir-is-a-file", _analysis,
-         lambda folder, _run: [str(_write(folder, "run.txt", "x")), "--no-progress"], ("run.txt",)),
+    run_case(
+        "best-pickled-object",
+        _rewrite("best", _with_object),
+        "best.pt",
+        "objects other than tensors",
+    ),
+    run_case(
+        "foreign-agent",
+        _config_yaml("agent", "name", "evil.module:Agent"),
+        "agent.name",
+        "--trust-code",
+    ),
+    run_case(
+        "foreign-task", _config_yaml("task", "id", "evil.envs:Env-v0"), "task.id", "--trust-code"
+    ),
+    run_case(
+        "config-is-a-directory",
+        lambda run: ((run / "config.yaml").unlink(), (run / "config.yaml").mkdir()) and None,
+        "config.yaml",
+    ),
+    Case(
+        "run-dir-is-a-file",
+        _analysis,
+        lambda folder, _run: [str(_write(folder, "run.txt", "x")), "--no-progress"],
+        ("run.txt",),
+    ),
     Case("resume-read-only", _train, _resume_read_only, ("Read-only file system",)),
 ]
 
@@ -250,18 +366,32 @@ def unmount_after(tmp_path):
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-def test_new_bad_input_exits_2_with_one_line_and_writes_nothing(case, tiny_run, tmp_path,  # noqa: F811
-                                                               capsys, monkeypatch, unmount_after):
+def test_new_bad_input_exits_2_with_one_line_and_writes_nothing(
+    case,
+    tiny_run,
+    tmp_path,
+    capsys,
+    monkeypatch,
+    unmount_after,
+):
     start = time.monotonic()
     check_case(case, tiny_run, tmp_path, capsys, monkeypatch)
     assert time.monotonic() - start < 60  # refused in seconds, not after a hang
 
 
-def test_resume_asking_for_another_noise_source_is_refused(tiny_run, tmp_path, capsys,  # noqa: F811
-                                                           monkeypatch):
+def test_resume_asking_for_another_noise_source_is_refused(
+    tiny_run,
+    tmp_path,
+    capsys,
+    monkeypatch,
+):
     other = {"philox": "torch", "torch": "philox"}[_recorded_source(tiny_run)]
-    case = resume_case("other-random-numbers", _other_random_numbers, "training.random_numbers",
-                       extra=("--set", f"training.random_numbers={other}"))
+    case = resume_case(
+        "other-random-numbers",
+        _other_random_numbers,
+        "training.random_numbers",
+        extra=("--set", f"training.random_numbers={other}"),
+    )
     check_case(case, tiny_run, tmp_path, capsys, monkeypatch)
 
 
@@ -269,23 +399,41 @@ def test_resume_asking_for_another_noise_source_is_refused(tiny_run, tmp_path, c
 
 
 def _cli_command(out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "vwm_agents.train", "--out", str(out), "--device", "cpu",
-            "--no-progress", *TINY_SET, *extra]
+    return [
+        sys.executable,
+        "-m",
+        "vwm_agents.train",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--no-progress",
+        *TINY_SET,
+        *extra,
+    ]
 
 
 def test_a_second_training_into_the_same_run_directory_gets_one_line(tmp_path):
     out = tmp_path / "out"
     # The first run is far longer than the test (it is stopped with Ctrl-C below), so that it
     # still runs when the second starts, however slow the machine.
-    first = subprocess.Popen(_cli_command(out, "--set", "training.num_iterations=1000000"),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        _cli_command(out, "--set", "training.num_iterations=1000000"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not list(out.glob("*/config.yaml")):
             assert first.poll() is None and time.monotonic() < deadline, first.communicate()
             time.sleep(0.2)
-        second = subprocess.run(_cli_command(out, "--set", "training.num_iterations=400"),
-                                capture_output=True, text=True, timeout=120)
+        second = subprocess.run(
+            _cli_command(out, "--set", "training.num_iterations=400"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert first.poll() is None, "the first training ended before the second tried"
         assert second.returncode == 2 and "Traceback" not in second.stderr
         assert len(second.stderr.splitlines()) == 1, second.stderr
@@ -299,14 +447,27 @@ def test_a_second_training_into_the_same_run_directory_gets_one_line(tmp_path):
     assert payload["iteration"] >= 1 and (run_dir / "config.yaml").is_file()
 
 
-def test_a_resume_while_another_training_holds_the_run_is_refused(tiny_run, tmp_path, capsys,  # noqa: F811
-                                                                   monkeypatch):
+def test_a_resume_while_another_training_holds_the_run_is_refused(
+    tiny_run,
+    tmp_path,
+    capsys,
+    monkeypatch,
+):
     folder = tmp_path / "work"
     folder.mkdir()
     target = _copy_run(folder, tiny_run)
     with RunDir(target).session(fresh=False):
-        code = _train(["--out", str(folder / "out"), "--no-progress", "--resume", *TINY_SET,
-                       "--set", "training.num_iterations=4"])
+        code = _train(
+            [
+                "--out",
+                str(folder / "out"),
+                "--no-progress",
+                "--resume",
+                *TINY_SET,
+                "--set",
+                "training.num_iterations=4",
+            ]
+        )
     err = capsys.readouterr().err.splitlines()
     assert code == 2 and len(err) == 1 and "another training is writing" in err[0], err
     assert RunDir(target).load_checkpoint("latest")["iteration"] == 2
@@ -332,12 +493,26 @@ def _interrupting_saves(monkeypatch, on_call: int, interrupt: Callable[[], None]
 
 
 def _train_tiny(out: Path, *extra: str) -> int:
-    return _train(["--out", str(out), "--device", "cpu", "--no-progress", *TINY_SET,
-                   "--set", "training.num_iterations=6", "--set", "logging.period=1", *extra])
+    return _train(
+        [
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--no-progress",
+            *TINY_SET,
+            "--set",
+            "training.num_iterations=6",
+            "--set",
+            "logging.period=1",
+            *extra,
+        ]
+    )
 
 
-def test_ctrl_c_during_a_checkpoint_write_finishes_the_write_and_stops(tmp_path, monkeypatch,
-                                                                      capsys):
+def test_ctrl_c_during_a_checkpoint_write_finishes_the_write_and_stops(
+    tmp_path, monkeypatch, capsys
+):
     _interrupting_saves(monkeypatch, 3, lambda: os.kill(os.getpid(), signal.SIGINT))
     assert _train_tiny(tmp_path) == 130
     err = capsys.readouterr().err.strip().splitlines()
@@ -351,7 +526,8 @@ def test_ctrl_c_during_a_checkpoint_write_finishes_the_write_and_stops(tmp_path,
 
 
 def test_a_second_ctrl_c_during_a_checkpoint_write_keeps_the_previous_checkpoint(
-        tmp_path, monkeypatch, capsys):
+    tmp_path, monkeypatch, capsys
+):
     def second_ctrl_c() -> None:
         raise KeyboardInterrupt
 
@@ -367,8 +543,9 @@ def test_a_second_ctrl_c_during_a_checkpoint_write_keeps_the_previous_checkpoint
     assert RunDir(run_dir).load_checkpoint("latest")["iteration"] == 6 > kept["iteration"]
 
 
-def test_ctrl_c_during_the_first_checkpoint_write_leaves_no_directory(tmp_path, monkeypatch,
-                                                                     capsys):
+def test_ctrl_c_during_the_first_checkpoint_write_leaves_no_directory(
+    tmp_path, monkeypatch, capsys
+):
     def second_ctrl_c() -> None:
         raise KeyboardInterrupt
 

@@ -22,11 +22,19 @@ from vwm_agents.training.checkpoint import (
 )
 
 TINY = {
-    "task": {"id": "VWMRecall-v0", "max_items": 2,
-             "timing": {"init": 20, "stimulus": 50, "delay": 50, "decode": 50}},
+    "task": {
+        "id": "VWMRecall-v0",
+        "max_items": 2,
+        "timing": {"init": 20, "stimulus": 50, "delay": 50, "decode": 50},
+    },
     "agent": {"name": "dale_rnn", "n_neurons": 8, "spike_noise_type": "none"},
-    "training": {"num_iterations": 4, "batch_size": 4, "eval_batch_size": 8, "device": "cpu",
-                 "threads": 1},
+    "training": {
+        "num_iterations": 4,
+        "batch_size": 4,
+        "eval_batch_size": 8,
+        "device": "cpu",
+        "threads": 1,
+    },
     "logging": {"run_name": "ck", "period": 2, "progress": False},
 }
 
@@ -40,8 +48,15 @@ def test_round_trip_with_weights_only_and_big_rng_ints(tmp_path):
     rng = np.random.default_rng(123)
     rng.random(5)
     path = tmp_path / "c.pt"
-    save_checkpoint(path, {"kind": "latest", "model": {"w": torch.arange(3.0)},
-                           "rng": numpy_rng_state(rng), "history": [{"a": 1.5, "b": None}]})
+    save_checkpoint(
+        path,
+        {
+            "kind": "latest",
+            "model": {"w": torch.arange(3.0)},
+            "rng": numpy_rng_state(rng),
+            "history": [{"a": 1.5, "b": None}],
+        },
+    )
     payload = load_checkpoint(path, kind="latest")
     assert torch.equal(payload["model"]["w"], torch.arange(3.0))
     assert payload["history"] == [{"a": 1.5, "b": None}]
@@ -104,7 +119,9 @@ def test_load_run_errors(run_dir, tmp_path):
     config = yaml.safe_load((copy / "config.yaml").read_text())
     config["agent"]["n_neurons"] = 16
     (copy / "config.yaml").write_text(yaml.safe_dump(config))
-    with pytest.raises(RunDirError, match=r"weights do not match the configured model: .* \(8, 8\)"):
+    with pytest.raises(
+        RunDirError, match=r"weights do not match the configured model: .* \(8, 8\)"
+    ):
         load_run(copy, "latest")
     (copy / "config.yaml").write_text("training: {learning_rate: -1}\n")
     with pytest.raises(RunDirError, match="training.learning_rate: must be a positive number"):

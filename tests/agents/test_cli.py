@@ -13,15 +13,24 @@ import yaml
 from vwm_agents.train import main
 
 TINY_SET = [
-    "--set", "task.max_items=2",
-    "--set", "task.timing={init: 20, stimulus: 50, delay: 50, decode: 50}",
-    "--set", "agent.n_neurons=8",
-    "--set", "training.num_iterations=4",
-    "--set", "training.batch_size=4",
-    "--set", "training.eval_batch_size=8",
-    "--set", "training.threads=1",
-    "--set", "logging.period=2",
-    "--set", "logging.run_name=cli",
+    "--set",
+    "task.max_items=2",
+    "--set",
+    "task.timing={init: 20, stimulus: 50, delay: 50, decode: 50}",
+    "--set",
+    "agent.n_neurons=8",
+    "--set",
+    "training.num_iterations=4",
+    "--set",
+    "training.batch_size=4",
+    "--set",
+    "training.eval_batch_size=8",
+    "--set",
+    "training.threads=1",
+    "--set",
+    "logging.period=2",
+    "--set",
+    "logging.run_name=cli",
 ]
 
 
@@ -46,13 +55,23 @@ def test_train_resume_and_refuse_overwrite(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--set", "training.learning_rate=-1"],
-         "error: training.learning_rate: must be a positive number, got -1"),
-        (["--set", "agent.neurons=3"], "error: agent.neurons: unknown argument of dale_rnn; allowed:"),
-        (["--num-models", "0"], "error: --num-models (training.num_models): must be an integer >= 1"),
+        (
+            ["--set", "training.learning_rate=-1"],
+            "error: training.learning_rate: must be a positive number, got -1",
+        ),
+        (
+            ["--set", "agent.neurons=3"],
+            "error: agent.neurons: unknown argument of dale_rnn; allowed:",
+        ),
+        (
+            ["--num-models", "0"],
+            "error: --num-models (training.num_models): must be an integer >= 1",
+        ),
         (["--num-models", "two"], "error: argument --num-models: invalid int value: 'two'"),
-        (["--device", "tpu"],
-         "error: --device (training.device): must be one of auto, cpu, cuda, cuda:<index>, got 'tpu'"),
+        (
+            ["--device", "tpu"],
+            "error: --device (training.device): must be one of auto, cpu, cuda, cuda:<index>, got 'tpu'",
+        ),
         (["--out", ""], "error: --out (logging.out_dir): must be a non-empty string, got ''"),
         (["--bogus"], "error: unrecognized arguments: --bogus"),
         (["--set", "task.timing={stimulus: 0}"], "error: task.timing: "),
@@ -71,16 +90,37 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, ar
 
 def test_original_format_config_file(tmp_path, capsys):
     original = {
-        "model_params": {"max_item_num": 2, "num_neurons": 8, "T_init": 20, "T_stimi": 50,
-                         "T_delay": 50, "T_decode": 50, "spike_noise_type": "none"},
+        "model_params": {
+            "max_item_num": 2,
+            "num_neurons": 8,
+            "T_init": 20,
+            "T_stimi": 50,
+            "T_delay": 50,
+            "T_decode": 50,
+            "spike_noise_type": "none",
+        },
         "training_params": {"num_iterations": 2, "num_trials": 4, "logging_period": 2},
         "model_and_logging_params": {"rnn_name": "orig"},
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(original))
     out = tmp_path / "runs"
-    assert main(["--config", str(path), "--out", str(out), "--no-progress",
-                 "--set", "training.eval_batch_size=8", "--set", "training.threads=1"]) == 0
+    assert (
+        main(
+            [
+                "--config",
+                str(path),
+                "--out",
+                str(out),
+                "--no-progress",
+                "--set",
+                "training.eval_batch_size=8",
+                "--set",
+                "training.threads=1",
+            ]
+        )
+        == 0
+    )
     run_dir = out / "orig_n8item2PI1none0.05rad"
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert saved["agent"]["n_neurons"] == 8 and saved["training"]["grad_clip"] is None
@@ -88,9 +128,18 @@ def test_original_format_config_file(tmp_path, capsys):
 
 def test_module_entry_point_exit_code(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "vwm_agents.train", "--out", str(tmp_path / "runs"),
-         "--set", "training.batch_size=zero"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "vwm_agents.train",
+            "--out",
+            str(tmp_path / "runs"),
+            "--set",
+            "training.batch_size=zero",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert result.stderr == "error: training.batch_size: must be an integer >= 1, got 'zero'\n"

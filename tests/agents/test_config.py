@@ -91,7 +91,9 @@ def test_error_defs_agree_with_losses():
 def test_default_config_loads_and_round_trips():
     config = load_config()
     assert config.task.id == "VWMRecall-v0" and config.agent.name == "dale_rnn"
-    assert config.training.grad_clip is not None  # the CPU default clips (docs/model.md, What is ours)
+    assert (
+        config.training.grad_clip is not None
+    )  # the CPU default clips (docs/model.md, What is ours)
     again = Config.from_dict(config.to_dict())
     assert again == config
     assert Config.from_dict(yaml.safe_load(config.to_yaml())) == config
@@ -100,7 +102,12 @@ def test_default_config_loads_and_round_trips():
 def test_empty_sections_take_reference_defaults():
     config = Config.from_dict({})
     t = config.training
-    assert (t.learning_rate, t.lr_factor, t.lr_patience, t.early_stop_patience) == (1e-4, 0.5, 400, 600)
+    assert (t.learning_rate, t.lr_factor, t.lr_patience, t.early_stop_patience) == (
+        1e-4,
+        0.5,
+        400,
+        600,
+    )
     assert (t.batch_size, t.num_iterations, t.error_def, t.grad_clip) == (512, 50_000, "rad", None)
     assert (t.lambda_err, t.lambda_reg) == (1.0, 1e-5)
     assert config.logging.period == 50
@@ -127,7 +134,9 @@ def test_one_default_the_reference_and_the_shipped_default_file_is_a_config_file
     for key, value in reference.task.kwargs.items():
         if key == "input_encoding":
             continue
-        assert list(getattr(env, key)) == value if key == "set_sizes" else getattr(env, key) == value, key
+        assert (
+            list(getattr(env, key)) == value if key == "set_sizes" else getattr(env, key) == value
+        ), key
     # the command line's default is the shipped file, layered on the same defaults
     assert load_config() == load_config(CONFIGS / "default.yaml")
     shipped = yaml.safe_load((CONFIGS / "default.yaml").read_text())
@@ -137,8 +146,15 @@ def test_one_default_the_reference_and_the_shipped_default_file_is_a_config_file
 
 def test_json_and_overrides(tmp_path):
     path = write(tmp_path, {"training": {"seed": 1}, "agent": {"name": "gru"}}, "c.json")
-    config = load_config(path, ["training.seed=3", "task.timing.delay=200",
-                                "agent.n_hidden=16", "training.grad_clip=null"])
+    config = load_config(
+        path,
+        [
+            "training.seed=3",
+            "task.timing.delay=200",
+            "agent.n_hidden=16",
+            "training.grad_clip=null",
+        ],
+    )
     assert config.training.seed == 3
     assert config.task.kwargs["timing"] == {"delay": 200}
     assert config.agent.kwargs == {"n_hidden": 16}
@@ -152,49 +168,82 @@ def test_int_widens_to_float():
 
 
 BAD_CONFIGS = [
-    ({"training": {"learning_rate": -1}},
-     "training.learning_rate: must be a positive number, got -1"),
-    ({"training": {"learning_rate": "fast"}},
-     "training.learning_rate: must be a positive number, got 'fast'"),
+    (
+        {"training": {"learning_rate": -1}},
+        "training.learning_rate: must be a positive number, got -1",
+    ),
+    (
+        {"training": {"learning_rate": "fast"}},
+        "training.learning_rate: must be a positive number, got 'fast'",
+    ),
     ({"training": {"batch_size": 0}}, "training.batch_size: must be an integer >= 1, got 0"),
     ({"training": {"batch_size": 2.5}}, "training.batch_size: must be an integer >= 1, got 2.5"),
     ({"training": {"seed": True}}, "training.seed: must be an integer >= 0, got true"),
-    ({"training": {"lr_factor": 1.0}},
-     "training.lr_factor: must be a number > 0 and < 1, got 1.0"),
-    ({"training": {"error_def": "l1"}},
-     "training.error_def: must be one of l2, sqrtl2, rad, exp, norml2, got 'l1'"),
-    ({"training": {"grad_clip": 0}}, "training.grad_clip: must be null or a positive number, got 0"),
-    ({"training": {"device": "tpu"}},
-     "training.device: must be one of auto, cpu, cuda, cuda:<index>, got 'tpu'"),
-    ({"training": {"compile": "yes"}},
-     "training.compile: must be one of auto, off, graph, inductor, got 'yes'"),
-    ({"training": {"balance_set_sizes": "yes"}},
-     "training.balance_set_sizes: must be true or false, got 'yes'"),
-    ({"training": {"learning_rate": float("nan")}},
-     "training.learning_rate: must be a positive number, got nan"),
+    ({"training": {"lr_factor": 1.0}}, "training.lr_factor: must be a number > 0 and < 1, got 1.0"),
+    (
+        {"training": {"error_def": "l1"}},
+        "training.error_def: must be one of l2, sqrtl2, rad, exp, norml2, got 'l1'",
+    ),
+    (
+        {"training": {"grad_clip": 0}},
+        "training.grad_clip: must be null or a positive number, got 0",
+    ),
+    (
+        {"training": {"device": "tpu"}},
+        "training.device: must be one of auto, cpu, cuda, cuda:<index>, got 'tpu'",
+    ),
+    (
+        {"training": {"compile": "yes"}},
+        "training.compile: must be one of auto, off, graph, inductor, got 'yes'",
+    ),
+    (
+        {"training": {"balance_set_sizes": "yes"}},
+        "training.balance_set_sizes: must be true or false, got 'yes'",
+    ),
+    (
+        {"training": {"learning_rate": float("nan")}},
+        "training.learning_rate: must be a positive number, got nan",
+    ),
     ({"training": {"lr": 0.1}}, "training.lr: unknown key; allowed: seed, num_iterations,"),
     ({"logging": {"period": -5}}, "logging.period: must be an integer >= 1, got -5"),
-    ({"logging": {"run_name": "../x"}},
-     "logging.run_name: must be a relative name without '..', got '../x'"),
+    (
+        {"logging": {"run_name": "../x"}},
+        "logging.run_name: must be a relative name without '..', got '../x'",
+    ),
     ({"analysis": {"only": "snr"}}, "analysis.only: must be null or a list of strings, got 'snr'"),
-    ({"analysis": {"fixed_points": {"max_iters": 0}}},
-     "analysis.fixed_points.max_iters: must be an integer >= 1, got 0"),
-    ({"optimizer": {}}, "optimizer: unknown section; allowed: task, agent, training, logging, analysis"),
+    (
+        {"analysis": {"fixed_points": {"max_iters": 0}}},
+        "analysis.fixed_points.max_iters: must be an integer >= 1, got 0",
+    ),
+    (
+        {"optimizer": {}},
+        "optimizer: unknown section; allowed: task, agent, training, logging, analysis",
+    ),
     ({"training": [1, 2]}, "training: must be a mapping of keys to values, got [1, 2]"),
     ({"agent": {"name": "lstm"}}, "agent.name: unknown agent 'lstm'; allowed: dale_rnn, gru"),
-    ({"agent": {"name": "dale_rnn", "neurons": 64}},
-     "agent.neurons: unknown argument of dale_rnn; allowed: n_neurons, dt,"),
-    ({"agent": {"name": "dale_rnn", "n_neurons": "many"}},
-     "agent.n_neurons: must be an integer, got 'many'"),
-    ({"agent": {"name": "dale_rnn", "dales_law": 1}},
-     "agent.dales_law: must be true or false, got 1"),
+    (
+        {"agent": {"name": "dale_rnn", "neurons": 64}},
+        "agent.neurons: unknown argument of dale_rnn; allowed: n_neurons, dt,",
+    ),
+    (
+        {"agent": {"name": "dale_rnn", "n_neurons": "many"}},
+        "agent.n_neurons: must be an integer, got 'many'",
+    ),
+    (
+        {"agent": {"name": "dale_rnn", "dales_law": 1}},
+        "agent.dales_law: must be true or false, got 1",
+    ),
     ({"task": {"id": "NoSuchTask-v9"}}, "task.id: unknown environment 'NoSuchTask-v9'"),
-    ({"task": {"id": "VWMRecall-v0", "items": 3}},
-     "task.items: unknown argument of VWMRecall-v0; allowed:"),
+    (
+        {"task": {"id": "VWMRecall-v0", "items": 3}},
+        "task.items: unknown argument of VWMRecall-v0; allowed:",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("data", "message"), BAD_CONFIGS, ids=[m.split(":")[0] for _, m in BAD_CONFIGS])
+@pytest.mark.parametrize(
+    ("data", "message"), BAD_CONFIGS, ids=[m.split(":")[0] for _, m in BAD_CONFIGS]
+)
 def test_bad_config_gives_one_line_naming_the_key(data, message):
     with pytest.raises(ConfigError) as info:
         Config.from_dict(data)
@@ -257,25 +306,51 @@ def test_model_and_env_errors_name_the_argument():
 def test_original_format_maps_onto_ours(tmp_path):
     config = load_config(write(tmp_path, yaml.safe_load(ORIGINAL_YAML)))
     assert config.task.kwargs == {
-        "max_items": 10, "set_sizes": list(range(1, 11)), "dt": 10, "ilc_noise": 0.01,
-        "input_encoding": "positive", "input_strength": 120,
+        "max_items": 10,
+        "set_sizes": list(range(1, 11)),
+        "dt": 10,
+        "ilc_noise": 0.01,
+        "input_encoding": "positive",
+        "input_strength": 120,
         "timing": {"init": 20, "stimulus": 500, "delay": 1000, "decode": 500},
     }
     assert config.agent.kwargs == {
-        "n_neurons": 256, "tau_max": 300, "tau_min": 50, "spike_noise_factor": 0.05,
-        "spike_noise_type": "gamma", "positive_input": True, "saturation_firing_rate": 60,
+        "n_neurons": 256,
+        "tau_max": 300,
+        "tau_min": 50,
+        "spike_noise_factor": 0.05,
+        "spike_noise_type": "gamma",
+        "positive_input": True,
+        "saturation_firing_rate": 60,
         "dales_law": True,
     }
     t = config.training
     assert (t.num_iterations, t.error_def, t.learning_rate, t.lambda_reg, t.lambda_err) == (
-        50000, "rad", 1e-4, 1e-5, 1.0)
-    assert (t.batch_size, t.early_stop_patience, t.lr_patience, t.grad_clip) == (512, 600, 400, None)
+        50000,
+        "rad",
+        1e-4,
+        1e-5,
+        1.0,
+    )
+    assert (t.batch_size, t.early_stop_patience, t.lr_patience, t.grad_clip) == (
+        512,
+        600,
+        400,
+        None,
+    )
     assert (t.device, t.noise_stages) == ("auto", 1)
     assert (config.logging.run_name, config.logging.period) == ("EasyTask1", 50)
     assert config.analysis.only == ["dn"]
     assert config.analysis.fixed_points.to_dict() == {
-        "trials": 20, "n_init": 20, "noise_scale": 0.0, "max_iters": 50, "lr_init": 0.01,
-        "outlier_distance_scale": 10.0, "pca": True, "newton_iterations": 30, "epoch": None,
+        "trials": 20,
+        "n_init": 20,
+        "noise_scale": 0.0,
+        "max_iters": 50,
+        "lr_init": 0.01,
+        "outlier_distance_scale": 10.0,
+        "pca": True,
+        "newton_iterations": 30,
+        "epoch": None,
     }
 
 
@@ -285,10 +360,13 @@ def test_original_round_trips_and_equals_configs_original(tmp_path):
     # original -> ours -> original: every key the mapping keeps comes back unchanged
     back = to_original(ours)
     dropped = {"train_rnn", "load_history", "use_scripted_model", "fpf_names"}
-    expected = {section: {k: v for k, v in body.items() if k not in dropped}
-                for section, body in original.items()}
+    expected = {
+        section: {k: v for k, v in body.items() if k not in dropped}
+        for section, body in original.items()
+    }
     expected["fpf_params"]["fpf_hps"] = {
-        k: v for k, v in expected["fpf_params"]["fpf_hps"].items() if "verbose" not in k}
+        k: v for k, v in expected["fpf_params"]["fpf_hps"].items() if "verbose" not in k
+    }
     assert back == expected
     # ... and ours -> original -> ours is the identity
     assert Config.from_dict(back) == ours
@@ -321,17 +399,37 @@ def test_original_latest_version_keys():
 @pytest.mark.parametrize(
     ("section", "key", "value", "message"),
     [
-        ("model_params", "num_neuron", 3,
-         "model_params.num_neuron: unknown key of the original format; allowed: max_item_num,"),
-        ("training_params", "eta", -0.1,
-         "training_params.eta (training.learning_rate): must be a positive number"),
+        (
+            "model_params",
+            "num_neuron",
+            3,
+            "model_params.num_neuron: unknown key of the original format; allowed: max_item_num,",
+        ),
+        (
+            "training_params",
+            "eta",
+            -0.1,
+            "training_params.eta (training.learning_rate): must be a positive number",
+        ),
         ("training_params", "train_rnn", "yes", "training_params.train_rnn: must be true or false"),
-        ("training_params", "multi_stage_training", {"stages": 2},
-         "training_params.multi_stage_training: must be a mapping with the single key num_stage"),
-        ("model_and_logging_params", "cuda_device", -1,
-         "model_and_logging_params.cuda_device: must be an integer >= 0"),
-        ("fpf_params", "fpf_hps", {"max_iter": 5},
-         "fpf_params.fpf_hps.max_iter: unknown key of the original format"),
+        (
+            "training_params",
+            "multi_stage_training",
+            {"stages": 2},
+            "training_params.multi_stage_training: must be a mapping with the single key num_stage",
+        ),
+        (
+            "model_and_logging_params",
+            "cuda_device",
+            -1,
+            "model_and_logging_params.cuda_device: must be an integer >= 0",
+        ),
+        (
+            "fpf_params",
+            "fpf_hps",
+            {"max_iter": 5},
+            "fpf_params.fpf_hps.max_iter: unknown key of the original format",
+        ),
     ],
 )
 def test_original_format_errors(section, key, value, message):
@@ -368,7 +466,9 @@ def test_config_is_immutable_and_with_value_checks_one_value():
     assert config.with_value("logging.out_dir", "2024").logging.out_dir == "2024"
     assert config.with_value("logging.out_dir", "runs #1").logging.out_dir == "runs #1"
     assert config.with_value("task.timing.delay", 300).task.kwargs["timing"] == {"delay": 300}
-    assert config.with_value("analysis.fixed_points.max_iters", 5).analysis.fixed_points.max_iters == 5
+    assert (
+        config.with_value("analysis.fixed_points.max_iters", 5).analysis.fixed_points.max_iters == 5
+    )
     assert config.with_values({"training.seed": 4, "training.num_models": 1}).training.seed == 4
     with pytest.raises(ConfigError, match=r"^agent\.n_neurons: unknown argument of gru"):
         config.with_value("agent.name", "gru")  # re-checks the kwargs against the new class
@@ -384,7 +484,9 @@ def test_config_is_immutable_and_with_value_checks_one_value():
         with pytest.raises(ConfigError) as info:
             config.with_value(key, value)
         assert str(info.value).startswith(message), str(info.value)
-    with pytest.raises(ConfigError, match=r"^--out \(logging\.out_dir\): must be a non-empty string"):
+    with pytest.raises(
+        ConfigError, match=r"^--out \(logging\.out_dir\): must be a non-empty string"
+    ):
         config.with_value("logging.out_dir", "", written_as="--out")
 
 
@@ -398,26 +500,55 @@ def test_task_id_with_module_prefix():
 
 
 def test_agent_import_path_error_says_why():
-    with pytest.raises(ConfigError, match=r"^agent\.name: agent name 'no_such_pkg:Agent' could not be imp"):
+    with pytest.raises(
+        ConfigError, match=r"^agent\.name: agent name 'no_such_pkg:Agent' could not be imp"
+    ):
         Config.from_dict({"agent": {"name": "no_such_pkg:Agent"}})
 
 
 # Issue 11 item 8: an original-format file's bad value is named as the user wrote it, whether
 # the schema finds it (at load) or the env / the agent (when the run is built).
 ORIGINAL_BAD = [
-    ("model_params", "num_neurons", "many", "model_params.num_neurons (agent.n_neurons): must be an integer"),
+    (
+        "model_params",
+        "num_neurons",
+        "many",
+        "model_params.num_neurons (agent.n_neurons): must be an integer",
+    ),
     ("model_params", "num_neurons", -5, "model_params.num_neurons (agent.n_neurons): "),
     ("model_params", "item_num", [1, 2, 11], "model_params.item_num (task.set_sizes): "),
-    ("training_params", "eta", -1, "training_params.eta (training.learning_rate): must be a positive"),
-    ("training_params", "num_trials", 0,
-     "training_params.num_trials (training.batch_size): must be an integer >= 1, got 0"),
+    (
+        "training_params",
+        "eta",
+        -1,
+        "training_params.eta (training.learning_rate): must be a positive",
+    ),
+    (
+        "training_params",
+        "num_trials",
+        0,
+        "training_params.num_trials (training.batch_size): must be an integer >= 1, got 0",
+    ),
     ("model_params", "T_stimi", 0, "model_params.T_stimi (task.timing): "),
     ("model_params", "tau_min", 1, "model_params.dt (agent.dt): dt / tau_min must be <= 1"),
-    ("model_and_logging_params", "rnn_name", "../x", "model_and_logging_params.rnn_name (logging.run_name)"),
-    ("fpf_params", "fpf_hps", {"max_iters": 0},
-     "fpf_params.fpf_hps.max_iters (analysis.fixed_points.max_iters): must be an integer >= 1"),
-    ("training_params", "multi_stage_training", {"num_stage": 0},
-     "training_params.multi_stage_training.num_stage (training.noise_stages): must be an integer >= 1"),
+    (
+        "model_and_logging_params",
+        "rnn_name",
+        "../x",
+        "model_and_logging_params.rnn_name (logging.run_name)",
+    ),
+    (
+        "fpf_params",
+        "fpf_hps",
+        {"max_iters": 0},
+        "fpf_params.fpf_hps.max_iters (analysis.fixed_points.max_iters): must be an integer >= 1",
+    ),
+    (
+        "training_params",
+        "multi_stage_training",
+        {"num_stage": 0},
+        "training_params.multi_stage_training.num_stage (training.noise_stages): must be an integer >= 1",
+    ),
 ]
 
 
@@ -433,8 +564,11 @@ def _load_and_build(path):
     return config
 
 
-@pytest.mark.parametrize(("section", "key", "value", "message"), ORIGINAL_BAD,
-                         ids=[f"{k}={v}" for _, k, v, _ in ORIGINAL_BAD])
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    ORIGINAL_BAD,
+    ids=[f"{k}={v}" for _, k, v, _ in ORIGINAL_BAD],
+)
 def test_original_format_error_names_the_key_as_written(tmp_path, section, key, value, message):
     data = yaml.safe_load(ORIGINAL_YAML)
     data["model_params"].update(num_neurons=8)  # small, so that building is quick
@@ -463,7 +597,9 @@ def test_env_and_agent_classes_are_resolved_once(monkeypatch):
 
     calls = []
     real = kwargs_module.resolve_env_class
-    monkeypatch.setattr(schema, "resolve_env_class", lambda env_id: calls.append(env_id) or real(env_id))
+    monkeypatch.setattr(
+        schema, "resolve_env_class", lambda env_id: calls.append(env_id) or real(env_id)
+    )
     config = Config.from_dict({"task": {"max_items": 3}})
     changed = config.with_value("training.seed", 2).with_value("agent.n_neurons", 16)
     assert changed.task.env_class() is config.task.env_class() is not None

@@ -27,8 +27,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def _member(seed: int, noise_type: str = "gamma") -> DaleRNN:
     torch.manual_seed(seed)
-    return DaleRNN(N_IN, N_OUT, n_neurons=N_NEURONS, spike_noise_type=noise_type,
-                   spike_noise_factor=0.1)
+    return DaleRNN(
+        N_IN, N_OUT, n_neurons=N_NEURONS, spike_noise_type=noise_type, spike_noise_factor=0.1
+    )
 
 
 def _data(n_members: int, seed: int = 100):
@@ -43,8 +44,9 @@ def _data(n_members: int, seed: int = 100):
 
 def _single_loss(model, ob, gt, mask, generator, readout_from=0):
     outputs, rates = model(ob, generator=generator, readout_from=readout_from)
-    return (losses.vwm_trial_error(outputs, gt, mask, "rad").mean()
-            + 1e-3 * losses.activity_penalty(rates, nonnegative=True))
+    return losses.vwm_trial_error(outputs, gt, mask, "rad").mean() + 1e-3 * losses.activity_penalty(
+        rates, nonnegative=True
+    )
 
 
 def test_per_member_generators_reproduce_single_draws_exactly():
@@ -62,16 +64,22 @@ def test_stacked_forward_and_gradients_match_single_models(noise_type, readout_f
     members = [_member(seed, noise_type) for seed in (0, 1, 2)]
     ob, gt, mask = _data(3)
     outputs, rates = ensemble_forward(
-        members, ob, generators=[torch.Generator().manual_seed(10 + s) for s in range(3)],
-        readout_from=readout_from)
-    per_member = ensemble_vwm_loss(outputs, rates, gt, mask, error_def="rad", nonnegative=True, lambda_reg=1e-3)
+        members,
+        ob,
+        generators=[torch.Generator().manual_seed(10 + s) for s in range(3)],
+        readout_from=readout_from,
+    )
+    per_member = ensemble_vwm_loss(
+        outputs, rates, gt, mask, error_def="rad", nonnegative=True, lambda_reg=1e-3
+    )
     per_member.sum().backward()
     stacked_grads = [[p.grad.clone() for p in m.parameters()] for m in members]
     for s, model in enumerate(members):
         model.zero_grad(set_to_none=True)
         generator = torch.Generator().manual_seed(10 + s)
-        single_out, single_rates = model(ob[s], generator=torch.Generator().manual_seed(10 + s),
-                                         readout_from=readout_from)
+        single_out, single_rates = model(
+            ob[s], generator=torch.Generator().manual_seed(10 + s), readout_from=readout_from
+        )
         torch.testing.assert_close(outputs[s], single_out, rtol=RTOL, atol=ATOL)
         torch.testing.assert_close(rates[s], single_rates, rtol=RTOL, atol=ATOL)
         loss = _single_loss(model, ob[s], gt[s], mask[s], generator, readout_from)
@@ -79,8 +87,9 @@ def test_stacked_forward_and_gradients_match_single_models(noise_type, readout_f
         loss.backward()
         for stacked, single in zip(stacked_grads[s], model.parameters(), strict=True):
             assert single.grad.abs().max() > 0
-            torch.testing.assert_close(stacked, single.grad, rtol=RTOL,
-                                       atol=ATOL * single.grad.abs().max().item())
+            torch.testing.assert_close(
+                stacked, single.grad, rtol=RTOL, atol=ATOL * single.grad.abs().max().item()
+            )
 
 
 def _train_single(seed: int, iterations: int, data, clip: float):
@@ -101,7 +110,9 @@ def test_member_trains_like_a_single_run_and_stopped_members_drop_out():
     """3 members, 4 Adam iterations with clipping; member 1 stops after iteration 2 (as early
     stopping would) and leaves the stack. Each ends with the weights of its single run."""
     seeds, iterations, clip, stop_after = (0, 1, 2), 4, 0.5, {1: 2}
-    data = {s: _data(iterations, seed=200 + s) for s in seeds}  # per-member streams (iteration-major)
+    data = {
+        s: _data(iterations, seed=200 + s) for s in seeds
+    }  # per-member streams (iteration-major)
     members = {s: _member(s) for s in seeds}
     optimizers = {s: torch.optim.Adam(members[s].parameters(), lr=1e-3) for s in seeds}
     generators = {s: torch.Generator().manual_seed(1000 + s) for s in seeds}
@@ -111,10 +122,12 @@ def test_member_trains_like_a_single_run_and_stopped_members_drop_out():
         ob, gt, mask = (torch.stack([data[s][i][it] for s in active]) for i in range(3))
         for s in active:
             optimizers[s].zero_grad(set_to_none=True)
-        outputs, rates = ensemble_forward([members[s] for s in active], ob,
-                                          generators=[generators[s] for s in active])
-        ensemble_vwm_loss(outputs, rates, gt, mask, error_def="rad", nonnegative=True,
-                          lambda_reg=1e-3).sum().backward()
+        outputs, rates = ensemble_forward(
+            [members[s] for s in active], ob, generators=[generators[s] for s in active]
+        )
+        ensemble_vwm_loss(
+            outputs, rates, gt, mask, error_def="rad", nonnegative=True, lambda_reg=1e-3
+        ).sum().backward()
         for s in active:
             torch.nn.utils.clip_grad_norm_(members[s].parameters(), clip)
             optimizers[s].step()
@@ -172,12 +185,27 @@ def _trainer_config(*overrides: str):
     from vwm_agents.config import Config, apply_overrides
 
     data = {
-        "task": {"id": "VWMRecall-v0", "max_items": 2,
-                 "timing": {"init": 40, "stimulus": 100, "delay": 100, "decode": 100}},
-        "agent": {"name": "dale_rnn", "n_neurons": 16, "spike_noise_type": "gamma",
-                  "spike_noise_factor": 0.1},
-        "training": {"seed": 0, "num_iterations": 6, "batch_size": 8, "learning_rate": 0.01,
-                     "eval_batch_size": 16, "device": "cpu", "threads": 1, "grad_clip": 1.0},
+        "task": {
+            "id": "VWMRecall-v0",
+            "max_items": 2,
+            "timing": {"init": 40, "stimulus": 100, "delay": 100, "decode": 100},
+        },
+        "agent": {
+            "name": "dale_rnn",
+            "n_neurons": 16,
+            "spike_noise_type": "gamma",
+            "spike_noise_factor": 0.1,
+        },
+        "training": {
+            "seed": 0,
+            "num_iterations": 6,
+            "batch_size": 8,
+            "learning_rate": 0.01,
+            "eval_batch_size": 16,
+            "device": "cpu",
+            "threads": 1,
+            "grad_clip": 1.0,
+        },
         "logging": {"run_name": "ens", "period": 3, "progress": False},
     }
     return Config.from_dict(apply_overrides(data, overrides))
@@ -207,8 +235,9 @@ def test_trainer_members_train_like_single_runs(tmp_path):
             assert (member / name).is_file(), member / name
         member_cfg = yaml.safe_load((member / "config.yaml").read_text())["training"]
         assert (member_cfg["seed"], member_cfg["num_models"]) == (seed, 1)
-        single_dir = train(_trainer_config(f"training.seed={seed}", *overrides),
-                           tmp_path / f"single_{seed}")
+        single_dir = train(
+            _trainer_config(f"training.seed={seed}", *overrides), tmp_path / f"single_{seed}"
+        )
         got, expected = _latest(member), _latest(single_dir)
         assert got["iteration"] == expected["iteration"]
         stopped_at.add(got["iteration"])

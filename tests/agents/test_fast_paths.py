@@ -40,8 +40,14 @@ def one_torch_thread():
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def plain_forward(model: DaleRNN, ob: torch.Tensor, generator: torch.Generator | None,
-                  noise: bool = True, readout_from: int = 0, initial_rates=None):
+def plain_forward(
+    model: DaleRNN,
+    ob: torch.Tensor,
+    generator: torch.Generator | None,
+    noise: bool = True,
+    readout_from: int = 0,
+    initial_rates=None,
+):
     """The reference's loop, with the model's own noise sampler (so the draws can match);
     steps before ``readout_from`` read out the clean rates."""
     noise_type = model.spike_noise_type if noise else "none"
@@ -74,17 +80,30 @@ def _grads(model):
 
 @pytest.mark.parametrize(
     "noise_type, saturation, readout_from",
-    [("gamma", 60.0, 0), ("gamma", 60.0, 25), ("gauss", 60.0, 0), ("none", 0.0, 0),
-     ("csnr", 60.0, 0)],
+    [
+        ("gamma", 60.0, 0),
+        ("gamma", 60.0, 25),
+        ("gauss", 60.0, 0),
+        ("none", 0.0, 0),
+        ("csnr", 60.0, 0),
+    ],
 )
 def test_forward_and_gradients_match_plain_loop(noise_type, saturation, readout_from):
     torch.manual_seed(0)
-    model = DaleRNN(9, 6, n_neurons=32, spike_noise_type=noise_type, spike_noise_factor=0.1,
-                    saturation_firing_rate=saturation)
+    model = DaleRNN(
+        9,
+        6,
+        n_neurons=32,
+        spike_noise_type=noise_type,
+        spike_noise_factor=0.1,
+        saturation_firing_rate=saturation,
+    )
     ob = torch.rand(5, 40, 9) * 12.0
     results = []
-    for forward in (lambda g: model(ob, generator=g, readout_from=readout_from),
-                    lambda g: plain_forward(model, ob, g, readout_from=readout_from)):
+    for forward in (
+        lambda g: model(ob, generator=g, readout_from=readout_from),
+        lambda g: plain_forward(model, ob, g, readout_from=readout_from),
+    ):
         model.zero_grad(set_to_none=True)
         outputs, rates = forward(torch.Generator().manual_seed(3))
         _loss(outputs, rates).backward()
@@ -109,11 +128,13 @@ def test_noise_switch_and_generator_reproducibility():
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert not torch.equal(first[0], other[0])
     quiet = model(ob, noise=False)
-    torch.testing.assert_close(quiet[1], plain_forward(model, ob, None, noise=False)[1],
-                               rtol=RTOL, atol=ATOL)
+    torch.testing.assert_close(
+        quiet[1], plain_forward(model, ob, None, noise=False)[1], rtol=RTOL, atol=ATOL
+    )
 
 
 # --- every noise type, both nonlinearities, Dale's law on and off, float32 and float64 ---------
+
 
 def _compare(model, ob, readout_from=0, initial_rates=None, loss=_loss, seed=3):
     """(fast, plain) each as (outputs, rates, parameter gradients[, initial-rate gradient])."""
@@ -123,8 +144,9 @@ def _compare(model, ob, readout_from=0, initial_rates=None, loss=_loss, seed=3):
         start = None if initial_rates is None else initial_rates.clone().requires_grad_(True)
         generator = torch.Generator().manual_seed(seed)
         if plain:
-            outputs, rates = plain_forward(model, ob, generator, readout_from=readout_from,
-                                           initial_rates=start)
+            outputs, rates = plain_forward(
+                model, ob, generator, readout_from=readout_from, initial_rates=start
+            )
         else:
             outputs, rates = model(ob, start, generator=generator, readout_from=readout_from)
         loss(outputs, rates).backward()
@@ -150,8 +172,15 @@ def _assert_equal_paths(fast, plain, rtol, atol):
 @pytest.mark.parametrize("noise_type", NOISE_TYPES)
 def test_fast_path_equals_plain_autograd(noise_type, dales_law, saturation, dtype):
     torch.manual_seed(0)
-    model = DaleRNN(7, 4, n_neurons=12, spike_noise_type=noise_type, spike_noise_factor=0.1,
-                    saturation_firing_rate=saturation, dales_law=dales_law).to(dtype)
+    model = DaleRNN(
+        7,
+        4,
+        n_neurons=12,
+        spike_noise_type=noise_type,
+        spike_noise_factor=0.1,
+        saturation_firing_rate=saturation,
+        dales_law=dales_law,
+    ).to(dtype)
     ob = (torch.rand(3, 15, 7) * 12.0).to(dtype)
     # float64: the two paths differ only by rounding (1e-16 per op), so 1e-10 is tight
     tol = (1e-10, 1e-10) if dtype == torch.float64 else (RTOL, ATOL)
@@ -162,8 +191,9 @@ def test_fast_path_equals_plain_autograd(noise_type, dales_law, saturation, dtyp
 @pytest.mark.parametrize("noise_type", ["gamma", "gauss"])
 def test_initial_rates_get_their_gradient(noise_type):
     torch.manual_seed(2)
-    model = DaleRNN(7, 4, n_neurons=12, spike_noise_type=noise_type,
-                    spike_noise_factor=0.1).double()
+    model = DaleRNN(
+        7, 4, n_neurons=12, spike_noise_type=noise_type, spike_noise_factor=0.1
+    ).double()
     ob = torch.rand(3, 10, 7, dtype=torch.float64) * 12.0
     start = torch.rand(3, 12, dtype=torch.float64) * 20.0
     fast, plain = _compare(model, ob, initial_rates=start)
@@ -187,8 +217,9 @@ def test_variable_length_trials_padded_with_the_mask():
     readout_from = min(lengths) - 5
 
     def loss(outputs, rates):
-        return (losses.vwm_trial_error(outputs, gt, mask, "rad").mean()
-                + 1e-3 * activity_penalty(rates, nonnegative=True))
+        return losses.vwm_trial_error(outputs, gt, mask, "rad").mean() + 1e-3 * activity_penalty(
+            rates, nonnegative=True
+        )
 
     fast, plain = _compare(model, ob, readout_from=readout_from, loss=loss)
     _assert_equal_paths(fast, plain, RTOL, ATOL)
@@ -196,11 +227,16 @@ def test_variable_length_trials_padded_with_the_mask():
     padded = ob.clone()
     padded[1, 16:] = 5.0
     model.zero_grad(set_to_none=True)
-    outputs, rates = model(padded, generator=torch.Generator().manual_seed(3),
-                           readout_from=readout_from)
+    outputs, rates = model(
+        padded, generator=torch.Generator().manual_seed(3), readout_from=readout_from
+    )
     error = losses.vwm_trial_error(outputs, gt, mask, "rad")
-    reference = losses.vwm_trial_error(*model(ob, generator=torch.Generator().manual_seed(3),
-                                              readout_from=readout_from)[:1], gt, mask, "rad")
+    reference = losses.vwm_trial_error(
+        *model(ob, generator=torch.Generator().manual_seed(3), readout_from=readout_from)[:1],
+        gt,
+        mask,
+        "rad",
+    )
     torch.testing.assert_close(error[1], reference[1], rtol=0, atol=0)
     assert not torch.equal(rates[1, 16:], plain[1][1, 16:])
 
@@ -215,9 +251,12 @@ def test_loss_on_some_steps_only(read, readout_from):
     ob = torch.rand(3, 12, 7, dtype=torch.float64) * 12.0
 
     def loss(outputs, rates):
-        weights = torch.linspace(-1.0, 1.0, outputs[:, read[0]:read[1]].numel(),
-                                 dtype=outputs.dtype).view_as(outputs[:, read[0]:read[1]])
-        return (outputs[:, read[0]:read[1]] * weights).sum() + 1e-3 * activity_penalty(rates, nonnegative=True)
+        weights = torch.linspace(
+            -1.0, 1.0, outputs[:, read[0] : read[1]].numel(), dtype=outputs.dtype
+        ).view_as(outputs[:, read[0] : read[1]])
+        return (outputs[:, read[0] : read[1]] * weights).sum() + 1e-3 * activity_penalty(
+            rates, nonnegative=True
+        )
 
     fast, plain = _compare(model, ob, readout_from=readout_from, loss=loss)
     _assert_equal_paths(fast, plain, 1e-10, 1e-10)
@@ -237,17 +276,25 @@ def test_stacked_fast_path_equals_plain_simulate():
             outputs, rates = ensemble_forward(models, ob, generators=generators, readout_from=4)
         else:
             gain, offset = models[0].activation_affine()
-            drive = torch.matmul(ob.permute(2, 0, 1, 3),
-                                 torch.stack([m.input_weights for m in models]).mT * gain) + offset
+            drive = (
+                torch.matmul(
+                    ob.permute(2, 0, 1, 3), torch.stack([m.input_weights for m in models]).mT * gain
+                )
+                + offset
+            )
             factor = torch.stack([m.spike_noise_factor for m in models]).view(3, 1, 1)
             outputs, rates = simulate(
-                drive, torch.stack([m.W_eff for m in models]) * gain,
-                torch.stack([m.leak for m in models]).unsqueeze(1), models[0].nonlinearity,
+                drive,
+                torch.stack([m.W_eff for m in models]) * gain,
+                torch.stack([m.leak for m in models]).unsqueeze(1),
+                models[0].nonlinearity,
                 noise_fn("gamma", factor, models[0].dt, generators),
-                ob.new_zeros(3, 4, 12), torch.stack([m.readout_weights for m in models]), 4)
+                ob.new_zeros(3, 4, 12),
+                torch.stack([m.readout_weights for m in models]),
+                4,
+            )
         _loss(outputs, rates).backward()
-        results.append((outputs.detach(), rates.detach(),
-                        [g for m in models for g in _grads(m)]))
+        results.append((outputs.detach(), rates.detach(), [g for m in models for g in _grads(m)]))
     _assert_equal_paths(*results, 1e-10, 1e-10)
 
 
@@ -283,7 +330,8 @@ def test_noise_slope_is_the_pathwise_derivative(noise_type):
     slope = torch.empty_like(rates)
     with torch.no_grad():
         sampled = slope_sampler(noise_type, factor, 10.0, torch.Generator().manual_seed(0))(
-            rates, None, slope)
+            rates, None, slope
+        )
     assert not torch.equal(sampled, rates.detach())
     torch.testing.assert_close(sampled, noisy.detach(), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(slope, autograd_slope, rtol=1e-10, atol=1e-10)
@@ -294,7 +342,14 @@ def test_leak_with_a_gradient_falls_back_to_autograd():
     model = DaleRNN(7, 4, n_neurons=12, spike_noise_type="none")
     drive = model.input_drive(torch.rand(10, 3, 7) * 12.0)
     leak = model.leak.clone().requires_grad_(True)
-    outputs, rates = euler_loop(drive, model.W_eff * 0.28, leak, model.activation, None,
-                                torch.zeros(3, 12), model.readout_weights)
+    outputs, rates = euler_loop(
+        drive,
+        model.W_eff * 0.28,
+        leak,
+        model.activation,
+        None,
+        torch.zeros(3, 12),
+        model.readout_weights,
+    )
     rates.sum().backward()
     assert leak.grad is not None and leak.grad.abs().max() > 0

@@ -77,10 +77,14 @@ def test_gradients_stay_finite_with_absent_and_perfect_items(error_def):
 
 def test_outputs_outside_the_mask_change_nothing():
     outputs, gt, mask = _example()
-    changed = outputs + 100.0 * torch.randn(outputs.shape, generator=torch.Generator().manual_seed(0)) * (1 - mask)
+    changed = outputs + 100.0 * torch.randn(
+        outputs.shape, generator=torch.Generator().manual_seed(0)
+    ) * (1 - mask)
     for error_def in ERROR_DEFS:
-        assert torch.equal(vwm_trial_error(outputs, gt, mask, error_def),
-                           vwm_trial_error(changed, gt, mask, error_def))
+        assert torch.equal(
+            vwm_trial_error(outputs, gt, mask, error_def),
+            vwm_trial_error(changed, gt, mask, error_def),
+        )
     rates = torch.ones(2, 3, 5)
     assert vwm_metrics(outputs, gt, mask, rates) == vwm_metrics(changed, gt, mask, rates)
 
@@ -123,7 +127,9 @@ def test_vwm_metrics_per_set_size():
     assert metrics["per_set_size"]["1"]["error_std"] == 0.0
     assert math.isclose(metrics["per_set_size"]["2"]["error"], 0.0, abs_tol=1e-6)
     assert metrics["per_set_size"]["2"]["rate"] == 4.0
-    assert vwm_metrics(outputs, gt, mask, rates, torch.tensor([2, 2]))["per_set_size"].keys() == {"2"}
+    assert vwm_metrics(outputs, gt, mask, rates, torch.tensor([2, 2]))["per_set_size"].keys() == {
+        "2"
+    }
 
 
 def test_activity_penalty_is_mean_absolute_rate():
@@ -138,7 +144,8 @@ def test_activity_penalty_of_nonnegative_rates_has_the_constant_gradient():
     known = rates.clone().requires_grad_(True)
     plain = rates.clone().requires_grad_(True)
     assert activity_penalty(known, nonnegative=True).item() == pytest.approx(
-        activity_penalty(plain).item(), rel=1e-15)
+        activity_penalty(plain).item(), rel=1e-15
+    )
     (known_grad,) = torch.autograd.grad(activity_penalty(known, nonnegative=True), known)
     (plain_grad,) = torch.autograd.grad(activity_penalty(plain), plain)
     torch.testing.assert_close(known_grad, plain_grad, rtol=0, atol=1e-18)
@@ -149,9 +156,9 @@ def test_activity_penalty_of_nonnegative_rates_has_the_constant_gradient():
     torch.testing.assert_close(per_model, plain.abs().flatten(1).mean(dim=1).detach())
     weights = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
     (known_grad,) = torch.autograd.grad(
-        (activity_penalty(known, leading=1, nonnegative=True) * weights).sum(), known)
-    (plain_grad,) = torch.autograd.grad((activity_penalty(plain, leading=1) * weights).sum(),
-                                        plain)
+        (activity_penalty(known, leading=1, nonnegative=True) * weights).sum(), known
+    )
+    (plain_grad,) = torch.autograd.grad((activity_penalty(plain, leading=1) * weights).sum(), plain)
     torch.testing.assert_close(known_grad, plain_grad, rtol=0, atol=1e-18)
 
 
@@ -170,8 +177,9 @@ def test_cutting_to_the_mask_window_changes_no_value_or_gradient(error_def, monk
     the same values and gradients as on all steps (per trial, windows of different spans)."""
     generator = torch.Generator().manual_seed(1)
     outputs = torch.randn(3, 12, 4, dtype=torch.float64, generator=generator)
-    gt = torch.nn.functional.normalize(torch.randn(3, 1, 2, 2, dtype=torch.float64,
-                                                   generator=generator), dim=-1)
+    gt = torch.nn.functional.normalize(
+        torch.randn(3, 1, 2, 2, dtype=torch.float64, generator=generator), dim=-1
+    )
     gt = gt.flatten(-2).expand(3, 12, 4)
     mask = torch.zeros(3, 12, 4, dtype=torch.float64)
     mask[0, 3:6, :2] = 1.0

@@ -60,12 +60,19 @@ def test_the_training_approximation_passes_gradients_and_the_draws_repeat():
 
 def test_readout_mean_is_the_normalised_rates_and_early_steps_draw_nothing():
     rates, weights = _rates((4, 6, 8)), torch.randn(4, 8)
-    mean = spike_count_readout(rates, weights, 500.0, 10.0, noise=False, exact=True,
-                               generator=None)
+    mean = spike_count_readout(rates, weights, 500.0, 10.0, noise=False, exact=True, generator=None)
     normalised = 8 * rates / rates.sum(-1, keepdim=True)
     torch.testing.assert_close(mean, normalised @ weights.T)
-    noisy = spike_count_readout(rates, weights, 500.0, 10.0, noise=True, exact=True,
-                                generator=torch.Generator().manual_seed(0), readout_from=4)
+    noisy = spike_count_readout(
+        rates,
+        weights,
+        500.0,
+        10.0,
+        noise=True,
+        exact=True,
+        generator=torch.Generator().manual_seed(0),
+        readout_from=4,
+    )
     torch.testing.assert_close(noisy[:, :4], mean[:, :4])
     assert not torch.allclose(noisy[:, 4:], mean[:, 4:])
 
@@ -74,18 +81,27 @@ def test_fewer_spikes_mean_a_noisier_readout():
     rates, weights = _rates((2000, 1, 16)), torch.randn(2, 16)
 
     def spread(xi):
-        out = spike_count_readout(rates, weights, xi, 10.0, noise=True, exact=True,
-                                  generator=torch.Generator().manual_seed(3))
-        mean = spike_count_readout(rates, weights, xi, 10.0, noise=False, exact=True,
-                                   generator=None)
+        out = spike_count_readout(
+            rates,
+            weights,
+            xi,
+            10.0,
+            noise=True,
+            exact=True,
+            generator=torch.Generator().manual_seed(3),
+        )
+        mean = spike_count_readout(
+            rates, weights, xi, 10.0, noise=False, exact=True, generator=None
+        )
         return (out - mean).square().mean().item()
 
     assert spread(200.0) > 4 * spread(2000.0)  # variance ~ 1 / xi
 
 
 def test_dale_rnn_reads_spike_counts_poisson_in_eval_gaussian_in_training():
-    model = DaleRNN(6, 4, n_neurons=16, spike_noise_type="csnr", spike_noise_factor=0.3,
-                    readout_spikes=300.0)
+    model = DaleRNN(
+        6, 4, n_neurons=16, spike_noise_type="csnr", spike_noise_factor=0.3, readout_spikes=300.0
+    )
     ob = torch.rand(3, 20, 6) * 20
     out, rates = model(ob, generator=torch.Generator().manual_seed(0))
     out.square().mean().backward()
@@ -96,9 +112,12 @@ def test_dale_rnn_reads_spike_counts_poisson_in_eval_gaussian_in_training():
         b, _ = model(ob, generator=torch.Generator().manual_seed(5))
         clean, clean_rates = model(ob, noise=False)
     assert torch.equal(a, b)
-    torch.testing.assert_close(clean, spike_count_readout(clean_rates, model.readout_weights,
-                                                          300.0, 10.0, noise=False, exact=True,
-                                                          generator=None))
+    torch.testing.assert_close(
+        clean,
+        spike_count_readout(
+            clean_rates, model.readout_weights, 300.0, 10.0, noise=False, exact=True, generator=None
+        ),
+    )
     with pytest.raises(ValueError, match="readout_spikes must be null"):
         DaleRNN(6, 4, readout_spikes=0)
 
@@ -135,20 +154,39 @@ def test_l2_plus_report_cost_drops_weakly_held_items_and_shrinks_the_others(m_le
 
 def _tiny(*overrides: str) -> Config:
     data = {
-        "task": {"id": "VWMRecall-v0", "max_items": 3,
-                 "timing": {"init": 20, "stimulus": 100, "delay": 100, "decode": 100}},
-        "agent": {"name": "dale_rnn", "n_neurons": 16, "spike_noise_type": "csnr",
-                  "spike_noise_factor": 0.3},
-        "training": {"seed": 1, "num_iterations": 8, "batch_size": 8, "learning_rate": 0.01,
-                     "eval_batch_size": 16, "device": "cpu", "threads": 1,
-                     "checkpoint_period": 2, "error_def": "l2"},
+        "task": {
+            "id": "VWMRecall-v0",
+            "max_items": 3,
+            "timing": {"init": 20, "stimulus": 100, "delay": 100, "decode": 100},
+        },
+        "agent": {
+            "name": "dale_rnn",
+            "n_neurons": 16,
+            "spike_noise_type": "csnr",
+            "spike_noise_factor": 0.3,
+        },
+        "training": {
+            "seed": 1,
+            "num_iterations": 8,
+            "batch_size": 8,
+            "learning_rate": 0.01,
+            "eval_batch_size": 16,
+            "device": "cpu",
+            "threads": 1,
+            "checkpoint_period": 2,
+            "error_def": "l2",
+        },
         "logging": {"run_name": "m", "period": 2, "progress": False},
     }
     return Config.from_dict(apply_overrides(data, list(overrides)))
 
 
-MECHANISMS = ["agent.readout_spikes=300", "training.report_cost=0.5",
-              "task.item_gain={scale: 0.05}", "agent.item_synapse_noise=0.05"]
+MECHANISMS = [
+    "agent.readout_spikes=300",
+    "training.report_cost=0.5",
+    "task.item_gain={scale: 0.05}",
+    "agent.item_synapse_noise=0.05",
+]
 
 
 @pytest.mark.parametrize("mechanism", MECHANISMS)
@@ -168,8 +206,9 @@ def test_runs_with_a_mechanism_repeat_and_resume_exactly(tmp_path, mechanism):
     assert_same_tree(latest(straight)["rng"], payload["rng"])
     # and the mechanism changed the run (it is on)
     plain = train(_tiny(), tmp_path / "plain")
-    assert not torch.equal(latest(plain)["model"]["recurrent_weights"],
-                           payload["model"]["recurrent_weights"])
+    assert not torch.equal(
+        latest(plain)["model"]["recurrent_weights"], payload["model"]["recurrent_weights"]
+    )
 
 
 @pytest.mark.parametrize("readout_spikes", [None, 300.0])
@@ -203,8 +242,9 @@ def test_item_efficacies_share_a_fixed_total_with_variance_growing_with_set_size
     for n in (1, 4, 8):
         presence[:] = False
         presence[:, :n] = True
-        g = draw_item_efficacies(presence, 0.05, noise=True,
-                                 generator=torch.Generator().manual_seed(n))
+        g = draw_item_efficacies(
+            presence, 0.05, noise=True, generator=torch.Generator().manual_seed(n)
+        )
         assert torch.all(g[:, n:] == 0)
         assert g.sum(dim=1).mean().item() == pytest.approx(1.0, rel=0.01)  # the fixed budget
         assert g[:, :n].var().item() == pytest.approx(0.05 / n, rel=0.05)  # variance w s

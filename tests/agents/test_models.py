@@ -36,8 +36,12 @@ def test_forward_without_noise_is_the_euler_recursion():
         total = r @ model.W_eff.T + ob[:, t] @ model.input_weights.T
         r = r + model.dt / model.tau * (-r + model.phi(total))
         assert torch.allclose(rates[:, t], r, rtol=1e-5, atol=1e-5)
-        assert torch.allclose(model.step(rates[:, t - 1] if t else torch.zeros(2, 16), ob[:, t]),
-                              r, rtol=1e-5, atol=1e-5)
+        assert torch.allclose(
+            model.step(rates[:, t - 1] if t else torch.zeros(2, 16), ob[:, t]),
+            r,
+            rtol=1e-5,
+            atol=1e-5,
+        )
     assert torch.allclose(outputs, rates @ model.readout_weights.T, rtol=1e-5, atol=1e-5)
 
 
@@ -141,7 +145,12 @@ def test_simulate_runs_stacked_models_like_single_ones():
     drive = torch.stack([m.input_drive(ob.transpose(0, 1)) for m in models], dim=1)
     leak = torch.stack([m.leak for m in models]).unsqueeze(1)
     outputs, rates = simulate(
-        drive, weights, leak, models[0].nonlinearity, lambda r: r, torch.zeros(2, 3, 16),
+        drive,
+        weights,
+        leak,
+        models[0].nonlinearity,
+        lambda r: r,
+        torch.zeros(2, 3, 16),
         torch.stack([m.readout_weights for m in models]),
     )
     assert outputs.shape == (2, 3, 5, 4) and rates.shape == (2, 3, 5, 16)

@@ -27,9 +27,12 @@ from vwm_agents.models.noise import slope_sampler
 
 pytestmark = [
     pytest.mark.usefixtures("one_torch_thread"),
-    pytest.mark.skipif(shutil.which(os.environ.get("CC") or "cc") is None
-                       and shutil.which("gcc") is None and shutil.which("clang") is None,
-                       reason="no C compiler: the kernels cannot be built here"),
+    pytest.mark.skipif(
+        shutil.which(os.environ.get("CC") or "cc") is None
+        and shutil.which("gcc") is None
+        and shutil.which("clang") is None,
+        reason="no C compiler: the kernels cannot be built here",
+    ),
 ]
 
 RTOL = 2e-6
@@ -51,8 +54,9 @@ def _rates_grid() -> torch.Tensor:
 def _draw_both(noise_type: str, rates: torch.Tensor, factor, with_slope: bool):
     results = []
     for use_native in (True, False):
-        sample = slope_sampler(noise_type, factor, 10.0, torch.Generator().manual_seed(3),
-                               native=use_native)
+        sample = slope_sampler(
+            noise_type, factor, 10.0, torch.Generator().manual_seed(3), native=use_native
+        )
         slope = torch.empty_like(rates) if with_slope else None
         results.append((sample(rates, torch.empty_like(rates), slope), slope))
     return results
@@ -172,13 +176,26 @@ def test_model_forward_and_gradients_equal_the_eager_path():
     ob = torch.rand(5, 40, 9) * 10.0
     results = []
     for use_native in (True, False):
-        sample = slope_sampler("gamma", model.spike_noise_factor, model.dt,
-                               torch.Generator().manual_seed(5), native=use_native)
+        sample = slope_sampler(
+            "gamma",
+            model.spike_noise_factor,
+            model.dt,
+            torch.Generator().manual_seed(5),
+            native=use_native,
+        )
         gain, _ = model.activation_affine()
         weights = [model.input_weights, model.recurrent_weights, model.readout_weights]
-        outputs, rates = euler_loop(model.input_drive(ob.transpose(0, 1)), model.W_eff * gain,
-                                    model.leak, model.activation, sample, torch.zeros(5, 24),
-                                    model.readout_weights, 10, native=use_native)
+        outputs, rates = euler_loop(
+            model.input_drive(ob.transpose(0, 1)),
+            model.W_eff * gain,
+            model.leak,
+            model.activation,
+            sample,
+            torch.zeros(5, 24),
+            model.readout_weights,
+            10,
+            native=use_native,
+        )
         loss = (outputs * torch.linspace(-1, 1, outputs.numel()).view_as(outputs)).sum()
         results.append((outputs, rates, torch.autograd.grad(loss + rates.mean(), weights)))
     (outputs, rates, grads), (eager_outputs, eager_rates, eager_grads) = results
@@ -189,8 +206,13 @@ def test_model_forward_and_gradients_equal_the_eager_path():
 
 
 def _run_isolated(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, env={**os.environ, **env}, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=300,
+    )
 
 
 def test_switched_off_or_unbuildable_kernels_fall_back_to_eager(tmp_path):

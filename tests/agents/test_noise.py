@@ -29,7 +29,9 @@ def _draw(noise_type: str, rate: float, factor: float, n: int, seed: int = 0, dt
     return observe_rates(rates, noise_type, factor, dt, generator).numpy()
 
 
-def _assert_moments(x: np.ndarray, mean: float, var: float, mu4: float, mean_bias=0.0, var_bias=0.0):
+def _assert_moments(
+    x: np.ndarray, mean: float, var: float, mu4: float, mean_bias=0.0, var_bias=0.0
+):
     n = x.size
     se_mean = math.sqrt(var / n)
     se_var = math.sqrt((mu4 - var**2) / n)
@@ -55,8 +57,11 @@ def test_gamma_moments_match_exact_gamma(rate, factor):
 @pytest.mark.parametrize("shape", [0.05, 0.5, 4.0, 50.0])
 def test_gamma_distribution_matches_exact_gamma(shape):
     """Beyond two moments: a Kolmogorov-Smirnov test against the exact Gamma CDF."""
-    x = unit_gamma(1.0 / math.sqrt(shape), torch.empty(20_000, dtype=torch.float64),
-                   torch.Generator().manual_seed(7)).numpy()
+    x = unit_gamma(
+        1.0 / math.sqrt(shape),
+        torch.empty(20_000, dtype=torch.float64),
+        torch.Generator().manual_seed(7),
+    ).numpy()
     assert stats.kstest(x, stats.gamma(shape, scale=1.0 / shape).cdf).pvalue > 1e-3
 
 

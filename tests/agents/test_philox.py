@@ -29,8 +29,11 @@ def _counter(*words: int) -> tuple[torch.Tensor, ...]:
     [  # Random123's known-answer vectors for philox4x32_10 (kat_vectors)
         ((0, 0, 0, 0), 0, (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
         ((0xFFFFFFFF,) * 4, 0xFFFFFFFF_FFFFFFFF, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
-        ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0x299F31D0 << 32) | 0xA4093822,
-         (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)),
+        (
+            (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344),
+            (0x299F31D0 << 32) | 0xA4093822,
+            (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1),
+        ),
     ],
 )
 def test_philox_matches_the_published_test_vectors(counter, key, expected):
@@ -38,8 +41,9 @@ def test_philox_matches_the_published_test_vectors(counter, key, expected):
     assert [int(w) for w in words[0]] == list(expected)
 
 
-needs_kernels = pytest.mark.skipif(native.kernels() is None,
-                                   reason="no C compiler: the kernels cannot be built here")
+needs_kernels = pytest.mark.skipif(
+    native.kernels() is None, reason="no C compiler: the kernels cannot be built here"
+)
 
 
 @needs_kernels

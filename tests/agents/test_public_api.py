@@ -24,15 +24,25 @@ from vwm_agents.training import api, losses, rundir
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "old_n6item1PI1gamma0.05rad"
 
 
-@pytest.mark.parametrize("target", [
-    vwm_agents, vwm_agents.load_config, api.train, vwm_agents.load_run, vwm_agents.build_agent,
-    rundir.RunDir, losses.activity_penalty,
-], ids=lambda t: getattr(t, "__qualname__", getattr(t, "__name__", "")))
+@pytest.mark.parametrize(
+    "target",
+    [
+        vwm_agents,
+        vwm_agents.load_config,
+        api.train,
+        vwm_agents.load_run,
+        vwm_agents.build_agent,
+        rundir.RunDir,
+        losses.activity_penalty,
+    ],
+    ids=lambda t: getattr(t, "__qualname__", getattr(t, "__name__", "")),
+)
 def test_examples_run(target, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # examples that write go to temporary directories anyway
     finder = doctest.DocTestFinder(recurse=False)
-    tests = finder.find(target, getattr(target, "__name__", "example"),
-                        globs={"__name__": "example"})
+    tests = finder.find(
+        target, getattr(target, "__name__", "example"), globs={"__name__": "example"}
+    )
     examples = [test for test in tests if test.examples]
     assert examples, f"{target} has no example"
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
@@ -73,8 +83,10 @@ def test_old_module_paths_fail_with_one_line_naming_the_new_place(old):
 
 
 def test_the_users_scripts_of_version_0_1_fail_in_one_line():
-    for line, new in (("from vwm_agents.run import load_run", "vwm_agents.training.run"),
-                      ("from vwm_agents.trainer import train", "vwm_agents.training.trainer")):
+    for line, new in (
+        ("from vwm_agents.run import load_run", "vwm_agents.training.run"),
+        ("from vwm_agents.trainer import train", "vwm_agents.training.trainer"),
+    ):
         with pytest.raises(ImportError, match=new.replace(".", r"\.")):
             exec(line, {})
     assert "vwm_agents.run" not in sys.modules and "vwm_agents.trainer" not in sys.modules
@@ -122,6 +134,8 @@ def test_run_dir_decides_fresh_or_resume_once_for_runs_and_ensembles(tmp_path):
     assert run.start(config, members, resume=True) == [None, None]
     with pytest.raises(RunDirError, match="cannot resume with a different training.seed"):
         run.start(config.with_value("training.seed", 7), members, resume=True)
-    with pytest.raises(RunDirError, match=f"an ensemble run; load one of its members \\(seed_1\\), "
-                                          f"e.g. {run.member(1)}"):
+    with pytest.raises(
+        RunDirError,
+        match=f"an ensemble run; load one of its members \\(seed_1\\), e.g. {run.member(1)}",
+    ):
         load_run(run.path)

@@ -21,12 +21,22 @@ from vwm_agents.models import native, philox
 from vwm_agents.models.noise import RandomStream, resolve_random_numbers
 from vwm_agents.training.run import resolve_random_numbers as run_random_numbers
 
-TINY = ["task.max_items=2", "agent.n_neurons=16", "training.batch_size=4",
-        "training.eval_batch_size=8", "training.threads=1", "training.device=cpu",
-        "logging.period=1", "logging.progress=false", "agent.spike_noise_factor=0.3",
-        "task.timing={init: 20, stimulus: 50, delay: 100, decode: 50}"]
+TINY = [
+    "task.max_items=2",
+    "agent.n_neurons=16",
+    "training.batch_size=4",
+    "training.eval_batch_size=8",
+    "training.threads=1",
+    "training.device=cpu",
+    "logging.period=1",
+    "logging.progress=false",
+    "agent.spike_noise_factor=0.3",
+    "task.timing={init: 20, stimulus: 50, delay: 100, decode: 50}",
+]
 
-needs_kernels = pytest.mark.skipif(native.kernels() is None, reason="the C kernels cannot be built here")
+needs_kernels = pytest.mark.skipif(
+    native.kernels() is None, reason="the C kernels cannot be built here"
+)
 
 
 @pytest.fixture
@@ -71,8 +81,9 @@ def test_auto_without_kernels_records_torch(tmp_path, without_kernels):
 def test_resume_without_kernels_continues_the_recorded_stream(tmp_path, monkeypatch):
     whole = train(_config("training.num_iterations=4"), tmp_path / "whole")
     first = train(_config("training.num_iterations=2"), tmp_path / "split")
-    other = train(_config("training.num_iterations=4", "training.random_numbers=torch"),
-                  tmp_path / "other")
+    other = train(
+        _config("training.num_iterations=4", "training.random_numbers=torch"), tmp_path / "other"
+    )
     monkeypatch.setenv("VWM_RNN_NATIVE", "0")
     native.kernels.cache_clear()
     try:
@@ -84,6 +95,7 @@ def test_resume_without_kernels_continues_the_recorded_stream(tmp_path, monkeypa
         native.kernels.cache_clear()
     assert resumed == first and _saved_source(resumed) == "philox"
     assert any(philox.PORTABLE_WARNING in str(w.message) for w in caught)
+
     def losses(run_dir):
         return torch.tensor([record["loss"] for record in load_run(run_dir).rundir.read_history()])
 
@@ -102,8 +114,11 @@ def test_resume_without_kernels_continues_the_recorded_stream(tmp_path, monkeypa
 def test_resume_with_another_source_is_refused(tmp_path):
     train(_config("training.num_iterations=1"), tmp_path)
     with pytest.raises(RunDirError, match=r"different training\.random_numbers"):
-        train(_config("training.num_iterations=2", "training.random_numbers=torch"), tmp_path,
-              resume=True)
+        train(
+            _config("training.num_iterations=2", "training.random_numbers=torch"),
+            tmp_path,
+            resume=True,
+        )
 
 
 def test_a_run_from_before_the_key_keeps_auto_on_resume(tmp_path):

@@ -45,8 +45,11 @@ def free_port() -> int:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without any Ray address or authentication setting."""
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+    }
     env.update(OMP_NUM_THREADS="1", **extra)
     return env
 
@@ -69,17 +72,31 @@ def ray_head(mode: str) -> Iterator[dict]:
     env = clean_env(HOME=str(home), RAY_TMPDIR=str(base), RAY_AUTH_MODE=mode)
     log = (base / "head.log").open("w")
     head = subprocess.Popen(
-        ["ray", "start", "--head", f"--port={port}", "--block", "--num-cpus=2",
-         "--node-ip-address=127.0.0.1", "--include-dashboard=false", "--disable-usage-stats"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            "ray",
+            "start",
+            "--head",
+            f"--port={port}",
+            "--block",
+            "--num-cpus=2",
+            "--node-ip-address=127.0.0.1",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     address = f"127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + HEAD_START_S
         while True:
             if head.poll() is not None:
-                pytest.fail(f"ray start exited ({head.returncode}): "
-                            f"{(base / 'head.log').read_text()[-2000:]}")
+                pytest.fail(
+                    f"ray start exited ({head.returncode}): "
+                    f"{(base / 'head.log').read_text()[-2000:]}"
+                )
             try:
                 auth = sw.check_cluster(address, timeout=2)
                 break
@@ -112,17 +129,27 @@ def cluster():
 
 
 def run_sweep_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vwm_agents.sweep", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=SWEEP_S)
+    return subprocess.run(
+        [sys.executable, "-m", "vwm_agents.sweep", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=SWEEP_S,
+    )
 
 
 def test_sweep_on_a_token_cluster_finishes_and_resumes(cluster, tmp_path):
-    path = write_sweep(tmp_path, grid={"agent.spike_noise_factor": [0.05, 0.2],
-                                       "training.seed": [0]})
+    path = write_sweep(
+        tmp_path, grid={"agent.spike_noise_factor": [0.05, 0.2], "training.seed": [0]}
+    )
     spec = sw.load_sweep(path)
     # the driver finds the token where the head put it: the default token file of its home
-    done = run_sweep_cli([str(path), "--address", cluster["address"], "--quiet"],
-                         clean_env(HOME=str(cluster["home"])), tmp_path)
+    done = run_sweep_cli(
+        [str(path), "--address", cluster["address"], "--quiet"],
+        clean_env(HOME=str(cluster["home"])),
+        tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "InvalidAuthToken" not in done.stderr
     rows = read_csv(spec.output / sw.RESULTS_CSV)
@@ -145,8 +172,11 @@ def test_sweep_on_a_token_cluster_finishes_and_resumes(cluster, tmp_path):
     before = kept.stat().st_mtime_ns
     home = tmp_path / "driver_home"
     home.mkdir()
-    done = run_sweep_cli([str(path), "--address", cluster["address"], "--quiet", "--resume"],
-                         clean_env(HOME=str(home), RAY_AUTH_TOKEN=cluster["token"]), tmp_path)
+    done = run_sweep_cli(
+        [str(path), "--address", cluster["address"], "--quiet", "--resume"],
+        clean_env(HOME=str(home), RAY_AUTH_TOKEN=cluster["token"]),
+        tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert kept.stat().st_mtime_ns == before
     assert (lost / "metrics.json").is_file()
@@ -164,7 +194,9 @@ def test_check_cluster_finds_the_token_where_ray_reads_it(cluster, tmp_path, mon
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token_file))
     assert sw.check_cluster(cluster["address"]).mode == "token"
     monkeypatch.setenv("RAY_AUTH_TOKEN", "wrong")  # the variable comes before the file, as in Ray
-    with pytest.raises(sw.SweepError, match="rejected the authentication token from RAY_AUTH_TOKEN;"):
+    with pytest.raises(
+        sw.SweepError, match="rejected the authentication token from RAY_AUTH_TOKEN;"
+    ):
         sw.check_cluster(cluster["address"])
 
 
@@ -172,18 +204,24 @@ def test_a_wrong_token_ends_in_one_line_naming_what_to_set(cluster, tmp_path):
     path = write_sweep(tmp_path, grid={"training.seed": [0]})
     home = tmp_path / "driver_home"
     home.mkdir()
-    done = run_sweep_cli([str(path), "--address", cluster["address"], "--quiet"],
-                         clean_env(HOME=str(home), RAY_AUTH_TOKEN="not-the-token"), tmp_path)
+    done = run_sweep_cli(
+        [str(path), "--address", cluster["address"], "--quiet"],
+        clean_env(HOME=str(home), RAY_AUTH_TOKEN="not-the-token"),
+        tmp_path,
+    )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
-    assert lines[0].startswith(f"error: --address {cluster['address']}: the cluster rejected the "
-                               "authentication token from RAY_AUTH_TOKEN")
+    assert lines[0].startswith(
+        f"error: --address {cluster['address']}: the cluster rejected the "
+        "authentication token from RAY_AUTH_TOKEN"
+    )
     assert "RAY_AUTH_TOKEN_PATH" in lines[0] and "~/.ray/auth_token" in lines[0]
     assert not (tmp_path / "out").exists()
     # no token at all: the same, saying there is none
-    done = run_sweep_cli([str(path), "--address", cluster["address"], "--quiet"],
-                         clean_env(HOME=str(home)), tmp_path)
+    done = run_sweep_cli(
+        [str(path), "--address", cluster["address"], "--quiet"], clean_env(HOME=str(home)), tmp_path
+    )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "this machine has no token" in done.stderr
 
@@ -191,12 +229,15 @@ def test_a_wrong_token_ends_in_one_line_naming_what_to_set(cluster, tmp_path):
 def test_an_unreachable_address_fails_in_one_line(tmp_path):
     path = write_sweep(tmp_path, grid={"training.seed": [0]})
     port = free_port()  # nothing listens there
-    done = run_sweep_cli([str(path), "--address", f"127.0.0.1:{port}", "--quiet"], clean_env(),
-                         tmp_path)
+    done = run_sweep_cli(
+        [str(path), "--address", f"127.0.0.1:{port}", "--quiet"], clean_env(), tmp_path
+    )
     assert done.returncode == 2
-    assert done.stderr == (f"error: --address 127.0.0.1:{port}: cannot reach 127.0.0.1:{port} "
-                           f"within {CONNECT_TIMEOUT_S:g} s (Connection refused); is `ray start "
-                           f"--head --port={port}` running there and the port open?\n")
+    assert done.stderr == (
+        f"error: --address 127.0.0.1:{port}: cannot reach 127.0.0.1:{port} "
+        f"within {CONNECT_TIMEOUT_S:g} s (Connection refused); is `ray start "
+        f"--head --port={port}` running there and the port open?\n"
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -206,8 +247,11 @@ def test_sweep_on_a_cluster_without_authentication(tmp_path):
     with ray_head("disabled") as head:
         assert sw.check_cluster(head["address"]).mode == "disabled"
         path = write_sweep(tmp_path, grid={"training.seed": [0]})
-        done = run_sweep_cli([str(path), "--address", head["address"], "--quiet"],
-                             clean_env(HOME=str(head["home"]), RAY_AUTH_TOKEN="unused"), tmp_path)
+        done = run_sweep_cli(
+            [str(path), "--address", head["address"], "--quiet"],
+            clean_env(HOME=str(head["home"]), RAY_AUTH_TOKEN="unused"),
+            tmp_path,
+        )
     assert done.returncode == 0, done.stderr[-3000:]
     [row] = read_csv(tmp_path / "out" / sw.RESULTS_CSV)
     plan = sw.load_sweep(path).trials[0]

@@ -22,9 +22,17 @@ from vwm_agents.training import resources
 from vwm_agents.training.run import make_env
 from vwm_agents.training.trainer import Trainer
 
-SMALL = ["task.max_items=2", "agent.n_neurons=16", "training.batch_size=4",
-         "training.eval_batch_size=8", "training.threads=1", "training.device=cpu",
-         "logging.period=1", "logging.progress=false", "training.num_iterations=3"]
+SMALL = [
+    "task.max_items=2",
+    "agent.n_neurons=16",
+    "training.batch_size=4",
+    "training.eval_batch_size=8",
+    "training.threads=1",
+    "training.device=cpu",
+    "logging.period=1",
+    "logging.progress=false",
+    "training.num_iterations=3",
+]
 
 
 def _cli(argv):
@@ -33,12 +41,15 @@ def _cli(argv):
     return main(argv)
 
 
-@pytest.mark.parametrize("setting, key", [
-    ("agent.n_neurons=1000000000", "agent.n_neurons=1000000000"),
-    ("task.max_items=1000000", "task.max_items=1000000"),
-    ("training.batch_size=1000000000000", "training.batch_size=1000000000000"),
-    ("training.eval_batch_size=10000000000", "training.eval_batch_size=10000000000"),
-])
+@pytest.mark.parametrize(
+    "setting, key",
+    [
+        ("agent.n_neurons=1000000000", "agent.n_neurons=1000000000"),
+        ("task.max_items=1000000", "task.max_items=1000000"),
+        ("training.batch_size=1000000000000", "training.batch_size=1000000000000"),
+        ("training.eval_batch_size=10000000000", "training.eval_batch_size=10000000000"),
+    ],
+)
 def test_sizes_that_cannot_fit_are_refused_first(tmp_path, capsys, setting, key):
     out = tmp_path / "runs"
     start = time.monotonic()
@@ -53,9 +64,20 @@ def test_sizes_that_cannot_fit_are_refused_first(tmp_path, capsys, setting, key)
 
 def test_the_command_line_refuses_in_seconds(tmp_path):
     start = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "vwm_agents.train", "--out", str(tmp_path / "o"),
-                             "--set", "agent.n_neurons=1000000000"], capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vwm_agents.train",
+            "--out",
+            str(tmp_path / "o"),
+            "--set",
+            "agent.n_neurons=1000000000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and time.monotonic() - start < 60
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert not (tmp_path / "o").exists()
@@ -72,8 +94,12 @@ def test_a_config_that_fits_trains(tmp_path):
 def test_the_estimate_grows_with_each_size():
     base = load_config(overrides=SMALL)
     total = resources.estimate_memory(base, make_env(base), "cpu").total
-    for change in ("training.batch_size=400", "training.eval_batch_size=800",
-                   "agent.n_neurons=160", "training.num_models=3"):
+    for change in (
+        "training.batch_size=400",
+        "training.eval_batch_size=800",
+        "agent.n_neurons=160",
+        "training.num_models=3",
+    ):
         config = load_config(overrides=[*SMALL, change])
         assert resources.estimate_memory(config, make_env(config), "cpu").total > total, change
 
@@ -85,7 +111,10 @@ def test_what_counts_as_out_of_memory():
     assert resources.is_out_of_memory(caught.value)
     assert resources.is_out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate 2 GiB"))
     assert resources.is_out_of_memory(
-        RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"))
+        RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"
+        )
+    )
     assert not resources.is_out_of_memory(RuntimeError("shape mismatch"))
     if hasattr(torch.cuda, "OutOfMemoryError"):
         assert resources.is_out_of_memory(torch.cuda.OutOfMemoryError("x"))
@@ -103,9 +132,16 @@ def _fail_at(monkeypatch, iteration: int, error: BaseException) -> None:
 
 
 def test_out_of_memory_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsys):
-    _fail_at(monkeypatch, 3, RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried "
-                                          "to allocate 80000000000 bytes"))
-    code = _cli(["--out", str(tmp_path), "--no-progress", *[a for s in SMALL for a in ("--set", s)]])
+    _fail_at(
+        monkeypatch,
+        3,
+        RuntimeError(
+            "DefaultCPUAllocator: can't allocate memory: you tried to allocate 80000000000 bytes"
+        ),
+    )
+    code = _cli(
+        ["--out", str(tmp_path), "--no-progress", *[a for s in SMALL for a in ("--set", s)]]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1, err
     assert "out of memory in iteration 3" in err[0] and "lower training.batch_size" in err[0]
@@ -122,7 +158,11 @@ def test_out_of_memory_before_the_first_checkpoint_leaves_no_directory(tmp_path,
 
 
 def test_any_failure_of_a_fresh_start_leaves_no_directory(tmp_path, monkeypatch):
-    monkeypatch.setattr(Trainer, "begin", lambda self, payload: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    monkeypatch.setattr(
+        Trainer,
+        "begin",
+        lambda self, payload: (_ for _ in ()).throw(OSError(28, "No space left on device")),
+    )
     with pytest.raises(OSError, match="No space left"):
         train(load_config(overrides=SMALL), tmp_path)
     assert list(tmp_path.iterdir()) == []

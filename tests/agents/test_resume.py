@@ -8,7 +8,6 @@ schedules, every saved RNG state) and ``best.pt``, record for record in the hist
 for byte in ``metrics.json``.
 """
 
-
 from __future__ import annotations
 
 import os
@@ -30,13 +29,29 @@ from vwm_agents.training.rundir import read_history
 pytestmark = pytest.mark.slow  # trains models or starts Ray: minutes of the suite
 
 CONFIG = {
-    "task": {"id": "VWMRecall-v0", "max_items": 2,
-             "timing": {"init": 40, "stimulus": 100, "delay": 100, "decode": 100}},
-    "agent": {"name": "dale_rnn", "n_neurons": 16, "spike_noise_type": "gamma",
-              "spike_noise_factor": 0.05},
-    "training": {"seed": 3, "num_iterations": 24, "batch_size": 16, "learning_rate": 0.01,
-                 "eval_batch_size": 16, "device": "cpu", "threads": 1, "checkpoint_period": 3,
-                 "noise_stages": 2, "lr_patience": 2},
+    "task": {
+        "id": "VWMRecall-v0",
+        "max_items": 2,
+        "timing": {"init": 40, "stimulus": 100, "delay": 100, "decode": 100},
+    },
+    "agent": {
+        "name": "dale_rnn",
+        "n_neurons": 16,
+        "spike_noise_type": "gamma",
+        "spike_noise_factor": 0.05,
+    },
+    "training": {
+        "seed": 3,
+        "num_iterations": 24,
+        "batch_size": 16,
+        "learning_rate": 0.01,
+        "eval_batch_size": 16,
+        "device": "cpu",
+        "threads": 1,
+        "checkpoint_period": 3,
+        "noise_stages": 2,
+        "lr_patience": 2,
+    },
     "logging": {"run_name": "kill", "period": 2, "progress": False},
 }
 # Kill once the history holds this many records (a record every 2 iterations, a checkpoint
@@ -45,10 +60,23 @@ KILL_AFTER_RECORDS = (1, 4, 8)
 
 
 def _cli(config_path, out_dir, *, resume: bool) -> subprocess.Popen:
-    command = [sys.executable, "-m", "vwm_agents.train", "--config", str(config_path),
-               "--out", str(out_dir), "--no-progress", *(["--resume"] if resume else [])]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "vwm_agents.train",
+        "--config",
+        str(config_path),
+        "--out",
+        str(out_dir),
+        "--no-progress",
+        *(["--resume"] if resume else []),
+    ]
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
 
 
 def _records(run_dir) -> int:

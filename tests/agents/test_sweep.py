@@ -37,31 +37,45 @@ def test_grid_is_crossed_with_explicit_trials():
     trials = [{"agent.n_neurons": 64}, {"agent.n_neurons": 128, "training.batch_size": 64}]
     params, sources = sw.expand_trials(grid, trials)
     assert len(params) == 2 * 2 * 3
-    assert params[0] == {"agent.n_neurons": 64, "agent.spike_noise_factor": 0.05, "training.seed": 0}
+    assert params[0] == {
+        "agent.n_neurons": 64,
+        "agent.spike_noise_factor": 0.05,
+        "training.seed": 0,
+    }
     assert params[1]["training.seed"] == 1  # the grid's last key varies fastest
-    assert params[-1] == {"agent.n_neurons": 128, "training.batch_size": 64,
-                          "agent.spike_noise_factor": 0.1, "training.seed": 2}
+    assert params[-1] == {
+        "agent.n_neurons": 128,
+        "training.batch_size": 64,
+        "agent.spike_noise_factor": 0.1,
+        "training.seed": 2,
+    }
     assert sources[-1]["training.batch_size"] == "trials[1]."
     assert sources[-1]["training.seed"] == "grid."
     assert len({tuple(sorted(p.items())) for p in params}) == len(params)
 
 
 def test_trial_names_are_readable_and_unique():
-    params = [{"agent.spike_noise_factor": 0.1, "training.seed": 0},
-              {"agent.spike_noise_factor": 1e-5, "training.seed": 1}]
+    params = [
+        {"agent.spike_noise_factor": 0.1, "training.seed": 0},
+        {"agent.spike_noise_factor": 1e-5, "training.seed": 1},
+    ]
     names = trial_names(params, ["agent.spike_noise_factor", "training.seed"])
     assert names == ["spike_noise_factor-0.1_seed-0", "spike_noise_factor-1e-05_seed-1"]
     # two swept keys with the same last part keep their full names
     clash = [{"agent.dt": 10, "task.dt": 10}, {"agent.dt": 20, "task.dt": 20}]
     assert trial_names(clash, ["agent.dt", "task.dt"]) == [
-        "agent.dt-10_task.dt-10", "agent.dt-20_task.dt-20"]
+        "agent.dt-10_task.dt-10",
+        "agent.dt-20_task.dt-20",
+    ]
     # values that sanitise to the same text get a hash to stay apart
     same = trial_names([{"a.b": "x/y"}, {"a.b": "xy"}], ["a.b"])
     assert len(set(same)) == 2 and all(name.startswith("b-xy") for name in same)
 
 
 def test_sweep_file_resolves_every_trial_config(tmp_path):
-    path = write_sweep(tmp_path, grid={"training.lambda_reg": [1e-6, 1e-5], "training.seed": [3, 4]})
+    path = write_sweep(
+        tmp_path, grid={"training.lambda_reg": [1e-6, 1e-5], "training.seed": [3, 4]}
+    )
     spec = sw.load_sweep(path)
     assert spec.swept_keys == ("training.lambda_reg", "training.seed")
     assert [t.params["training.lambda_reg"] for t in spec.trials] == [1e-6, 1e-6, 1e-5, 1e-5]
@@ -82,8 +96,10 @@ def test_sweep_file_resolves_every_trial_config(tmp_path):
 
 def test_exponent_floats_in_a_sweep_file_are_numbers(tmp_path):
     path = tmp_path / "s.yaml"
-    path.write_text("grid:\n  training.lambda_reg: [1e-6, 2.5E-4]\n"
-                    f"set: {json.dumps(TINY)}\noutput: {tmp_path / 'out'}\n")
+    path.write_text(
+        "grid:\n  training.lambda_reg: [1e-6, 2.5E-4]\n"
+        f"set: {json.dumps(TINY)}\noutput: {tmp_path / 'out'}\n"
+    )
     spec = sw.load_sweep(path)
     assert [t.config["training"]["lambda_reg"] for t in spec.trials] == [1e-6, 2.5e-4]
 
@@ -92,27 +108,45 @@ def test_exponent_floats_in_a_sweep_file_are_numbers(tmp_path):
     ("body", "message"),
     [
         ({"grid": {"training.seed": [0]}, "grdi": {}}, "grdi: unknown key of a sweep file"),
-        ({"grid": {"agent.spike_noise_factr": [0.1, 0.2]}}, "grid.agent.spike_noise_factr: unknown"),
+        (
+            {"grid": {"agent.spike_noise_factr": [0.1, 0.2]}},
+            "grid.agent.spike_noise_factr: unknown",
+        ),
         ({"grid": {"training.seed": 3}}, "grid.training.seed: must be a non-empty list"),
         ({"grid": {"training.seed": [0, 0]}}, "grid.training.seed: lists 0 twice"),
         ({"grid": {"seed": [0, 1]}}, "grid.seed: must be a dotted config key"),
-        ({"trials": [{"training.seed": 0}, {"training.learning_rate": -1}]},
-         "trials[1].training.learning_rate: must be a positive number"),
+        (
+            {"trials": [{"training.seed": 0}, {"training.learning_rate": -1}]},
+            "trials[1].training.learning_rate: must be a positive number",
+        ),
         ({"grid": {"training.batch_size": [8, 16]}}, "set.training.batch_size: is also swept"),
-        ({"grid": {"training.seed": [0]}, "set": {"training.lr_factr": 0.5}}, "set.training.lr_factr"),
-        ({"grid": {"training.seed": [0]}, "trials": [{"training.seed": 1}]},
-         "trials[0].training.seed: is also swept by grid.training.seed"),
+        (
+            {"grid": {"training.seed": [0]}, "set": {"training.lr_factr": 0.5}},
+            "set.training.lr_factr",
+        ),
+        (
+            {"grid": {"training.seed": [0]}, "trials": [{"training.seed": 1}]},
+            "trials[0].training.seed: is also swept by grid.training.seed",
+        ),
         ({"grid": {"logging.run_name": ["a", "b"]}}, "grid.logging.run_name: is set by the sweep"),
-        ({"grid": {"training.seed": [0]}, "resources": {"cpus": 0}}, "resources.cpus: must be a positive"),
+        (
+            {"grid": {"training.seed": [0]}, "resources": {"cpus": 0}},
+            "resources.cpus: must be a positive",
+        ),
         ({"grid": {"training.seed": [0]}, "resources": {"gpu": 1}}, "resources.gpu: unknown key"),
         ({"grid": {"training.seed": [0]}, "base": "no_such_config"}, "base: no config file"),
         ({"set": {"training.seed": 0}}, "sweep: has no trials"),
         # values only the env or the agent can judge are checked before anything runs
         ({"grid": {"task.ilc_noise": [0.0, -1]}}, "grid.task.ilc_noise: ilc_noise must be"),
         ({"grid": {"agent.tau_min": [50.0, 5.0]}}, "grid.agent.tau_min:"),
-        ({"grid": {"training.seed": [0]}, "human": {"target": "no_such_data.csv"}},
-         "human.target: no file or folder 'no_such_data.csv'"),
-        ({"grid": {"training.seed": [0]}, "human": {"trials": 0}}, "human.trials: must be a positive"),
+        (
+            {"grid": {"training.seed": [0]}, "human": {"target": "no_such_data.csv"}},
+            "human.target: no file or folder 'no_such_data.csv'",
+        ),
+        (
+            {"grid": {"training.seed": [0]}, "human": {"trials": 0}},
+            "human.trials: must be a positive",
+        ),
         ({"grid": {"training.seed": [0]}, "human": {"traisl": 5}}, "human.traisl: unknown key"),
     ],
 )
@@ -162,18 +196,25 @@ def test_run_trial_resumes_from_a_checkpoint_and_records_failures(tmp_path):
     calls = []
 
     def train_fn(config, out_dir, *, resume, device, callback, progress):
-        calls.append({"out_dir": Path(out_dir), "resume": resume, "device": device,
-                      "progress": progress})
+        calls.append(
+            {"out_dir": Path(out_dir), "resume": resume, "device": device, "progress": progress}
+        )
         if callback is not None:
-            callback({"iteration": 10, "error": 0.5, "per_set_size": {"1": {"error": 0.2}}, "note": "x"})
+            callback(
+                {"iteration": 10, "error": 0.5, "per_set_size": {"1": {"error": 0.2}}, "note": "x"}
+            )
         if config.training.seed == 0 and len(calls) == 1:
             raise ValueError("agent.tau_min: too small")
         return out_dir / plan.name
 
     reported = []
     assert sw.run_trial(plan, train_fn=train_fn, report=reported.append) is False
-    assert calls[0] == {"out_dir": plan.run_dir.parent, "resume": False, "device": "cpu",
-                        "progress": False}
+    assert calls[0] == {
+        "out_dir": plan.run_dir.parent,
+        "resume": False,
+        "device": "cpu",
+        "progress": False,
+    }
     assert reported == [{"iteration": 10, "error": 0.5, "per_set_size": {"1": {"error": 0.2}}}]
     error_file = plan.run_dir.parent / sw.ERRORS_DIR / "t.yaml"
     record = yaml.safe_load(error_file.read_text())
@@ -226,10 +267,10 @@ def test_a_failed_comparison_with_people_reruns_only_the_comparison(tmp_path, mo
     fake = tmp_path / "python"
     fake.write_text(
         "#!/bin/sh\n"
-        f"echo \"$*\" >> {calls}\n"
+        f'echo "$*" >> {calls}\n'
         f"if [ ! -e {tmp_path / 'works'} ]; then echo 'error: no data' >&2; exit 2; fi\n"
-        "mkdir -p \"$3/analysis\"\n"
-        "echo '{\"distance\": {\"total\": 2.5, \"components\": {}}}' > \"$3/analysis/human_comparison.json\"\n"
+        'mkdir -p "$3/analysis"\n'
+        'echo \'{"distance": {"total": 2.5, "components": {}}}\' > "$3/analysis/human_comparison.json"\n'
     )
     fake.chmod(0o755)
     monkeypatch.setattr(trial.sys, "executable", str(fake))
@@ -242,8 +283,12 @@ def test_a_failed_comparison_with_people_reruns_only_the_comparison(tmp_path, mo
     assert sw.run_trial(plan, human=human, train_fn=train_fn) is True
     assert trained == [0]  # trained once; the second call only compared
     assert calls.read_text().splitlines()[-1] == (
-        f"-m analysis {plan.run_dir} --only human --no-progress --trials 30")
-    assert trial.is_finished(plan, human) and not (plan.run_dir.parent / sw.ERRORS_DIR / "t.yaml").exists()
+        f"-m analysis {plan.run_dir} --only human --no-progress --trials 30"
+    )
+    assert (
+        trial.is_finished(plan, human)
+        and not (plan.run_dir.parent / sw.ERRORS_DIR / "t.yaml").exists()
+    )
     assert sw.read_human_distance(plan.run_dir / "analysis" / "human_comparison.json") == (2.5, {})
 
 
@@ -251,29 +296,45 @@ def test_a_failed_comparison_with_people_reruns_only_the_comparison(tmp_path, mo
 # Results
 
 
-def make_result(noise: float, seed: int, errors: dict[int, float], status: str = "ok") -> TrialResult:
+def make_result(
+    noise: float, seed: int, errors: dict[int, float], status: str = "ok"
+) -> TrialResult:
     return TrialResult(
-        trial=f"n{noise}s{seed}", run_dir="x",
-        params={"agent.spike_noise_factor": noise, "training.seed": seed}, status=status,
-        final_iteration=20, error=float(np.mean(list(errors.values()))), error_std=0.1, rate=5.0,
-        per_set_size={size: {"error": e, "error_std": 0.1, "rate": 5.0} for size, e in errors.items()},
+        trial=f"n{noise}s{seed}",
+        run_dir="x",
+        params={"agent.spike_noise_factor": noise, "training.seed": seed},
+        status=status,
+        final_iteration=20,
+        error=float(np.mean(list(errors.values()))),
+        error_std=0.1,
+        rate=5.0,
+        per_set_size={
+            size: {"error": e, "error_std": 0.1, "rate": 5.0} for size, e in errors.items()
+        },
     )
 
 
 def test_error_vs_set_size_is_mean_and_sem_over_seeds(tmp_path):
     rng = np.random.default_rng(0)
     table = rng.uniform(0, 1, size=(2, 3, 4))  # noise x seed x set size
-    results = [make_result(noise, seed, {size + 1: float(table[i, seed, size]) for size in range(4)})
-               for i, noise in enumerate((0.05, 0.1)) for seed in range(3)]
+    results = [
+        make_result(noise, seed, {size + 1: float(table[i, seed, size]) for size in range(4)})
+        for i, noise in enumerate((0.05, 0.1))
+        for seed in range(3)
+    ]
     results.append(make_result(0.1, 9, {1: 99.0}, status="error"))  # failed trials are left out
     curves = sw.error_vs_set_size(results, ["agent.spike_noise_factor", "training.seed"])
-    assert [c.setting for c in curves] == [{"agent.spike_noise_factor": 0.05},
-                                           {"agent.spike_noise_factor": 0.1}]
+    assert [c.setting for c in curves] == [
+        {"agent.spike_noise_factor": 0.05},
+        {"agent.spike_noise_factor": 0.1},
+    ]
     for i, curve in enumerate(curves):
         assert curve.set_sizes == [1, 2, 3, 4]
         assert curve.n_seeds == [3, 3, 3, 3]
         np.testing.assert_allclose(curve.mean, table[i].mean(axis=0), rtol=1e-12)
-        np.testing.assert_allclose(curve.sem, table[i].std(axis=0, ddof=1) / math.sqrt(3), rtol=1e-12)
+        np.testing.assert_allclose(
+            curve.sem, table[i].std(axis=0, ddof=1) / math.sqrt(3), rtol=1e-12
+        )
     single = sw.error_vs_set_size(results[:1], ["agent.spike_noise_factor", "training.seed"])
     assert math.isnan(single[0].sem[0])  # one seed: no spread to report
     [path] = plot_sweep_error_vs_set_size(curves, tmp_path, title="t")
@@ -284,25 +345,42 @@ def test_error_vs_set_size_is_mean_and_sem_over_seeds(tmp_path):
 # The distance to people in the results
 
 
-def write_comparison(run_dir: Path, total: float, mae: float, guess: float, kurtosis: float) -> None:
+def write_comparison(
+    run_dir: Path, total: float, mae: float, guess: float, kurtosis: float
+) -> None:
     folder = run_dir / "analysis"
     folder.mkdir(parents=True, exist_ok=True)
-    distance = {"total": total, "components": {"mae": mae, "guess_rate": guess,
-                                               "excess_kurtosis": kurtosis},
-                "per_set_size": [], "target": "shipped"}
+    distance = {
+        "total": total,
+        "components": {"mae": mae, "guess_rate": guess, "excess_kurtosis": kurtosis},
+        "per_set_size": [],
+        "target": "shipped",
+    }
     (folder / "human_comparison.json").write_text(json.dumps({"distance": distance}))
 
 
 def write_metrics(run_dir: Path, error: float) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    metrics = {"checkpoint": "best", "iteration": 20, "error": error, "error_std": 0.1, "rate": 4.0,
-               "per_set_size": {"1": {"error": error / 2, "rate": 4.0}, "2": {"error": error, "rate": 4.0}}}
+    metrics = {
+        "checkpoint": "best",
+        "iteration": 20,
+        "error": error,
+        "error_std": 0.1,
+        "rate": 4.0,
+        "per_set_size": {
+            "1": {"error": error / 2, "rate": 4.0},
+            "2": {"error": error, "rate": 4.0},
+        },
+    }
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
 
 
 def test_results_rank_trials_by_distance_to_people(tmp_path):
-    path = write_sweep(tmp_path, grid={"agent.spike_noise_factor": [0.05, 0.1, 0.2]},
-                       human={"target": "shipped", "trials": 50})
+    path = write_sweep(
+        tmp_path,
+        grid={"agent.spike_noise_factor": [0.05, 0.1, 0.2]},
+        human={"target": "shipped", "trials": 50},
+    )
     spec = sw.load_sweep(path)
     assert spec.human == HumanTarget("shipped", 50)
     assert spec.human.analysis_args() == ["--trials", "50"]
@@ -327,15 +405,18 @@ def test_results_rank_trials_by_distance_to_people(tmp_path):
     assert rows[2]["status"] == "error" and "human_comparison.json" in rows[2]["message"]
     assert rows[2]["human_distance"] == ""
     # without a human section there are no such columns
-    plain = sw.load_sweep(write_sweep(tmp_path, grid={"agent.spike_noise_factor": [0.05, 0.1, 0.2]}))
+    plain = sw.load_sweep(
+        write_sweep(tmp_path, grid={"agent.spike_noise_factor": [0.05, 0.1, 0.2]})
+    )
     sw.write_results(plain, sw.collect_results(plain))
     assert not set(sw.HUMAN_COLUMNS) & set(read_csv(plain.output / sw.RESULTS_CSV)[0])
 
 
 def test_human_target_path_is_taken_from_the_sweep_files_folder(tmp_path):
     (tmp_path / "people.csv").write_text("x")
-    spec = sw.load_sweep(write_sweep(tmp_path, grid={"training.seed": [0]},
-                                     human={"target": "people.csv"}))
+    spec = sw.load_sweep(
+        write_sweep(tmp_path, grid={"training.seed": [0]}, human={"target": "people.csv"})
+    )
     assert spec.human.target == str(tmp_path / "people.csv")
     assert spec.human.analysis_args() == ["--human-data", str(tmp_path / "people.csv")]
 
@@ -345,7 +426,10 @@ def test_human_target_path_is_taken_from_the_sweep_files_folder(tmp_path):
     [
         ({"summary": {}}, "has no 'distance'"),
         ({"distance": {"total": "far"}}, "distance.total must be a number"),
-        ({"distance": {"total": 1.0, "components": {"mae": None}}}, "distance.components.mae must be"),
+        (
+            {"distance": {"total": 1.0, "components": {"mae": None}}},
+            "distance.components.mae must be",
+        ),
     ],
 )
 def test_a_comparison_without_a_distance_is_named(tmp_path, content, message):
@@ -361,16 +445,21 @@ def test_sweep_report_is_optional_and_its_failure_one_line(tmp_path, monkeypatch
     from vwm_agents.sweep import results
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    assert sw.write_report(tmp_path) == "no sweep_report.html: the analysis package is not installed"
+    assert (
+        sw.write_report(tmp_path) == "no sweep_report.html: the analysis package is not installed"
+    )
     monkeypatch.undo()
     # a report module that fails: its last error line, nothing else
     fake = tmp_path / "python"
-    fake.write_text("#!/bin/sh\necho 'Traceback (most recent call last):' >&2\n"
-                    "echo 'ValueError: no trials' >&2\nexit 1\n")
+    fake.write_text(
+        "#!/bin/sh\necho 'Traceback (most recent call last):' >&2\n"
+        "echo 'ValueError: no trials' >&2\nexit 1\n"
+    )
     fake.chmod(0o755)
     monkeypatch.setattr(results.sys, "executable", str(fake))
     assert sw.write_report(tmp_path) == (
-        "no sweep_report.html: python -m analysis.report failed: ValueError: no trials")
+        "no sweep_report.html: python -m analysis.report failed: ValueError: no trials"
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -418,7 +507,11 @@ def test_2x2_sweep_writes_one_row_per_trial(finished_sweep):
     rows = read_csv(spec.output / sw.RESULTS_CSV)
     assert [row["trial"] for row in rows] == [t.name for t in spec.trials]
     assert [(float(r["agent.spike_noise_factor"]), int(r["training.seed"])) for r in rows] == [
-        (0.05, 0), (0.05, 1), (0.2, 0), (0.2, 1)]
+        (0.05, 0),
+        (0.05, 1),
+        (0.2, 0),
+        (0.2, 1),
+    ]
     table = yaml.safe_load((spec.output / sw.RESULTS_YAML).read_text())["trials"]
     for row, entry, plan in zip(rows, table, spec.trials, strict=True):
         metrics = json.loads((plan.run_dir / "metrics.json").read_text())
@@ -430,7 +523,8 @@ def test_2x2_sweep_writes_one_row_per_trial(finished_sweep):
         assert float(row["rate"]) == pytest.approx(metrics["rate"], rel=1e-12)
         for size in ("1", "2"):
             assert float(row[f"error_ss{size}"]) == pytest.approx(
-                metrics["per_set_size"][size]["error"], rel=1e-12)
+                metrics["per_set_size"][size]["error"], rel=1e-12
+            )
             assert entry["per_set_size"][int(size)]["rate"] == metrics["per_set_size"][size]["rate"]
         # an ordinary run directory, with the trial's values in its config
         config = yaml.safe_load((plan.run_dir / "config.yaml").read_text())
@@ -454,8 +548,20 @@ def test_resume_reruns_only_unfinished_trials(finished_sweep, tmp_path):
     finished = [t.run_dir for t in copy.trials if t.run_dir not in (lost, stopped)]
     before = [(run_dir / "metrics.json").stat().st_mtime_ns for run_dir in finished]
     # one trial at a time: the second reuses the first one's worker (and its imports)
-    assert sw.main(["noise_level_tiny", "--output", str(output), "--resume", "--quiet",
-                    "--max-concurrent", "1"]) == 0
+    assert (
+        sw.main(
+            [
+                "noise_level_tiny",
+                "--output",
+                str(output),
+                "--resume",
+                "--quiet",
+                "--max-concurrent",
+                "1",
+            ]
+        )
+        == 0
+    )
     after = [(run_dir / "metrics.json").stat().st_mtime_ns for run_dir in finished]
     assert after == before  # finished trials were not run again
     assert (lost / "metrics.json").is_file()
@@ -482,7 +588,9 @@ def test_a_failing_trial_is_recorded_and_the_others_finish(local_ray, tmp_path, 
     assert f"sweep {spec.name}: 100%" in capsys.readouterr().err
     rows = read_csv(spec.output / sw.RESULTS_CSV)
     assert [(row["training.seed"], row["status"]) for row in rows] == [("0", "ok"), ("1", "error")]
-    record = yaml.safe_load((spec.output / sw.ERRORS_DIR / f"{spec.trials[1].name}.yaml").read_text())
+    record = yaml.safe_load(
+        (spec.output / sw.ERRORS_DIR / f"{spec.trials[1].name}.yaml").read_text()
+    )
     assert record["retried_by_ray"] is True
     assert rows[1]["message"] == record["error"] and rows[1]["message"]
     assert rows[1]["error"] == "" and float(rows[0]["error"]) > 0
@@ -499,12 +607,14 @@ def test_human_fit_tiny_sweep_adds_the_distance_to_people(local_ray, tmp_path):
     by_name = {plan.name: plan for plan in spec.trials}
     distances = []
     for row in rows:
-        comparison = json.loads((by_name[row["trial"]].run_dir / "analysis"
-                                 / "human_comparison.json").read_text())["distance"]
+        comparison = json.loads(
+            (by_name[row["trial"]].run_dir / "analysis" / "human_comparison.json").read_text()
+        )["distance"]
         assert float(row["human_distance"]) == pytest.approx(comparison["total"], rel=1e-12)
         for name in ("mae", "guess_rate", "excess_kurtosis"):
             assert float(row[f"human_distance_{name}"]) == pytest.approx(
-                comparison["components"][name], rel=1e-12)
+                comparison["components"][name], rel=1e-12
+            )
         distances.append(float(row["human_distance"]))
     assert distances == sorted(distances)
     assert [row["human_rank"] for row in rows] == [str(i) for i in range(1, len(rows) + 1)]

@@ -16,11 +16,23 @@ SHORT_TIMING = {"init": 40, "stimulus": 100, "delay": 100, "decode": 100}
 def config(*overrides: str) -> Config:
     data = {
         "task": {"id": "VWMRecall-v0", "max_items": 2, "timing": SHORT_TIMING},
-        "agent": {"name": "dale_rnn", "n_neurons": 16, "spike_noise_type": "gauss",
-                  "spike_noise_factor": 0.05},
-        "training": {"seed": 0, "num_iterations": 12, "batch_size": 8, "learning_rate": 0.01,
-                     "eval_batch_size": 16, "device": "cpu", "threads": 1, "noise_stages": 2,
-                     "lr_patience": 1},
+        "agent": {
+            "name": "dale_rnn",
+            "n_neurons": 16,
+            "spike_noise_type": "gauss",
+            "spike_noise_factor": 0.05,
+        },
+        "training": {
+            "seed": 0,
+            "num_iterations": 12,
+            "batch_size": 8,
+            "learning_rate": 0.01,
+            "eval_batch_size": 16,
+            "device": "cpu",
+            "threads": 1,
+            "noise_stages": 2,
+            "lr_patience": 1,
+        },
         "logging": {"run_name": "tb", "period": 4, "progress": False, "tensorboard": True},
     }
     return Config.from_dict(apply_overrides(data, overrides))
@@ -33,8 +45,10 @@ def read_scalars(log_dir) -> dict[str, list[tuple[int, float]]]:
     )
     accumulator = event_accumulator.EventAccumulator(str(log_dir))
     accumulator.Reload()
-    return {tag: [(event.step, event.value) for event in accumulator.Scalars(tag)]
-            for tag in accumulator.Tags()["scalars"]}
+    return {
+        tag: [(event.step, event.value) for event in accumulator.Scalars(tag)]
+        for tag in accumulator.Tags()["scalars"]
+    }
 
 
 def test_history_records_become_scalars(tmp_path):
@@ -44,9 +58,15 @@ def test_history_records_become_scalars(tmp_path):
     scalars = read_scalars(run_dir / "tensorboard")
     history = read_history(run_dir)
     assert [r["iteration"] for r in history] == [4, 8, 12]
-    expected = {"train/loss": "loss", "train/error": "error", "train/rate": "rate",
-                "validation/error": "val_error", "schedule/lr": "lr",
-                "schedule/noise_stage": "noise_stage", "schedule/noise_factor": "noise_factor"}
+    expected = {
+        "train/loss": "loss",
+        "train/error": "error",
+        "train/rate": "rate",
+        "validation/error": "val_error",
+        "schedule/lr": "lr",
+        "schedule/noise_stage": "noise_stage",
+        "schedule/noise_factor": "noise_factor",
+    }
     for tag, key in expected.items():
         assert [step for step, _ in scalars[tag]] == [4, 8, 12], tag
         for (_, value), record in zip(scalars[tag], history, strict=True):
@@ -71,8 +91,11 @@ def test_requested_without_the_package_is_one_clear_line(tmp_path, monkeypatch):
         return None if name == "tensorboard" else real_find_spec(name, *args, **kwargs)
 
     monkeypatch.setattr(importlib.util, "find_spec", without_tensorboard)
-    with pytest.raises(ConfigError, match=r"^logging.tensorboard: true needs the tensorboard "
-                                          r"package.*\[tensorboard\]") as info:
+    with pytest.raises(
+        ConfigError,
+        match=r"^logging.tensorboard: true needs the tensorboard "
+        r"package.*\[tensorboard\]",
+    ) as info:
         train(config(), tmp_path / "out")
     assert "\n" not in str(info.value)
     assert not (tmp_path / "out").exists()

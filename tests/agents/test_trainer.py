@@ -31,11 +31,25 @@ SHORT_TIMING = {"init": 40, "stimulus": 100, "delay": 100, "decode": 100}
 def vwm_config(*overrides: str, agent: str = "dale_rnn") -> Config:
     data = {
         "task": {"id": "VWMRecall-v0", "max_items": 2, "timing": SHORT_TIMING},
-        "agent": ({"name": "dale_rnn", "n_neurons": 24, "spike_noise_type": "gauss",
-                   "spike_noise_factor": 0.05}
-                  if agent == "dale_rnn" else {"name": agent, "n_hidden": 24}),
-        "training": {"seed": 0, "num_iterations": 20, "batch_size": 16, "learning_rate": 0.01,
-                     "eval_batch_size": 32, "device": "cpu", "threads": 1},
+        "agent": (
+            {
+                "name": "dale_rnn",
+                "n_neurons": 24,
+                "spike_noise_type": "gauss",
+                "spike_noise_factor": 0.05,
+            }
+            if agent == "dale_rnn"
+            else {"name": agent, "n_hidden": 24}
+        ),
+        "training": {
+            "seed": 0,
+            "num_iterations": 20,
+            "batch_size": 16,
+            "learning_rate": 0.01,
+            "eval_batch_size": 32,
+            "device": "cpu",
+            "threads": 1,
+        },
         "logging": {"run_name": "t", "period": 5, "progress": False},
     }
     return Config.from_dict(apply_overrides(data, overrides))
@@ -45,10 +59,24 @@ def dms_config(*overrides: str) -> Config:
     """neurogym's DelayMatchSample (Discrete actions), 32 steps of 100 ms."""
     data = {
         "task": {"id": "DelayMatchSample-v0", "dt": 100},
-        "agent": {"name": "dale_rnn", "n_neurons": 24, "tau_min": 200.0, "tau_max": 600.0,
-                  "positive_input": False, "spike_noise_type": "none"},
-        "training": {"seed": 0, "num_iterations": 60, "batch_size": 16, "learning_rate": 0.02,
-                     "eval_batch_size": 32, "device": "cpu", "lambda_reg": 0.0, "threads": 1},
+        "agent": {
+            "name": "dale_rnn",
+            "n_neurons": 24,
+            "tau_min": 200.0,
+            "tau_max": 600.0,
+            "positive_input": False,
+            "spike_noise_type": "none",
+        },
+        "training": {
+            "seed": 0,
+            "num_iterations": 60,
+            "batch_size": 16,
+            "learning_rate": 0.02,
+            "eval_batch_size": 32,
+            "device": "cpu",
+            "lambda_reg": 0.0,
+            "threads": 1,
+        },
         "logging": {"run_name": "dms", "period": 10, "progress": False},
     }
     return Config.from_dict(apply_overrides(data, overrides))
@@ -88,20 +116,43 @@ def test_run_directory_layout_and_schema(tmp_path):
     run_dir = train(vwm_config(), tmp_path, callback=records.append)
     assert run_dir.name == "t_n24item2PI1gauss0.05rad" == run_name(vwm_config())
     files = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file())
-    assert files == ["checkpoints/best.pt", "checkpoints/latest.pt", "config.yaml",
-                     "history.jsonl", "metrics.json", "training_history.png"]
+    assert files == [
+        "checkpoints/best.pt",
+        "checkpoints/latest.pt",
+        "config.yaml",
+        "history.jsonl",
+        "metrics.json",
+        "training_history.png",
+    ]
     history = read_history(run_dir)
     assert history == records
     assert [r["iteration"] for r in history] == [5, 10, 15, 20]
     record = history[-1]
     # one name per quantity: the history and metrics.json both call the firing rate "rate"
-    assert set(record) >= {"iteration", "loss", "error", "error_std", "rate", "lr",
-                           "per_set_size", "val_error"}
+    assert set(record) >= {
+        "iteration",
+        "loss",
+        "error",
+        "error_std",
+        "rate",
+        "lr",
+        "per_set_size",
+        "val_error",
+    }
     assert set(record["per_set_size"]) == {"1", "2"}
     assert set(record["per_set_size"]["1"]) == {"error", "error_std", "rate"}
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert set(metrics) >= {"error", "error_std", "rate", "per_set_size", "iteration", "checkpoint",
-                            "evaluated_on", "selected_on", "val_error"}
+    assert set(metrics) >= {
+        "error",
+        "error_std",
+        "rate",
+        "per_set_size",
+        "iteration",
+        "checkpoint",
+        "evaluated_on",
+        "selected_on",
+        "val_error",
+    }
     assert set(metrics["per_set_size"]["2"]) == {"error", "error_std", "rate"}
     best = load_checkpoint(run_dir / "checkpoints" / "best.pt", kind="best")
     assert metrics["iteration"] == best["iteration"]
@@ -129,8 +180,9 @@ def test_best_is_selected_on_validation_and_reported_on_test(tmp_path):
     assert metrics["val_error"] == pytest.approx(best["val_error"], abs=1e-6)
     # metrics.json reports the best model on the test batch, which says so
     seeds = run_seeds(0)
-    assert metrics["evaluated_on"] == (f"test batch: 32 trials, data seed {seeds.test_data}, "
-                                       f"noise seed {seeds.test_noise}")
+    assert metrics["evaluated_on"] == (
+        f"test batch: 32 trials, data seed {seeds.test_data}, noise seed {seeds.test_noise}"
+    )
     assert metrics["selected_on"].startswith("validation batch: 32 trials")
     loaded = load_run(run_dir)
     env = loaded.env
@@ -155,8 +207,20 @@ def test_validation_and_test_batches_differ():
     assert torch.equal(validation.sample.ob, again.sample.ob)
     # and neither is the training data stream
     trained_on = np.random.default_rng(seeds.data)
-    assert len({seeds.data, seeds.val_data, seeds.test_data, seeds.noise, seeds.val_noise,
-                seeds.test_noise}) == 6 and trained_on is not None
+    assert (
+        len(
+            {
+                seeds.data,
+                seeds.val_data,
+                seeds.test_data,
+                seeds.noise,
+                seeds.val_noise,
+                seeds.test_noise,
+            }
+        )
+        == 6
+        and trained_on is not None
+    )
 
 
 def state_of(run_dir, name="latest"):
@@ -217,8 +281,9 @@ def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_afresh(tmp_pa
     straight = train(config, tmp_path / "a")
     killed = tmp_path / "b" / straight.name
     killed.mkdir(parents=True)
-    (killed / "config.yaml").write_text((straight / "config.yaml").read_text()
-                                        .replace(str(tmp_path / "a"), str(tmp_path / "b")))
+    (killed / "config.yaml").write_text(
+        (straight / "config.yaml").read_text().replace(str(tmp_path / "a"), str(tmp_path / "b"))
+    )
     with pytest.raises(RunDirError, match="exists; continue it with --resume"):
         train(config, tmp_path / "b")
     resumed = train(config, tmp_path / "b", resume=True)
@@ -238,11 +303,26 @@ def test_history_is_appended_and_old_yaml_histories_are_read(tmp_path):
     assert read_history(tmp_path) == [{"iteration": 5, "rate": 1.0}]
     old = tmp_path / "old"
     old.mkdir()
-    (old / "history.yaml").write_text(yaml.safe_dump([
-        {"iteration": 50, "activation": 3.0, "heldout_error": 0.5,
-         "per_set_size": {"1": {"error": 0.1, "activation": 2.0}}}]))
-    assert read_history(old) == [{"iteration": 50, "rate": 3.0, "val_error": 0.5,
-                                  "per_set_size": {"1": {"error": 0.1, "rate": 2.0}}}]
+    (old / "history.yaml").write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "iteration": 50,
+                    "activation": 3.0,
+                    "heldout_error": 0.5,
+                    "per_set_size": {"1": {"error": 0.1, "activation": 2.0}},
+                }
+            ]
+        )
+    )
+    assert read_history(old) == [
+        {
+            "iteration": 50,
+            "rate": 3.0,
+            "val_error": 0.5,
+            "per_set_size": {"1": {"error": 0.1, "rate": 2.0}},
+        }
+    ]
     with pytest.raises(RunDirError, match="corrupt history at line 1"):
         (tmp_path / "history.jsonl").write_text("not json\n{}\n")
         read_history(tmp_path)
@@ -253,7 +333,10 @@ def test_resume_extends_a_finished_run_exactly(tmp_path):
     train(vwm_config("training.num_iterations=10"), tmp_path / "b")
     extended = train(vwm_config("training.num_iterations=20"), tmp_path / "b", resume=True)
     assert_same_weights(state_of(straight)["model"], state_of(extended)["model"])
-    assert state_of(straight)["optimizer"]["state"][0]["step"] == state_of(extended)["optimizer"]["state"][0]["step"]
+    assert (
+        state_of(straight)["optimizer"]["state"][0]["step"]
+        == state_of(extended)["optimizer"]["state"][0]["step"]
+    )
 
 
 def test_resume_errors(tmp_path):
@@ -261,8 +344,11 @@ def test_resume_errors(tmp_path):
         train(vwm_config(), tmp_path, resume=True)
     train(vwm_config("training.num_iterations=5"), tmp_path)
     with pytest.raises(RunDirError, match="different training.learning_rate"):
-        train(vwm_config("training.num_iterations=5", "training.learning_rate=0.02"),
-              tmp_path, resume=True)
+        train(
+            vwm_config("training.num_iterations=5", "training.learning_rate=0.02"),
+            tmp_path,
+            resume=True,
+        )
 
 
 def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, caplog):
@@ -302,14 +388,22 @@ def test_early_stopping_rules():
 
 def test_early_stopping_ends_the_run(tmp_path, caplog):
     caplog.set_level("INFO", logger="vwm_agents.training.trainer")
-    run_dir = train(vwm_config("training.learning_rate=1e-9", "training.early_stop_patience=3",
-                               "training.num_iterations=100"), tmp_path)
+    run_dir = train(
+        vwm_config(
+            "training.learning_rate=1e-9",
+            "training.early_stop_patience=3",
+            "training.num_iterations=100",
+        ),
+        tmp_path,
+    )
     latest = state_of(run_dir)
     assert latest["early_stopping"]["stopped"]
     assert latest["iteration"] < 100
     stops = [r.getMessage() for r in caplog.records if getattr(r, "event", None) == "stop"]
-    assert stops == [f"{run_dir.name}: iteration {latest['iteration']}: early stopping: no lower "
-                     f"loss for 3 iterations (best {latest['early_stopping']['best']:.4g})"]
+    assert stops == [
+        f"{run_dir.name}: iteration {latest['iteration']}: early stopping: no lower "
+        f"loss for 3 iterations (best {latest['early_stopping']['best']:.4g})"
+    ]
 
 
 def test_noise_curriculum(tmp_path, caplog):
@@ -318,8 +412,12 @@ def test_noise_curriculum(tmp_path, caplog):
     levels = noise_levels(0.1, 3)
     assert levels == pytest.approx([1e-3, 1e-2, 1e-1])
     # patience 1: every iteration without improvement ends a stage
-    config = vwm_config("training.noise_stages=3", "training.lr_patience=1",
-                        "training.learning_rate=1e-6", "training.num_iterations=30")
+    config = vwm_config(
+        "training.noise_stages=3",
+        "training.lr_patience=1",
+        "training.learning_rate=1e-6",
+        "training.num_iterations=30",
+    )
     run_dir = train(config, tmp_path)
     latest = state_of(run_dir)
     assert latest["curriculum"]["stage"] == 2
@@ -332,7 +430,9 @@ def test_noise_curriculum(tmp_path, caplog):
     assert len(stages) == 2 and "noise stage 2/3" in stages[0] and "noise stage 3/3" in stages[1]
     first_stage_end = events.index(("stage", stages[1]))
     assert all(kind != "lr_drop" for kind, _ in events[:first_stage_end])
-    with pytest.raises(ConfigError, match="^training.noise_stages: agent gru has no set_noise_factor"):
+    with pytest.raises(
+        ConfigError, match="^training.noise_stages: agent gru has no set_noise_factor"
+    ):
         train(vwm_config("training.noise_stages=2", agent="gru"), tmp_path)
 
 

@@ -16,7 +16,7 @@ import yaml
 from vwm_agents import RunDirError, load_config, load_run, train
 from vwm_agents.training.rundir import foreign_code
 
-MODULE = '''
+MODULE = """
 from pathlib import Path
 
 from vwm_agents.models import DaleRNN
@@ -26,10 +26,18 @@ Path(__file__).with_name("imported.marker").write_text("the module ran")
 
 class Agent(DaleRNN):
     pass
-'''
-SMALL = ["task.max_items=2", "agent.n_neurons=8", "training.batch_size=4",
-         "training.eval_batch_size=8", "training.threads=1", "training.device=cpu",
-         "logging.period=1", "logging.progress=false", "training.num_iterations=2"]
+"""
+SMALL = [
+    "task.max_items=2",
+    "agent.n_neurons=8",
+    "training.batch_size=4",
+    "training.eval_batch_size=8",
+    "training.threads=1",
+    "training.device=cpu",
+    "logging.period=1",
+    "logging.progress=false",
+    "training.num_iterations=2",
+]
 
 
 @pytest.fixture
@@ -40,8 +48,9 @@ def foreign_run(tmp_path, monkeypatch):
     code.mkdir()
     (code / "shared_agent.py").write_text(MODULE)
     monkeypatch.syspath_prepend(str(code))
-    run_dir = train(load_config(overrides=[*SMALL, "agent.name=shared_agent:Agent"]),
-                    tmp_path / "runs")
+    run_dir = train(
+        load_config(overrides=[*SMALL, "agent.name=shared_agent:Agent"]), tmp_path / "runs"
+    )
     marker = code / "imported.marker"
     assert marker.exists()  # training from the user's own config imported it: allowed
     marker.unlink()
@@ -52,8 +61,11 @@ def foreign_run(tmp_path, monkeypatch):
 
 def test_load_run_refuses_foreign_code_without_importing_it(foreign_run):
     run_dir, marker = foreign_run
-    with pytest.raises(RunDirError, match=r"agent\.name: 'shared_agent:Agent' would import code "
-                                          r"from outside vwm-rnn.*trust_code=True \(--trust-code\)"):
+    with pytest.raises(
+        RunDirError,
+        match=r"agent\.name: 'shared_agent:Agent' would import code "
+        r"from outside vwm-rnn.*trust_code=True \(--trust-code\)",
+    ):
         load_run(run_dir)
     assert not marker.exists()
     loaded = load_run(run_dir, trust_code=True)
@@ -73,13 +85,16 @@ def test_the_analysis_command_line_names_the_flag(foreign_run, capsys):
 def test_resume_imports_only_what_the_users_config_names(foreign_run):
     run_dir, marker = foreign_run
     own = load_config(overrides=[*SMALL, "training.num_iterations=3"])
-    with pytest.raises(RunDirError, match=r"different agent\.name .*shared_agent:Agent.*not imported"):
+    with pytest.raises(
+        RunDirError, match=r"different agent\.name .*shared_agent:Agent.*not imported"
+    ):
         train(own.with_value("logging.run_name", "default"), run_dir.parent, resume=True)
     # the same run under the name the user's config gives it: its saved config names other code
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     saved["agent"]["name"] = "dale_rnn"
-    assert not foreign_code(saved) and foreign_code(yaml.safe_load(
-        (run_dir / "config.yaml").read_text())) == ["agent.name: 'shared_agent:Agent'"]
+    assert not foreign_code(saved) and foreign_code(
+        yaml.safe_load((run_dir / "config.yaml").read_text())
+    ) == ["agent.name: 'shared_agent:Agent'"]
     assert not marker.exists()
 
 

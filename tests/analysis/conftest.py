@@ -49,13 +49,23 @@ TRAINED_CONFIG = {
     "logging": {"run_name": "fixture", "period": 50, "progress": False},
 }
 
-_TINY_TRAINING = {"seed": 0, "num_iterations": 3, "batch_size": 8, "eval_batch_size": 16,
-                  "threads": 1, "device": "cpu"}
+_TINY_TRAINING = {
+    "seed": 0,
+    "num_iterations": 3,
+    "batch_size": 8,
+    "eval_batch_size": 16,
+    "threads": 1,
+    "device": "cpu",
+}
 _TINY_LOGGING = {"period": 1, "progress": False}
 
 GRU_VWM_CONFIG = {
-    "task": {"id": "VWMRecall-v0", "max_items": 3, "dt": 20,
-             "timing": {"init": 20, "stimulus": 100, "delay": 100, "decode": 100}},
+    "task": {
+        "id": "VWMRecall-v0",
+        "max_items": 3,
+        "dt": 20,
+        "timing": {"init": 20, "stimulus": 100, "delay": 100, "decode": 100},
+    },
     "agent": {"name": "gru", "n_hidden": 16},
     "training": _TINY_TRAINING,
     "logging": {**_TINY_LOGGING, "run_name": "gru_vwm"},
@@ -91,8 +101,11 @@ def _train(config: dict, tmp_path_factory) -> Path:
 def trained_run_dir(request, tmp_path_factory) -> Path:
     """Run directory of a briefly trained 3-item DaleRNN (cached across sessions)."""
     cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
-    cached = (None if cache is None
-              else Path(cache.mkdir("vwm_trained_model")) / _source_hash(TRAINED_CONFIG))
+    cached = (
+        None
+        if cache is None
+        else Path(cache.mkdir("vwm_trained_model")) / _source_hash(TRAINED_CONFIG)
+    )
     if cached is not None and (cached / "metrics.json").exists():
         return cached
     run_dir = _train(TRAINED_CONFIG, tmp_path_factory)
@@ -134,7 +147,6 @@ def dale_dms_run_dir(tmp_path_factory) -> Path:
     return _train(DALE_DMS_CONFIG, tmp_path_factory)
 
 
-
 @pytest.fixture
 def add_row(monkeypatch):
     """``add_row(row)`` registers one more analysis for the test, the way a new analysis is
@@ -144,8 +156,9 @@ def add_row(monkeypatch):
     from analysis import registry
 
     def add(row) -> None:
-        monkeypatch.setattr(registry, "ANALYSES",
-                            MappingProxyType({**registry.ANALYSES, row.name: row}))
+        monkeypatch.setattr(
+            registry, "ANALYSES", MappingProxyType({**registry.ANALYSES, row.name: row})
+        )
 
     return add
 
@@ -156,9 +169,16 @@ def tiny_run(tmp_path_factory):
     from vwm_agents import train
     from vwm_agents.config import load_config
 
-    config = load_config(None, [
-        "task.max_items=3", "agent.n_neurons=16", "training.num_iterations=2",
-        "training.batch_size=8", "training.eval_batch_size=12", "logging.period=1",
-        "logging.run_name=tiny",
-    ])
+    config = load_config(
+        None,
+        [
+            "task.max_items=3",
+            "agent.n_neurons=16",
+            "training.num_iterations=2",
+            "training.batch_size=8",
+            "training.eval_batch_size=12",
+            "logging.period=1",
+            "logging.run_name=tiny",
+        ],
+    )
     return train(config, tmp_path_factory.mktemp("runs"), progress=False)

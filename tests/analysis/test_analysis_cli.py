@@ -34,8 +34,9 @@ K = 3
 class Oracle(nn.Module):
     """Reports the angles it was shown (rolled by ``shift`` slots), at every time step."""
 
-    def __init__(self, max_items: int, encoding: str = "positive", shift: int = 0,
-                 cued: bool = False) -> None:
+    def __init__(
+        self, max_items: int, encoding: str = "positive", shift: int = 0, cued: bool = False
+    ) -> None:
         super().__init__()
         self.max_items, self.encoding, self.shift, self.cued = max_items, encoding, shift, cued
         self.dummy = nn.Parameter(torch.zeros(()))  # so that the model has a device
@@ -45,7 +46,7 @@ class Oracle(nn.Module):
         shown = ob[..., : self.max_items * c].sum(1)  # stimulus epoch only carries these
         theta = torch.roll(decode_input_angles(shown, self.encoding), self.shift, dims=-1)
         if self.cued:
-            probe = ob[..., self.max_items * c:].sum(1).argmax(-1)
+            probe = ob[..., self.max_items * c :].sum(1).argmax(-1)
             theta = theta.gather(1, probe[:, None])
         xy = torch.stack([torch.cos(theta), torch.sin(theta)], -1).flatten(1)
         return xy[:, None, :].expand(-1, ob.shape[1], -1)
@@ -136,8 +137,7 @@ def test_errors_result_serialises_histogram():
 
 def test_cli_writes_behaviour_results(tiny_run, capsys):
     # (errors.json is checked in the next test, which runs that analysis anyway)
-    code = cli.main([str(tiny_run), "--only", "mixture,human", "--trials", "10",
-                     "--no-progress"])
+    code = cli.main([str(tiny_run), "--only", "mixture,human", "--trials", "10", "--no-progress"])
     assert code == 0
     out = tiny_run / "analysis"
     mix = json.loads((out / "mixture.json").read_text())
@@ -147,16 +147,27 @@ def test_cli_writes_behaviour_results(tiny_run, capsys):
     assert comparison["set_sizes"] == [1, 2, 3]
     assert set(comparison["ratio"]) == {"mae", "circular_variance", "p_guess"}
     assert set(comparison["distance"]["components"]) == {"mae", "guess_rate", "excess_kurtosis"}
-    for png in ("mixture_parameters.png", "mixture_fits.png", "human_comparison.png",
-                "human_histograms.png"):
+    for png in (
+        "mixture_parameters.png",
+        "mixture_fits.png",
+        "human_comparison.png",
+        "human_histograms.png",
+    ):
         assert (out / png).stat().st_size > 0
     assert "results in" in capsys.readouterr().out
 
 
 def test_cli_one_failing_analysis_does_not_stop_the_others(tiny_run, add_row, capsys):
-    add_row(AnalysisRow("broken", "analysis.no_such_module:run",
-                                     "analysis.viz.behaviour:plot_errors", "Broken", "b.json",
-                                     ("b",)))
+    add_row(
+        AnalysisRow(
+            "broken",
+            "analysis.no_such_module:run",
+            "analysis.viz.behaviour:plot_errors",
+            "Broken",
+            "b.json",
+            ("b",),
+        )
+    )
     (tiny_run / "analysis" / "errors.json").unlink(missing_ok=True)
     code = cli.main([str(tiny_run), "--only", "broken,errors", "--trials", "5", "--no-progress"])
     assert code == 1
@@ -198,11 +209,14 @@ def test_cli_corrupt_checkpoint(tiny_run, tmp_path, capsys):
     _one_line_error(capsys, "error:")
 
 
-@pytest.mark.parametrize(("args", "fragment"), [
-    (["--only", "errors,bogus"], "--only: unknown analysis 'bogus'"),
-    (["--trials", "0"], "--trials: must be >= 1"),
-    (["--human-data", "/no/such/folder"], "--human-data"),
-])
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--only", "errors,bogus"], "--only: unknown analysis 'bogus'"),
+        (["--trials", "0"], "--trials: must be >= 1"),
+        (["--human-data", "/no/such/folder"], "--human-data"),
+    ],
+)
 def test_cli_bad_arguments(tiny_run, capsys, args, fragment):
     assert cli.main([str(tiny_run), *args, "--no-progress"]) == 2
     _one_line_error(capsys, fragment)
@@ -210,8 +224,9 @@ def test_cli_bad_arguments(tiny_run, capsys, args, fragment):
 
 def test_only_accepts_the_one_name_of_each_analysis():
     assert cli._parse_only("dn,errors", source="--only") == ["dn", "errors"]
-    with pytest.raises(ValueError, match="--only: unknown analysis 'normalization'; choose from "
-                                         "errors, mixture"):
+    with pytest.raises(
+        ValueError, match="--only: unknown analysis 'normalization'; choose from errors, mixture"
+    ):
         cli._parse_only("normalization", source="--only")  # the old second name of dn
     assert cli._parse_only(["weights", "errors"], source="analysis.only") == ["weights", "errors"]
     assert cli._parse_only(None, source="--only") == list(registry.ANALYSES)
@@ -221,7 +236,9 @@ def test_only_accepts_the_one_name_of_each_analysis():
 
 def test_to_jsonable():
     assert to_jsonable({"a": np.float32(1.5), 2: [np.nan, np.arange(2)]}) == {
-        "a": 1.5, "2": [None, [0, 1]]}
+        "a": 1.5,
+        "2": [None, [0, 1]],
+    }
 
 
 def test_trial_counts_come_from_the_config_unless_given(tiny_run):
@@ -230,9 +247,11 @@ def test_trial_counts_come_from_the_config_unless_given(tiny_run):
     settings = load_config(tiny_run / "config.yaml").analysis
     fixed_points = cli._settings_for("fixed_points", settings)
     assert cli._trials_for(registry.ANALYSES["errors"], {}, settings, None) == {
-        "n_trials": settings.trials}
+        "n_trials": settings.trials
+    }
     assert cli._trials_for(registry.ANALYSES["fixed_points"], fixed_points, settings, None) == {
-        "n_trials": settings.fixed_points.trials}
+        "n_trials": settings.fixed_points.trials
+    }
     assert cli._trials_for(registry.ANALYSES["dn"], {}, settings, None) == {}
     assert cli._trials_for(registry.ANALYSES["dn"], {}, settings, 7) == {"n_trials": 7}
 
@@ -246,7 +265,9 @@ def test_every_fixed_point_setting_reaches_the_finder(tiny_run):
     settings = load_config(tiny_run / "config.yaml").analysis
     forwarded = cli._settings_for("fixed_points", settings)
     assert set(forwarded) == set(settings.fixed_points.to_dict())
-    parameters = inspect.signature(registry.resolve(registry.ANALYSES["fixed_points"].compute)).parameters
+    parameters = inspect.signature(
+        registry.resolve(registry.ANALYSES["fixed_points"].compute)
+    ).parameters
     missing = [k for k in forwarded if k != "trials" and k not in parameters]
     assert not missing, f"fixed_points.run does not take {missing}"
 
@@ -285,21 +306,34 @@ def _fake_module(monkeypatch, add_row, calls: list) -> None:
 
     module.run, module.plot_fake = run, plot_fake
     monkeypatch.setitem(sys.modules, "fake_analysis", module)
-    add_row(AnalysisRow("fake", "fake_analysis:run", "fake_analysis:plot_fake",
-                                     "Fake", "fake.json", ("fake",)))
+    add_row(
+        AnalysisRow(
+            "fake", "fake_analysis:run", "fake_analysis:plot_fake", "Fake", "fake.json", ("fake",)
+        )
+    )
 
 
 def test_section_settings_reach_run_under_their_names(monkeypatch, add_row, tmp_path):
     calls: list = []
     _fake_module(monkeypatch, add_row, calls)
-    session = cli._Session(_FakeRun({"trials": 5, "fake": {"alpha": 3.0, "trials": 7}}),
-                           tmp_path, seed=2, trials=None, human={})
+    session = cli._Session(
+        _FakeRun({"trials": 5, "fake": {"alpha": 3.0, "trials": 7}}),
+        tmp_path,
+        seed=2,
+        trials=None,
+        human={},
+    )
     written = session.run("fake")
     assert calls == [{"n_trials": 7, "seed": 2, "alpha": 3.0, "data": None}]
     assert json.loads(written[0].read_text()) == {"kwargs": {"n_trials": 7, "alpha": 3.0}}
     # --trials wins over the section; without a section, analysis.trials applies.
-    cli._Session(_FakeRun({"trials": 5, "fake": {"alpha": 2.0, "trials": 7}}), tmp_path,
-                 seed=0, trials=9, human={}).run("fake")
+    cli._Session(
+        _FakeRun({"trials": 5, "fake": {"alpha": 2.0, "trials": 7}}),
+        tmp_path,
+        seed=0,
+        trials=9,
+        human={},
+    ).run("fake")
     cli._Session(_FakeRun({"trials": 5}), tmp_path, seed=0, trials=None, human={}).run("fake")
     assert [c["n_trials"] for c in calls[1:]] == [9, 5]
 
@@ -322,8 +356,9 @@ def test_behavioural_analyses_share_one_simulation(tiny_run, monkeypatch, capsys
         return original(*args, **kwargs)
 
     monkeypatch.setattr(analysis.core.trials, "model_errors", counting)
-    code = cli.main([str(tiny_run), "--only", "errors,mixture,human", "--trials", "8",
-                     "--no-progress"])
+    code = cli.main(
+        [str(tiny_run), "--only", "errors,mixture,human", "--trials", "8", "--no-progress"]
+    )
     assert code == 0, capsys.readouterr().err
     assert calls == [8]
     errors = json.loads((tiny_run / "analysis" / "errors.json").read_text())

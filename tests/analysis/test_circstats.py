@@ -24,8 +24,9 @@ def test_closed_forms_at_kappa_8():
 def test_circular_sd_of_von_mises_samples(vm8_samples):
     # SE of R-hat is sqrt((1 + A2 - 2 A1^2) / 2n) ~ 1e-4 here, i.e. ~0.1% of the circular SD,
     # so the anchors' 1% is about 10 SE.
-    assert cs.circular_sd(vm8_samples) == pytest.approx(np.sqrt(-2 * np.log(cs.vonmises_a1(8.0))),
-                                                         rel=0.01)
+    assert cs.circular_sd(vm8_samples) == pytest.approx(
+        np.sqrt(-2 * np.log(cs.vonmises_a1(8.0))), rel=0.01
+    )
     assert cs.circular_variance(vm8_samples) == pytest.approx(cs.circular_sd(vm8_samples) ** 2)
 
 
@@ -37,8 +38,11 @@ def test_circular_kurtosis_of_von_mises_samples(vm8_samples):
 
 def test_excess_kurtosis_positive_for_guess_mixture():
     rng = np.random.default_rng(1)
-    x = np.where(rng.random(N_SAMPLES) < 0.2, rng.uniform(-np.pi, np.pi, N_SAMPLES),
-                 rng.vonmises(0.0, 8.0, N_SAMPLES))
+    x = np.where(
+        rng.random(N_SAMPLES) < 0.2,
+        rng.uniform(-np.pi, np.pi, N_SAMPLES),
+        rng.vonmises(0.0, 8.0, N_SAMPLES),
+    )
     assert cs.excess_circular_kurtosis(x) > 0.3
 
 
@@ -69,12 +73,14 @@ def test_a1_inverse_fisher_and_exact(kappa):
 
 
 def test_a1_inverse_exact_edges():
-    np.testing.assert_array_equal(cs.a1_inverse_exact(np.array([0.0, 1.0]), kappa_max=50.0),
-                                  [0.0, 50.0])
+    np.testing.assert_array_equal(
+        cs.a1_inverse_exact(np.array([0.0, 1.0]), kappa_max=50.0), [0.0, 50.0]
+    )
 
 
 @pytest.mark.parametrize("kappa", [0.0, 1.0, 8.0, 500.0])
 def test_vonmises_logpdf_normalised(kappa):
-    total, _ = quad(lambda x: np.exp(cs.vonmises_logpdf(x, kappa)), -np.pi, np.pi, points=[0.0],
-                    limit=200)
+    total, _ = quad(
+        lambda x: np.exp(cs.vonmises_logpdf(x, kappa)), -np.pi, np.pi, points=[0.0], limit=200
+    )
     assert total == pytest.approx(1.0, abs=1e-8)

@@ -28,8 +28,12 @@ VWM_SPECIFIC = ("errors", "mixture", "human", "snr", "selectivity")
 def _run_cli(run_dir: Path, tmp_path: Path) -> tuple[subprocess.CompletedProcess, Path]:
     copy = tmp_path / run_dir.name
     shutil.copytree(run_dir, copy)
-    done = subprocess.run([sys.executable, "-m", "analysis", str(copy), "--trials", "12",
-                           "--no-progress"], capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", "analysis", str(copy), "--trials", "12", "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     return done, copy
 
 
@@ -79,8 +83,9 @@ def test_dale_rnn_on_delay_match_sample(dale_dms_run_dir, tmp_path):
     done, run_dir = _run_cli(dale_dms_run_dir, tmp_path)
     lines = _check_every_analysis(done, run_dir)
     for name in VWM_SPECIFIC:
-        assert lines[name] == (f"{name}: needs a VWM recall task; this run trained "
-                               "DelayMatchSample-v0 (skipped)")
+        assert lines[name] == (
+            f"{name}: needs a VWM recall task; this run trained DelayMatchSample-v0 (skipped)"
+        )
     performance = json.loads((run_dir / "analysis" / "performance.json").read_text())
     assert performance["task"] == "DelayMatchSample-v0"
     assert set(performance["by_condition"]["ground_truth"]) == {"1", "2"}
@@ -88,13 +93,16 @@ def test_dale_rnn_on_delay_match_sample(dale_dms_run_dir, tmp_path):
 
 
 @pytest.mark.parametrize("only", ["snr", "errors,performance"])
-def test_explicitly_requested_analysis_is_skipped_not_failed(dale_dms_run_dir, tmp_path, only,
-                                                             capsys):
+def test_explicitly_requested_analysis_is_skipped_not_failed(
+    dale_dms_run_dir, tmp_path, only, capsys
+):
     copy = tmp_path / "run"
     shutil.copytree(dale_dms_run_dir, copy)
     code = cli.main([str(copy), "--only", only, "--trials", "8", "--no-progress"])
     out = capsys.readouterr().out
     assert code == 0
     first = only.split(",")[0]
-    assert f"{first}: needs a VWM recall task; this run trained DelayMatchSample-v0 (skipped)" \
+    assert (
+        f"{first}: needs a VWM recall task; this run trained DelayMatchSample-v0 (skipped)"
         in out.splitlines()
+    )

@@ -39,8 +39,9 @@ def _observer(rng, n_trials: int, kappa_scale: float = 1.0) -> tuple[np.ndarray,
         g = min(max(guess + 0.03 * rng.standard_normal(), 0.0), 0.9)
         k = kappa * jitter * kappa_scale
         guessed = rng.random(n_trials) < g
-        errors.append(np.where(guessed, rng.uniform(-np.pi, np.pi, n_trials),
-                               rng.vonmises(0.0, k, n_trials)))
+        errors.append(
+            np.where(guessed, rng.uniform(-np.pi, np.pi, n_trials), rng.vonmises(0.0, k, n_trials))
+        )
         set_size.append(np.full(n_trials, n))
     return np.concatenate(errors), np.concatenate(set_size)
 
@@ -51,9 +52,14 @@ def _people(rng) -> HumanTrials:
     set_size = np.concatenate([s for _, s in parts])
     participant = np.repeat([f"p{i}" for i in range(P)], len(SET_SIZES) * T)
     zeros = np.zeros(errors.size)
-    return HumanTrials(participant=participant, set_size=set_size, target=zeros,
-                       response=errors, errors=errors,
-                       nontarget_errors=np.full((errors.size, 0), np.nan))
+    return HumanTrials(
+        participant=participant,
+        set_size=set_size,
+        target=zeros,
+        response=errors,
+        errors=errors,
+        nontarget_errors=np.full((errors.size, 0), np.nan),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +70,10 @@ def replicates() -> list[tuple[distance.Distance, distance.Distance]]:
     for _ in range(REPLICATES):
         reference = human_statistics(_people(rng)).reference
         reference.target = "synthetic"
-        equal = distance.human_distance(distance.observer_statistics(*_observer(rng, T)),
-                                        reference)
+        equal = distance.human_distance(distance.observer_statistics(*_observer(rng, T)), reference)
         worse = distance.human_distance(
-            distance.observer_statistics(*_observer(rng, T, kappa_scale=0.5)), reference)
+            distance.observer_statistics(*_observer(rng, T, kappa_scale=0.5)), reference
+        )
         out.append((equal, worse))
     return out
 
@@ -86,8 +92,7 @@ def test_equal_observer_scores_within_its_sampling_noise(replicates):
     for name in distance.DISTANCE_STATISTICS:
         values = np.array([equal.components[name] for equal, _ in replicates])
         se = component_sd / math.sqrt(REPLICATES)
-        assert abs(values.mean() - component_mean) < 3 * se, (name, values.mean(),
-                                                               component_mean)
+        assert abs(values.mean() - component_mean) < 3 * se, (name, values.mean(), component_mean)
     totals = np.array([equal.total for equal, _ in replicates])
     total_sd_bound = len(distance.DISTANCE_STATISTICS) * component_sd
     assert abs(totals.mean() - 3 * component_mean) < 3 * total_sd_bound / math.sqrt(REPLICATES)
@@ -122,15 +127,15 @@ def test_one_participant_uses_a_bootstrap_se(tmp_path):
     rng = np.random.default_rng(5)
     errors, set_size = _observer(rng, 400)
     path = tmp_path / "one.csv"
-    rows = ["set_size,target,response"] + [f"{n},0,{float(e)!r}" for n, e in
-                                          zip(set_size, errors, strict=True)]
+    rows = ["set_size,target,response"] + [
+        f"{n},0,{float(e)!r}" for n, e in zip(set_size, errors, strict=True)
+    ]
     path.write_text("\n".join(rows) + "\n")
     trials = read_behaviour_csv(path).to_trials()
     reference = human_statistics(trials, n_bootstrap=50).reference
     assert reference.n_participants == 1 and "bootstrap" in reference.se_source
     assert all(se > 0 for values in reference.se.values() for se in values)
-    same = distance.human_distance(
-        distance.observer_statistics(errors + 0.0, set_size), reference)
+    same = distance.human_distance(distance.observer_statistics(errors + 0.0, set_size), reference)
     assert same.total == pytest.approx(0.0, abs=1e-9)  # the person against themself
     # MAE SE from the bootstrap matches the analytic SE of a mean: SD(|e|) / sqrt(n)
     rows = set_size == 3
@@ -140,12 +145,18 @@ def test_one_participant_uses_a_bootstrap_se(tmp_path):
 
 def test_zero_se_is_excluded_not_infinite():
     reference = distance.HumanReference(
-        set_sizes=[1], mean={"mae": [0.2], "guess_rate": [0.0], "excess_kurtosis": [1.0]},
+        set_sizes=[1],
+        mean={"mae": [0.2], "guess_rate": [0.0], "excess_kurtosis": [1.0]},
         se={"mae": [0.1], "guess_rate": [0.0], "excess_kurtosis": [0.5]},
-        n_participants=3, se_source="between participants", target="t")
+        n_participants=3,
+        se_source="between participants",
+        target="t",
+    )
     result = distance.human_distance(
-        {1: {"mae": 0.4, "guess_rate": 0.1, "excess_kurtosis": 1.0}}, reference)
-    assert result.per_set_size == [{"set_size": 1, "mae": pytest.approx(2.0),
-                                    "guess_rate": None, "excess_kurtosis": 0.0}]
+        {1: {"mae": 0.4, "guess_rate": 0.1, "excess_kurtosis": 1.0}}, reference
+    )
+    assert result.per_set_size == [
+        {"set_size": 1, "mae": pytest.approx(2.0), "guess_rate": None, "excess_kurtosis": 0.0}
+    ]
     assert result.total == pytest.approx(4.0)
     assert result.excluded and "guess_rate" in result.excluded[0]

@@ -90,8 +90,11 @@ def test_every_caption_with_facts_reads_them_from_its_analysis_json(analysed):
         stem = name.removesuffix(".png")
         if stem not in CAPTIONS or CAPTIONS[stem].facts is None:  # (the report's in-memory ones)
             continue
-        row = next(r for r in ANALYSES.values()
-                   if any(stem == p or stem.startswith(p + "_") for p in r.figure_stems))
+        row = next(
+            r
+            for r in ANALYSES.values()
+            if any(stem == p or stem.startswith(p + "_") for p in r.figure_stems)
+        )
         result = json.loads((run_dir / "analysis" / row.json_name).read_text())
         assert caption_for(stem, result).what != CAPTIONS[stem].what, stem
 
@@ -166,4 +169,5 @@ def test_many_set_sizes_get_a_labelled_colour_bar_instead_of_a_legend_of_shades(
         if bar:
             assert colour_bars[0].get_ylabel() == "set size"
             assert [t.get_text() for t in colour_bars[0].get_yticklabels()] == [
-                str(n) for n in sizes]
+                str(n) for n in sizes
+            ]

@@ -33,8 +33,13 @@ def swap_csv(tmp_path_factory) -> Path:
     rows = []
     for set_size, n in ((1, 1000), (3, 1500)):
         errors, nontarget_errors = simulate_swap_responses(
-            rng, n, kappa=KAPPA, p_nontarget=P_SWAP if set_size > 1 else 0.0, p_guess=P_GUESS,
-            set_size=set_size)
+            rng,
+            n,
+            kappa=KAPPA,
+            p_nontarget=P_SWAP if set_size > 1 else 0.0,
+            p_guess=P_GUESS,
+            set_size=set_size,
+        )
         target_full = rng.uniform(-np.pi, np.pi, n)
         response_full = target_full + errors
         nontarget_full = response_full[:, None] - nontarget_errors
@@ -42,16 +47,24 @@ def swap_csv(tmp_path_factory) -> Path:
         to_deg = lambda a: np.mod(np.rad2deg(a) / 2.0, 180.0)  # noqa: E731
         for i in range(n):
             nts = [f"{v:.6f}" for v in to_deg(nontarget_full[i])] + [""] * (3 - set_size)
-            rows.append([set_size, f"{to_deg(target_full[i]):.6f}",
-                         f"{to_deg(response_full[i]):.6f}", *nts[:2]])
-    return _write(tmp_path_factory.mktemp("fit") / "data.csv",
-                  ["set_size", "target", "response", "nontarget_1", "nontarget_2"], rows)
+            rows.append(
+                [
+                    set_size,
+                    f"{to_deg(target_full[i]):.6f}",
+                    f"{to_deg(response_full[i]):.6f}",
+                    *nts[:2],
+                ]
+            )
+    return _write(
+        tmp_path_factory.mktemp("fit") / "data.csv",
+        ["set_size", "target", "response", "nontarget_1", "nontarget_2"],
+        rows,
+    )
 
 
 def test_fit_cli_recovers_parameters(swap_csv, tmp_path, capsys):
     out = tmp_path / "out"
-    code = fit.main([str(swap_csv), "--units", "deg", "--space", "orientation", "--out",
-                     str(out)])
+    code = fit.main([str(swap_csv), "--units", "deg", "--space", "orientation", "--out", str(out)])
     assert code == 0
     result = json.loads((out / "mixture.json").read_text())
     assert set(result) == {"1", "3"}
@@ -86,21 +99,38 @@ def test_space_and_units_are_applied(tmp_path):
     ("header", "rows", "message"),
     [
         (["set_size", "target"], [[1, 0.1]], "missing column 'response'"),
-        (["set_size", "target", "response"], [[1, 0.1, 0.2], [2, "abc", 0.1]],
-         "row 2, column 'target': 'abc' is not a number"),
-        (["set_size", "target", "response"], [[1.5, 0.1, 0.2]],
-         "row 1, column 'set_size': must be an integer"),
-        (["set_size", "target", "response", "nontarget_1"], [[3, 0.1, 0.2, 0.3]],
-         "row 1, column 'set_size': set size 3 needs nontarget_1..nontarget_2"),
-        (["set_size", "target", "response", "nontarget_1", "nontarget_2"],
-         [[2, 0.1, 0.2, 0.3, 0.4]], "row 1, column 'nontarget_2': set size 2 has 1 non-targets"),
-        (["set_size", "target", "response", "nontarget_1", "nontarget_2"],
-         [[3, 0.1, 0.2, 0.3, ""]], "row 1, column 'nontarget_2': an empty cell is not a number"),
-        (["set_size", "target", "response", "nontarget_2"], [[1, 0.1, 0.2, ""]],
-         "without gaps"),
+        (
+            ["set_size", "target", "response"],
+            [[1, 0.1, 0.2], [2, "abc", 0.1]],
+            "row 2, column 'target': 'abc' is not a number",
+        ),
+        (
+            ["set_size", "target", "response"],
+            [[1.5, 0.1, 0.2]],
+            "row 1, column 'set_size': must be an integer",
+        ),
+        (
+            ["set_size", "target", "response", "nontarget_1"],
+            [[3, 0.1, 0.2, 0.3]],
+            "row 1, column 'set_size': set size 3 needs nontarget_1..nontarget_2",
+        ),
+        (
+            ["set_size", "target", "response", "nontarget_1", "nontarget_2"],
+            [[2, 0.1, 0.2, 0.3, 0.4]],
+            "row 1, column 'nontarget_2': set size 2 has 1 non-targets",
+        ),
+        (
+            ["set_size", "target", "response", "nontarget_1", "nontarget_2"],
+            [[3, 0.1, 0.2, 0.3, ""]],
+            "row 1, column 'nontarget_2': an empty cell is not a number",
+        ),
+        (["set_size", "target", "response", "nontarget_2"], [[1, 0.1, 0.2, ""]], "without gaps"),
         (["set_size", "target", "response"], [], "no data rows"),
-        (["participant", "set_size", "target", "response"], [["a", 1, 0.1, 0.2], ["", 1, 0, 0]],
-         "row 2, column 'participant': empty cell"),
+        (
+            ["participant", "set_size", "target", "response"],
+            [["a", 1, 0.1, 0.2], ["", 1, 0, 0]],
+            "row 2, column 'participant': empty cell",
+        ),
     ],
 )
 def test_malformed_files(tmp_path, capsys, header, rows, message):
@@ -119,8 +149,12 @@ def test_missing_file(tmp_path, capsys):
 
 def test_module_entry_point(tmp_path):
     path = _write(tmp_path / "bad.csv", ["set_size", "response"], [[1, 0.1]])
-    run = subprocess.run([sys.executable, "-m", "analysis.fit_table", str(path)], capture_output=True,
-                         text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "analysis.fit_table", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 2
     assert "missing column 'target'" in run.stderr
 
@@ -134,10 +168,11 @@ def _people_csv(tmp_path: Path, participants: int = 3, trials: int = 150) -> Pat
             errors = rng.vonmises(0.0, kappa * (1 + 0.3 * p), trials)
             target = rng.uniform(0, 180, trials)
             response = np.mod(target + np.rad2deg(errors) / 2, 180)
-            rows += [[f"P{p}", set_size, f"{t:.5f}", f"{r:.5f}"]
-                     for t, r in zip(target, response, strict=True)]
-    return _write(tmp_path / "people.csv", ["participant", "set_size", "target", "response"],
-                  rows)
+            rows += [
+                [f"P{p}", set_size, f"{t:.5f}", f"{r:.5f}"]
+                for t, r in zip(target, response, strict=True)
+            ]
+    return _write(tmp_path / "people.csv", ["participant", "set_size", "target", "response"], rows)
 
 
 def test_participant_column_gives_participants(tmp_path):
@@ -160,9 +195,22 @@ def test_analysis_cli_compares_with_a_csv_target(gru_vwm_run_dir, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(gru_vwm_run_dir, run_dir)
     target = _people_csv(tmp_path)
-    code = cli.main([str(run_dir), "--only", "human", "--trials", "20", "--human-data",
-                     str(target), "--human-units", "deg", "--human-space", "orientation",
-                     "--no-progress"])
+    code = cli.main(
+        [
+            str(run_dir),
+            "--only",
+            "human",
+            "--trials",
+            "20",
+            "--human-data",
+            str(target),
+            "--human-units",
+            "deg",
+            "--human-space",
+            "orientation",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     result = json.loads((run_dir / "analysis" / "human_comparison.json").read_text())
     assert result["set_sizes"] == [1, 2, 3]

@@ -34,7 +34,9 @@ def test_batched_solve_matches_per_matrix_solve(threads):
     try:
         gen = torch.Generator().manual_seed(0)
         n = 256
-        a = torch.randn(3, n, n, dtype=torch.float64, generator=gen) / n**0.5 + 3 * torch.eye(n, dtype=torch.float64)
+        a = torch.randn(3, n, n, dtype=torch.float64, generator=gen) / n**0.5 + 3 * torch.eye(
+            n, dtype=torch.float64
+        )
         b = torch.randn(3, n, dtype=torch.float64, generator=gen)
         x = batched_solve(a, b)
         reference = torch.stack([torch.linalg.solve(a[i], b[i]) for i in range(3)])
@@ -56,12 +58,16 @@ def test_linear_map_has_its_unique_fixed_point_and_eigenvalues():
     def step(x):
         return x @ at.T + bt
 
-    result = analyse_fixed_points(step, torch.tensor(rng.standard_normal((16, n)) * 3), adam_iterations=50)
+    result = analyse_fixed_points(
+        step, torch.tensor(rng.standard_normal((16, n)) * 3), adam_iterations=50
+    )
     assert result.n_converged == 16
     assert result.n_points == 1
     np.testing.assert_allclose(result.points[0], x_star, atol=1e-6)
     expected = np.linalg.eigvals(a)
-    np.testing.assert_allclose(np.sort(np.abs(result.eigenvalues[0])), np.sort(np.abs(expected)), atol=1e-10)
+    np.testing.assert_allclose(
+        np.sort(np.abs(result.eigenvalues[0])), np.sort(np.abs(expected)), atol=1e-10
+    )
     assert result.stable[0]
 
 
@@ -72,8 +78,11 @@ def _two_neuron_roots(w, bias):
 
     grid = np.linspace(-1.0, 1.0, 2001)
     values = h(grid)
-    roots = [brentq(h, lo, hi, xtol=1e-14) for lo, hi, vl, vh in
-             zip(grid[:-1], grid[1:], values[:-1], values[1:], strict=True) if vl * vh < 0]
+    roots = [
+        brentq(h, lo, hi, xtol=1e-14)
+        for lo, hi, vl, vh in zip(grid[:-1], grid[1:], values[:-1], values[1:], strict=True)
+        if vl * vh < 0
+    ]
     return np.array([[x1, np.tanh(w * x1 + bias[1])] for x1 in roots])
 
 
@@ -95,7 +104,9 @@ def test_two_neuron_network_fixed_points_match_independent_roots():
     # Analytic Jacobian of the map: (1 - leak) I + leak diag(1 - x^2) W at a fixed point x = tanh(.)
     for point, eig, stable in zip(result.points, result.eigenvalues, result.stable, strict=True):
         jac = (1 - leak) * np.eye(2) + leak * np.diag(1 - point**2) @ weights.numpy()
-        np.testing.assert_allclose(np.sort(np.abs(eig)), np.sort(np.abs(np.linalg.eigvals(jac))), atol=1e-8)
+        np.testing.assert_allclose(
+            np.sort(np.abs(eig)), np.sort(np.abs(np.linalg.eigvals(jac))), atol=1e-8
+        )
         assert stable == bool(np.all(np.abs(np.linalg.eigvals(jac)) < 1))
     assert result.stable.sum() == 2
 
@@ -120,7 +131,9 @@ def test_unique_and_outliers():
     keep = unique_indices(points, q, tol=1e-3)
     assert sorted(keep.tolist()) == [1, 2, 3]  # the lower-q copy of the duplicate is kept
     initial = np.array([[0.0, 1.0], [0.0, -1.0], [1.0, 0.0], [-1.0, 0.0]])  # mean distance 1
-    np.testing.assert_array_equal(outlier_mask(points, initial, scale=10.0), [False, False, False, True])
+    np.testing.assert_array_equal(
+        outlier_mask(points, initial, scale=10.0), [False, False, False, True]
+    )
 
 
 def _run(model, env, **kwargs):
@@ -132,8 +145,16 @@ def test_finder_on_untrained_dale_rnn_finds_fixed_points():
     env = gym.make("VWMRecall-v0", max_items=3, timing=TIMING)
     torch.manual_seed(0)
     model = DaleRNN(9, 6, n_neurons=48)
-    result = _run(model, env, n_trials=8, seed=0, epoch="decode", n_init=16, newton_iterations=15,
-                 progress=False)
+    result = _run(
+        model,
+        env,
+        n_trials=8,
+        seed=0,
+        epoch="decode",
+        n_init=16,
+        newton_iterations=15,
+        progress=False,
+    )
     # Decode-epoch states of an untrained net relax to its low-activity fixed point; other
     # starting states may end on slow points (local minima of q > 0), which are reported too.
     assert result.n_converged >= 1
@@ -173,8 +194,9 @@ def test_hand_built_gru_fixed_points_are_recovered_with_their_stability():
     roots = np.array([-x_star, 0.0, x_star])
     expected = np.array([[a, b] for a in roots for b in roots])  # 9 points
     grid = np.stack(np.meshgrid(np.linspace(-1, 1, 9), np.linspace(-1, 1, 9)), -1).reshape(-1, 2)
-    result = analyse_fixed_points(step_map(gru), torch.tensor(grid), adam_iterations=0,
-                                  newton_iterations=60)
+    result = analyse_fixed_points(
+        step_map(gru), torch.tensor(grid), adam_iterations=0, newton_iterations=60
+    )
     assert result.n_points == 9
     for point in expected:
         assert np.min(np.linalg.norm(result.points - point, axis=1)) < 1e-8
@@ -206,7 +228,9 @@ def test_run_on_a_gru_and_any_neurogym_task_finds_points_of_the_update_map():
     assert result.epoch == "all"  # the task has no "decode" epoch
     assert np.any(result.q < 1e-12)
     best = torch.tensor(result.points[np.argmin(result.q)])[None]
-    np.testing.assert_allclose(gru.double().step(best).detach().numpy()[0], best[0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        gru.double().step(best).detach().numpy()[0], best[0].numpy(), atol=1e-6
+    )
     gru.float()
     views = result.views
     assert views.decoded_kind == "class" and views.points_decoded.shape == (result.n_points,)
@@ -226,14 +250,32 @@ def small_dale():
     return DaleRNN(6, 4, n_neurons=24), env
 
 
-BASE = {"n_trials": 6, "seed": 1, "n_init": 8, "max_iters": 5, "lr_init": 0.01, "noise_scale": 0.0,
-        "outlier_distance_scale": 10.0, "pca": True, "newton_iterations": 3, "progress": False}
+BASE = {
+    "n_trials": 6,
+    "seed": 1,
+    "n_init": 8,
+    "max_iters": 5,
+    "lr_init": 0.01,
+    "noise_scale": 0.0,
+    "outlier_distance_scale": 10.0,
+    "pca": True,
+    "newton_iterations": 3,
+    "progress": False,
+}
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("n_init", 5), ("max_iters", 2), ("lr_init", 1.0), ("noise_scale", 5.0),
-    ("outlier_distance_scale", 1e-9), ("pca", False), ("n_trials", 3),
-])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("n_init", 5),
+        ("max_iters", 2),
+        ("lr_init", 1.0),
+        ("noise_scale", 5.0),
+        ("outlier_distance_scale", 1e-9),
+        ("pca", False),
+        ("n_trials", 3),
+    ],
+)
 def test_each_setting_changes_what_the_finder_does(small_dale, key, value):
     model, env = small_dale
     base = _run(model, env, **BASE)
@@ -249,7 +291,8 @@ def test_each_setting_changes_what_the_finder_does(small_dale, key, value):
         assert changed.views is None and base.views is not None
     else:  # the initial states or the search path differ
         differs = not np.allclose(changed.initial_states, base.initial_states) or not np.allclose(
-            changed.final_states, base.final_states)
+            changed.final_states, base.final_states
+        )
         assert differs
 
 
@@ -259,7 +302,9 @@ def test_progress_bar_shows_unless_disabled(capsys):
 
     find_fixed_points(step, torch.ones(2, 2, dtype=torch.float64), adam_iterations=3, progress=True)
     assert "fixed points" in capsys.readouterr().err
-    find_fixed_points(step, torch.ones(2, 2, dtype=torch.float64), adam_iterations=3, progress=False)
+    find_fixed_points(
+        step, torch.ones(2, 2, dtype=torch.float64), adam_iterations=3, progress=False
+    )
     assert "fixed points" not in capsys.readouterr().err
 
 
@@ -301,9 +346,12 @@ def test_agent_without_states_gets_a_reason_not_a_traceback():
     needs = "needs forward(ob) -> (outputs, states (B, T, N)); OutputsOnly"
     dms = gym.make("DelayMatchSample-v0", dt=100)
     vwm = gym.make("VWMRecall-v0", max_items=2, timing=TIMING)
-    for module, name, env, n in ((trajectories, "trajectories", dms, 3),
-                                 (analysis.neural.fixed_points, "fixed_points", dms, 3),
-                                 (snr, "snr", vwm, 6), (selectivity, "selectivity", vwm, 6)):
+    for module, name, env, n in (
+        (trajectories, "trajectories", dms, 3),
+        (analysis.neural.fixed_points, "fixed_points", dms, 3),
+        (snr, "snr", vwm, 6),
+        (selectivity, "selectivity", vwm, 6),
+    ):
         assert module.unavailable(OutputsOnly(n), env).startswith(f"{name}: {needs}")
 
 
@@ -312,12 +360,25 @@ def test_time_constants_and_verdict_state_what_was_found():
 
     eigenvalues = np.array([[np.exp(-10 / 50), 0.5 + 0j]])  # dt 10 ms: tau 50 ms, 14.4 ms
     result = FixedPointResult(
-        points=np.full((1, 2), 0.05), q=np.array([1e-14]), eigenvalues=eigenvalues,
-        stable=np.array([True]), n_init=20, n_converged=20, n_unique=1, n_outliers=0,
-        tol_q=1e-12, tol_unique=1e-3, adam_iterations=50, newton_iterations=30, seconds=1.0,
-        dt_ms=10.0)
+        points=np.full((1, 2), 0.05),
+        q=np.array([1e-14]),
+        eigenvalues=eigenvalues,
+        stable=np.array([True]),
+        n_init=20,
+        n_converged=20,
+        n_unique=1,
+        n_outliers=0,
+        tol_q=1e-12,
+        tol_unique=1e-3,
+        adam_iterations=50,
+        newton_iterations=30,
+        seconds=1.0,
+        dt_ms=10.0,
+    )
     np.testing.assert_allclose(result.time_constants_ms()[0], [50.0, -10 / np.log(0.5)])
     out = result.to_dict()
     assert out["slowest_time_constant_ms"] == [pytest.approx(50.0)]
-    assert out["verdict"] == ("1 fixed point kept (1 stable) from 20 searches (20 converged); "
-                              "mean state 0.05; slowest mode 50 ms.")
+    assert out["verdict"] == (
+        "1 fixed point kept (1 stable) from 20 searches (20 converged); "
+        "mean state 0.05; slowest mode 50 ms."
+    )

@@ -15,8 +15,14 @@ from analysis.human import data as human_data
 
 # Mean over the 6 participants of each one's statistic (van den Berg et al. 2012, orientation).
 README_TABLE = {  # set size: (MAE rad, -2 ln R)
-    1: (0.236, 0.100), 2: (0.350, 0.223), 3: (0.492, 0.464), 4: (0.652, 0.816),
-    5: (0.752, 1.063), 6: (0.884, 1.425), 7: (1.004, 1.802), 8: (1.062, 2.057),
+    1: (0.236, 0.100),
+    2: (0.350, 0.223),
+    3: (0.492, 0.464),
+    4: (0.652, 0.816),
+    5: (0.752, 1.063),
+    6: (0.884, 1.425),
+    7: (1.004, 1.802),
+    8: (1.062, 2.057),
 }
 
 
@@ -47,8 +53,9 @@ def test_loader_shapes(trials):
     filled = np.isfinite(trials.nontarget_errors).sum(axis=1)
     np.testing.assert_array_equal(filled, trials.set_size - 1)
     # Doubling: errors are response - target on the full circle, consistent with the angles.
-    np.testing.assert_allclose(np.cos(trials.errors), np.cos(trials.response - trials.target),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        np.cos(trials.errors), np.cos(trials.response - trials.target), atol=1e-12
+    )
 
 
 def test_loader_reproduces_readme_table(trials):
@@ -73,10 +80,12 @@ def test_shipped_summary_is_computed_from_the_files(people):
     (rounded to 6 decimals), every field and every SE."""
     shipped, computed = human.load_human_summary(), people.summary
     for name in human.SUMMARY_FIELDS:
-        np.testing.assert_allclose(getattr(shipped, name), getattr(computed, name), atol=2e-6,
-                                   err_msg=name)
-        np.testing.assert_allclose(shipped.standard_errors[name],
-                                   computed.standard_errors[name], atol=2e-6, err_msg=name)
+        np.testing.assert_allclose(
+            getattr(shipped, name), getattr(computed, name), atol=2e-6, err_msg=name
+        )
+        np.testing.assert_allclose(
+            shipped.standard_errors[name], computed.standard_errors[name], atol=2e-6, err_msg=name
+        )
 
 
 def test_guess_rate_fits_match_published_values(trials):
@@ -84,8 +93,10 @@ def test_guess_rate_fits_match_published_values(trials):
     refitted by van den Berg, Awh & Ma 2014, experiment E9: 0.235 and 0.553)."""
     for n, g in ((4, 0.235), (8, 0.553)):
         rows = trials.set_size == n
-        fits = [fit_vm_uniform(trials.errors[rows & (trials.participant == p)])
-                for p in trials.participants]
+        fits = [
+            fit_vm_uniform(trials.errors[rows & (trials.participant == p)])
+            for p in trials.participants
+        ]
         assert np.mean([f.p_guess for f in fits]) == pytest.approx(g, abs=0.005)
 
 
@@ -132,7 +143,8 @@ def test_human_comparison_ratios():
     assert result.set_sizes == [1, 2]
     assert result.ratio["mae"][0] == pytest.approx(stats.per_set_size[1].mae / people.mae[0])
     assert result.ratio["circular_variance"][1] == pytest.approx(
-        stats.per_set_size[2].circular_variance / people.circular_variance[1])
+        stats.per_set_size[2].circular_variance / people.circular_variance[1]
+    )
     assert result.ratio["p_guess"][0] == pytest.approx(0.01 / people.p_guess[0])
     json.dumps(result.to_dict(), allow_nan=False)
 
@@ -157,8 +169,15 @@ def test_comparison_carries_people_ses_and_every_statistic():
     stats = error_statistics(rng.vonmises(0.0, 10.0, set_size.size), set_size)
     result = human.human_comparison(human.model_summary(stats), people)
     data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
-    for name in ("mae", "linear_sd", "circular_kurtosis", "excess_kurtosis", "p_guess",
-                 "vm_sd", "p_nontarget"):
+    for name in (
+        "mae",
+        "linear_sd",
+        "circular_kurtosis",
+        "excess_kurtosis",
+        "p_guess",
+        "vm_sd",
+        "p_nontarget",
+    ):
         assert len(data["human"][name]) == 2 and len(data["human_se"][name]) == 2, name
         assert all(se > 0 for se in data["human_se"][name][1:]), name
     assert data["human_se"]["mae"][1] == pytest.approx(people.standard_errors["mae"][3])

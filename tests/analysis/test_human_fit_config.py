@@ -24,9 +24,15 @@ CONFIG = REPO / "configs" / "human_fit.yaml"
 CONTROL = REPO / "configs" / "human_fit_resource.yaml"
 BENCHMARK = REPO / "benchmarks" / "human_fit.py"
 
-TINY = ["training.num_iterations=3", "training.batch_size=16", "training.eval_batch_size=16",
-        "training.threads=1", "training.device=cpu", "logging.period=1",
-        "logging.progress=false"]
+TINY = [
+    "training.num_iterations=3",
+    "training.batch_size=16",
+    "training.eval_batch_size=16",
+    "training.threads=1",
+    "training.device=cpu",
+    "logging.period=1",
+    "logging.progress=false",
+]
 
 
 def _benchmark():
@@ -60,11 +66,18 @@ def test_the_shipped_model_is_its_control_plus_the_item_loss_mechanisms():
     # the task itself adds nothing: no item gain drawn by the env
     assert env.unwrapped.item_gain is None
     # what else differs from the control is size and noise only
-    changed = {f"{section}.{key}" for section in ("task", "agent", "training")
-               for key in {**shipped.to_dict()[section], **control.to_dict()[section]}
-               if shipped.to_dict()[section].get(key) != control.to_dict()[section].get(key)}
-    assert changed == {"agent.item_synapse_noise", "training.report_cost", "agent.n_neurons",
-                       "task.ilc_noise"}
+    changed = {
+        f"{section}.{key}"
+        for section in ("task", "agent", "training")
+        for key in {**shipped.to_dict()[section], **control.to_dict()[section]}
+        if shipped.to_dict()[section].get(key) != control.to_dict()[section].get(key)
+    }
+    assert changed == {
+        "agent.item_synapse_noise",
+        "training.report_cost",
+        "agent.n_neurons",
+        "task.ilc_noise",
+    }
 
 
 def test_config_trains_a_few_iterations_and_the_benchmark_scores_it(tmp_path, capsys):
@@ -86,25 +99,37 @@ def test_config_trains_a_few_iterations_and_the_benchmark_scores_it(tmp_path, ca
     assert result["items_per_set_size"] == {str(n): 20 * n for n in range(1, 9)}
     for name in ("mae", "p_guess", "vm_sd", "excess_kurtosis"):
         assert len(result["model"][name]) == 8 and len(result["human"][name]) == 8
-    assert set(result["criteria"]) == {"mae_within_25pct", "guess_rate_rise",
-                                       "excess_kurtosis_positive"}
+    assert set(result["criteria"]) == {
+        "mae_within_25pct",
+        "guess_rate_rise",
+        "excess_kurtosis_positive",
+    }
     assert "MAE within +-25% at every set size" in capsys.readouterr().out
     # selection (1, 2, 4, 8) and held-out (3, 5, 6, 7) set sizes split the distance exactly
     selection, held_out = split_scores(result, (1, 2, 4, 8)), split_scores(result, (3, 5, 6, 7))
-    assert selection["distance"] + held_out["distance"] == pytest.approx(result["distance"]["total"])
-    assert held_out["mae_ratio"] == [result["criteria"]["mae_within_25pct"]["ratio"][i]
-                                     for i in (2, 4, 5, 6)]
+    assert selection["distance"] + held_out["distance"] == pytest.approx(
+        result["distance"]["total"]
+    )
+    assert held_out["mae_ratio"] == [
+        result["criteria"]["mae_within_25pct"]["ratio"][i] for i in (2, 4, 5, 6)
+    ]
 
 
-PEOPLE = {"mae": [0.236, 0.350, 0.492, 0.652, 0.752, 0.884, 1.004, 1.062],
-          "p_guess": [0.005, 0.028, 0.115, 0.235, 0.289, 0.392, 0.514, 0.554]}
+PEOPLE = {
+    "mae": [0.236, 0.350, 0.492, 0.652, 0.752, 0.884, 1.004, 1.062],
+    "p_guess": [0.005, 0.028, 0.115, 0.235, 0.289, 0.392, 0.514, 0.554],
+}
 
 
-@pytest.mark.parametrize("scale, met", [(1.0, True), (1.24, True), (0.76, True), (1.3, False),
-                                        (0.7, False)])
+@pytest.mark.parametrize(
+    "scale, met", [(1.0, True), (1.24, True), (0.76, True), (1.3, False), (0.7, False)]
+)
 def test_mae_criterion_is_plus_minus_25_percent_at_every_set_size(scale, met):
-    model = {"mae": [m * scale for m in PEOPLE["mae"]], "p_guess": PEOPLE["p_guess"],
-             "excess_kurtosis": [1.0] * 8}
+    model = {
+        "mae": [m * scale for m in PEOPLE["mae"]],
+        "p_guess": PEOPLE["p_guess"],
+        "excess_kurtosis": [1.0] * 8,
+    }
     assert criteria(model, PEOPLE)["mae_within_25pct"]["met"] is met
 
 
@@ -132,8 +157,12 @@ def test_forgetting_criteria_each_can_fail():
     from analysis.human.criteria import item_loss_criteria
 
     people = {"mae": [0.2] * 8}
-    good = {"mae": [0.2] * 8, "p_guess": [0.0] * 7 + [0.4], "vm_sd": [0.5] * 8,
-            "excess_kurtosis": [0.0] + [2.0] * 7}
+    good = {
+        "mae": [0.2] * 8,
+        "p_guess": [0.0] * 7 + [0.4],
+        "vm_sd": [0.5] * 8,
+        "excess_kurtosis": [0.0] + [2.0] * 7,
+    }
     assert all(item_loss_criteria(good, people, 50.0).values())
     bad = {
         "mae_within_25pct": {"mae": [0.2] * 7 + [0.3]},
@@ -155,7 +184,10 @@ def test_the_shipped_benchmark_meets_the_forgetting_criteria_and_the_control_doe
     docs = Path(__file__).resolve().parents[2] / "docs" / "human_fit"
     shipped = json.loads((docs / "benchmark.json").read_text())
     control = json.loads((docs / "benchmark_resource.json").read_text())
-    assert all(item_loss_criteria(shipped["model"], shipped["human"],
-                                  shipped["distance"]["total"]).values())
+    assert all(
+        item_loss_criteria(
+            shipped["model"], shipped["human"], shipped["distance"]["total"]
+        ).values()
+    )
     met = item_loss_criteria(control["model"], control["human"], control["distance"]["total"])
     assert not met["guess_rate_rise"] and not met["distance_halved"]

@@ -11,8 +11,17 @@ from __future__ import annotations
 import pytest
 from import_graph import build_graph, find_cycle
 
-RANK = {"core": 0, "behaviour": 1, "neural": 1, "human": 2, "viz": 3, "registry": 4,
-        "report": 5, "__main__": 6, "fit_table": 6}
+RANK = {
+    "core": 0,
+    "behaviour": 1,
+    "neural": 1,
+    "human": 2,
+    "viz": 3,
+    "registry": 4,
+    "report": 5,
+    "__main__": 6,
+    "fit_table": 6,
+}
 """Each part of ``analysis`` (sub-package or top module) and its height: a module imports only
 its own part and lower ones. ``registry`` names its targets as strings, so it imports none."""
 COMPUTE = ("core", "behaviour", "neural", "human")
@@ -46,10 +55,14 @@ def test_compute_never_imports_viz(module):
 
 
 def test_nothing_imports_upward():
-    upward = [f"{module} -> {target}" for module, targets in _graph().items()
-              for target in targets
-              if _part(module) is not None and _part(target) is not None
-              and RANK[_part(target)] > RANK[_part(module)]]
+    upward = [
+        f"{module} -> {target}"
+        for module, targets in _graph().items()
+        for target in targets
+        if _part(module) is not None
+        and _part(target) is not None
+        and RANK[_part(target)] > RANK[_part(module)]
+    ]
     assert not upward, "imports upward: " + "; ".join(sorted(upward))
 
 

@@ -44,8 +44,12 @@ def test_item_loss_summary_of_synthetic_readouts():
     length = np.where(held, rng.lognormal(np.log(0.6), 0.2, n), rng.lognormal(np.log(0.02), 0.3, n))
     error = np.where(held, rng.normal(0, 0.3, n), rng.uniform(-np.pi, np.pi, n))
     unimodal = rng.lognormal(np.log(0.5), 0.3, n)
-    data = ItemReadouts(set_size=np.repeat([8, 1], n), length=np.concatenate([length, unimodal]),
-                        error=np.concatenate([error, rng.normal(0, 0.2, n)]), n_trials=n)
+    data = ItemReadouts(
+        set_size=np.repeat([8, 1], n),
+        length=np.concatenate([length, unimodal]),
+        error=np.concatenate([error, rng.normal(0, 0.2, n)]),
+        n_trials=n,
+    )
     result = item_loss(data, n_boot=50)
     assert result.set_sizes == [1, 8]
     assert result.modes[8]["p_value"] < 0.05 and result.modes[1]["p_value"] > 0.05
@@ -56,8 +60,11 @@ def test_item_loss_summary_of_synthetic_readouts():
 
 
 def test_item_readouts_of_a_model_with_item_gains_and_the_figure(tmp_path):
-    env = VWMRecall(max_items=3, item_gain={"scale": 0.1},
-                    timing={"init": 20, "stimulus": 100, "delay": 100, "decode": 100})
+    env = VWMRecall(
+        max_items=3,
+        item_gain={"scale": 0.1},
+        timing={"init": 20, "stimulus": 100, "delay": 100, "decode": 100},
+    )
     torch.manual_seed(0)
     model = DaleRNN(9, 6, n_neurons=16, spike_noise_type="csnr", spike_noise_factor=0.3)
     data = item_readouts(model, env, n_trials=40, seed=3)
@@ -81,8 +88,11 @@ def test_the_efficacies_an_item_drew_inside_the_network_are_replayed_exactly(mon
     ob = torch.as_tensor(env.sample_batch(8, np.random.default_rng(0)).ob)
     used = []
     original = dale_rnn.apply_item_efficacies
-    monkeypatch.setattr(dale_rnn, "apply_item_efficacies",
-                        lambda ob, eff, c: used.append(eff) or original(ob, eff, c))
+    monkeypatch.setattr(
+        dale_rnn,
+        "apply_item_efficacies",
+        lambda ob, eff, c: used.append(eff) or original(ob, eff, c),
+    )
     torch.manual_seed(11)
     replayed = _replayed_efficacies(model, ob, torch.get_rng_state())
     with torch.no_grad():

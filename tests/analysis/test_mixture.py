@@ -28,39 +28,48 @@ SIGMA = 0.35
 
 @pytest.fixture(scope="module")
 def swap_data():
-    return simulate_swap_responses(0, N_TRIALS, kappa=KAPPA, p_nontarget=P_SWAP,
-                                      p_guess=P_GUESS, set_size=SET_SIZE)
+    return simulate_swap_responses(
+        0, N_TRIALS, kappa=KAPPA, p_nontarget=P_SWAP, p_guess=P_GUESS, set_size=SET_SIZE
+    )
 
 
 @pytest.fixture(scope="module")
 def guess_data():
-    return simulate_swap_responses(1, N_TRIALS, kappa=KAPPA, p_nontarget=0.0,
-                                      p_guess=P_GUESS, set_size=1)[0]
+    return simulate_swap_responses(
+        1, N_TRIALS, kappa=KAPPA, p_nontarget=0.0, p_guess=P_GUESS, set_size=1
+    )[0]
 
 
 @pytest.fixture(scope="module")
 def gauss_data():
     rng = np.random.default_rng(2)
-    normal = truncnorm.rvs(-np.pi / SIGMA, np.pi / SIGMA, scale=SIGMA, size=N_TRIALS,
-                           random_state=rng)
+    normal = truncnorm.rvs(
+        -np.pi / SIGMA, np.pi / SIGMA, scale=SIGMA, size=N_TRIALS, random_state=rng
+    )
     return np.where(rng.random(N_TRIALS) < P_GUESS, rng.uniform(-np.pi, np.pi, N_TRIALS), normal)
 
 
 def _standard_errors(negloglik, theta: np.ndarray) -> np.ndarray:
     """sqrt(diag(H^-1)) with H the numerical Hessian of the negative log-likelihood."""
     step = 1e-4 * np.maximum(np.abs(theta), 1.0)
-    hessian = np.array([
-        (approx_fprime(theta + step[i] * np.eye(theta.size)[i], negloglik, step)
-         - approx_fprime(theta - step[i] * np.eye(theta.size)[i], negloglik, step)) / (2 * step[i])
-        for i in range(theta.size)
-    ])
+    hessian = np.array(
+        [
+            (
+                approx_fprime(theta + step[i] * np.eye(theta.size)[i], negloglik, step)
+                - approx_fprime(theta - step[i] * np.eye(theta.size)[i], negloglik, step)
+            )
+            / (2 * step[i])
+            for i in range(theta.size)
+        ]
+    )
     return np.sqrt(np.diag(np.linalg.inv(0.5 * (hessian + hessian.T))))
 
 
 def test_vm_uniform_recovers_parameters(guess_data):
     fit = mx.fit_vm_uniform(guess_data)
-    se = _standard_errors(lambda t: -mx.vm_uniform_loglik(guess_data, t[0], t[1]),
-                          np.array([fit.kappa, fit.p_guess]))
+    se = _standard_errors(
+        lambda t: -mx.vm_uniform_loglik(guess_data, t[0], t[1]), np.array([fit.kappa, fit.p_guess])
+    )
     assert abs(fit.kappa - KAPPA) < min(0.15 * KAPPA, 4 * se[0])
     assert abs(fit.p_guess - P_GUESS) < min(0.03, 4 * se[1])
     assert fit.n_trials == N_TRIALS
@@ -68,8 +77,10 @@ def test_vm_uniform_recovers_parameters(guess_data):
 
 def test_gauss_uniform_recovers_parameters(gauss_data):
     fit = mx.fit_gauss_uniform(gauss_data)
-    se = _standard_errors(lambda t: -mx.gauss_uniform_loglik(gauss_data, t[0], t[1]),
-                          np.array([fit.sigma, fit.p_guess]))
+    se = _standard_errors(
+        lambda t: -mx.gauss_uniform_loglik(gauss_data, t[0], t[1]),
+        np.array([fit.sigma, fit.p_guess]),
+    )
     assert abs(fit.sigma - SIGMA) < min(0.075 * SIGMA, 4 * se[0])  # sigma ~ kappa^-1/2: half
     assert abs(fit.p_guess - P_GUESS) < min(0.03, 4 * se[1])
 
@@ -97,8 +108,12 @@ def _generic_best(negloglik, starts) -> float:
     """Best log-likelihood of BFGS from several starts, the best one polished by Nelder-Mead."""
     runs = [minimize(negloglik, np.asarray(start, float), method="BFGS") for start in starts]
     best = min(runs, key=lambda run: run.fun)
-    polished = minimize(negloglik, best.x, method="Nelder-Mead",
-                        options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 5000})
+    polished = minimize(
+        negloglik,
+        best.x,
+        method="Nelder-Mead",
+        options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 5000},
+    )
     return -min(best.fun, polished.fun)
 
 
@@ -138,8 +153,11 @@ def test_swap_at_least_generic_optimiser(swap_data):
         w = _softmax(np.array([0.0, z[1], z[2]]))
         return -mx.swap_loglik(errors, nontargets, np.exp(z[0]), *w)
 
-    starts = [(np.log(k), np.log(pn / 0.5), np.log(pu / 0.5))
-              for k in (2.0, 20.0) for pn, pu in ((0.05, 0.05), (0.3, 0.3))]
+    starts = [
+        (np.log(k), np.log(pn / 0.5), np.log(pu / 0.5))
+        for k in (2.0, 20.0)
+        for pn, pu in ((0.05, 0.05), (0.3, 0.3))
+    ]
     assert mx.fit_swap(errors, nontargets).loglik >= _generic_best(negloglik, starts) - 1e-6
 
 
@@ -160,8 +178,9 @@ def test_fitted_densities_are_normalised():
     grid = np.linspace(-np.pi, np.pi, 20001)
     vm = mx.VonMisesUniformFit(kappa=8.0, p_guess=0.2, loglik=0.0, n_trials=1)
     gauss = mx.GaussianUniformFit(sigma=2.0, p_guess=0.2, loglik=0.0, n_trials=1)
-    edge_cases = [mx.VonMisesUniformFit(kappa=8.0, p_guess=g, loglik=0.0, n_trials=1)
-                  for g in (0.0, 1.0)]  # a weight at its bound must still give an array
+    edge_cases = [
+        mx.VonMisesUniformFit(kappa=8.0, p_guess=g, loglik=0.0, n_trials=1) for g in (0.0, 1.0)
+    ]  # a weight at its bound must still give an array
     for fit in (vm, gauss, *edge_cases):
         assert fit.pdf(grid).shape == grid.shape
         assert np.trapezoid(fit.pdf(grid), grid) == pytest.approx(1.0, abs=1e-6)
@@ -179,18 +198,29 @@ def test_fit_by_set_size_schema(swap_data):
     assert entry["n_trials"] == 300
     assert set(entry["vm_uniform"]) == {"kappa", "sd", "p_guess", "loglik", "aic", "bic"}
     assert set(entry["gauss_uniform"]) == {"sigma", "p_guess", "loglik", "aic", "bic"}
-    assert set(entry["swap"]) == {"kappa", "sd", "p_target", "p_nontarget", "p_guess", "loglik",
-                                  "aic", "bic"}
+    assert set(entry["swap"]) == {
+        "kappa",
+        "sd",
+        "p_target",
+        "p_nontarget",
+        "p_guess",
+        "loglik",
+        "aic",
+        "bic",
+    }
     assert data["1"]["swap"]["p_nontarget"] == 0.0
-    np.testing.assert_allclose(result.column("swap", "p_nontarget"),
-                               [0.0, entry["swap"]["p_nontarget"]])
+    np.testing.assert_allclose(
+        result.column("swap", "p_nontarget"), [0.0, entry["swap"]["p_nontarget"]]
+    )
 
 
 @pytest.mark.parametrize(
     ("args", "match"),
-    [((np.array([0.1, np.nan]),), "errors"),
-     ((np.array([]),), "errors"),
-     ((np.zeros(4), np.zeros((3, 2))), "nontarget_errors")],
+    [
+        ((np.array([0.1, np.nan]),), "errors"),
+        ((np.array([]),), "errors"),
+        ((np.zeros(4), np.zeros((3, 2))), "nontarget_errors"),
+    ],
 )
 def test_bad_input_errors(args, match):
     with pytest.raises(ValueError, match=match):

@@ -60,8 +60,9 @@ def test_run_on_untrained_model():
     inputs = np.array(d["load"]["mean_input"])
     np.testing.assert_allclose(inputs / inputs[0], [1, 2, 3], rtol=0.05)
     # ... and the linear null's stimulus-epoch rate above baseline follows it
-    np.testing.assert_allclose(d["load"]["growth_relative_to_set_size_1"]["null_rate"], [1, 2, 3],
-                               rtol=0.05)
+    np.testing.assert_allclose(
+        d["load"]["growth_relative_to_set_size_1"]["null_rate"], [1, 2, 3], rtol=0.05
+    )
     assert all(np.isfinite(d["load"]["rate_decode_epoch"]))
 
 
@@ -73,8 +74,9 @@ class RateNet(torch.nn.Module):
         normalised: r <- r + leak (-r + c + (B u) / (1 + mean(B u) / sigma)) + noise
     """
 
-    def __init__(self, n_in: int, n_out: int, n: int, *, normalised: bool, noise_sd: float,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, n_in: int, n_out: int, n: int, *, normalised: bool, noise_sd: float, seed: int = 0
+    ) -> None:
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
         self.input_weights = torch.nn.Parameter(0.1 * torch.rand(n, n_in, generator=gen))
@@ -98,8 +100,11 @@ class RateNet(torch.nn.Module):
         r = self.baseline.expand(ob.shape[0], -1)
         out = []
         for t in range(ob.shape[1]):
-            r = r + self.leak * (-r + self.phi(r @ self.recurrent.T + drive[:, t]) if not self.normalised
-                                 else -r + self.baseline + drive[:, t])
+            r = r + self.leak * (
+                -r + self.phi(r @ self.recurrent.T + drive[:, t])
+                if not self.normalised
+                else -r + self.baseline + drive[:, t]
+            )
             if noise and self.noise_sd:
                 r = r + self.noise_sd * torch.randn(r.shape, generator=generator)
             out.append(r)
@@ -146,8 +151,9 @@ def test_linear_null_is_linear():
     null = LinearNull.of(model, np.full(16, 3.0))
     ob1, ob2 = torch.rand(2, 1, 10, 6).unbind(0)
     r0 = null.rates(torch.zeros(1, 10, 6))
-    np.testing.assert_allclose(null.rates(ob1 + ob2) - r0, (null.rates(ob1) - r0) + (null.rates(ob2) - r0),
-                               atol=1e-10)
+    np.testing.assert_allclose(
+        null.rates(ob1 + ob2) - r0, (null.rates(ob1) - r0) + (null.rates(ob2) - r0), atol=1e-10
+    )
     assert np.all(np.real(np.linalg.eigvals(null.recurrent.numpy())) < 1.0)
 
 
@@ -155,11 +161,14 @@ def test_unavailable_names_what_is_missing():
     env = gym.make("VWMRecall-v0", max_items=2, timing=TIMING)
     assert unavailable(DaleRNN(6, 4, n_neurons=8), env) is None
     assert unavailable(GRUAgent(6, 4, n_hidden=8), env).startswith(
-        "dn: specific to rate networks with non-negative rates and inputs")
+        "dn: specific to rate networks with non-negative rates and inputs"
+    )
     assert unavailable(DaleRNN(3, 3, n_neurons=8), gym.make("DelayMatchSample-v0")).startswith(
-        "dn: needs a VWM recall task; this run trained DelayMatchSample-v0")
-    assert "max_items >= 2" in unavailable(DaleRNN(3, 2, n_neurons=8),
-                                           gym.make("VWMRecall-v0", max_items=1, timing=TIMING))
+        "dn: needs a VWM recall task; this run trained DelayMatchSample-v0"
+    )
+    assert "max_items >= 2" in unavailable(
+        DaleRNN(3, 2, n_neurons=8), gym.make("VWMRecall-v0", max_items=1, timing=TIMING)
+    )
 
 
 def test_epoch_setting_changes_the_fitted_epoch():

@@ -31,15 +31,17 @@ def comparison() -> human.HumanComparison:
     errors = rng.vonmises(0.0, np.repeat([20.0, 8.0, 3.0], 400))
     people = human.load_human_summary()
     result = human.human_comparison(
-        human.model_summary(error_statistics(errors, set_size), fit_by_set_size(errors,
-                                                                               set_size)),
-        people)
-    result.distance = human_distance(observer_statistics(errors, set_size),
-                                     human.reference_from_summary(people))
+        human.model_summary(error_statistics(errors, set_size), fit_by_set_size(errors, set_size)),
+        people,
+    )
+    result.distance = human_distance(
+        observer_statistics(errors, set_size), human.reference_from_summary(people)
+    )
     edges = np.linspace(-np.pi, np.pi, 13)
     result.histogram_edges = edges.tolist()
-    result.model_density = {n: np.histogram(errors[set_size == n], edges, density=True)[0]
-                            .tolist() for n in (1, 2, 4)}
+    result.model_density = {
+        n: np.histogram(errors[set_size == n], edges, density=True)[0].tolist() for n in (1, 2, 4)
+    }
     result.human_density = {n: np.full(12, 1 / (2 * np.pi)).tolist() for n in (1, 2, 4)}
     return result
 
@@ -78,10 +80,15 @@ def test_plot_human_saves_both_figures(comparison, tmp_path):
 
 def test_performance_figure_shows_the_scores(tmp_path):
     result = PerformanceResult(
-        task="T", metric="accuracy", score=0.6, n_trials=10, response_epoch="decision",
+        task="T",
+        metric="accuracy",
+        score=0.6,
+        n_trials=10,
+        response_epoch="decision",
         by_epoch={"fixation": 1.0, "decision": 0.4, "empty": None},
-        by_condition={"ground_truth": {"1": {"score": 0.9, "n": 5},
-                                       "2": {"score": 0.3, "n": 5}}}, chance=0.5)
+        by_condition={"ground_truth": {"1": {"score": 0.9, "n": 5}, "2": {"score": 0.3, "n": 5}}},
+        chance=0.5,
+    )
     fig = figure_performance(result)
     epoch_bars = [bar.get_height() for bar in fig.axes[0].containers[0]]
     # an epoch without a score ("empty") has no bar (it used to be a zero-height NaN bar)
@@ -92,6 +99,8 @@ def test_performance_figure_shows_the_scores(tmp_path):
 
 
 def test_plotting_leaves_pyplot_alone():
-    code = ("import sys, analysis.viz.behaviour, analysis.viz.human; "
-            "assert 'matplotlib.pyplot' not in sys.modules")
+    code = (
+        "import sys, analysis.viz.behaviour, analysis.viz.human; "
+        "assert 'matplotlib.pyplot' not in sys.modules"
+    )
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0

@@ -46,7 +46,9 @@ def test_weights_figure_shows_the_matrices_centred_at_zero_with_ei_blocks(dale, 
     expected = {"B": model.input_weights, "W_eff": model.W_eff, "F^T": model.readout_weights.T}
     for ax in axes:
         image = ax.get_images()[0]
-        np.testing.assert_allclose(image.get_array(), expected[ax.get_title()].detach().double().numpy())
+        np.testing.assert_allclose(
+            image.get_array(), expected[ax.get_title()].detach().double().numpy()
+        )
         norm = image.norm
         assert norm.vcenter == 0 and norm.vmin == -norm.vmax
         assert image.get_cmap().name == "RdBu_r"
@@ -78,7 +80,9 @@ def test_trajectory_colours_follow_the_envs_own_epoch_boundaries(tmp_path):
     expected = []
     for _ in range(12):
         replay.new_trial()
-        expected.append({name: (replay.start_ind[name], replay.end_ind[name]) for name in replay.start_ind})
+        expected.append(
+            {name: (replay.start_ind[name], replay.end_ind[name]) for name in replay.start_ind}
+        )
     delays = {e["delay"][1] - e["delay"][0] for e in expected}
     assert len(delays) > 1  # the test needs trials of different timing
     for name in expected[0]:
@@ -110,8 +114,10 @@ def test_snr_figures_plot_the_result(dale, tmp_path):
     # without input noise B u is the same on every repeat (SDs of rounding error): no panel for
     # it (the old assertion wanted 3 panels, rounding error drawn as data)
     assert result.input_noise == 0
-    assert [ax.get_title() for ax in fig.axes] == [plots.SIDE_VIEW_LABELS["rate"],
-                                                   plots.SIDE_VIEW_LABELS["recurrent_input"]]
+    assert [ax.get_title() for ax in fig.axes] == [
+        plots.SIDE_VIEW_LABELS["rate"],
+        plots.SIDE_VIEW_LABELS["recurrent_input"],
+    ]
     fig = plots.figure_snr_trajectories(result)
     top = fig.axes[0]
     np.testing.assert_allclose(top.get_lines()[0].get_ydata(), result.sample_rates[1][0][:, 0])
@@ -133,7 +139,9 @@ def test_dn_figures_plot_model_and_null(dale, tmp_path):
     assert len(null_points.get_offsets()) == len(result.null["baseline_subtracted"]["w1"])
     fig = plots.figure_dn_load(result)
     (rate,) = _by_gid(fig.axes[0], "rate")
-    np.testing.assert_allclose(rate.get_ydata(), np.asarray(result.rate_stimulus) / result.rate_stimulus[0])
+    np.testing.assert_allclose(
+        rate.get_ydata(), np.asarray(result.rate_stimulus) / result.rate_stimulus[0]
+    )
     for path in plots.plot_dn(result, tmp_path):
         _not_blank(path)
 
@@ -158,8 +166,13 @@ def test_fixed_point_figures_plot_points_searches_and_decoded_angles(dale, agent
     if agent == "gru":
         torch.manual_seed(0)
         model = GRUAgent(6, 4, n_hidden=12)
-    result = fixed_points.run(model, env, **{**run_defaults("fixed_points"), "n_trials": 6,
-                                                "n_init": 10}, seed=0, progress=False)
+    result = fixed_points.run(
+        model,
+        env,
+        **{**run_defaults("fixed_points"), "n_trials": 6, "n_init": 10},
+        seed=0,
+        progress=False,
+    )
     views = result.views
     fig = dynamics.figure_fixed_points_search(result)
     (start,) = _by_gid(fig.axes[0], "start")
@@ -172,8 +185,12 @@ def test_fixed_point_figures_plot_points_searches_and_decoded_angles(dale, agent
     stable = _by_gid(fig.axes[0], "stable")[0]
     np.testing.assert_allclose(stable.get_offsets(), views.points[result.stable][:, :2])
     paths = dynamics.plot_fixed_points(result, tmp_path)
-    assert [p.name for p in paths] == ["fixed_points_pca.png", "fixed_points_decoded.png",
-                                       "fixed_points_search.png", "fixed_points_eigenvalues.png"]
+    assert [p.name for p in paths] == [
+        "fixed_points_pca.png",
+        "fixed_points_decoded.png",
+        "fixed_points_search.png",
+        "fixed_points_eigenvalues.png",
+    ]
     for path in paths:
         _not_blank(path)
 
@@ -182,7 +199,9 @@ def test_plotting_does_not_choose_a_backend_at_import():
     import subprocess
     import sys
 
-    code = ("import matplotlib; matplotlib.use('svg'); import analysis.viz.neural; "
-            "print(matplotlib.get_backend())")
+    code = (
+        "import matplotlib; matplotlib.use('svg'); import analysis.viz.neural; "
+        "print(matplotlib.get_backend())"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "svg"

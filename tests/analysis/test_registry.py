@@ -29,8 +29,9 @@ def test_every_registered_analysis_meets_the_contract(name):
     assert row.name == name
     compute = registry.resolve(row.compute)
     parameters = inspect.signature(compute).parameters
-    positional = [p.name for p in parameters.values()
-                  if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    positional = [
+        p.name for p in parameters.values() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    ]
     assert len(positional) == 2, f"{row.compute}: run(model, env, *, ...), got {positional}"
     for keyword in _keyword_parameters(Compute):  # n_trials, seed
         assert keyword in parameters, f"{row.compute} does not take {keyword}"
@@ -42,20 +43,27 @@ def test_every_registered_analysis_meets_the_contract(name):
         assert "data" in parameters
     result_type = inspect.signature(compute, eval_str=True).return_annotation
     assert isinstance(result_type, type) and issubclass(result_type, AnalysisResult), result_type
-    hook = (registry.resolve(row.unavailable) if row.unavailable is not None
-            else getattr(sys.modules[compute.__module__], "unavailable", None))
+    hook = (
+        registry.resolve(row.unavailable)
+        if row.unavailable is not None
+        else getattr(sys.modules[compute.__module__], "unavailable", None)
+    )
     if hook is not None:
         hook_parameters = list(inspect.signature(hook).parameters)
         unavailable_parameters = list(inspect.signature(Unavailable.__call__).parameters)[1:]
         assert len(hook_parameters) == len(unavailable_parameters), (name, hook_parameters)
     figures = registry.resolve(row.figures)
-    assert len(inspect.signature(figures).parameters) == len(
-        inspect.signature(Figures.__call__).parameters) - 1
+    assert (
+        len(inspect.signature(figures).parameters)
+        == len(inspect.signature(Figures.__call__).parameters) - 1
+    )
 
 
 def test_registry_is_light_to_import():
-    code = ("import sys, analysis.registry; "
-            "print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))")
+    code = (
+        "import sys, analysis.registry; "
+        "print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -67,15 +75,36 @@ def test_config_section_comes_from_the_rows():
     assert isinstance(analysis_section, registry.AnalysisSettings)
     # the same keys and defaults as before the registry (config.yaml files are unchanged)
     assert analysis_section.to_dict() == {
-        "trials": 1000, "only": None, "human_data": None,
-        "fixed_points": {"trials": 20, "n_init": 20, "noise_scale": 0.0, "max_iters": 50,
-                         "lr_init": 0.01, "outlier_distance_scale": 10.0, "pca": True,
-                         "newton_iterations": 30, "epoch": None},
-        "selectivity": {"n_shuffles": 200}, "dn": {"epoch": "decode"}}
-    assert list(analysis_section.to_dict()) == ["trials", "only", "human_data", "fixed_points",
-                                                "selectivity", "dn"]
-    with pytest.raises(ConfigError, match=r"^analysis\.snr: unknown key; allowed: trials, only, "
-                                          r"human_data, fixed_points, selectivity, dn$"):
+        "trials": 1000,
+        "only": None,
+        "human_data": None,
+        "fixed_points": {
+            "trials": 20,
+            "n_init": 20,
+            "noise_scale": 0.0,
+            "max_iters": 50,
+            "lr_init": 0.01,
+            "outlier_distance_scale": 10.0,
+            "pca": True,
+            "newton_iterations": 30,
+            "epoch": None,
+        },
+        "selectivity": {"n_shuffles": 200},
+        "dn": {"epoch": "decode"},
+    }
+    assert list(analysis_section.to_dict()) == [
+        "trials",
+        "only",
+        "human_data",
+        "fixed_points",
+        "selectivity",
+        "dn",
+    ]
+    with pytest.raises(
+        ConfigError,
+        match=r"^analysis\.snr: unknown key; allowed: trials, only, "
+        r"human_data, fixed_points, selectivity, dn$",
+    ):
         Config.from_dict({"analysis": {"snr": {}}})
     with pytest.raises(ConfigError, match=r"^analysis\.dn\.epochs: unknown key; allowed: epoch$"):
         Config.from_dict({"analysis": {"dn": {"epochs": "x"}}})
@@ -138,14 +167,23 @@ def toy_figures(result: ToyResult, out_dir: Path) -> list[Path]:
     return [path]
 
 
-def test_a_toy_analysis_added_as_one_row_shows_in_the_cli_and_the_report(tiny_run, add_row,
-                                                                         capsys):
-    add_row(AnalysisRow("toy", f"{__name__}:toy_run", f"{__name__}:toy_figures", "Toy analysis",
-                        "toy.json", ("toy",)))
+def test_a_toy_analysis_added_as_one_row_shows_in_the_cli_and_the_report(tiny_run, add_row, capsys):
+    add_row(
+        AnalysisRow(
+            "toy",
+            f"{__name__}:toy_run",
+            f"{__name__}:toy_figures",
+            "Toy analysis",
+            "toy.json",
+            ("toy",),
+        )
+    )
     assert cli.main([str(tiny_run), "--only", "toy", "--trials", "3", "--no-progress"]) == 0
     assert "toy: toy.json, toy_line.png" in capsys.readouterr().out
     assert json.loads((tiny_run / "analysis" / "toy.json").read_text()) == {
-        "n_trials": 3, "scale": 1.0}
+        "n_trials": 3,
+        "scale": 1.0,
+    }
     report = (tiny_run / "report.html").read_text()
     assert 'id="sec-toy"' in report and "Toy analysis" in report and "fig-toy_line" in report
 
@@ -170,8 +208,9 @@ def test_one_cli_call_fits_each_mixture_once(tiny_run, monkeypatch, capsys):
 
     monkeypatch.setattr(mixture, "fit_vm_uniform", counting_vm)
     monkeypatch.setattr(mixture, "fit_by_set_size", counting_by_set_size)
-    code = cli.main([str(tiny_run), "--only", "errors,mixture,human", "--trials", "6",
-                     "--no-progress"])
+    code = cli.main(
+        [str(tiny_run), "--only", "errors,mixture,human", "--trials", "6", "--no-progress"]
+    )
     assert code == 0, capsys.readouterr().err
     # tiny_run has set sizes 1-3: one von Mises + uniform fit each, one pass over set sizes
     assert counts == {"vm_uniform": 3, "by_set_size": 1}

@@ -51,16 +51,23 @@ def test_report_embeds_every_figure_with_its_caption_and_fetches_nothing(analyse
     assert "No caption" not in text
     # self-contained: every src/href is inline data or an anchor in the page
     targets = re.findall(r'(?:src|href)="([^"]*)"', text)
-    assert targets and all(t.startswith(("data:", "#")) for t in targets), \
-        sorted({t[:40] for t in targets if not t.startswith(("data:", "#"))})
+    assert targets and all(t.startswith(("data:", "#")) for t in targets), sorted(
+        {t[:40] for t in targets if not t.startswith(("data:", "#"))}
+    )
     assert "http://" not in text and "https://" not in text
     # the run's config, its metrics and each analysis' section are there
     config = (analysed_run / "config.yaml").read_text()
-    assert "n_neurons" in config and "<td class=\"k\">n_neurons</td>" in text
+    assert "n_neurons" in config and '<td class="k">n_neurons</td>' in text
     metrics = json.loads((analysed_run / "metrics.json").read_text())
     assert f"<td>{metrics['iteration']}</td>" in text
-    for section in ("Error statistics", "Mixture models", "Signal-to-noise ratio",
-                    "Fixed points", "Training", "Set size: model against people"):
+    for section in (
+        "Error statistics",
+        "Mixture models",
+        "Signal-to-noise ratio",
+        "Fixed points",
+        "Training",
+        "Set size: model against people",
+    ):
         assert f">{section}</h2>" in text
 
 
@@ -96,10 +103,16 @@ def test_report_of_a_run_without_analyses(trained_run_dir, tmp_path):
 
 
 def test_summarise_tabulates_set_size_maps_and_names_what_it_leaves_out():
-    data = {"seed": 3, "slope": -9.5, "per_set_size": {
-        "2": {"n": 10, "fit": {"kappa": 4.0, "p_guess": 0.1}, "hist": list(range(50))},
-        "1": {"n": 10, "fit": {"kappa": 8.0, "p_guess": 0.0}, "hist": list(range(50))}},
-        "points": [[0.1, 0.2]] * 20, "ci": [0.1, 0.3]}
+    data = {
+        "seed": 3,
+        "slope": -9.5,
+        "per_set_size": {
+            "2": {"n": 10, "fit": {"kappa": 4.0, "p_guess": 0.1}, "hist": list(range(50))},
+            "1": {"n": 10, "fit": {"kappa": 8.0, "p_guess": 0.0}, "hist": list(range(50))},
+        },
+        "points": [[0.1, 0.2]] * 20,
+        "ci": [0.1, 0.3],
+    }
     summary = summarise(data, "x")
     by_title = {t.title: t for t in summary.tables}
     assert by_title["x"].rows == [["seed", 3], ["slope", -9.5], ["ci", [0.1, 0.3]]]
@@ -112,8 +125,11 @@ def test_summarise_tabulates_set_size_maps_and_names_what_it_leaves_out():
 
 
 def test_summarise_turns_lists_per_set_size_into_rows():
-    data = {"set_sizes": [1, 2, 4], "model": {"mae": [0.1, 0.2, 0.4], "sd": [0.2, 0.3, 0.5]},
-            "histogram": {"model": list(range(36)), "human": list(range(36))}}
+    data = {
+        "set_sizes": [1, 2, 4],
+        "model": {"mae": [0.1, 0.2, 0.4], "sd": [0.2, 0.3, 0.5]},
+        "histogram": {"model": list(range(36)), "human": list(range(36))},
+    }
     summary = summarise(data, "cmp")
     [model] = [t for t in summary.tables if t.title == "model"]
     assert model.headers == ["set size", "mae", "sd"]
@@ -169,8 +185,9 @@ def test_ensemble_run_links_a_report_per_member(trained_run_dir, tmp_path):
     parent.mkdir()
     shutil.copy(trained_run_dir / "config.yaml", parent / "config.yaml")
     for member in ("seed_0", "seed_1"):
-        shutil.copytree(trained_run_dir, parent / member,
-                        ignore=shutil.ignore_patterns("analysis", "*.html"))
+        shutil.copytree(
+            trained_run_dir, parent / member, ignore=shutil.ignore_patterns("analysis", "*.html")
+        )
     text = write_report(parent).read_text()
     for member in ("seed_0", "seed_1"):
         assert (parent / member / "report.html").is_file()

@@ -27,10 +27,13 @@ _BINARIES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-sta
 
 def _chromium() -> str:
     path = os.environ.get("VWM_CHROMIUM") or next(
-        (found for name in _BINARIES if (found := shutil.which(name))), None)
+        (found for name in _BINARIES if (found := shutil.which(name))), None
+    )
     if path is None:
-        pytest.skip("no Chromium browser found (install Debian's package: apt-get install chromium;"
-                    " or set VWM_CHROMIUM to a Chrome/Chromium binary)")
+        pytest.skip(
+            "no Chromium browser found (install Debian's package: apt-get install chromium;"
+            " or set VWM_CHROMIUM to a Chrome/Chromium binary)"
+        )
     return path
 
 
@@ -48,13 +51,28 @@ class DevTools:
             os.dup2(read_end, 3)
             os.dup2(write_end, 4)
 
-        args = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--remote-debugging-pipe", f"--user-data-dir={profile}", "--no-first-run",
-                "--no-default-browser-check", "--disable-extensions", "--mute-audio",
-                "about:blank"]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        preexec_fn=wire_fds, close_fds=False)
+        args = [
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--remote-debugging-pipe",
+            f"--user-data-dir={profile}",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-extensions",
+            "--mute-audio",
+            "about:blank",
+        ]
+        self.process = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=wire_fds,
+            close_fds=False,
+        )
         os.close(to_browser_r)
         os.close(from_browser_w)
         self._out = os.fdopen(to_browser_w, "wb", buffering=0)
@@ -113,11 +131,15 @@ class DevTools:
         """A new page showing ``url`` (loaded), with console, log and network events on."""
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
-            "sessionId"]
+            "sessionId"
+        ]
         for domain in ("Runtime", "Log", "Page", "Network"):
             self.send(f"{domain}.enable", session=session)
-        self.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": height,
-                  "deviceScaleFactor": 1, "mobile": False}, session=session)
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            session=session,
+        )
         self.events.clear()
         self.send("Page.navigate", {"url": url}, session=session)
         self.wait_for("Page.loadEventFired")
@@ -125,8 +147,11 @@ class DevTools:
 
     def evaluate(self, session: str, expression: str):
         """The value of a JavaScript expression (promises awaited)."""
-        result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True,
-                                                "awaitPromise": True}, session=session)
+        result = self.send(
+            "Runtime.evaluate",
+            {"expression": expression, "returnByValue": True, "awaitPromise": True},
+            session=session,
+        )
         if "exceptionDetails" in result:
             raise AssertionError(f"JavaScript failed: {result['exceptionDetails']}")
         return result["result"].get("value")
@@ -138,7 +163,9 @@ class DevTools:
         params: dict = {"format": "png"}
         if clip is not None:
             params.update(clip={**clip, "scale": 1}, captureBeyondViewport=True)
-        data = base64.b64decode(self.send("Page.captureScreenshot", params, session=session)["data"])
+        data = base64.b64decode(
+            self.send("Page.captureScreenshot", params, session=session)["data"]
+        )
         return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=float)
 
     def errors(self) -> list[str]:
@@ -156,8 +183,11 @@ class DevTools:
 
     def requests(self) -> list[str]:
         """URLs of every request the page made."""
-        return [e["params"]["request"]["url"] for e in self.events
-                if e.get("method") == "Network.requestWillBeSent"]
+        return [
+            e["params"]["request"]["url"]
+            for e in self.events
+            if e.get("method") == "Network.requestWillBeSent"
+        ]
 
     def close(self) -> None:
         try:
@@ -190,8 +220,12 @@ def reported_run(trained_run_dir, tmp_path_factory) -> Path:
 
     run_dir = tmp_path_factory.mktemp("browser") / "run"
     shutil.copytree(trained_run_dir, run_dir)
-    assert analyse([str(run_dir), "--only", "errors,snr,selectivity", "--trials", "40",
-                    "--no-progress"]) == 0
+    assert (
+        analyse(
+            [str(run_dir), "--only", "errors,snr,selectivity", "--trials", "40", "--no-progress"]
+        )
+        == 0
+    )
     write_report(run_dir)
     return run_dir
 
@@ -206,15 +240,19 @@ def test_run_report_loads_without_errors_and_every_image_decodes(browser, report
     assert browser.errors() == []
     foreign = [u for u in browser.requests() if not u.startswith(("data:", report.as_uri()))]
     assert foreign == [], "the report fetched something besides itself"
-    images = browser.evaluate(session, """
+    images = browser.evaluate(
+        session,
+        """
         Promise.all(Array.from(document.images).map(img => img.decode().then(
             () => [img.alt, img.naturalWidth, img.naturalHeight],
-            () => [img.alt, -1, -1])))""")
+            () => [img.alt, -1, -1])))""",
+    )
     figures = sorted(p.stem for p in (reported_run / "analysis").glob("*.png"))
     assert len(figures) >= 5
     # every analysis figure, the training curves and the set-size curve are on the page
     assert sorted(alt for alt, *_ in images) == sorted(
-        [*figures, "training_history", "set_size_vs_people"])
+        [*figures, "training_history", "set_size_vs_people"]
+    )
     assert all(width > 0 and height > 0 for _, width, height in images), images
     assert browser.evaluate(session, "document.querySelectorAll('table').length") >= 5
 
@@ -228,11 +266,14 @@ def test_run_report_screenshot_is_drawn(browser, reported_run):
     assert (grey < 128).mean() > 0.005
     assert grey.std() > 10
     # the first analysis figure, scrolled to: a plot has coloured lines or markers, not just grey
-    box = browser.evaluate(session, """(() => {
+    box = browser.evaluate(
+        session,
+        """(() => {
         const img = document.querySelector('#fig-snr_vs_set_size img');
         img.scrollIntoView(); const r = img.getBoundingClientRect();
         return {x: r.left + window.scrollX, y: r.top + window.scrollY,
-                width: r.width, height: r.height}; })()""")
+                width: r.width, height: r.height}; })()""",
+    )
     assert box["width"] > 100 and box["height"] > 100
     figure = browser.screenshot(session, clip=box)
     saturation = figure.max(axis=2) - figure.min(axis=2)
@@ -248,10 +289,12 @@ def test_sweep_report_sorts_by_clicked_header_and_links_trials(browser, reported
     sweep = tmp_path / "sweep"
     sweep.mkdir()
     shutil.copytree(reported_run, sweep / "trial_b")
-    rows = [{"trial": "a", "status": "ok", "error": "0.3", "run_dir": "missing_a"},
-            {"trial": "b", "status": "ok", "error": "0.1", "run_dir": "trial_b"},
-            {"trial": "c", "status": "error", "error": "", "run_dir": "missing_c"},
-            {"trial": "d", "status": "ok", "error": "1.2e-2", "run_dir": "missing_d"}]
+    rows = [
+        {"trial": "a", "status": "ok", "error": "0.3", "run_dir": "missing_a"},
+        {"trial": "b", "status": "ok", "error": "0.1", "run_dir": "trial_b"},
+        {"trial": "c", "status": "error", "error": "", "run_dir": "missing_c"},
+        {"trial": "d", "status": "ok", "error": "1.2e-2", "run_dir": "missing_d"},
+    ]
     with (sweep / "sweep_results.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -269,7 +312,9 @@ def test_sweep_report_sorts_by_clicked_header_and_links_trials(browser, reported
     assert browser.evaluate(session, column) == ["a", "b", "d", "c"]
     browser.evaluate(session, click.format(0))
     assert browser.evaluate(session, column) == ["a", "b", "c", "d"]
-    links = browser.evaluate(session, "Array.from(document.querySelectorAll('tbody a'))"
-                                      ".map(a => [a.textContent, a.href])")
+    links = browser.evaluate(
+        session,
+        "Array.from(document.querySelectorAll('tbody a')).map(a => [a.textContent, a.href])",
+    )
     assert links == [["b", (sweep / "trial_b" / "report.html").as_uri()]]
     assert browser.errors() == []

@@ -144,7 +144,8 @@ def test_gru_states_are_shifted_to_non_negative():
     env = gym.make("VWMRecall-v0", max_items=2, timing=TIMING)
     assert unavailable(GRUAgent(6, 4, n_hidden=8), env) is None
     assert unavailable(GRUAgent(3, 3), gym.make("DelayMatchSample-v0")).startswith(
-        "selectivity: needs a VWM recall task; this run trained DelayMatchSample-v0")
+        "selectivity: needs a VWM recall task; this run trained DelayMatchSample-v0"
+    )
     torch.manual_seed(0)
     result = run(GRUAgent(6, 4, n_hidden=8), env, n_trials=40, seed=0, n_shuffles=50)
     assert result.state_shift is not None and result.state_shift.shape == (8,)
@@ -174,14 +175,14 @@ def test_silent_neurons_are_counted_and_excluded_and_ipr_has_an_effect_size():
     tuned = 5.0 + 4.0 * np.cos(angle)  # tuned to whichever slot holds the item: mixed
     silent = 0.01 * (1.0 + np.cos(angle))  # tuned, but at 0.01 Hz
     rates = np.stack([tuned, tuned, silent, silent], 1)
-    result = selectivity_with_chance(rates, theta, presence, n_shuffles=50, rng=rng,
-                                     min_rate=0.1)
+    result = selectivity_with_chance(rates, theta, presence, n_shuffles=50, rng=rng, min_rate=0.1)
     summary = result.to_dict()["summary"]
     assert summary["n_silent"] == 2
     assert not result.selective[2:].any() and result.selective[:2].all()
     assert summary["n_selective"] == 2
     effect = summary["IPR_minus_chance"]
     assert effect["n"] == 2 and effect["mean"] == pytest.approx(
-        np.mean(result.ipr[:2] - result.chance_ipr[:2]))
+        np.mean(result.ipr[:2] - result.chance_ipr[:2])
+    )
     unfiltered = selectivity_with_chance(rates, theta, presence, n_shuffles=50, rng=1)
     assert unfiltered.to_dict()["summary"]["n_selective"] == 4  # the old count: silent included

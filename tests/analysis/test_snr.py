@@ -32,7 +32,9 @@ def test_snr_of_gaussian_cloud_matches_closed_form():
     assert np.allclose(stats.signal, signal, atol=5 * np.sqrt(2.0 / n))
     assert stats.noise1_power == pytest.approx(3.0, abs=5 * np.sqrt(2 * (4 + 1 + 2 * 0.36) / n))
     # independent steps: the time-averaged covariance is cov / steps
-    assert stats.noise2_power == pytest.approx(3.0 / steps, abs=5 * np.sqrt(2 * 5.72 / trials) / steps)
+    assert stats.noise2_power == pytest.approx(
+        3.0 / steps, abs=5 * np.sqrt(2 * 5.72 / trials) / steps
+    )
     assert stats.snr1 == pytest.approx(stats.signal_magnitude**2 / stats.noise1_power)
     assert stats.snr1_db == pytest.approx(10 * np.log10(25 / 3), abs=0.1)
 
@@ -71,8 +73,9 @@ def test_signal_is_the_projection_on_the_true_orientation():
     sideways = snr_from_stimuli(noise + [0.0, 1.0])  # long mean, pointing 90 degrees off
     assert abs(sideways.signal_magnitude) < 0.05 and sideways.snr1 < 0.01
     assert snr_from_stimuli(noise + [-1.0, 0.0]).snr1_db == -np.inf  # pointing away
-    draws = bootstrap_db({1: on_truth, 2: snr_from_stimuli(noise * 2 + [1.0, 0.0])}, 100,
-                         np.random.default_rng(0))
+    draws = bootstrap_db(
+        {1: on_truth, 2: snr_from_stimuli(noise * 2 + [1.0, 0.0])}, 100, np.random.default_rng(0)
+    )
     assert draws["snr1"].shape == (100, 2) and np.all(np.isfinite(draws["snr1"]))
     se, ci = slope_uncertainty([1, 2], draws["snr1"])
     assert se > 0 and ci[0] < -20 < ci[1]  # 4x the noise power per 10^0.3: -20 dB/decade
@@ -132,8 +135,9 @@ def test_gru_gets_the_task_input_noise_or_a_reason():
     torch.manual_seed(0)
     gru = GRUAgent(9, 6, n_hidden=16)
     quiet = gym.make("VWMRecall-v0", max_items=3, ilc_noise=0.0, timing=TIMING)
-    assert unavailable(gru, quiet) == ("snr: needs noise; GRUAgent has none of its own and the "
-                                       "task's ilc_noise is 0")
+    assert unavailable(gru, quiet) == (
+        "snr: needs noise; GRUAgent has none of its own and the task's ilc_noise is 0"
+    )
     noisy = gym.make("VWMRecall-v0", max_items=3, ilc_noise=0.1, timing=TIMING)
     assert unavailable(gru, noisy) is None
     result = run(gru, noisy, n_trials=20, seed=0)
@@ -141,4 +145,5 @@ def test_gru_gets_the_task_input_noise_or_a_reason():
     assert all(np.isfinite(result.stats[n].snr1_db) for n in (1, 2, 3))
     assert set(result.side_views) == {"rate"}
     assert unavailable(gru, gym.make("DelayMatchSample-v0")).startswith(
-        "snr: needs a VWM recall task; this run trained DelayMatchSample-v0")
+        "snr: needs a VWM recall task; this run trained DelayMatchSample-v0"
+    )

@@ -98,7 +98,9 @@ def test_analysis_cli_on_trained_run(trained_run_dir, tmp_path):
 
     run_dir = tmp_path / "run"
     shutil.copytree(trained_run_dir, run_dir)
-    code = analysis_main([str(run_dir), "--trials", "60", "--only", "errors,mixture,snr,dn,selectivity"])
+    code = analysis_main(
+        [str(run_dir), "--trials", "60", "--only", "errors,mixture,snr,dn,selectivity"]
+    )
     assert code == 0
     for name in ("errors", "mixture", "snr", "dn", "selectivity"):
         data = json.loads((run_dir / "analysis" / f"{name}.json").read_text())

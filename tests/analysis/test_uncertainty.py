@@ -33,8 +33,11 @@ def test_bootstrap_se_of_mae_matches_its_sampling_error_and_is_seeded():
     stats = error_statistics(errors, 2, n_bootstrap=300, seed=3).per_set_size[2]
     expected = np.std(np.abs(errors), ddof=1) / math.sqrt(errors.size)
     assert stats.se["mae"] == pytest.approx(expected, rel=0.15)
-    assert set(stats.se) == set(stats.se_items) >= {"mae", "linear_sd", "circular_kurtosis",
-                                                    "excess_kurtosis", "circular_sd"}
+    assert (
+        set(stats.se)
+        == set(stats.se_items)
+        >= {"mae", "linear_sd", "circular_kurtosis", "excess_kurtosis", "circular_sd"}
+    )
     again = error_statistics(errors, 2, n_bootstrap=300, seed=3).per_set_size[2]
     assert again.se == stats.se
 
@@ -67,23 +70,28 @@ def test_mixture_parameters_carry_bootstrap_ses_and_report_their_uncertainty(gue
     uncertainty = out["2"]["uncertainty"]
     assert uncertainty["guess_rate_falls_from"] == 1
     assert uncertainty["guess_rate_fall"] == pytest.approx(
-        out["1"]["vm_uniform"]["p_guess"] - out["2"]["vm_uniform"]["p_guess"])
+        out["1"]["vm_uniform"]["p_guess"] - out["2"]["vm_uniform"]["p_guess"]
+    )
     assert uncertainty["guess_rate_fall_z"] > 3
     assert uncertainty["guess_rate_gauss_minus_vm"] == pytest.approx(
-        out["2"]["gauss_uniform"]["p_guess"] - out["2"]["vm_uniform"]["p_guess"])
+        out["2"]["gauss_uniform"]["p_guess"] - out["2"]["vm_uniform"]["p_guess"]
+    )
 
 
 def test_the_models_se_enters_the_distance_in_quadrature():
-    reference = HumanReference(set_sizes=[1], mean={"mae": [0.5], "guess_rate": [0.1],
-                                                    "excess_kurtosis": [0.0]},
-                               se={"mae": [0.03], "guess_rate": [0.02],
-                                   "excess_kurtosis": [0.1]},
-                               n_participants=6, se_source="between participants")
+    reference = HumanReference(
+        set_sizes=[1],
+        mean={"mae": [0.5], "guess_rate": [0.1], "excess_kurtosis": [0.0]},
+        se={"mae": [0.03], "guess_rate": [0.02], "excess_kurtosis": [0.1]},
+        n_participants=6,
+        se_source="between participants",
+    )
     model = {1: {"mae": 0.6, "guess_rate": 0.1, "excess_kurtosis": 0.0}}
     exact = human_distance(model, reference)
     assert exact.per_set_size[0]["mae"] == pytest.approx(0.1 / 0.03)
-    noisy = human_distance(model, reference, {1: {"mae": 0.04, "guess_rate": 0.0,
-                                                   "excess_kurtosis": 0.0}})
+    noisy = human_distance(
+        model, reference, {1: {"mae": 0.04, "guess_rate": 0.0, "excess_kurtosis": 0.0}}
+    )
     assert noisy.per_set_size[0]["mae"] == pytest.approx(0.1 / 0.05)
     assert "bootstrap" in noisy.to_dict()["model_se_source"]
     assert "SE_model" in noisy.to_dict()["definition"]
@@ -91,8 +99,10 @@ def test_the_models_se_enters_the_distance_in_quadrature():
 
 def test_comparison_json_and_figure_show_the_models_ses(guesses):
     errors, set_size = guesses
-    summary = human.model_summary(error_statistics(errors, set_size, n_bootstrap=50),
-                                  fit_by_set_size(errors, set_size, n_bootstrap=20))
+    summary = human.model_summary(
+        error_statistics(errors, set_size, n_bootstrap=50),
+        fit_by_set_size(errors, set_size, n_bootstrap=20),
+    )
     result = human.human_comparison(summary, human.load_human_summary())
     assert set(result.to_dict()["model_se"]) >= {"mae", "p_guess", "vm_sd", "excess_kurtosis"}
     fig = figure_human_comparison(result)

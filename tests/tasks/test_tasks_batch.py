@@ -54,7 +54,7 @@ def _summaries(theta, theta_input, presence, set_size, probe, delay, ilc):
         "slot_last_present": presence[:, k - 1],
         "cos_theta": np.cos(theta[:, 0]),
         "theta_sq": theta[:, 1] ** 2,  # pi^2 / 3 for uniform angles
-        "noise_sq_over_var": (noise ** 2).mean(1) / ilc**2,
+        "noise_sq_over_var": (noise**2).mean(1) / ilc**2,
         "probe_present": probed,
         "probe_slot": probe,
         "delay": delay,
@@ -63,19 +63,31 @@ def _summaries(theta, theta_input, presence, set_size, probe, delay, ilc):
 
 @pytest.mark.parametrize("cls", [VWMRecall, VWMRecallCued])
 def test_sample_batch_has_the_new_trial_distribution(cls):
-    env = cls(set_sizes=[1, 2, 5], max_items=5, ilc_noise=0.2,
-              timing={"delay": ("uniform", (100, 600))})
+    env = cls(
+        set_sizes=[1, 2, 5], max_items=5, ilc_noise=0.2, timing={"delay": ("uniform", (100, 600))}
+    )
     n = 3000
     env.seed(1)
     trials = [env.new_trial() for _ in range(n)]
     looped = _summaries(
-        *(np.array([t[key] for t in trials]) for key in ("theta", "theta_input", "presence",
-                                                         "set_size", "probe")),
-        np.array([t["durations"]["delay"] for t in trials]), env.ilc_noise)
+        *(
+            np.array([t[key] for t in trials])
+            for key in ("theta", "theta_input", "presence", "set_size", "probe")
+        ),
+        np.array([t["durations"]["delay"] for t in trials]),
+        env.ilc_noise,
+    )
     batch = env.sample_batch(n, rng=2)
     delay = (batch.epochs["delay"][:, 1] - batch.epochs["delay"][:, 0]) * batch.dt
-    vectorised = _summaries(batch.theta, batch.theta_input, batch.presence, batch.set_size,
-                            batch.probe, delay, env.ilc_noise)
+    vectorised = _summaries(
+        batch.theta,
+        batch.theta_input,
+        batch.presence,
+        batch.set_size,
+        batch.probe,
+        delay,
+        env.ilc_noise,
+    )
     for name, a in looped.items():
         b = vectorised[name].astype(float)
         a = a.astype(float)
@@ -126,8 +138,9 @@ def test_compact_form_and_batch_tensors(cls, timing):
         np.testing.assert_array_equal(gt.numpy(), dense.gt)
         np.testing.assert_array_equal(mask.numpy(), dense.mask)
         # the builder used on accelerators, run on the CPU here
-        for tensor, array in zip(env._expand_on_device(batch, "cpu"), (dense.ob, dense.gt, dense.mask),
-                                 strict=True):
+        for tensor, array in zip(
+            env._expand_on_device(batch, "cpu"), (dense.ob, dense.gt, dense.mask), strict=True
+        ):
             assert tensor.dtype == torch.float32
             np.testing.assert_array_equal(tensor.numpy(), array)
     wrapped = gym.make(cls.__name__ + "-v0", timing=timing)
@@ -138,8 +151,9 @@ def test_compact_form_and_batch_tensors(cls, timing):
 def test_collect_batch_uses_sample_batch():
     env = gym.make("VWMRecall-v0")
     batch = collect_batch(env, 16, rng=3, balance_set_sizes=True)
-    np.testing.assert_array_equal(batch.ob, env.unwrapped.sample_batch(16, rng=3,
-                                                                        balance_set_sizes=True).ob)
+    np.testing.assert_array_equal(
+        batch.ob, env.unwrapped.sample_batch(16, rng=3, balance_set_sizes=True).ob
+    )
     assert collect_batch(env, 16, rng=3, dense=False).ob is None
 
 

@@ -82,9 +82,19 @@ def trained_cued_run(tmp_path_factory):
     config = root / "cued_tiny.yaml"
     config.write_text(yaml.safe_dump(TINY_CUED))
     done = subprocess.run(
-        [sys.executable, "-m", "vwm_agents.train", "--config", str(config), "--out",
-         str(root / "runs"), "--no-progress"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "vwm_agents.train",
+            "--config",
+            str(config),
+            "--out",
+            str(root / "runs"),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     run_dirs = [p for p in (root / "runs").iterdir() if p.is_dir()]

@@ -27,8 +27,9 @@ def angles():
 def test_positive_channels_sum_range_and_absent(angles):
     theta, presence = angles
     scale = STRENGTH / K
-    channels = encode_angles(theta, presence, encoding="positive", strength=STRENGTH,
-                             max_items=K).reshape(500, K, 3)
+    channels = encode_angles(
+        theta, presence, encoding="positive", strength=STRENGTH, max_items=K
+    ).reshape(500, K, 3)
     assert channels_per_item("positive") == 3
     np.testing.assert_allclose(channels.sum(-1)[presence], 3 * scale, rtol=1e-12)
     present = channels[presence]
@@ -43,10 +44,12 @@ def test_decode_input_angles_inverts(angles, encoding):
     theta, presence = angles
     channels = encode_angles(theta, np.ones_like(presence), encoding=encoding, strength=STRENGTH)
     assert channels.shape == (500, K * channels_per_item(encoding))
-    np.testing.assert_allclose(wrap_angle(decode_input_angles(channels, encoding) - theta), 0,
-                               atol=1e-12)
-    as_torch = encode_angles(torch.as_tensor(theta), torch.ones(500, K), encoding=encoding,
-                             strength=STRENGTH)
+    np.testing.assert_allclose(
+        wrap_angle(decode_input_angles(channels, encoding) - theta), 0, atol=1e-12
+    )
+    as_torch = encode_angles(
+        torch.as_tensor(theta), torch.ones(500, K), encoding=encoding, strength=STRENGTH
+    )
     np.testing.assert_allclose(as_torch.numpy(), channels, rtol=1e-12)
 
 

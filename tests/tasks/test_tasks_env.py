@@ -54,8 +54,14 @@ def test_neurogym_run_and_tags(env_id):
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_docstring_is_the_spec(env_id):
     doc = type(gym.make(env_id).unwrapped).__doc__
-    for section in ("Description", "Observation Space", "Action Space", "Rewards", "Arguments",
-                    "Version History"):
+    for section in (
+        "Description",
+        "Observation Space",
+        "Action Space",
+        "Rewards",
+        "Arguments",
+        "Version History",
+    ):
         assert f"## {section}" in doc
 
 
@@ -93,10 +99,13 @@ def test_neurogym_dataset_shapes_and_variety(env_id):
 
 
 def test_gym_make_without_prior_import():
-    code = ("import gymnasium as gym; env = gym.make('VWMRecall-v0'); "
-            "env2 = gym.make('VWMRecallCued-v0'); print(type(env.unwrapped).__name__)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120, check=False)
+    code = (
+        "import gymnasium as gym; env = gym.make('VWMRecall-v0'); "
+        "env2 = gym.make('VWMRecallCued-v0'); print(type(env.unwrapped).__name__)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "VWMRecall"
 
@@ -118,8 +127,9 @@ def test_module_prefixed_id_without_the_plugin_hook():
         "cued = gym.make('vwm_tasks:VWMRecallCued-v0')\n"
         "print(type(env.unwrapped).__name__, env.unwrapped.max_items, type(cued.unwrapped).__name__)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "VWMRecall 4 VWMRecallCued"
 
@@ -127,8 +137,9 @@ def test_module_prefixed_id_without_the_plugin_hook():
 def test_import_vwm_tasks_before_gymnasium():
     # The plugin hook is re-entered while gymnasium imports; it must not see a half-built module.
     code = "import vwm_tasks, gymnasium as gym; print(gym.make('VWMRecall-v0').unwrapped.max_items)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "10"
 
@@ -169,7 +180,9 @@ def test_input_only_in_stimulus_and_mask_exactly_decode_x_present(cls):
         if cls is VWMRecallCued:
             cue = np.zeros(env.max_items)
             cue[trial["probe"]] = env.input_strength / env.max_items
-            assert (env.ob[in_decode, n_stim:] == cue).all() and not env.ob[~in_decode, n_stim:].any()
+            assert (env.ob[in_decode, n_stim:] == cue).all() and not env.ob[
+                ~in_decode, n_stim:
+            ].any()
             assert trial["presence"][trial["probe"]]
             expected_mask = np.outer(in_decode, np.ones(2))
             theta = trial["theta"][[trial["probe"]]]
@@ -183,8 +196,9 @@ def test_input_only_in_stimulus_and_mask_exactly_decode_x_present(cls):
         np.testing.assert_allclose(norms[scored], 1.0, rtol=1e-6)
         assert not env.gt[~in_decode].any() and not norms[~scored].any()
         expected = np.stack([np.cos(theta), np.sin(theta)], -1).astype(np.float32)
-        np.testing.assert_allclose(pairs[0][scored[0]], expected[scored[0] if cls is VWMRecall
-                                                                  else [0]], rtol=1e-6)
+        np.testing.assert_allclose(
+            pairs[0][scored[0]], expected[scored[0] if cls is VWMRecall else [0]], rtol=1e-6
+        )
 
 
 @pytest.mark.parametrize("cls", [VWMRecall, VWMRecallCued])
@@ -192,8 +206,9 @@ def test_forced_trial_is_read_back(cls):
     env = cls(max_items=4, dt=20)
     theta = np.array([0.1, -1.0, 2.0, 3.0])
     presence = np.array([True, False, True, False])
-    trial = env.new_trial(theta=theta, presence=presence, theta_input=theta,
-                          durations={"delay": 200})
+    trial = env.new_trial(
+        theta=theta, presence=presence, theta_input=theta, durations={"delay": 200}
+    )
     np.testing.assert_array_equal(trial["theta"], theta)
     np.testing.assert_array_equal(trial["presence"], presence)
     assert trial["set_size"] == 2 and trial["durations"]["delay"] == 200
@@ -249,12 +264,15 @@ def test_reward_and_performance():
 
 
 def test_variable_timing_specs():
-    env = VWMRecall(dt=10, timing={
-        "init": [0, 20],
-        "stimulus": ("choice", [100, 200]),
-        "delay": ("truncated_exponential", (300, 100, 900)),
-        "decode": ("until", 2000),
-    })
+    env = VWMRecall(
+        dt=10,
+        timing={
+            "init": [0, 20],
+            "stimulus": ("choice", [100, 200]),
+            "delay": ("truncated_exponential", (300, 100, 900)),
+            "decode": ("until", 2000),
+        },
+    )
     lengths = {env.new_trial() and env.ob.shape[0] for _ in range(50)}
     assert lengths == {200}  # "until" fixes the trial end
     env = VWMRecall(timing={"delay": TruncExp(400, 100, 800)})

@@ -16,11 +16,12 @@ def test_ilc_noise_constant_within_trial_and_of_right_spread():
     noise = []
     for _ in range(1000):
         trial = env.new_trial()
-        stimulus = env.ob[env.start_ind["stimulus"]:env.end_ind["stimulus"]]
+        stimulus = env.ob[env.start_ind["stimulus"] : env.end_ind["stimulus"]]
         assert (stimulus == stimulus[0]).all()  # one draw per trial, held over the epoch
         shown = decode_input_angles(stimulus[0].astype(float))[trial["presence"]]
-        np.testing.assert_allclose(wrap_angle(shown - trial["theta_input"][trial["presence"]]),
-                                   0, atol=1e-5)
+        np.testing.assert_allclose(
+            wrap_angle(shown - trial["theta_input"][trial["presence"]]), 0, atol=1e-5
+        )
         noise.append(wrap_angle(trial["theta_input"] - trial["theta"]))
     batch = VWMRecall(ilc_noise=sd).sample_batch(2000, rng=0, dense=False)
     for draws in (np.concatenate(noise), wrap_angle(batch.theta_input - batch.theta).ravel()):

@@ -70,7 +70,8 @@ def check_kwargs(
     signature = inspect.signature(function)
     skip = set(skip)
     params = {
-        name: p for name, p in signature.parameters.items()
+        name: p
+        for name, p in signature.parameters.items()
         if name not in skip and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
     }
     open_ended = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())

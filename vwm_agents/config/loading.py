@@ -17,7 +17,14 @@ from vwm_agents.config.original import is_original_format, map_original
 from vwm_agents.config.schema import SECTIONS, Config
 from vwm_agents.config.specs import ConfigError, show
 
-__all__ = ["DEFAULT_CONFIG", "shipped_configs", "load_config", "parse_override", "apply_overrides", "yaml_load"]
+__all__ = [
+    "DEFAULT_CONFIG",
+    "shipped_configs",
+    "load_config",
+    "parse_override",
+    "apply_overrides",
+    "yaml_load",
+]
 
 # The config the command line reads without --config: a CPU-sized run, shipped in the package.
 DEFAULT_CONFIG = "default.yaml"
@@ -118,7 +125,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or len(path) < 2 or not all(path):
         raise ConfigError(f"--set {text}: must look like section.key=value")
     if path[0] not in SECTIONS:
-        raise ConfigError(f"--set {text}: unknown section {path[0]!r}; allowed: {', '.join(SECTIONS)}")
+        raise ConfigError(
+            f"--set {text}: unknown section {path[0]!r}; allowed: {', '.join(SECTIONS)}"
+        )
     try:
         value = yaml_load(raw) if raw.strip() else None
     except yaml.YAMLError:
@@ -139,7 +148,9 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
             if child is None:
                 child = node[part] = {}
             if not isinstance(child, dict):
-                raise ConfigError(f"{'.'.join(path[: depth + 1])}: is not a mapping, cannot set {text}")
+                raise ConfigError(
+                    f"{'.'.join(path[: depth + 1])}: is not a mapping, cannot set {text}"
+                )
             node = child
         node[path[-1]] = value
     return data

@@ -15,11 +15,18 @@ from typing import Any
 from vwm_agents.config.specs import SECTIONS, ConfigError, Spec, show
 
 __all__ = [
-    "ORIGINAL_SECTIONS", "is_original_format", "from_original", "map_original", "to_original",
+    "ORIGINAL_SECTIONS",
+    "is_original_format",
+    "from_original",
+    "map_original",
+    "to_original",
 ]
 
 ORIGINAL_SECTIONS: tuple[str, ...] = (
-    "model_params", "training_params", "model_and_logging_params", "fpf_params",
+    "model_params",
+    "training_params",
+    "model_and_logging_params",
+    "fpf_params",
 )
 
 # (original section, original key) -> our key path. Keys mapped to None are accepted, type-checked
@@ -90,14 +97,26 @@ _ORIGINAL_DROPPED: dict[str, str] = {
 # The divisive-normalisation analysis ran unconditionally in the README-era code.
 _ORIGINAL_ANALYSES_ALWAYS_ON: tuple[str, ...] = ("dn",)
 _ORIGINAL_ANALYSES: tuple[str, ...] = (
-    "weights", "errors", "mixture", "snr", "selectivity", "dn", "fixed_points",
+    "weights",
+    "errors",
+    "mixture",
+    "snr",
+    "selectivity",
+    "dn",
+    "fixed_points",
 )
 _ORIGINAL_BOOL_KEYS = {
-    key for key, target in _ORIGINAL_KEYS.items()
+    key
+    for key, target in _ORIGINAL_KEYS.items()
     if target is not None and target[:2] == ("analysis", "only")
-} | {("model_params", "positive_input"), ("model_params", "dales_law"),
-      ("training_params", "train_rnn"), ("training_params", "load_history"),
-      ("training_params", "use_scripted_model"), ("fpf_params", "fpf_pca_bool")}
+} | {
+    ("model_params", "positive_input"),
+    ("model_params", "dales_law"),
+    ("training_params", "train_rnn"),
+    ("training_params", "load_history"),
+    ("training_params", "use_scripted_model"),
+    ("fpf_params", "fpf_pca_bool"),
+}
 
 
 def is_original_format(data: Mapping[str, Any]) -> bool:
@@ -119,8 +138,13 @@ def from_original(data: Mapping[str, Any]) -> dict[str, Any]:
 
 def map_original(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """:func:`from_original`, plus ``{our dotted key: the original key as written}``."""
-    out: dict[str, Any] = {"task": {"id": "VWMRecall-v0"}, "agent": {"name": "dale_rnn"},
-                           "training": {}, "logging": {}, "analysis": {}}
+    out: dict[str, Any] = {
+        "task": {"id": "VWMRecall-v0"},
+        "agent": {"name": "dale_rnn"},
+        "training": {},
+        "logging": {},
+        "analysis": {},
+    }
     origin: dict[str, str] = {}
     enabled: list[str] = list(_ORIGINAL_ANALYSES_ALWAYS_ON)
     for section, body in data.items():
@@ -185,7 +209,9 @@ def map_original(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str
 
 def _original_num_stage(name: str, value: Any) -> Any:
     if not isinstance(value, Mapping) or set(value) - {"num_stage"}:
-        raise ConfigError(f"{name}: must be a mapping with the single key num_stage, got {show(value)}")
+        raise ConfigError(
+            f"{name}: must be a mapping with the single key num_stage, got {show(value)}"
+        )
     return value.get("num_stage", 1)
 
 
@@ -221,10 +247,18 @@ def to_original(config: Any) -> dict[str, Any]:
     out: dict[str, dict[str, Any]] = {section: {} for section in ORIGINAL_SECTIONS}
     data = config.to_dict()
     reverse = {
-        target: key for key, target in _ORIGINAL_KEYS.items()
-        if target is not None and target[:2] != ("analysis", "only") and key[1] not in (
-            "spike_noise_factor", "final_spike_noise_factor", "multi_stage_training", "cuda_device",
-            "fpf_hps")
+        target: key
+        for key, target in _ORIGINAL_KEYS.items()
+        if target is not None
+        and target[:2] != ("analysis", "only")
+        and key[1]
+        not in (
+            "spike_noise_factor",
+            "final_spike_noise_factor",
+            "multi_stage_training",
+            "cuda_device",
+            "fpf_hps",
+        )
     }
     used = set()
     for target, (section, key) in reverse.items():
@@ -243,7 +277,9 @@ def to_original(config: Any) -> dict[str, Any]:
             if (section_name, key) not in used:
                 raise ConfigError(f"{section_name}.{key}: has no original-format equivalent")
     if "spike_noise_factor" in config.agent.kwargs:
-        key = "final_spike_noise_factor" if config.training.noise_stages > 1 else "spike_noise_factor"
+        key = (
+            "final_spike_noise_factor" if config.training.noise_stages > 1 else "spike_noise_factor"
+        )
         out["model_params"][key] = config.agent.kwargs["spike_noise_factor"]
     if config.training.noise_stages > 1:
         out["training_params"]["multi_stage_training"] = {"num_stage": config.training.noise_stages}

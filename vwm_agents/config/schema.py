@@ -67,7 +67,9 @@ RANDOM_NUMBERS: tuple[str, ...] = ("auto", "philox", "torch")
 def spec_field(default: Any, spec: Spec, doc: str) -> Any:
     """A dataclass field of a :class:`Section`: its default, what it accepts and its meaning."""
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: copy.deepcopy(default), metadata={"spec": spec, "doc": doc})
+        return field(
+            default_factory=lambda: copy.deepcopy(default), metadata={"spec": spec, "doc": doc}
+        )
     return field(default=default, metadata={"spec": spec, "doc": doc})
 
 
@@ -140,8 +142,12 @@ class TrainingConfig(Section):
 
     seed: int = spec_field(0, _NONNEG_INT, "seed of the data, noise and initial weights")
     num_iterations: int = spec_field(50_000, _POS_INT, "optimiser steps")
-    batch_size: int = spec_field(512, _POS_INT, "fresh trials per iteration (reference: num_trials)")
-    balance_set_sizes: bool = spec_field(True, Spec("bool"), "split the batch evenly over set sizes")
+    batch_size: int = spec_field(
+        512, _POS_INT, "fresh trials per iteration (reference: num_trials)"
+    )
+    balance_set_sizes: bool = spec_field(
+        True, Spec("bool"), "split the batch evenly over set sizes"
+    )
     learning_rate: float = spec_field(1e-4, _POS_FLOAT, "Adam step size (reference: eta)")
     lr_factor: float = spec_field(
         0.5, Spec("float", low=0, low_open=True, high=1, high_open=True), "ReduceLROnPlateau factor"
@@ -154,16 +160,19 @@ class TrainingConfig(Section):
     lambda_err: float = spec_field(1.0, _NONNEG_FLOAT, "weight of the task error")
     lambda_reg: float = spec_field(1e-5, _NONNEG_FLOAT, "weight of the L1 rate penalty (per Hz)")
     report_cost: float = spec_field(
-        0.0, _NONNEG_FLOAT,
+        0.0,
+        _NONNEG_FLOAT,
         "weight c of the cost of reporting (VWM tasks): c times the mean over present items of "
         "the length of the item's decode-window readout (vwm_agents.training.losses.report_cost); 0: off",
     )
     grad_clip: float | None = spec_field(
-        None, Spec("float", low=0, low_open=True, nullable=True),
+        None,
+        Spec("float", low=0, low_open=True, nullable=True),
         "max gradient norm; null: off (the reference has no clipping)",
     )
     noise_stages: int = spec_field(
-        1, _POS_INT,
+        1,
+        _POS_INT,
         "noise curriculum stages, log-spaced from 0.001 to agent.spike_noise_factor (1: the final "
         "noise throughout). A stage ends when the learning rate would drop or early stopping would "
         "fire; that rule is our choice, the reference's is not known (see docs/model.md, section "
@@ -171,25 +180,32 @@ class TrainingConfig(Section):
     )
     eval_batch_size: int = spec_field(512, _POS_INT, "trials in the fixed held-out batch")
     checkpoint_period: int | None = spec_field(
-        None, Spec("int", low=1, nullable=True), "iterations between checkpoints; null: logging.period"
+        None,
+        Spec("int", low=1, nullable=True),
+        "iterations between checkpoints; null: logging.period",
     )
     device: str = spec_field(
-        "auto", Spec("device"),
+        "auto",
+        Spec("device"),
         "auto: cuda if available, else cpu; cuda:<index> must exist when the run starts",
     )
     compile: str = spec_field(
-        "auto", Spec("choice", choices=COMPILE_MODES),
+        "auto",
+        Spec("choice", choices=COMPILE_MODES),
         "auto: graph on cuda, off on cpu; graph/inductor without CUDA run eagerly (warning)",
     )
     num_models: int = spec_field(
-        1, _POS_INT, "models trained side by side in one stacked pass, seeds seed, seed+1, ...; "
+        1,
+        _POS_INT,
+        "models trained side by side in one stacked pass, seeds seed, seed+1, ...; "
         "each in runs/<name>/seed_<s>/",
     )
     threads: int | None = spec_field(
         None, Spec("int", low=1, nullable=True), "torch CPU threads; null: torch's default"
     )
     random_numbers: str = spec_field(
-        "auto", Spec("choice", choices=RANDOM_NUMBERS),
+        "auto",
+        Spec("choice", choices=RANDOM_NUMBERS),
         "source of the noise's random numbers: philox (CPU; the C kernels' Philox, or the same "
         "numbers from PyTorch integer ops where they cannot be built, slower), torch (PyTorch's "
         "generator), auto: philox on a CPU with the kernels, else torch. A run records what auto "
@@ -201,7 +217,9 @@ class TrainingConfig(Section):
 class LoggingConfig(Section):
     """The ``logging`` section."""
 
-    run_name: str = spec_field("EasyTask1", Spec("str"), "prefix of the run directory name (rnn_name)")
+    run_name: str = spec_field(
+        "EasyTask1", Spec("str"), "prefix of the run directory name (rnn_name)"
+    )
     out_dir: str = spec_field("runs", Spec("str"), "directory that holds run directories")
     period: int = spec_field(50, _POS_INT, "iterations between history records")
     progress: bool = spec_field(True, Spec("bool"), "show a tqdm progress bar")
@@ -300,8 +318,9 @@ class AgentConfig:
 
     @classmethod
     def from_dict(cls, data: Any) -> AgentConfig:
-        name, kwargs = _split_named(data, "agent", "name", cls.name,
-                                    "an agent name or 'package.module:Class'")
+        name, kwargs = _split_named(
+            data, "agent", "name", cls.name, "an agent name or 'package.module:Class'"
+        )
         return cls(name=name, kwargs=kwargs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -329,8 +348,13 @@ class AgentConfig:
 
     def check(self) -> None:
         """The one check of agent kwargs: names and annotated types against the class's __init__."""
-        check_kwargs(self.agent_class().__init__, self.kwargs, "agent", owner=self.name,
-                     skip=("self", "n_inputs", "n_outputs"))
+        check_kwargs(
+            self.agent_class().__init__,
+            self.kwargs,
+            "agent",
+            owner=self.name,
+            skip=("self", "n_inputs", "n_outputs"),
+        )
 
 
 def _split_named(data: Any, section: str, key: str, default: str, allowed: str) -> tuple[str, dict]:
@@ -349,7 +373,9 @@ def _split_named(data: Any, section: str, key: str, default: str, allowed: str) 
     return name, kwargs
 
 
-def _set_nested(kwargs: dict[str, Any], section: str, path: list[str], value: Any) -> dict[str, Any]:
+def _set_nested(
+    kwargs: dict[str, Any], section: str, path: list[str], value: Any
+) -> dict[str, Any]:
     """A deep copy of ``kwargs`` with ``path`` (one or more keys) set to ``value``."""
     out = copy.deepcopy(kwargs)
     node = out
@@ -445,8 +471,9 @@ class Config:
         """
         return self.with_values({key: value}, written_as={key: written_as} if written_as else None)
 
-    def with_values(self, changes: Mapping[str, Any], *,
-                    written_as: Mapping[str, str] | None = None) -> Config:
+    def with_values(
+        self, changes: Mapping[str, Any], *, written_as: Mapping[str, str] | None = None
+    ) -> Config:
         """:meth:`with_value` for several keys at once (applied in order)."""
         origin = dict(self.origin)
         for key in changes:
@@ -476,8 +503,10 @@ class Config:
                 data[name_key] = value
             else:
                 data.pop(name_key)
-                data = {name_key: getattr(current, name_key),
-                        **_set_nested(data, section, path[1:], value)}
+                data = {
+                    name_key: getattr(current, name_key),
+                    **_set_nested(data, section, path[1:], value),
+                }
             new = type(current).from_dict(data)
             new.check()
             return replace(self, **{section: new})
@@ -505,10 +534,12 @@ def _renamed(exc: ConfigError, origin: Mapping[str, str]) -> ConfigError:
     written = origin.get(key)
     if written is None:  # e.g. task.timing, written as model_params.T_stimi, T_delay, ...
         under = {k: v for k, v in origin.items() if k.startswith(key + ".")}
-        rest = message[match.end():]
-        named = [v for k, v in under.items() if re.search(rf"\b{re.escape(k.rsplit('.', 1)[1])}\b", rest)]
+        rest = message[match.end() :]
+        named = [
+            v for k, v in under.items() if re.search(rf"\b{re.escape(k.rsplit('.', 1)[1])}\b", rest)
+        ]
         candidates = named if len(named) == 1 else list(dict.fromkeys(under.values()))
         written = " / ".join(candidates) if candidates else None
     if written is None or written == key:
         return exc
-    return ConfigError(f"{written} ({key}): {message[match.end():]}")
+    return ConfigError(f"{written} ({key}): {message[match.end() :]}")

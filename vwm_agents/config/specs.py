@@ -89,7 +89,9 @@ class Spec:
             raise bad_value(key, self.describe(), value)
         if self.low is not None and (number < self.low or (self.low_open and number == self.low)):
             raise bad_value(key, self.describe(), value)  # as written: -1, not -1.0
-        if self.high is not None and (number > self.high or (self.high_open and number == self.high)):
+        if self.high is not None and (
+            number > self.high or (self.high_open and number == self.high)
+        ):
             raise bad_value(key, self.describe(), value)
         return number
 

@@ -41,7 +41,9 @@ def resolve_agent(name: str) -> type[nn.Module]:
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as error:
-        raise ValueError(f"agent name {name!r} could not be imported ({error}); must be {allowed}") from None
+        raise ValueError(
+            f"agent name {name!r} could not be imported ({error}); must be {allowed}"
+        ) from None
     if not (inspect.isclass(cls) and issubclass(cls, nn.Module)):
         raise ValueError(f"agent {name!r} must name an nn.Module subclass, got {cls!r}")
     return cls

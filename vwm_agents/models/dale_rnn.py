@@ -113,8 +113,15 @@ class DaleRNN(nn.Module):
     ) -> None:
         super().__init__()
         _check_args(
-            n_inputs, n_outputs, n_neurons, dt, tau_min, tau_max, excitatory_fraction,
-            spike_noise_type, spike_noise_factor,
+            n_inputs,
+            n_outputs,
+            n_neurons,
+            dt,
+            tau_min,
+            tau_max,
+            excitatory_fraction,
+            spike_noise_type,
+            spike_noise_factor,
         )
         self.n_inputs = n_inputs
         self.n_outputs = n_outputs
@@ -128,8 +135,10 @@ class DaleRNN(nn.Module):
         self.readout_spikes = check_readout_spikes(readout_spikes)
         self.item_synapse_noise = check_item_synapse_noise(item_synapse_noise)
         if self.item_synapse_noise is not None and n_inputs < 3 * (n_outputs // 2):
-            raise ValueError(f"item_synapse_noise needs 3 input channels per item (VWM recall, "
-                             f"positive encoding): n_inputs {n_inputs} < 3 x {n_outputs // 2}")
+            raise ValueError(
+                f"item_synapse_noise needs 3 input channels per item (VWM recall, "
+                f"positive encoding): n_inputs {n_inputs} < 3 x {n_outputs // 2}"
+            )
 
         n_exc = math.floor(n_neurons * excitatory_fraction) if dales_law else n_neurons
         self.n_excitatory = n_exc
@@ -188,8 +197,9 @@ class DaleRNN(nn.Module):
     def noise(self, *, enabled: bool = True, generator: torch.Generator | None = None) -> NoiseFn:
         """The observation function rates -> noisy rates of this model (identity if disabled)."""
         noise_type = self.spike_noise_type if enabled else "none"
-        return noise_fn(noise_type, self.spike_noise_factor, self.dt, generator,
-                        self.random_numbers)
+        return noise_fn(
+            noise_type, self.spike_noise_factor, self.dt, generator, self.random_numbers
+        )
 
     def input_drive(self, inputs: Tensor) -> Tensor:
         """phi's affine map of B u for ``inputs (..., n_in)`` -> ``(..., N)``."""
@@ -217,33 +227,61 @@ class DaleRNN(nn.Module):
         """
         if self.item_synapse_noise is not None:
             items = self.n_outputs // 2
-            efficacies = draw_item_efficacies(item_presence(ob, items, 3), self.item_synapse_noise,
-                                              noise=noise, generator=generator)
+            efficacies = draw_item_efficacies(
+                item_presence(ob, items, 3),
+                self.item_synapse_noise,
+                noise=noise,
+                generator=generator,
+            )
             ob = apply_item_efficacies(ob, efficacies, 3)
         if initial_rates is None:
             initial_rates = ob.new_zeros(ob.shape[0], self.n_neurons)
-        sample = slope_sampler(self.spike_noise_type if noise else "none",
-                               self.spike_noise_factor, self.dt, generator, self.random_numbers)
+        sample = slope_sampler(
+            self.spike_noise_type if noise else "none",
+            self.spike_noise_factor,
+            self.dt,
+            generator,
+            self.random_numbers,
+        )
         gain, _ = self.activation_affine()
         # Time-major drive: the loop reads one contiguous (B, N) block per step.
         outputs, rates = euler_loop(
-            self.input_drive(ob.transpose(0, 1)), self.W_eff * gain, self.leak, self.activation, sample,
-            initial_rates, self.readout_weights,
+            self.input_drive(ob.transpose(0, 1)),
+            self.W_eff * gain,
+            self.leak,
+            self.activation,
+            sample,
+            initial_rates,
+            self.readout_weights,
             readout_from if self.readout_spikes is None else ob.shape[1],
         )
         if self.readout_spikes is None:
             return outputs, rates
-        return spike_count_readout(rates, self.readout_weights, self.readout_spikes, self.dt,
-                                   noise=noise, exact=not self.training, generator=generator,
-                                   readout_from=readout_from), rates
+        return spike_count_readout(
+            rates,
+            self.readout_weights,
+            self.readout_spikes,
+            self.dt,
+            noise=noise,
+            exact=not self.training,
+            generator=generator,
+            readout_from=readout_from,
+        ), rates
 
     def mean_readout(self, rates: Tensor) -> Tensor:
         """The readout ``(..., T, n_out)`` of ``rates`` without the readout's own noise: F r, or
         F times the normalised rates (the spike counts' mean) with ``readout_spikes``."""
         if self.readout_spikes is None:
             return rates @ self.readout_weights.mT
-        return spike_count_readout(rates, self.readout_weights, self.readout_spikes, self.dt,
-                                   noise=False, exact=False, generator=None)
+        return spike_count_readout(
+            rates,
+            self.readout_weights,
+            self.readout_spikes,
+            self.dt,
+            noise=False,
+            exact=False,
+            generator=None,
+        )
 
     def step(self, rates: Tensor, inputs: Tensor | None = None, *, noise: bool = False) -> Tensor:
         """One Euler step F(r, u) from ``rates (..., N)`` (inputs (..., n_in), default 0)."""
@@ -276,8 +314,11 @@ class DaleRNN(nn.Module):
             f"saturation_firing_rate={self.saturation_firing_rate}, "
             f"spike_noise_type={self.spike_noise_type!r}"
             + ("" if self.readout_spikes is None else f", readout_spikes={self.readout_spikes}")
-            + ("" if self.item_synapse_noise is None
-               else f", item_synapse_noise={self.item_synapse_noise}")
+            + (
+                ""
+                if self.item_synapse_noise is None
+                else f", item_synapse_noise={self.item_synapse_noise}"
+            )
         )
 
 
@@ -298,9 +339,13 @@ def _check_args(
     if not dt > 0:
         raise ValueError(f"dt must be > 0 (ms), got {dt}")
     if not 0 < tau_min <= tau_max:
-        raise ValueError(f"tau_min and tau_max must satisfy 0 < tau_min <= tau_max, got {tau_min}, {tau_max}")
+        raise ValueError(
+            f"tau_min and tau_max must satisfy 0 < tau_min <= tau_max, got {tau_min}, {tau_max}"
+        )
     if dt / tau_min > 1:
-        raise ValueError(f"dt / tau_min must be <= 1 for a stable Euler step, got dt={dt}, tau_min={tau_min}")
+        raise ValueError(
+            f"dt / tau_min must be <= 1 for a stable Euler step, got dt={dt}, tau_min={tau_min}"
+        )
     if not 0 <= excitatory_fraction <= 1:
         raise ValueError(f"excitatory_fraction must be in [0, 1], got {excitatory_fraction}")
     check_noise_type(spike_noise_type)

@@ -40,7 +40,12 @@ __all__ = ["stackable", "ensemble_forward", "check_members"]
 
 # Constructor settings that must agree between stacked DaleRNN members (the rest is per member).
 _SHARED_SETTINGS = (
-    "n_inputs", "n_outputs", "n_neurons", "dt", "saturation_firing_rate", "spike_noise_type",
+    "n_inputs",
+    "n_outputs",
+    "n_neurons",
+    "dt",
+    "saturation_firing_rate",
+    "spike_noise_type",
     "random_numbers",
 )
 
@@ -49,13 +54,15 @@ def stackable(models: Sequence[nn.Module]) -> bool:
     """Whether the members can share one stacked Euler loop (all DaleRNN with equal settings)."""
     if not models or not all(type(model) is DaleRNN for model in models):
         return False
-    if any(model.readout_spikes is not None or model.item_synapse_noise is not None
-           for model in models):  # drawn outside the stacked loop
+    if any(
+        model.readout_spikes is not None or model.item_synapse_noise is not None for model in models
+    ):  # drawn outside the stacked loop
         return False
     first = models[0]
     return all(
         getattr(model, name) == getattr(first, name)
-        for model in models[1:] for name in _SHARED_SETTINGS
+        for model in models[1:]
+        for name in _SHARED_SETTINGS
     )
 
 
@@ -104,10 +111,12 @@ def ensemble_forward(
         raise ValueError(f"generators: need one per member ({n_members}), got {len(generators)}")
     ob = _member_inputs(ob, n_members)
     if stackable(models):
-        return _stacked_dale_forward(models, ob, noise=noise, generators=generators,
-                                     readout_from=readout_from)
-    return _looped_forward(models, ob, noise=noise, generators=generators,
-                           readout_from=readout_from)
+        return _stacked_dale_forward(
+            models, ob, noise=noise, generators=generators, readout_from=readout_from
+        )
+    return _looped_forward(
+        models, ob, noise=noise, generators=generators, readout_from=readout_from
+    )
 
 
 def _stacked_dale_forward(
@@ -126,13 +135,26 @@ def _stacked_dale_forward(
     readout_weights = torch.stack([model.readout_weights for model in models])  # (S, n_out, N)
     leak = torch.stack([model.leak for model in models]).unsqueeze(1)  # (S, 1, N)
     factor = torch.stack([model.spike_noise_factor for model in models]).view(n_members, 1, 1)
-    sample = slope_sampler(first.spike_noise_type if noise else "none", factor, first.dt,
-                           generators, first.random_numbers)
+    sample = slope_sampler(
+        first.spike_noise_type if noise else "none",
+        factor,
+        first.dt,
+        generators,
+        first.random_numbers,
+    )
     # Time-major (T, S, B, N): the loop reads one contiguous (S, B, N) block per step.
     drive = torch.matmul(ob.permute(2, 0, 1, 3), input_weights.mT * gain).add_(offset)
     initial_rates = ob.new_zeros(n_members, batch_size, first.n_neurons)
-    return euler_loop(drive, recurrent, leak, first.activation, sample, initial_rates,
-                      readout_weights, readout_from)
+    return euler_loop(
+        drive,
+        recurrent,
+        leak,
+        first.activation,
+        sample,
+        initial_rates,
+        readout_weights,
+        readout_from,
+    )
 
 
 def _looped_forward(
@@ -147,8 +169,11 @@ def _looped_forward(
     for index, model in enumerate(models):
         kwargs = {}
         if isinstance(model, DaleRNN):
-            kwargs = {"noise": noise, "readout_from": readout_from,
-                      "generator": None if generators is None else generators[index]}
+            kwargs = {
+                "noise": noise,
+                "readout_from": readout_from,
+                "generator": None if generators is None else generators[index],
+            }
         out = model(ob[index], **kwargs)
         out, state = out if isinstance(out, tuple) else (out, None)
         outputs.append(out)

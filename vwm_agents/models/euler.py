@@ -61,9 +61,15 @@ class Activation:
             return self.saturation * torch.sigmoid(pre)
         return self.power_scale * pre.clamp_min(self.power_floor).pow(self.power_exponent)
 
-    def rates_and_slope(self, pre: Tensor, rates: Tensor, leak: Tensor, out: Tensor,
-                        slope_out: Tensor | None,
-                        fused: native_kernels.NativeKernels | None = None) -> None:
+    def rates_and_slope(
+        self,
+        pre: Tensor,
+        rates: Tensor,
+        leak: Tensor,
+        out: Tensor,
+        slope_out: Tensor | None,
+        fused: native_kernels.NativeKernels | None = None,
+    ) -> None:
         """``out = lerp(rates, phi(pre), leak)``; ``slope_out = leak phi'(pre)``; ``pre`` is
         overwritten. ``fused``: the native kernels (saturating phi only), which need ``leak``
         at the full size of ``pre``."""
@@ -73,15 +79,17 @@ class Activation:
         if self.saturation > 0:
             target = pre.sigmoid_().mul_(self.saturation)
             if slope_out is not None:  # phi' = phi (1 - phi / r_sat)
-                torch.addcmul(target, target, target, value=-1.0 / self.saturation,
-                              out=slope_out).mul_(leak)
+                torch.addcmul(
+                    target, target, target, value=-1.0 / self.saturation, out=slope_out
+                ).mul_(leak)
         else:
             active = pre > self.power_floor  # clamp_min passes the gradient where x >= floor
             base = pre.clamp_min_(self.power_floor)
             target = base.pow(self.power_exponent).mul_(self.power_scale)
             if slope_out is not None:  # phi' = p phi / x
-                torch.div(target, base, out=slope_out).mul_(leak).mul_(
-                    active.to(pre.dtype)).mul_(self.power_exponent)
+                torch.div(target, base, out=slope_out).mul_(leak).mul_(active.to(pre.dtype)).mul_(
+                    self.power_exponent
+                )
         torch.lerp(rates, target, leak, out=out)
 
 
@@ -119,20 +127,46 @@ def euler_loop(
     tensors = (drive, recurrent_weights, initial_rates, readout_weights)
     if not torch.is_grad_enabled() or not any(t.requires_grad for t in tensors):
         with torch.no_grad():
-            outputs, rates, _ = _forward(drive, recurrent_weights, leak, activation, sample,
-                                         initial_rates, readout_weights, readout_from, False,
-                                         native)
+            outputs, rates, _ = _forward(
+                drive,
+                recurrent_weights,
+                leak,
+                activation,
+                sample,
+                initial_rates,
+                readout_weights,
+                readout_from,
+                False,
+                native,
+            )
         outputs, rates = _batch_first(outputs), _batch_first(rates)
     elif leak.requires_grad:
+
         def observe(rates: Tensor) -> Tensor:
             return rates if sample is None else sample(rates, None, None)
 
-        return simulate(drive, recurrent_weights, leak, activation, observe,
-                        initial_rates, readout_weights, readout_from)
+        return simulate(
+            drive,
+            recurrent_weights,
+            leak,
+            activation,
+            observe,
+            initial_rates,
+            readout_weights,
+            readout_from,
+        )
     else:
-        outputs, rates = _EulerLoop.apply(drive, recurrent_weights, initial_rates,
-                                          readout_weights, leak, activation, sample, readout_from,
-                                          native)
+        outputs, rates = _EulerLoop.apply(
+            drive,
+            recurrent_weights,
+            initial_rates,
+            readout_weights,
+            leak,
+            activation,
+            sample,
+            readout_from,
+            native,
+        )
     return outputs, rates
 
 
@@ -146,8 +180,18 @@ def _readout(x: Tensor, readout_weights: Tensor) -> Tensor:
     return torch.matmul(x, readout_weights.mT)
 
 
-def _forward(drive, recurrent_weights, leak, activation, sample, initial_rates, readout_weights,
-             readout_from, save, native=True):
+def _forward(
+    drive,
+    recurrent_weights,
+    leak,
+    activation,
+    sample,
+    initial_rates,
+    readout_weights,
+    readout_from,
+    save,
+    native=True,
+):
     """The loop on time-major buffers; with ``save``, also the tensors the backward needs.
 
     Returns (outputs, rates) time-major ``(T, *batch, .)`` and the saved tensors.
@@ -181,8 +225,11 @@ def _forward(drive, recurrent_weights, leak, activation, sample, initial_rates, 
     read_t = [None] * readout_from + steps_of(read_observed, n_read)
     read_slopes_t = [None] * readout_from + steps_of(read_slopes, n_read)
     pre = drive.new_empty(drive.shape[1:])
-    fused = (native_kernels.use_kernels(pre, initial_rates)
-             if native and activation.saturation > 0 else None)
+    fused = (
+        native_kernels.use_kernels(pre, initial_rates)
+        if native and activation.saturation > 0
+        else None
+    )
     # The kernels read dt/tau per element: broadcast once here, not per step.
     leak_step = leak if fused is None else leak.expand(pre.shape).contiguous()
     previous = initial_rates
@@ -200,8 +247,9 @@ def _forward(drive, recurrent_weights, leak, activation, sample, initial_rates, 
             sample(current, read_t[step], read_slopes_t[step])
         previous = current
     noisy = rates[readout_from:] if read_observed is None else read_observed
-    outputs = torch.cat([_readout(rates[:readout_from], readout_weights),
-                         _readout(noisy, readout_weights)])
+    outputs = torch.cat(
+        [_readout(rates[:readout_from], readout_weights), _readout(noisy, readout_weights)]
+    )
     saved = (observed, slopes, phi_slopes, read_observed, read_slopes, readout_from)
     return outputs, rates, saved
 
@@ -238,11 +286,30 @@ def _sum_outer(left: Tensor, right: Tensor, per_model: bool) -> Tensor:
 
 class _EulerLoop(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, drive, recurrent_weights, initial_rates, readout_weights, leak, activation,
-                sample, readout_from, native):
-        outputs, rates, saved = _forward(drive, recurrent_weights, leak, activation, sample,
-                                         initial_rates, readout_weights, readout_from, True,
-                                         native)
+    def forward(
+        ctx,
+        drive,
+        recurrent_weights,
+        initial_rates,
+        readout_weights,
+        leak,
+        activation,
+        sample,
+        readout_from,
+        native,
+    ):
+        outputs, rates, saved = _forward(
+            drive,
+            recurrent_weights,
+            leak,
+            activation,
+            sample,
+            initial_rates,
+            readout_weights,
+            readout_from,
+            True,
+            native,
+        )
         observed, slopes, phi_slopes, read_observed, read_slopes, readout_from = saved
         ctx.readout_from = readout_from
         ctx.has_noise = sample is not None
@@ -256,7 +323,8 @@ class _EulerLoop(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_outputs, grad_rates):
         recurrent_weights, readout_weights, leak, rates, observed, phi_slopes, *noise = (
-            ctx.saved_tensors)
+            ctx.saved_tensors
+        )
         slopes, read_observed, read_slopes = noise if ctx.has_noise else (None, None, None)
         readout_from = ctx.readout_from
         per_model = recurrent_weights.dim() == 3
@@ -272,10 +340,15 @@ class _EulerLoop(torch.autograd.Function):
         grad_rates_t = steps_of(grad_rates, -2)
         grad_outputs_t = steps_of(grad_outputs, -2)
         read_slopes_t = [None] * readout_from + (
-            [None] * (n_steps - readout_from) if read_slopes is None else list(read_slopes))
+            [None] * (n_steps - readout_from) if read_slopes is None else list(read_slopes)
+        )
         keep = 1.0 - leak
         grad_pre = torch.empty_like(rates)  # = the gradient of the drive (time-major)
-        grad_pre_t, phi_slopes_t, slopes_t = grad_pre.unbind(0), phi_slopes.unbind(0), steps_of(slopes)
+        grad_pre_t, phi_slopes_t, slopes_t = (
+            grad_pre.unbind(0),
+            phi_slopes.unbind(0),
+            steps_of(slopes),
+        )
         carry = rates.new_zeros(rates.shape[1:])  # dL/dr_t
         back = torch.empty_like(carry)
         readout_add = carry.baddbmm_ if per_model else carry.addmm_
@@ -308,15 +381,27 @@ class _EulerLoop(torch.autograd.Function):
             read = rates[readout_from:] if read_observed is None else read_observed
             noisy_from, clean_to = max(read_from, readout_from), min(read_to, readout_from)
             noisy_to = max(read_to, noisy_from)
-            grad_readout = _sum_outer(grad_outputs_tm[noisy_from:noisy_to],
-                                      read[noisy_from - readout_from:noisy_to - readout_from],
-                                      per_model)
+            grad_readout = _sum_outer(
+                grad_outputs_tm[noisy_from:noisy_to],
+                read[noisy_from - readout_from : noisy_to - readout_from],
+                per_model,
+            )
             if read_from < clean_to:
-                grad_readout += _sum_outer(grad_outputs_tm[read_from:clean_to],
-                                           rates[read_from:clean_to], per_model)
+                grad_readout += _sum_outer(
+                    grad_outputs_tm[read_from:clean_to], rates[read_from:clean_to], per_model
+                )
         grad_weights = _sum_outer(grad_pre, observed, per_model) if needs[1] else None
-        return (grad_pre if needs[0] else None, grad_weights, carry if needs[2] else None,
-                grad_readout, None, None, None, None, None)
+        return (
+            grad_pre if needs[0] else None,
+            grad_weights,
+            carry if needs[2] else None,
+            grad_readout,
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
 
 
 def simulate(

@@ -30,7 +30,9 @@ class GRUAgent(nn.Module):
     ) -> None:
         super().__init__()
         for name, value in (
-            ("n_inputs", n_inputs), ("n_outputs", n_outputs), ("n_hidden", n_hidden),
+            ("n_inputs", n_inputs),
+            ("n_outputs", n_outputs),
+            ("n_hidden", n_hidden),
             ("num_layers", num_layers),
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -65,7 +67,9 @@ class GRUAgent(nn.Module):
         """
         del noise
         if self.num_layers != 1:
-            raise ValueError(f"step needs num_layers == 1 (the state forward returns), got {self.num_layers}")
+            raise ValueError(
+                f"step needs num_layers == 1 (the state forward returns), got {self.num_layers}"
+            )
         if inputs is None:
             inputs = states.new_zeros(*states.shape[:-1], self.n_inputs)
         gates_x = inputs @ self.gru.weight_ih_l0.mT + self.gru.bias_ih_l0

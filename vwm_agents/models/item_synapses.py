@@ -34,10 +34,16 @@ def check_item_synapse_noise(scale: float | None) -> float | None:
     """``item_synapse_noise`` as a float (None: off); one clear error for a bad value."""
     if scale is None:
         return None
-    if (isinstance(scale, bool) or not isinstance(scale, int | float) or not math.isfinite(scale)
-            or scale < 0):
-        raise ValueError(f"item_synapse_noise must be null (off) or a finite number >= 0 "
-                         f"(variance / mean of an item's efficacy), got {scale!r}")
+    if (
+        isinstance(scale, bool)
+        or not isinstance(scale, int | float)
+        or not math.isfinite(scale)
+        or scale < 0
+    ):
+        raise ValueError(
+            f"item_synapse_noise must be null (off) or a finite number >= 0 "
+            f"(variance / mean of an item's efficacy), got {scale!r}"
+        )
     return float(scale)
 
 
@@ -69,8 +75,9 @@ def gamma_draw(shape: Tensor, generator: torch.Generator | None) -> Tensor:
     return value * boost.pow(1.0 / shape)
 
 
-def draw_item_efficacies(presence: Tensor, scale: float, *, noise: bool,
-                         generator: torch.Generator | None) -> Tensor:
+def draw_item_efficacies(
+    presence: Tensor, scale: float, *, noise: bool, generator: torch.Generator | None
+) -> Tensor:
     """``(B, K)`` efficacies: mean ``1 / n`` per present item, variance ``scale / n``; 0 if absent.
 
     A gamma is drawn for every slot (absent slots too, then zeroed), so the number of draws

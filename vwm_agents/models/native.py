@@ -69,8 +69,7 @@ class NativeKernels:
         self._gauss.argtypes = (_index, _pointer, _pointer, _float, _float, _pointer, _pointer)
         self._gauss.restype = None
         self._sigmoid = library.vwm_sigmoid_step
-        self._sigmoid.argtypes = (_index, _pointer, _pointer, _pointer, _float, _pointer,
-                                  _pointer)
+        self._sigmoid.argtypes = (_index, _pointer, _pointer, _pointer, _float, _pointer, _pointer)
         self._sigmoid.restype = None
         self._normal = library.vwm_philox_normal
         self._uniform = library.vwm_philox_uniform
@@ -87,23 +86,65 @@ class NativeKernels:
         """Fill ``out`` with the uniforms in [0, 1) of the Philox draw ``key``."""
         self._uniform(out.numel(), key & 0xFFFFFFFF, key >> 32, out.data_ptr())
 
-    def gamma_noise(self, rates: Tensor, normal: Tensor, uniform: Tensor,
-                    variance_per_rate: float, noisy: Tensor, slope: Tensor | None) -> None:
+    def gamma_noise(
+        self,
+        rates: Tensor,
+        normal: Tensor,
+        uniform: Tensor,
+        variance_per_rate: float,
+        noisy: Tensor,
+        slope: Tensor | None,
+    ) -> None:
         """``noisy``, ``slope`` (optional) = gamma noise of ``rates`` and d noisy / d rates."""
-        self._gamma(rates.numel(), rates.data_ptr(), normal.data_ptr(), uniform.data_ptr(),
-                    variance_per_rate, noisy.data_ptr(), _address(slope))
+        self._gamma(
+            rates.numel(),
+            rates.data_ptr(),
+            normal.data_ptr(),
+            uniform.data_ptr(),
+            variance_per_rate,
+            noisy.data_ptr(),
+            _address(slope),
+        )
 
-    def gauss_noise(self, rates: Tensor, normal: Tensor, factor: float, dt_s: float,
-                    noisy: Tensor, slope: Tensor | None) -> None:
+    def gauss_noise(
+        self,
+        rates: Tensor,
+        normal: Tensor,
+        factor: float,
+        dt_s: float,
+        noisy: Tensor,
+        slope: Tensor | None,
+    ) -> None:
         """``noisy``, ``slope`` (optional) = Gaussian noise of ``rates`` and its slope."""
-        self._gauss(rates.numel(), rates.data_ptr(), normal.data_ptr(), factor, 1.0 / dt_s,
-                    noisy.data_ptr(), _address(slope))
+        self._gauss(
+            rates.numel(),
+            rates.data_ptr(),
+            normal.data_ptr(),
+            factor,
+            1.0 / dt_s,
+            noisy.data_ptr(),
+            _address(slope),
+        )
 
-    def sigmoid_step(self, pre: Tensor, previous: Tensor, leak: Tensor, saturation: float,
-                     rates: Tensor, phi_slope: Tensor | None) -> None:
+    def sigmoid_step(
+        self,
+        pre: Tensor,
+        previous: Tensor,
+        leak: Tensor,
+        saturation: float,
+        rates: Tensor,
+        phi_slope: Tensor | None,
+    ) -> None:
         """``rates = lerp(previous, r_sat sigmoid(pre), leak)``; ``phi_slope = leak phi'(pre)``."""
-        self._sigmoid(pre.numel(), pre.data_ptr(), previous.data_ptr(), leak.data_ptr(),
-                      saturation, rates.data_ptr(), _address(phi_slope))
+        self._sigmoid(
+            pre.numel(),
+            pre.data_ptr(),
+            previous.data_ptr(),
+            leak.data_ptr(),
+            saturation,
+            rates.data_ptr(),
+            _address(phi_slope),
+        )
 
 
 def _address(tensor: Tensor | None) -> int | None:
@@ -119,8 +160,10 @@ def use_kernels(*tensors: Tensor | None) -> NativeKernels | None:
         return None
     if first.numel() >= _EAGER_GRAIN and torch.get_num_threads() > 1:
         return None
-    if not all(t.is_contiguous() and t.dtype == torch.float32 and t.numel() == first.numel()
-               for t in present):
+    if not all(
+        t.is_contiguous() and t.dtype == torch.float32 and t.numel() == first.numel()
+        for t in present
+    ):
         return None
     return kernels()
 
@@ -132,9 +175,12 @@ def kernels() -> NativeKernels | None:
     if switch in _OFF:
         return None
     if switch not in _ON:
-        warnings.warn(f"VWM_RNN_NATIVE={os.environ['VWM_RNN_NATIVE']!r} is not one of "
-                      f"{', '.join(_OFF + _ON)}; using the kernels (the default)",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"VWM_RNN_NATIVE={os.environ['VWM_RNN_NATIVE']!r} is not one of "
+            f"{', '.join(_OFF + _ON)}; using the kernels (the default)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     compiler = _find_compiler()
     if compiler is None:
         reason = "no C compiler found (set $CC, or install gcc or clang)"
@@ -143,10 +189,13 @@ def kernels() -> NativeKernels | None:
             return _load(compiler)
         except (OSError, subprocess.SubprocessError, AttributeError) as error:
             reason = f"could not build them with {compiler} ({error})"
-    warnings.warn(f"vwm_agents.models.native: {reason}; CPU training runs on eager PyTorch ops and "
-                  "PyTorch's random numbers instead of the fused kernels (same maths, other "
-                  "noise draws, about 1.5-2x slower); VWM_RNN_NATIVE=0 silences this",
-                  RuntimeWarning, stacklevel=2)
+    warnings.warn(
+        f"vwm_agents.models.native: {reason}; CPU training runs on eager PyTorch ops and "
+        "PyTorch's random numbers instead of the fused kernels (same maths, other "
+        "noise draws, about 1.5-2x slower); VWM_RNN_NATIVE=0 silences this",
+        RuntimeWarning,
+        stacklevel=2,
+    )
     return None
 
 
@@ -166,7 +215,9 @@ def _cache_dirs() -> list[Path]:
     else:
         xdg = os.environ.get("XDG_CACHE_HOME")
         preferred = (Path(xdg) if xdg else Path.home() / ".cache") / "vwm-rnn"
-    fallback = Path(tempfile.gettempdir()) / f"vwm-rnn-{os.getuid() if hasattr(os, 'getuid') else 0}"
+    fallback = (
+        Path(tempfile.gettempdir()) / f"vwm-rnn-{os.getuid() if hasattr(os, 'getuid') else 0}"
+    )
     return [preferred / "native", fallback / "native"]
 
 
@@ -195,9 +246,11 @@ def _load(compiler: str) -> NativeKernels:
     version = _compiler_version(compiler)
     errors: list[str] = []
     for flags in (_FLAGS + _NATIVE_FLAGS, _FLAGS):  # some compilers reject -march=native
-        key = hashlib.sha256(b"\0".join(
-            [source, version.encode(), " ".join(flags).encode(), _cpu_signature().encode()]
-        )).hexdigest()[:20]
+        key = hashlib.sha256(
+            b"\0".join(
+                [source, version.encode(), " ".join(flags).encode(), _cpu_signature().encode()]
+            )
+        ).hexdigest()[:20]
         for directory in _cache_dirs():
             path = directory / key / "libvwm_kernels.so"
             try:
@@ -220,8 +273,13 @@ def _build(compiler: str, flags: tuple[str, ...], path: Path) -> None:
     handle, temporary = tempfile.mkstemp(suffix=".so", dir=path.parent)
     os.close(handle)
     try:
-        subprocess.run([compiler, *flags, "-o", temporary, str(SOURCE)], check=True,
-                       capture_output=True, text=True, timeout=120)
+        subprocess.run(
+            [compiler, *flags, "-o", temporary, str(SOURCE)],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):

@@ -131,9 +131,11 @@ class RandomStream:
         if generator is None or isinstance(generator, torch.Generator):
             if source == "philox":
                 return philox_draw(like, generator)
-            return device_draw(like.shape, generator=generator, dtype=like.dtype,
-                               device=like.device)
+            return device_draw(
+                like.shape, generator=generator, dtype=like.dtype, device=like.device
+            )
         if source == "philox":
+
             def fill(part: Tensor, generator: torch.Generator) -> None:
                 part.copy_(philox_draw(part, generator))
         else:
@@ -170,8 +172,9 @@ def _per_member(like: Tensor, generators: Sequence[torch.Generator], fill) -> Te
     return out
 
 
-def unit_gamma(inv_sqrt_shape: Factor, like: Tensor,
-               generator: Generators | RandomStream = None) -> Tensor:
+def unit_gamma(
+    inv_sqrt_shape: Factor, like: Tensor, generator: Generators | RandomStream = None
+) -> Tensor:
     """Gamma(a, rate=a) draws (mean 1, variance 1/a) shaped like ``like``, for c = 1/sqrt(a) >= 0.
 
     ``inv_sqrt_shape`` is a float or a tensor broadcastable to ``like``; c = 0 gives exactly 1.
@@ -194,9 +197,15 @@ def _log_uniform(like: Tensor, generator: Generators) -> Tensor:
     return _rand(like, generator).clamp_min_(1e-30).log_()
 
 
-def _gamma_sample(rates: Tensor, factor: Factor, dt_s: float, generator: Generators,
-                  out: Tensor | None = None, slope_out: Tensor | None = None,
-                  variance_per_rate: Factor | None = None) -> Tensor:
+def _gamma_sample(
+    rates: Tensor,
+    factor: Factor,
+    dt_s: float,
+    generator: Generators,
+    out: Tensor | None = None,
+    slope_out: Tensor | None = None,
+    variance_per_rate: Factor | None = None,
+) -> Tensor:
     """Gamma noise X of ``rates`` (into ``out``) and, if ``slope_out`` is given, dX/dr into it.
 
     With K = k^2 / dt_s, s = r + K = r (1 + 1/a), c1^2 = 1/(a + 1) = K / s, z ~ N(0, 1),
@@ -217,7 +226,7 @@ def _gamma_sample(rates: Tensor, factor: Factor, dt_s: float, generator: Generat
     exponent = _log_uniform(rates, generator).mul_(variance_per_rate).mul_(inv_rate)
     exponent.clamp_min_(_MIN_LOG_BOOST)
     boosted_sq = exponent.exp().mul_(base.square())  # boost base^2
-    noisy = (torch.mul(boosted_sq, base, out=out) if out is not None else boosted_sq * base)
+    noisy = torch.mul(boosted_sq, base, out=out) if out is not None else boosted_sq * base
     noisy.mul_(total)
     if slope_out is not None:
         slope = torch.add(base, inv_shape_next, alpha=1.0 / 3.0).sub_(noise_term, alpha=0.5)
@@ -315,7 +324,9 @@ def _gauss_slope(rates, factor, dt_s, generator, out, slope_out):
     # sqrt(r / dt_s + 1e-10) in two ops: the 0-d floor broadcasts against the rates
     scale = torch.add(rates.new_full((), 1e-10), rates, alpha=1.0 / dt_s).sqrt_()
     noise = _randn(rates, generator).mul_(factor)  # k xi
-    noisy = torch.addcmul(rates, noise, scale, out=out) if out is not None else rates + noise * scale
+    noisy = (
+        torch.addcmul(rates, noise, scale, out=out) if out is not None else rates + noise * scale
+    )
     noisy.relu_()
     if slope_out is not None:  # (1 + k xi / (2 dt_s scale)) where the ReLU passes
         torch.addcdiv(rates.new_ones(()), noise, scale, value=0.5 / dt_s, out=slope_out)
@@ -339,8 +350,12 @@ def _csnr_slope(rates, factor, dt_s, generator, out, slope_out):
     return torch.mul(rates, draws, out=out) if out is not None else rates * draws
 
 
-_SLOPE_SAMPLERS = {"gamma": _gamma_sample, "gauss": _gauss_slope, "puregauss": _puregauss_slope,
-                   "csnr": _csnr_slope}
+_SLOPE_SAMPLERS = {
+    "gamma": _gamma_sample,
+    "gauss": _gauss_slope,
+    "puregauss": _puregauss_slope,
+    "csnr": _csnr_slope,
+}
 
 
 def slope_sampler(
@@ -368,16 +383,19 @@ def slope_sampler(
     if noise_type == "gamma":  # K once per sampler, not once per draw
         variance_per_rate = factor * factor / dt_s
 
-        def sample(rates: Tensor, out: Tensor | None = None,
-                   slope_out: Tensor | None = None) -> Tensor:
-            return _gamma_sample(rates, factor, dt_s, generator, out, slope_out,
-                                 variance_per_rate)
+        def sample(
+            rates: Tensor, out: Tensor | None = None, slope_out: Tensor | None = None
+        ) -> Tensor:
+            return _gamma_sample(rates, factor, dt_s, generator, out, slope_out, variance_per_rate)
 
         if not native:
             return sample
-        return _with_kernels(sample, _member_scalars(variance_per_rate),
-                             lambda rates: (_randn(rates, generator), _rand(rates, generator)),
-                             NativeKernels.gamma_noise)
+        return _with_kernels(
+            sample,
+            _member_scalars(variance_per_rate),
+            lambda rates: (_randn(rates, generator), _rand(rates, generator)),
+            NativeKernels.gamma_noise,
+        )
 
     def sample(rates: Tensor, out: Tensor | None = None, slope_out: Tensor | None = None) -> Tensor:
         return sampler(rates, factor, dt_s, generator, out, slope_out)
@@ -388,12 +406,17 @@ def slope_sampler(
     def gauss_kernel(kernels: NativeKernels, rates, normal, k, out, slope) -> None:
         kernels.gauss_noise(rates, normal, k, dt_s, out, slope)
 
-    return _with_kernels(sample, _member_scalars(factor),
-                         lambda rates: (_randn(rates, generator),), gauss_kernel)
+    return _with_kernels(
+        sample, _member_scalars(factor), lambda rates: (_randn(rates, generator),), gauss_kernel
+    )
 
 
-def _with_kernels(eager: SlopeSampler, scalars: list[float] | None,
-                  draw: Callable[[Tensor], tuple[Tensor, ...]], kernel: Callable) -> SlopeSampler:
+def _with_kernels(
+    eager: SlopeSampler,
+    scalars: list[float] | None,
+    draw: Callable[[Tensor], tuple[Tensor, ...]],
+    kernel: Callable,
+) -> SlopeSampler:
     """``eager``, but through the fused ``kernel(kernels, rates, *numbers, scalar, out, slope)``
     where the kernels apply: the random numbers (``draw``) come first, for the whole tensor, as
     in ``eager``; then one kernel call for it, or one per stacked model (``scalars``)."""
@@ -407,7 +430,8 @@ def _with_kernels(eager: SlopeSampler, scalars: list[float] | None,
         numbers = draw(rates)
         out = torch.empty_like(rates) if out is None else out
         for (part, *part_numbers, part_out, part_slope), scalar in _members(
-                scalars, rates, *numbers, out, slope_out):
+            scalars, rates, *numbers, out, slope_out
+        ):
             kernel(kernels, part, *part_numbers, scalar, part_out, part_slope)
         return out
 
@@ -428,8 +452,9 @@ def _member_scalars(value: Factor) -> list[float] | None:
     return None
 
 
-def _fused(scalars: list[float], rates: Tensor, out: Tensor | None,
-           slope_out: Tensor | None) -> NativeKernels | None:
+def _fused(
+    scalars: list[float], rates: Tensor, out: Tensor | None, slope_out: Tensor | None
+) -> NativeKernels | None:
     if rates.requires_grad:
         return None
     if len(scalars) > 1 and (rates.dim() != 3 or rates.shape[0] != len(scalars)):

@@ -48,7 +48,8 @@ _LOW32 = 0xFFFFFFFF
 PORTABLE_WARNING = (
     "Philox random numbers without the C kernels: computed with PyTorch integer ops, the same "
     "numbers as the kernels' but slower (README, Performance); training.random_numbers: torch "
-    "draws PyTorch's own (other numbers) at full speed")
+    "draws PyTorch's own (other numbers) at full speed"
+)
 
 
 def draw_key(generator: torch.Generator | None) -> int:
@@ -70,8 +71,12 @@ def philox4x32(counter: tuple[Tensor, Tensor, Tensor, Tensor], key: int) -> Tens
     for _ in range(_ROUNDS):
         # 32 x 32 -> 64-bit products; int64 wraps past 2^63, which keeps the low 64 bits.
         p0, p1 = c0 * _MULTIPLIERS[0], c2 * _MULTIPLIERS[1]
-        c0, c1, c2, c3 = (((p1 >> 32) & _LOW32) ^ c1 ^ k0, p1 & _LOW32,
-                          ((p0 >> 32) & _LOW32) ^ c3 ^ k1, p0 & _LOW32)
+        c0, c1, c2, c3 = (
+            ((p1 >> 32) & _LOW32) ^ c1 ^ k0,
+            p1 & _LOW32,
+            ((p0 >> 32) & _LOW32) ^ c3 ^ k1,
+            p0 & _LOW32,
+        )
         k0, k1 = (k0 + _KEY_STEPS[0]) & _LOW32, (k1 + _KEY_STEPS[1]) & _LOW32
     return torch.stack((c0, c1, c2, c3), dim=-1)
 
@@ -85,11 +90,15 @@ def _spread(columns: Tensor, n: int) -> Tensor:
     return columns.mT.reshape(-1)[:n]
 
 
-def _eager_uniform(n: int, key: int, dtype: torch.dtype, device: torch.device | str = "cpu") -> Tensor:
+def _eager_uniform(
+    n: int, key: int, dtype: torch.dtype, device: torch.device | str = "cpu"
+) -> Tensor:
     return _spread(_unit(philox_words((n + 3) // 4, key, device), dtype), n)
 
 
-def _eager_normal(n: int, key: int, dtype: torch.dtype, device: torch.device | str = "cpu") -> Tensor:
+def _eager_normal(
+    n: int, key: int, dtype: torch.dtype, device: torch.device | str = "cpu"
+) -> Tensor:
     words = philox_words((n + 3) // 4, key, device)
     u1 = _unit(words[:, 0::2], dtype).add_(2.0**-24)  # (w >> 8) + 1, times 2^-24
     radius = u1.log_().mul_(-2.0).sqrt_()
@@ -98,9 +107,13 @@ def _eager_normal(n: int, key: int, dtype: torch.dtype, device: torch.device | s
     return _spread(pairs.flatten(1), n)
 
 
-def _fill(like: Tensor, generator: torch.Generator | None,
-          eager: Callable[[int, int, torch.dtype, torch.device], Tensor],
-          fused: Callable[[native.NativeKernels, int, Tensor], None], use_kernels: bool) -> Tensor:
+def _fill(
+    like: Tensor,
+    generator: torch.Generator | None,
+    eager: Callable[[int, int, torch.dtype, torch.device], Tensor],
+    fused: Callable[[native.NativeKernels, int, Tensor], None],
+    use_kernels: bool,
+) -> Tensor:
     out = torch.empty(like.shape, dtype=like.dtype, device=like.device)
     key = draw_key(generator)
     # Serial, but at any size and thread count far faster than the eager integer ops.
@@ -115,15 +128,17 @@ def _fill(like: Tensor, generator: torch.Generator | None,
     return out
 
 
-def normal(like: Tensor, generator: torch.Generator | None = None, *,
-           native_kernels: bool = True) -> Tensor:
+def normal(
+    like: Tensor, generator: torch.Generator | None = None, *, native_kernels: bool = True
+) -> Tensor:
     """Standard normals shaped like ``like`` (a CPU tensor), one Philox draw from ``generator``."""
-    return _fill(like, generator, _eager_normal, native.NativeKernels.philox_normal,
-                 native_kernels)
+    return _fill(like, generator, _eager_normal, native.NativeKernels.philox_normal, native_kernels)
 
 
-def uniform(like: Tensor, generator: torch.Generator | None = None, *,
-            native_kernels: bool = True) -> Tensor:
+def uniform(
+    like: Tensor, generator: torch.Generator | None = None, *, native_kernels: bool = True
+) -> Tensor:
     """Uniforms in [0, 1) shaped like ``like`` (a CPU tensor), one Philox draw."""
-    return _fill(like, generator, _eager_uniform, native.NativeKernels.philox_uniform,
-                 native_kernels)
+    return _fill(
+        like, generator, _eager_uniform, native.NativeKernels.philox_uniform, native_kernels
+    )

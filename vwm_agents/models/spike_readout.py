@@ -38,10 +38,16 @@ def check_readout_spikes(readout_spikes: float | None) -> float | None:
     """``readout_spikes`` as a float (None: off); one clear error for a bad value."""
     if readout_spikes is None:
         return None
-    if (isinstance(readout_spikes, bool) or not isinstance(readout_spikes, int | float)
-            or not math.isfinite(readout_spikes) or readout_spikes <= 0):
-        raise ValueError(f"readout_spikes must be null (off) or a finite number > 0 (population "
-                         f"spikes per second), got {readout_spikes!r}")
+    if (
+        isinstance(readout_spikes, bool)
+        or not isinstance(readout_spikes, int | float)
+        or not math.isfinite(readout_spikes)
+        or readout_spikes <= 0
+    ):
+        raise ValueError(
+            f"readout_spikes must be null (off) or a finite number > 0 (population "
+            f"spikes per second), got {readout_spikes!r}"
+        )
     return float(readout_spikes)
 
 
@@ -56,14 +62,23 @@ def spike_counts(expected: Tensor, *, exact: bool, generator: torch.Generator | 
     Gaussian ``expected + sqrt(expected) eps`` (differentiable in ``expected``)."""
     if exact:
         return torch.poisson(expected.detach(), generator=generator)
-    eps = torch.randn(expected.shape, generator=generator, dtype=expected.dtype,
-                      device=expected.device)
+    eps = torch.randn(
+        expected.shape, generator=generator, dtype=expected.dtype, device=expected.device
+    )
     return expected + expected.clamp_min(0).sqrt() * eps
 
 
-def spike_count_readout(rates: Tensor, readout_weights: Tensor, spikes_per_s: float, dt: float,
-                        *, noise: bool, exact: bool, generator: torch.Generator | None,
-                        readout_from: int = 0) -> Tensor:
+def spike_count_readout(
+    rates: Tensor,
+    readout_weights: Tensor,
+    spikes_per_s: float,
+    dt: float,
+    *,
+    noise: bool,
+    exact: bool,
+    generator: torch.Generator | None,
+    readout_from: int = 0,
+) -> Tensor:
     """The readout ``(..., T, n_out)`` of spike counts drawn from ``rates (..., T, N)``.
 
     ``noise=False``: the mean (the normalised rates, no draw). Steps before ``readout_from`` read

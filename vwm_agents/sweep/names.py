@@ -17,7 +17,10 @@ def trial_names(param_sets: Sequence[Mapping[str, Any]], keys: Sequence[str]) ->
     collide after sanitising get a short hash of their values.
     """
     last = [key.rsplit(".", 1)[-1] for key in keys]
-    labels = {key: (short if last.count(short) == 1 else key) for key, short in zip(keys, last, strict=True)}
+    labels = {
+        key: (short if last.count(short) == 1 else key)
+        for key, short in zip(keys, last, strict=True)
+    }
     names = [
         "_".join(f"{labels[key]}-{format_value(value)}" for key, value in params.items())
         for params in param_sets

@@ -56,7 +56,8 @@ REPORT = "sweep_report.html"
 # The components of the distance to people (see docs/model.md, section Human comparison)
 DISTANCE_COMPONENTS: tuple[str, ...] = ("mae", "guess_rate", "excess_kurtosis")
 HUMAN_COLUMNS: tuple[str, ...] = (
-    "human_distance", *(f"human_distance_{name}" for name in DISTANCE_COMPONENTS),
+    "human_distance",
+    *(f"human_distance_{name}" for name in DISTANCE_COMPONENTS),
 )
 
 
@@ -89,8 +90,10 @@ def collect_results(spec: SweepSpec) -> list[TrialResult]:
     or error record; ranked by distance to people when the sweep asked for it."""
     results = [_trial_result(spec, plan) for plan in spec.trials]
     if spec.human is not None:
-        ranked = sorted((row for row in results if row.human_distance is not None),
-                        key=lambda row: row.human_distance)
+        ranked = sorted(
+            (row for row in results if row.human_distance is not None),
+            key=lambda row: row.human_distance,
+        )
         for rank, row in enumerate(ranked, start=1):
             row.human_rank = rank
         results.sort(key=lambda row: row.human_rank if row.human_rank is not None else math.inf)
@@ -98,8 +101,12 @@ def collect_results(spec: SweepSpec) -> list[TrialResult]:
 
 
 def _trial_result(spec: SweepSpec, plan: TrialPlan) -> TrialResult:
-    row = TrialResult(trial=plan.name, run_dir=os.path.relpath(plan.run_dir, spec.output),
-                      params=dict(plan.params), status="error")
+    row = TrialResult(
+        trial=plan.name,
+        run_dir=os.path.relpath(plan.run_dir, spec.output),
+        params=dict(plan.params),
+        status="error",
+    )
     run_dir = RunDir(plan.run_dir)
     metrics_file = run_dir.metrics_file
     errors = error_file(plan)
@@ -108,7 +115,9 @@ def _trial_result(spec: SweepSpec, plan: TrialPlan) -> TrialResult:
             record = yaml.safe_load(errors.read_text()) or {}
         except (OSError, yaml.YAMLError):
             record = {}
-        row.message = str(record.get("error", "failed")) if isinstance(record, Mapping) else "failed"
+        row.message = (
+            str(record.get("error", "failed")) if isinstance(record, Mapping) else "failed"
+        )
     elif not metrics_file.is_file():
         row.message = "did not finish (no metrics.json); run the sweep again with --resume"
     if metrics_file.is_file():  # also after a divergence: the metrics of its best checkpoint
@@ -120,10 +129,14 @@ def _trial_result(spec: SweepSpec, plan: TrialPlan) -> TrialResult:
         row.status = "error" if row.message else "ok"
         row.checkpoint = metrics.get("checkpoint")
         row.checkpoint_iteration = metrics.get("iteration")
-        row.error, row.error_std, row.rate = (metrics.get(k) for k in ("error", "error_std", "rate"))
+        row.error, row.error_std, row.rate = (
+            metrics.get(k) for k in ("error", "error_std", "rate")
+        )
         row.per_set_size = {
             int(size): {k: values[k] for k in ("error", "error_std", "rate") if k in values}
-            for size, values in sorted(metrics.get("per_set_size", {}).items(), key=lambda kv: int(kv[0]))
+            for size, values in sorted(
+                metrics.get("per_set_size", {}).items(), key=lambda kv: int(kv[0])
+            )
         }
     try:
         history = run_dir.read_history()
@@ -168,14 +181,19 @@ def read_human_distance(path: str | Path) -> tuple[float, dict[str, float]]:
         raise ValueError(f"{path}: unreadable: {' '.join(str(exc).split())}") from None
     distance = data.get("distance") if isinstance(data, Mapping) else None
     if not isinstance(distance, Mapping):
-        raise ValueError(f"{path}: has no 'distance' (written by a version of the human analysis "
-                         "without one); run the sweep again with --resume after updating")
+        raise ValueError(
+            f"{path}: has no 'distance' (written by a version of the human analysis "
+            "without one); run the sweep again with --resume after updating"
+        )
     total = _number(distance.get("total"), path, "distance.total")
     components = distance.get("components", {})
     if not isinstance(components, Mapping):
         raise ValueError(f"{path}: distance.components must be a mapping, got {components!r}")
-    return total, {name: _number(components.get(name), path, f"distance.components.{name}")
-                   for name in DISTANCE_COMPONENTS if name in components}
+    return total, {
+        name: _number(components.get(name), path, f"distance.components.{name}")
+        for name in DISTANCE_COMPONENTS
+        if name in components
+    }
 
 
 def _number(value: Any, path: Path, key: str) -> float:
@@ -190,9 +208,21 @@ def write_results(spec: SweepSpec, results: Sequence[TrialResult]) -> dict[str, 
     out.mkdir(parents=True, exist_ok=True)
     set_sizes = sorted({size for row in results for size in row.per_set_size})
     human = list(HUMAN_COLUMNS) + ["human_rank"] if spec.human is not None else []
-    columns = ["trial", *spec.swept_keys, "status", "message", *human, "final_iteration",
-               "checkpoint", "checkpoint_iteration", "error", "error_std", "rate",
-               *(f"{name}_ss{size}" for size in set_sizes for name in ("error", "rate")), "run_dir"]
+    columns = [
+        "trial",
+        *spec.swept_keys,
+        "status",
+        "message",
+        *human,
+        "final_iteration",
+        "checkpoint",
+        "checkpoint_iteration",
+        "error",
+        "error_std",
+        "rate",
+        *(f"{name}_ss{size}" for size in set_sizes for name in ("error", "rate")),
+        "run_dir",
+    ]
     text = io.StringIO(newline="")
     writer = csv.DictWriter(text, fieldnames=columns)
     writer.writeheader()
@@ -208,8 +238,14 @@ def write_results(spec: SweepSpec, results: Sequence[TrialResult]) -> dict[str, 
     csv_path = out / RESULTS_CSV
     atomic_write_text(csv_path, text.getvalue())
     yaml_path = out / RESULTS_YAML
-    write_yaml(yaml_path, {"sweep": spec.name, "swept_keys": list(spec.swept_keys),
-                           "trials": [row.to_dict() for row in results]})
+    write_yaml(
+        yaml_path,
+        {
+            "sweep": spec.name,
+            "swept_keys": list(spec.swept_keys),
+            "trials": [row.to_dict() for row in results],
+        },
+    )
     paths = {"csv": csv_path, "yaml": yaml_path}
     curves = error_vs_set_size(results, spec.swept_keys)
     if curves:
@@ -259,12 +295,18 @@ def error_vs_set_size(
         sizes = sorted({size for row in rows for size in row.per_set_size})
         means, sems, counts = [], [], []
         for size in sizes:
-            values = [row.per_set_size[size]["error"] for row in rows
-                      if size in row.per_set_size and row.per_set_size[size].get("error") is not None]
+            values = [
+                row.per_set_size[size]["error"]
+                for row in rows
+                if size in row.per_set_size and row.per_set_size[size].get("error") is not None
+            ]
             n = len(values)
             mean = math.fsum(values) / n
-            sem = (math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1) / n)
-                   if n > 1 else math.nan)
+            sem = (
+                math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1) / n)
+                if n > 1
+                else math.nan
+            )
             means.append(mean)
             sems.append(sem)
             counts.append(n)
@@ -278,8 +320,12 @@ def write_report(output: Path) -> str | None:
     convenience: its absence or failure never fails the sweep."""
     if importlib.util.find_spec("analysis") is None:
         return f"no {REPORT}: the analysis package is not installed"
-    done = subprocess.run([sys.executable, "-m", "analysis.report", str(output)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "analysis.report", str(output)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
         return f"no {REPORT}: python -m analysis.report failed: {lines[-1] if lines else done.returncode}"

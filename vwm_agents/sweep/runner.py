@@ -35,8 +35,15 @@ from vwm_agents.sweep.spec import (
 )
 from vwm_agents.sweep.trial import TrainFn, is_finished, run_trial, write_yaml
 
-__all__ = ["CONNECT_TIMEOUT_S", "SPEC_COPY", "RAY_DIR", "ClusterAuth", "run_sweep", "ray_session",
-           "check_cluster"]
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "SPEC_COPY",
+    "RAY_DIR",
+    "ClusterAuth",
+    "run_sweep",
+    "ray_session",
+    "check_cluster",
+]
 
 CONNECT_TIMEOUT_S = 10.0  # how long a cluster has to answer before --address gives up
 SPEC_COPY = "sweep.yaml"
@@ -80,8 +87,15 @@ def run_sweep(
         num_cpus = _local_cpus(spec.resources, len(pending), max_concurrent)
         with ray_session(address, num_cpus, verbose=verbose) as tune:  # connect before writing
             write_yaml(spec.output / SPEC_COPY, spec.raw)
-            _fit(tune, spec, pending, max_concurrent=max_concurrent, train_fn=train_fn,
-                 verbose=verbose, progress=progress)
+            _fit(
+                tune,
+                spec,
+                pending,
+                max_concurrent=max_concurrent,
+                train_fn=train_fn,
+                verbose=verbose,
+                progress=progress,
+            )
     else:
         write_yaml(spec.output / SPEC_COPY, spec.raw)
     results = collect_results(spec)
@@ -109,8 +123,9 @@ class ClusterAuth:
 
 
 @contextlib.contextmanager
-def ray_session(address: str | None, num_cpus: int, *, verbose: int = 0,
-                timeout: float = CONNECT_TIMEOUT_S) -> Iterator[Any]:
+def ray_session(
+    address: str | None, num_cpus: int, *, verbose: int = 0, timeout: float = CONNECT_TIMEOUT_S
+) -> Iterator[Any]:
     """Ray Tune, connected: to a Ray this process already started, else to ``address`` (checked
     first with :func:`check_cluster`), else to a new Ray of our own with ``num_cpus`` CPUs.
     What this opened is shut down on exit, and ``$RAY_AUTH_MODE`` restored."""
@@ -163,7 +178,7 @@ def check_cluster(address: str, *, timeout: float = CONNECT_TIMEOUT_S) -> Cluste
     """
     flag = f"--address {address}"
     if address.startswith("ray://"):  # Ray Client: its server speaks another protocol
-        host, port = _host_port(address[len("ray://"):], flag, default_port=10001)
+        host, port = _host_port(address[len("ray://") :], flag, default_port=10001)
         _check_port(host, port, flag, timeout)
         return ClusterAuth(mode=os.environ.get(AUTH_MODE_VAR, "disabled").lower())
     if address == "auto":
@@ -175,19 +190,23 @@ def check_cluster(address: str, *, timeout: float = CONNECT_TIMEOUT_S) -> Cluste
     if status == "OK":
         return ClusterAuth(mode="disabled", gcs_address=target)
     if status != "UNAUTHENTICATED":
-        raise SweepError(f"{flag}: {target} does not answer as a Ray head (its GCS port) within "
-                         f"{timeout:g} s ({status}); give the port of `ray start --head --port=...`")
+        raise SweepError(
+            f"{flag}: {target} does not answer as a Ray head (its GCS port) within "
+            f"{timeout:g} s ({status}); give the port of `ray start --head --port=...`"
+        )
     token, source = _local_token(flag)
     if token is None:
         raise SweepError(
             f"{flag}: the cluster uses token authentication and this machine has no token; set "
             f"{TOKEN_VAR} to the head's token (`ray get-auth-token` on the head node), or "
-            f"{TOKEN_PATH_VAR} to a file holding it, or copy it to {DEFAULT_TOKEN_FILE}")
+            f"{TOKEN_PATH_VAR} to a file holding it, or copy it to {DEFAULT_TOKEN_FILE}"
+        )
     if _get_cluster_id(target, token, timeout) == "UNAUTHENTICATED":
         raise SweepError(
             f"{flag}: the cluster rejected the authentication token from {source}; set "
             f"{TOKEN_VAR} to the head's token (`ray get-auth-token` on the head node), or "
-            f"{TOKEN_PATH_VAR} to a file holding it, or copy it to {DEFAULT_TOKEN_FILE}")
+            f"{TOKEN_PATH_VAR} to a file holding it, or copy it to {DEFAULT_TOKEN_FILE}"
+        )
     return ClusterAuth(mode="token", gcs_address=target)
 
 
@@ -197,7 +216,9 @@ def _auto_address(flag: str) -> str:
     try:
         return canonicalize_bootstrap_address_or_die("auto")
     except (ConnectionError, ValueError) as exc:
-        raise SweepError(f"{flag}: no Ray cluster found on this node: {' '.join(str(exc).split())}") from None
+        raise SweepError(
+            f"{flag}: no Ray cluster found on this node: {' '.join(str(exc).split())}"
+        ) from None
 
 
 def _host_port(address: str, flag: str, default_port: int | None = None) -> tuple[str, int]:
@@ -206,8 +227,10 @@ def _host_port(address: str, flag: str, default_port: int | None = None) -> tupl
         host, port = address, "" if default_port is None else str(default_port)
     host = host.strip("[]")  # [::1]:6379
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise SweepError(f"{flag}: must be HOST:PORT (the head's port, 6379 unless `ray start "
-                         "--head --port` chose another), auto, or ray://HOST:PORT")
+        raise SweepError(
+            f"{flag}: must be HOST:PORT (the head's port, 6379 unless `ray start "
+            "--head --port` chose another), auto, or ray://HOST:PORT"
+        )
     return host, int(port)
 
 
@@ -216,8 +239,10 @@ def _check_port(host: str, port: int, flag: str, timeout: float) -> None:
         socket.create_connection((host, port), timeout=timeout).close()
     except OSError as exc:
         reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
-        raise SweepError(f"{flag}: cannot reach {host}:{port} within {timeout:g} s ({reason}); is "
-                         f"`ray start --head --port={port}` running there and the port open?") from None
+        raise SweepError(
+            f"{flag}: cannot reach {host}:{port} within {timeout:g} s ({reason}); is "
+            f"`ray start --head --port={port}` running there and the port open?"
+        ) from None
 
 
 def _get_cluster_id(target: str, token: str | None, timeout: float) -> str:
@@ -230,7 +255,9 @@ def _get_cluster_id(target: str, token: str | None, timeout: float) -> str:
     with grpc.insecure_channel(target) as channel:
         stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
         try:
-            stub.GetClusterId(gcs_service_pb2.GetClusterIdRequest(), timeout=timeout, metadata=metadata)
+            stub.GetClusterId(
+                gcs_service_pb2.GetClusterIdRequest(), timeout=timeout, metadata=metadata
+            )
         except grpc.RpcError as exc:
             code = exc.code() if callable(getattr(exc, "code", None)) else None
             return code.name if code is not None else "UNKNOWN"
@@ -250,7 +277,9 @@ def _local_token(flag: str) -> tuple[str | None, str]:
         try:
             token = path.read_text().strip()
         except OSError as exc:
-            raise SweepError(f"{flag}: {TOKEN_PATH_VAR}: cannot read {path}: {exc.strerror or exc}") from None
+            raise SweepError(
+                f"{flag}: {TOKEN_PATH_VAR}: cannot read {path}: {exc.strerror or exc}"
+            ) from None
         return token or None, source
     path = DEFAULT_TOKEN_FILE.expanduser()
     try:
@@ -351,8 +380,14 @@ def _progress_callback(tune: Any, name: str, total: int, done: int) -> Any:
         def setup(self, **info: Any) -> None:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, initial=done, desc=f"sweep {name}", unit="trial",
-                            file=sys.stderr, dynamic_ncols=True)
+            self.bar = tqdm(
+                total=total,
+                initial=done,
+                desc=f"sweep {name}",
+                unit="trial",
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             if self.bar is not None:

@@ -59,7 +59,15 @@ __all__ = [
 ]
 
 SWEEP_KEYS: tuple[str, ...] = (
-    "name", "base", "set", "grid", "trials", "resources", "output", "max_failures", "human",
+    "name",
+    "base",
+    "set",
+    "grid",
+    "trials",
+    "resources",
+    "output",
+    "max_failures",
+    "human",
 )
 RESOURCE_KEYS: tuple[str, ...] = ("cpus", "gpus")
 HUMAN_KEYS: tuple[str, ...] = ("target", "trials")
@@ -120,13 +128,21 @@ class TrialPlan:
     def to_payload(self) -> dict[str, Any]:
         """Plain data for Ray's parameter space (the config travels resolved, so nodes need no
         access to the base file)."""
-        return {"name": self.name, "params": self.params, "config": self.config,
-                "run_dir": str(self.run_dir)}
+        return {
+            "name": self.name,
+            "params": self.params,
+            "config": self.config,
+            "run_dir": str(self.run_dir),
+        }
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> TrialPlan:
-        return cls(name=payload["name"], params=dict(payload["params"]),
-                   config=dict(payload["config"]), run_dir=Path(payload["run_dir"]))
+        return cls(
+            name=payload["name"],
+            params=dict(payload["params"]),
+            config=dict(payload["config"]),
+            run_dir=Path(payload["run_dir"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -185,7 +201,9 @@ def sweep_from_dict(
         raise SweepError(f"sweep: must be a mapping with keys {', '.join(SWEEP_KEYS)}")
     for key in data:
         if key not in SWEEP_KEYS:
-            raise SweepError(f"{key}: unknown key of a sweep file; allowed: {', '.join(SWEEP_KEYS)}")
+            raise SweepError(
+                f"{key}: unknown key of a sweep file; allowed: {', '.join(SWEEP_KEYS)}"
+            )
     name = data.get("name", path.stem if path is not None else "sweep")
     if not isinstance(name, str) or not re.fullmatch(r"[\w.+-]+", name):
         raise SweepError(f"name: must be a name of letters, digits and ._+-, got {name!r}")
@@ -210,7 +228,11 @@ def sweep_from_dict(
         base_config = load_config(base_path, fixed_overrides)
     except ConfigError as exc:
         message = str(exc)
-        where = "set." if any(message.startswith(f"{key}:") for key in fixed) else f"base ({base_label}): "
+        where = (
+            "set."
+            if any(message.startswith(f"{key}:") for key in fixed)
+            else f"base ({base_label}): "
+        )
         raise SweepError(f"{where}{message}") from None
     param_sets, sources = expand_trials(grid, explicit)
     for key in fixed:
@@ -222,13 +244,30 @@ def sweep_from_dict(
     for params, source, trial_name in zip(param_sets, sources, names, strict=True):
         config = _trial_config(base_config, params, source, trial_name, output, resources_)
         plans.append(TrialPlan(trial_name, params, config.to_dict(), output / run_name(config)))
-    raw = {"name": name, "base": base_label, "set": fixed, "grid": grid, "trials": explicit,
-           "resources": asdict(resources_), "output": str(output), "max_failures": max_failures}
+    raw = {
+        "name": name,
+        "base": base_label,
+        "set": fixed,
+        "grid": grid,
+        "trials": explicit,
+        "resources": asdict(resources_),
+        "output": str(output),
+        "max_failures": max_failures,
+    }
     if human is not None:
         raw["human"] = asdict(human)
-    return SweepSpec(name=name, path=path, base=base_label, swept_keys=swept_keys,
-                     trials=tuple(plans), resources=resources_, output=output,
-                     max_failures=max_failures, human=human, raw=raw)
+    return SweepSpec(
+        name=name,
+        path=path,
+        base=base_label,
+        swept_keys=swept_keys,
+        trials=tuple(plans),
+        resources=resources_,
+        output=output,
+        max_failures=max_failures,
+        human=human,
+        raw=raw,
+    )
 
 
 def shipped_sweeps() -> list[str]:
@@ -314,11 +353,15 @@ def _check_trials(trials: Any) -> list[dict[str, Any]]:
     if trials is None:
         return []
     if not isinstance(trials, list) or not trials:
-        raise SweepError("trials: must be a non-empty list of mappings of dotted config keys to values")
+        raise SweepError(
+            "trials: must be a non-empty list of mappings of dotted config keys to values"
+        )
     out = []
     for i, trial in enumerate(trials):
         if not isinstance(trial, Mapping) or not trial:
-            raise SweepError(f"trials[{i}]: must be a non-empty mapping of dotted config keys to values")
+            raise SweepError(
+                f"trials[{i}]: must be a non-empty mapping of dotted config keys to values"
+            )
         out.append({_check_key(key, f"trials[{i}]."): value for key, value in trial.items()})
     return out
 
@@ -327,24 +370,33 @@ def _check_human(data: Any, base_dir: Path) -> HumanTarget | None:
     if data is None:
         return None
     if not isinstance(data, Mapping):
-        raise SweepError(f"human: must be a mapping with keys {', '.join(HUMAN_KEYS)}, got {data!r}")
+        raise SweepError(
+            f"human: must be a mapping with keys {', '.join(HUMAN_KEYS)}, got {data!r}"
+        )
     for key in data:
         if key not in HUMAN_KEYS:
             raise SweepError(f"human.{key}: unknown key; allowed: {', '.join(HUMAN_KEYS)}")
     target = data.get("target", SHIPPED_TARGET)
     if not isinstance(target, str) or not target:
-        raise SweepError(f"human.target: must be '{SHIPPED_TARGET}' or the path of a data set, "
-                         f"got {target!r}")
+        raise SweepError(
+            f"human.target: must be '{SHIPPED_TARGET}' or the path of a data set, got {target!r}"
+        )
     if target != SHIPPED_TARGET:
         # relative to the sweep file, like base; resolved now so that every node reads the same
         path = (base_dir / Path(target).expanduser()).resolve()
         if not path.exists():
-            raise SweepError(f"human.target: no file or folder {target!r} (looked for {path}); "
-                             f"give '{SHIPPED_TARGET}' or the path of a data set")
+            raise SweepError(
+                f"human.target: no file or folder {target!r} (looked for {path}); "
+                f"give '{SHIPPED_TARGET}' or the path of a data set"
+            )
         target = str(path)
     trials = data.get("trials")
-    if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
-        raise SweepError(f"human.trials: must be a positive integer (trials per set size), got {trials!r}")
+    if trials is not None and (
+        isinstance(trials, bool) or not isinstance(trials, int) or trials < 1
+    ):
+        raise SweepError(
+            f"human.trials: must be a positive integer (trials per set size), got {trials!r}"
+        )
     return HumanTarget(target=target, trials=trials)
 
 
@@ -360,7 +412,9 @@ def _check_resources(data: Any) -> Resources:
     if isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or not cpus > 0:
         raise SweepError(f"resources.cpus: must be a positive number, got {cpus!r}")
     if isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or not gpus >= 0:
-        raise SweepError(f"resources.gpus: must be a number >= 0 (a fraction shares a GPU), got {gpus!r}")
+        raise SweepError(
+            f"resources.gpus: must be a number >= 0 (a fraction shares a GPU), got {gpus!r}"
+        )
     return Resources(cpus=float(cpus), gpus=float(gpus))
 
 
@@ -382,7 +436,9 @@ def expand_trials(
             if params in param_sets:
                 raise SweepError(f"trials[{i}]: repeats the trial {_show_params(params)}")
             param_sets.append(params)
-            sources.append({**{key: f"trials[{i}]." for key in trial}, **{key: "grid." for key in point}})
+            sources.append(
+                {**{key: f"trials[{i}]." for key in trial}, **{key: "grid." for key in point}}
+            )
     if param_sets == [{}]:
         raise SweepError("sweep: has no trials; give a grid and/or a list of trials")
     return param_sets, sources
@@ -469,5 +525,3 @@ def check_output(spec: SweepSpec, *, resume: bool) -> None:
         f"output: {spec.output} is not empty; pass --resume to continue the sweep there or "
         "choose another output folder"
     )
-
-

@@ -45,7 +45,12 @@ HUMAN_FILE = "human_comparison.json"
 
 # A trial raising one of these (or vwm_agents.training.trainer.TrainingDiverged) failed because of what it
 # was given; retrying it would fail again, so Ray is not asked to.
-PERMANENT_ERRORS: tuple[type[BaseException], ...] = (ValueError, TypeError, KeyError, ArithmeticError)
+PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    TypeError,
+    KeyError,
+    ArithmeticError,
+)
 
 TrainFn = Callable[..., Path]
 
@@ -105,13 +110,16 @@ def run_trial(
             run_human_analysis(plan.run_dir, human, threads=_threads(plan))
     except Exception as exc:
         permanent = isinstance(exc, (*PERMANENT_ERRORS, TrainingDiverged, HumanAnalysisError))
-        write_yaml(errors, {
-            "trial": plan.name,
-            "stage": stage,
-            "error": f"{type(exc).__name__}: {exc}",
-            "retried_by_ray": not permanent,
-            "traceback": traceback.format_exc(),
-        })
+        write_yaml(
+            errors,
+            {
+                "trial": plan.name,
+                "stage": stage,
+                "error": f"{type(exc).__name__}: {exc}",
+                "retried_by_ray": not permanent,
+                "traceback": traceback.format_exc(),
+            },
+        )
         if permanent:
             return False
         raise
@@ -143,8 +151,14 @@ def _train(plan: TrialPlan, train_fn: TrainFn | None, report: Callable | None) -
         # refuses to start over in an existing run directory
         shutil.rmtree(plan.run_dir)
     callback = None if report is None else (lambda record: report(scalar_metrics(record)))
-    train_fn(config, plan.run_dir.parent, resume=resume, device=config.training.device,
-             callback=callback, progress=False)
+    train_fn(
+        config,
+        plan.run_dir.parent,
+        resume=resume,
+        device=config.training.device,
+        callback=callback,
+        progress=False,
+    )
 
 
 def _threads(plan: TrialPlan) -> int:
@@ -161,8 +175,16 @@ def run_human_analysis(run_dir: Path, human: HumanTarget, *, threads: int = 1) -
     Raises:
         HumanAnalysisError: the analysis failed (its last error line) or wrote no comparison.
     """
-    command = [sys.executable, "-m", "analysis", str(run_dir), "--only", "human", "--no-progress",
-               *human.analysis_args()]
+    command = [
+        sys.executable,
+        "-m",
+        "analysis",
+        str(run_dir),
+        "--only",
+        "human",
+        "--no-progress",
+        *human.analysis_args(),
+    ]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     path = RunDir(run_dir).analysis_dir / HUMAN_FILE
@@ -171,7 +193,9 @@ def run_human_analysis(run_dir: Path, human: HumanTarget, *, threads: int = 1) -
         last = lines[-1].strip() if lines else f"exit code {done.returncode}"
         raise HumanAnalysisError(f"python -m analysis --only human: {last}")
     if not path.is_file():
-        raise HumanAnalysisError(f"python -m analysis --only human wrote no {ANALYSIS_DIR}/{HUMAN_FILE}")
+        raise HumanAnalysisError(
+            f"python -m analysis --only human wrote no {ANALYSIS_DIR}/{HUMAN_FILE}"
+        )
     return path
 
 

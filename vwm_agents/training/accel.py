@@ -55,7 +55,8 @@ def resolve_compile_mode(mode: str, device: torch.device | str) -> str:
     if mode != "off" and not is_cuda:
         warnings.warn(
             f"training.compile={mode!r} needs a CUDA device; running eagerly on {device}",
-            RuntimeWarning, stacklevel=2,
+            RuntimeWarning,
+            stacklevel=2,
         )
         return "off"
     return mode
@@ -117,8 +118,9 @@ class LossStep:
         return self._eager(self.fn, inputs, options)
 
     # -- paths ------------------------------------------------------------------------------
-    def _eager(self, fn: Callable[..., Sequence[Tensor]], inputs: Sequence[Tensor],
-               options: dict[str, Any]):
+    def _eager(
+        self, fn: Callable[..., Sequence[Tensor]], inputs: Sequence[Tensor], options: dict[str, Any]
+    ):
         for param in self.params:
             param.grad = None
         loss, *extras = fn(*inputs, **options)
@@ -151,8 +153,14 @@ def _detach(x):
 class _CapturedStep:
     """forward + loss + backward of ``fn`` recorded as one CUDA graph for fixed input shapes."""
 
-    def __init__(self, fn, params: Sequence[Tensor], inputs: Sequence[Tensor],
-                 options: dict[str, Any], generators: Sequence[torch.Generator]) -> None:
+    def __init__(
+        self,
+        fn,
+        params: Sequence[Tensor],
+        inputs: Sequence[Tensor],
+        options: dict[str, Any],
+        generators: Sequence[torch.Generator],
+    ) -> None:
         if not all(isinstance(x, Tensor) and x.is_cuda for x in inputs):
             raise RuntimeError("CUDA graphs need CUDA input tensors")
         self.params = list(params)
@@ -202,8 +210,10 @@ class _CapturedStep:
 
 
 def _signature(inputs: Sequence[Tensor], options: dict[str, Any]) -> tuple:
-    return (tuple((tuple(x.shape), x.dtype, x.device) for x in inputs),
-            tuple(sorted(options.items())))
+    return (
+        tuple((tuple(x.shape), x.dtype, x.device) for x in inputs),
+        tuple(sorted(options.items())),
+    )
 
 
 # glibc mallopt parameters (malloc.h).

@@ -36,8 +36,13 @@ def run_random_state(run: ResolvedRun) -> Iterator[None]:
     if run.config.training.threads is not None:
         torch.set_num_threads(run.config.training.threads)
     cuda = run.device.type == "cuda"
-    index = (run.device.index if run.device.index is not None else torch.cuda.current_device()
-             if cuda else None)
+    index = (
+        run.device.index
+        if run.device.index is not None
+        else torch.cuda.current_device()
+        if cuda
+        else None
+    )
     with torch.random.fork_rng(devices=[index] if cuda else []):
         seed = run_seeds(run.config.training.seed).torch_global
         torch.default_generator.manual_seed(seed)
@@ -94,12 +99,15 @@ def train(
     """
     run = resolve_run(config, out_dir=out_dir, device=device, progress=progress, resume=resume)
     ensemble = run.config.training.num_models > 1
-    configs = ([member_config(run.config, index) for index in range(len(run.models))]
-               if ensemble else [])
+    configs = (
+        [member_config(run.config, index) for index in range(len(run.models))] if ensemble else []
+    )
     members = [(run.run_dir.member(member.training.seed), member) for member in configs]
     trainer = None
-    with (run.run_dir.session(fresh=not resume, keep=(TrainingDiverged, TrainingInterrupted)),
-          run_random_state(run)):
+    with (
+        run.run_dir.session(fresh=not resume, keep=(TrainingDiverged, TrainingInterrupted)),
+        run_random_state(run),
+    ):
         payloads = run.run_dir.start(run.config, members, resume=resume)
         try:
             if ensemble:
@@ -115,13 +123,20 @@ def train(
     return run.run_dir.path
 
 
-def _out_of_memory(run: ResolvedRun, trainer: Trainer | None, exc: BaseException) -> TrainingOutOfMemory:
+def _out_of_memory(
+    run: ResolvedRun, trainer: Trainer | None, exc: BaseException
+) -> TrainingOutOfMemory:
     iteration = trainer.iteration + 1 if trainer is not None else None
     where = f"in iteration {iteration}" if iteration is not None else "during training"
     latest = run.run_dir.checkpoint("latest")
-    kept = (f"the last good checkpoint {latest} is kept (continue with --resume)"
-            if latest.exists() else "no checkpoint was written yet")
+    kept = (
+        f"the last good checkpoint {latest} is kept (continue with --resume)"
+        if latest.exists()
+        else "no checkpoint was written yet"
+    )
     first_line = " ".join(str(exc).split())[:160] or type(exc).__name__
-    message = (f"{run.run_dir.path}: out of memory {where} ({first_line}); {kept}; lower "
-               "training.batch_size, training.eval_batch_size or agent.n_neurons")
+    message = (
+        f"{run.run_dir.path}: out of memory {where} ({first_line}); {kept}; lower "
+        "training.batch_size, training.eval_batch_size or agent.n_neurons"
+    )
     return TrainingOutOfMemory(message, run.run_dir.path, iteration or 0)

@@ -56,7 +56,9 @@ def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def load_checkpoint(path: str | Path, *, kind: str | None = None, map_location: Any = "cpu") -> dict:
+def load_checkpoint(
+    path: str | Path, *, kind: str | None = None, map_location: Any = "cpu"
+) -> dict:
     """Load and sanity-check a checkpoint written by :func:`save_checkpoint`.
 
     Raises:
@@ -76,7 +78,9 @@ def load_checkpoint(path: str | Path, *, kind: str | None = None, map_location: 
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: unreadable checkpoint (truncated or corrupt?): {first_line}") from None
+        raise CheckpointError(
+            f"{path}: unreadable checkpoint (truncated or corrupt?): {first_line}"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a vwm-rnn checkpoint (no '{FORMAT}' header)")
     if payload.get("version") != VERSION:
@@ -90,7 +94,9 @@ def load_checkpoint(path: str | Path, *, kind: str | None = None, map_location: 
     return payload
 
 
-def load_model_state(model: nn.Module, state: Mapping[str, torch.Tensor], source: str | Path) -> None:
+def load_model_state(
+    model: nn.Module, state: Mapping[str, torch.Tensor], source: str | Path
+) -> None:
     """Load weights into ``model``, with one clear line when they do not fit its configuration."""
     expected = model.state_dict()
     missing = [key for key in expected if key not in state]

@@ -39,8 +39,9 @@ __all__ = ["EnsembleTrainer", "member_config", "train_ensemble"]
 
 def member_config(config: Config, index: int) -> Config:
     """The single-run config of ensemble member ``index``: seed + index, one model."""
-    return config.with_values({"training.seed": config.training.seed + index,
-                               "training.num_models": 1})
+    return config.with_values(
+        {"training.seed": config.training.seed + index, "training.num_models": 1}
+    )
 
 
 class EnsembleTrainer:
@@ -64,16 +65,19 @@ class EnsembleTrainer:
             generators = [member.noise_generator for member in active]
 
             def stacked(ob: Tensor, gt: Tensor, mask: Tensor, readout_from: int = 0):
-                outputs, rates = ensemble_forward(models, ob, generators=generators,
-                                                  readout_from=readout_from)
+                outputs, rates = ensemble_forward(
+                    models, ob, generators=generators, readout_from=readout_from
+                )
                 # Each member's own loss on its slice: the sum backpropagates each member's
                 # gradient unchanged (d sum / d loss_s = 1).
                 # (A slice of the stacked rates takes the plain mean |r| form of the activity
                 # penalty: its gradient is materialised for the stack anyway.)
-                member_losses = torch.stack([
-                    member.loss(outputs[s], None if rates is None else rates[s], gt[s], mask[s])
-                    for s, member in enumerate(active)
-                ])
+                member_losses = torch.stack(
+                    [
+                        member.loss(outputs[s], None if rates is None else rates[s], gt[s], mask[s])
+                        for s, member in enumerate(active)
+                    ]
+                )
                 return member_losses.sum(), outputs, rates, member_losses
 
             params = [p for model in models for p in model.parameters()]
@@ -85,15 +89,22 @@ class EnsembleTrainer:
         shapes = {tuple(tuple(x.shape) for x in sample.tensors) for sample in drawn}
         if len(shapes) == 1:
             ob, gt, mask = (torch.stack([sample.tensors[i] for sample in drawn]) for i in range(3))
-            readout_from = min(member.readout_from(sample.batch)
-                               for member, sample in zip(active, drawn, strict=True))
+            readout_from = min(
+                member.readout_from(sample.batch)
+                for member, sample in zip(active, drawn, strict=True)
+            )
             _, outputs, rates, member_losses = self._loss_step(active)(
-                ob, gt, mask, readout_from=readout_from)
-            results = [(member_losses[s], outputs[s], None if rates is None else rates[s])
-                       for s in range(len(active))]
+                ob, gt, mask, readout_from=readout_from
+            )
+            results = [
+                (member_losses[s], outputs[s], None if rates is None else rates[s])
+                for s in range(len(active))
+            ]
         else:
-            results = [member.loss_step(*sample.tensors, readout_from=member.readout_from(sample.batch))
-                       for member, sample in zip(active, drawn, strict=True)]
+            results = [
+                member.loss_step(*sample.tensors, readout_from=member.readout_from(sample.batch))
+                for member, sample in zip(active, drawn, strict=True)
+            ]
         for member, sample, (loss, outputs, rates) in zip(active, drawn, results, strict=True):
             try:
                 member.update(sample, loss, outputs, rates)
@@ -108,9 +119,13 @@ class EnsembleTrainer:
         interrupted = threading.Event()
         failed: set[Path] = set()
         active = [m for m in self.members if not m.done]
-        bar = tqdm(total=first.training.num_iterations, initial=min(m.iteration for m in self.members),
-                   disable=not first.logging.progress, dynamic_ncols=True,
-                   desc=f"{self.run_dir.name} x{len(self.members)}")
+        bar = tqdm(
+            total=first.training.num_iterations,
+            initial=min(m.iteration for m in self.members),
+            disable=not first.logging.progress,
+            dynamic_ncols=True,
+            desc=f"{self.run_dir.name} x{len(self.members)}",
+        )
         try:
             with deferred_sigint(interrupted):
                 while active and not interrupted.is_set():
@@ -128,24 +143,40 @@ class EnsembleTrainer:
             raise TrainingInterrupted(
                 f"interrupted; checkpoints of all {len(self.members)} members saved in "
                 f"{self.run_dir}/seed_*/{CHECKPOINT_DIR}; continue with --resume",
-                self.run_dir.path, max(m.iteration for m in self.members),
+                self.run_dir.path,
+                max(m.iteration for m in self.members),
             )
         if self.failures:
             failure = self.failures[0]
             raise TrainingDiverged(
                 f"{len(self.failures)} of {len(self.members)} ensemble members diverged; the "
-                f"others finished. First: {failure}", failure.run_dir, failure.iteration,
+                f"others finished. First: {failure}",
+                failure.run_dir,
+                failure.iteration,
             )
 
 
-def train_ensemble(run: ResolvedRun, members: Sequence[tuple[RunDir, Config]],
-                   payloads: Sequence[dict[str, Any] | None], *,
-                   callback: Callable[[dict], None] | None = None) -> None:
+def train_ensemble(
+    run: ResolvedRun,
+    members: Sequence[tuple[RunDir, Config]],
+    payloads: Sequence[dict[str, Any] | None],
+    *,
+    callback: Callable[[dict], None] | None = None,
+) -> None:
     """Train the members of a resolved run (``run.models``; their directories and configs from
     :func:`member_config`, their starting points from :meth:`RunDir.start`)."""
-    trainers = [Trainer.from_run(run, model, config=config, run_dir=directory,
-                                 callback=callback, progress=False, compile_mode="off")
-                for (directory, config), model in zip(members, run.models, strict=True)]
+    trainers = [
+        Trainer.from_run(
+            run,
+            model,
+            config=config,
+            run_dir=directory,
+            callback=callback,
+            progress=False,
+            compile_mode="off",
+        )
+        for (directory, config), model in zip(members, run.models, strict=True)
+    ]
     run.run_dir.write_config(run.config)
     for member, payload in zip(trainers, payloads, strict=True):
         member.begin(payload)

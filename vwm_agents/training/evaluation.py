@@ -76,15 +76,22 @@ class Sample:
         return self.ob, self.gt, self.mask
 
 
-def sample(env: Any, batch_size: int, rng: np.random.Generator, device: torch.device,
-           *, balance_set_sizes: bool = True) -> Sample:
+def sample(
+    env: Any,
+    batch_size: int,
+    rng: np.random.Generator,
+    device: torch.device,
+    *,
+    balance_set_sizes: bool = True,
+) -> Sample:
     """``batch_size`` fresh trials from ``env`` drawn with ``rng`` (VWM tasks: vectorised)."""
     from vwm_tasks.batch import batch_tensors, collect_batch
 
     unwrapped = env.unwrapped
     if hasattr(unwrapped, "sample_batch"):
-        batch = unwrapped.sample_batch(batch_size, rng, dense=False,
-                                       balance_set_sizes=balance_set_sizes)
+        batch = unwrapped.sample_batch(
+            batch_size, rng, dense=False, balance_set_sizes=balance_set_sizes
+        )
     else:
         batch = collect_batch(env, batch_size, rng)  # through the wrappers
     return Sample(batch, *batch_tensors(env, batch, device))
@@ -104,24 +111,44 @@ class FixedBatch:
         return int(self.sample.ob.shape[0])
 
     def describe(self) -> str:
-        return (f"{self.name} batch: {self.size} trials, data seed {self.data_seed}, "
-                f"noise seed {self.noise_seed}")
+        return (
+            f"{self.name} batch: {self.size} trials, data seed {self.data_seed}, "
+            f"noise seed {self.noise_seed}"
+        )
 
 
-def fixed_batches(env: Any, seeds: RunSeeds, batch_size: int, device: torch.device,
-                  *, balance_set_sizes: bool = True) -> tuple[FixedBatch, FixedBatch]:
+def fixed_batches(
+    env: Any,
+    seeds: RunSeeds,
+    batch_size: int,
+    device: torch.device,
+    *,
+    balance_set_sizes: bool = True,
+) -> tuple[FixedBatch, FixedBatch]:
     """The run's (validation, test) batches: other trials and other noise seeds each."""
     out = []
-    for name, data_seed, noise_seed in (("validation", seeds.val_data, seeds.val_noise),
-                                        ("test", seeds.test_data, seeds.test_noise)):
-        drawn = sample(env, batch_size, np.random.default_rng(data_seed), device,
-                       balance_set_sizes=balance_set_sizes)
+    for name, data_seed, noise_seed in (
+        ("validation", seeds.val_data, seeds.val_noise),
+        ("test", seeds.test_data, seeds.test_noise),
+    ):
+        drawn = sample(
+            env,
+            batch_size,
+            np.random.default_rng(data_seed),
+            device,
+            balance_set_sizes=balance_set_sizes,
+        )
         out.append(FixedBatch(name, drawn, data_seed, noise_seed))
     return out[0], out[1]
 
 
-def forward_model(model: nn.Module, ob: Tensor, generator: torch.Generator | None,
-                  takes_generator: bool, **options: Any) -> tuple[Tensor, Tensor | None]:
+def forward_model(
+    model: nn.Module,
+    ob: Tensor,
+    generator: torch.Generator | None,
+    takes_generator: bool,
+    **options: Any,
+) -> tuple[Tensor, Tensor | None]:
     """``(outputs, rates or None)`` of any agent (those that take no generator draw nothing)."""
     out = model(ob, generator=generator, **options) if takes_generator else model(ob, **options)
     if isinstance(out, tuple):
@@ -142,12 +169,24 @@ def evaluate(model: nn.Module, batch: FixedBatch, *, discrete: bool) -> dict[str
     generator = make_generator(batch.sample.ob.device, batch.noise_seed)
     outputs, rates = forward_model(model, batch.sample.ob, generator, takes_generator(model))
     model.train(was_training)
-    return batch_metrics(outputs, batch.sample.gt, batch.sample.mask, rates,
-                         getattr(batch.sample.batch, "set_size", None), discrete)
+    return batch_metrics(
+        outputs,
+        batch.sample.gt,
+        batch.sample.mask,
+        rates,
+        getattr(batch.sample.batch, "set_size", None),
+        discrete,
+    )
 
 
-def batch_metrics(outputs: Tensor, gt: Tensor, mask: Tensor, rates: Tensor | None,
-                  set_size: np.ndarray | None, discrete: bool) -> dict[str, Any]:
+def batch_metrics(
+    outputs: Tensor,
+    gt: Tensor,
+    mask: Tensor,
+    rates: Tensor | None,
+    set_size: np.ndarray | None,
+    discrete: bool,
+) -> dict[str, Any]:
     """The metrics of one batch as plain floats (NaN/inf as None).
 
     VWM: ``{"error", "error_std", "rate", "per_set_size"}``; Discrete: ``{"error",

@@ -137,7 +137,7 @@ class _NonnegativeMean(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         count = 1
-        for size in ctx.shape[ctx.leading:]:
+        for size in ctx.shape[ctx.leading :]:
             count *= size
         trailing = (1,) * (len(ctx.shape) - ctx.leading)
         return (grad / count).view(*grad.shape, *trailing).expand(ctx.shape), None

@@ -8,10 +8,16 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-__all__ = ["plot_training_history", "figure_sweep_error_vs_set_size", "plot_sweep_error_vs_set_size"]
+__all__ = [
+    "plot_training_history",
+    "figure_sweep_error_vs_set_size",
+    "plot_sweep_error_vs_set_size",
+]
 
 
-def plot_training_history(history: Sequence[dict[str, Any]], path: str | Path | None = None) -> Figure:
+def plot_training_history(
+    history: Sequence[dict[str, Any]], path: str | Path | None = None
+) -> Figure:
     """Error (per set size where known), firing rate and learning rate against iteration.
 
     Args:
@@ -32,8 +38,9 @@ def plot_training_history(history: Sequence[dict[str, Any]], path: str | Path | 
         error_ax.legend(fontsize=7, ncol=2)
     error_ax.plot(iterations, [_get(r, "error") for r in history], color="k", lw=1.5, label="all")
     if any(r.get("val_error") is not None for r in history):
-        error_ax.plot(iterations, [_get(r, "val_error") for r in history], "k--", lw=1,
-                      label="validation")
+        error_ax.plot(
+            iterations, [_get(r, "val_error") for r in history], "k--", lw=1, label="validation"
+        )
     error_ax.set(xlabel="iteration", ylabel="error (rad)" if sizes else "error", title="Error")
     rate_ax.plot(iterations, [_get(r, "rate") for r in history], color="tab:red")
     rate_ax.set(xlabel="iteration", ylabel="mean |rate| (Hz)", title="Activity")
@@ -85,8 +92,9 @@ def figure_sweep_error_vs_set_size(curves: Sequence[Any], *, title: str = "") ->
     return figure
 
 
-def plot_sweep_error_vs_set_size(curves: Sequence[Any], out_dir: str | Path, *,
-                                 title: str = "") -> list[Path]:
+def plot_sweep_error_vs_set_size(
+    curves: Sequence[Any], out_dir: str | Path, *, title: str = ""
+) -> list[Path]:
     """Save :func:`figure_sweep_error_vs_set_size` as ``out_dir/sweep_error_vs_set_size.png``."""
     path = Path(out_dir) / SWEEP_FIGURE
     figure_sweep_error_vs_set_size(curves, title=title).savefig(path, dpi=120)

@@ -91,8 +91,9 @@ class MemoryEstimate:
         return max(self.parts, key=self.parts.get)
 
 
-def estimate_memory(config: Config, env: Any, device: torch.device | str, *,
-                    trials: bool = True) -> MemoryEstimate:
+def estimate_memory(
+    config: Config, env: Any, device: torch.device | str, *, trials: bool = True
+) -> MemoryEstimate:
     """The memory ``config`` needs for training on ``device`` with ``env`` (built from it).
 
     Exact integer arithmetic, so absurd sizes give an absurd number, not an overflow or a hang.
@@ -113,8 +114,9 @@ def estimate_memory(config: Config, env: Any, device: torch.device | str, *,
         per_trial = n_steps * n_neurons
         batch_floats = n_steps * (n_in + 2 * n_out)
         parts["training"] = TRAIN_BYTES_PER_ELEMENT * cfg.batch_size * per_trial * members
-        parts["batches"] = 2 * FLOAT_BYTES * batch_floats * (cfg.batch_size * members
-                                                             + 2 * cfg.eval_batch_size)
+        parts["batches"] = (
+            2 * FLOAT_BYTES * batch_floats * (cfg.batch_size * members + 2 * cfg.eval_batch_size)
+        )
         parts["evaluation"] = EVAL_BYTES_PER_ELEMENT * cfg.eval_batch_size * per_trial
     return MemoryEstimate(parts, n_steps)
 
@@ -171,8 +173,11 @@ def _cgroup_headroom() -> tuple[int, str] | None:
     """The cgroup's memory limit less what it uses now (v2, else v1), or None."""
     for limit_file, usage_file, name in (
         ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current", "cgroup memory.max"),
-        ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
-         "/sys/fs/cgroup/memory/memory.usage_in_bytes", "cgroup memory.limit_in_bytes"),
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+            "cgroup memory.limit_in_bytes",
+        ),
     ):
         try:
             limit_text = Path(limit_file).read_text().strip()
@@ -195,10 +200,13 @@ def check_memory(config: Config, env: Any, device: torch.device | str) -> Memory
     if available is None or estimate.total <= available[0]:
         estimate = estimate_memory(config, env, device)
     if available is not None and estimate.total > available[0]:
-        parts = ", ".join(f"{name} {_size(value)}" for name, value in
-                          sorted(estimate.parts.items(), key=lambda item: -item[1]))
-        keys = ", ".join(f"{key}={_value(config, key)}"
-                         for key in _PART_KEYS[estimate.largest].split(", "))
+        parts = ", ".join(
+            f"{name} {_size(value)}"
+            for name, value in sorted(estimate.parts.items(), key=lambda item: -item[1])
+        )
+        keys = ", ".join(
+            f"{key}={_value(config, key)}" for key in _PART_KEYS[estimate.largest].split(", ")
+        )
         steps = f"; trials of {estimate.n_steps} steps from task.timing" if estimate.n_steps else ""
         raise ResourceError(
             f"{keys}: this run needs about {_size(estimate.total)} of memory on "
@@ -217,8 +225,13 @@ def _value(config: Config, key: str) -> Any:
 
 
 def _size(n_bytes: int) -> str:
-    for unit, scale in (("EiB", 2**60), ("PiB", 2**50), ("TiB", 2**40), ("GiB", 2**30),
-                        ("MiB", 2**20)):
+    for unit, scale in (
+        ("EiB", 2**60),
+        ("PiB", 2**50),
+        ("TiB", 2**40),
+        ("GiB", 2**30),
+        ("MiB", 2**20),
+    ):
         if n_bytes >= scale:
             return f"{n_bytes / scale:.3g} {unit}"
     return f"{n_bytes / 2**10:.3g} KiB"
@@ -231,5 +244,6 @@ def is_out_of_memory(exc: BaseException) -> bool:
     if isinstance(exc, getattr(torch.cuda, "OutOfMemoryError", ())):
         return True
     text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("out of memory" in text
-                                              or "can't allocate memory" in text)
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )

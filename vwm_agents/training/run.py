@@ -52,12 +52,16 @@ def make_env(config: Config) -> gym.Env:
     except (ValueError, TypeError, KeyError) as exc:
         raise ConfigError(_name_argument("task", kwargs, exc)) from None
     except MemoryError:  # e.g. observation bounds of 3 task.max_items floats
-        sizes = {key: value for key, value in kwargs.items()
-                 if isinstance(value, int) and not isinstance(value, bool)}
+        sizes = {
+            key: value
+            for key, value in kwargs.items()
+            if isinstance(value, int) and not isinstance(value, bool)
+        }
         largest = max(sizes, key=sizes.get, default=None)
         named = f"task.{largest}={sizes[largest]}" if largest else "task"
-        raise ConfigError(f"{named}: building the env {config.task.id} ran out of memory; "
-                          "lower it") from None
+        raise ConfigError(
+            f"{named}: building the env {config.task.id} ran out of memory; lower it"
+        ) from None
 
 
 def is_discrete(env: gym.Env) -> bool:
@@ -65,8 +69,9 @@ def is_discrete(env: gym.Env) -> bool:
     return isinstance(env.action_space, gym.spaces.Discrete)
 
 
-def build_model(config: Config, env: gym.Env, *, agent_class: type | None = None,
-                seed: int | None = None) -> nn.Module:
+def build_model(
+    config: Config, env: gym.Env, *, agent_class: type | None = None, seed: int | None = None
+) -> nn.Module:
     """The configured agent sized for ``env``, on the CPU, with weights from ``seed``
     (default ``training.seed``).
 
@@ -157,8 +162,14 @@ class ResolvedRun:
         return self.models[0]
 
 
-def resolve_run(config: Config, *, out_dir: str | Path | None = None, device: str | None = None,
-                progress: bool | None = None, resume: bool = False) -> ResolvedRun:
+def resolve_run(
+    config: Config,
+    *,
+    out_dir: str | Path | None = None,
+    device: str | None = None,
+    progress: bool | None = None,
+    resume: bool = False,
+) -> ResolvedRun:
     """Build ``config``'s env and model(s) and name its run directory; write nothing.
 
     ``out_dir``, ``device`` and ``progress`` override ``logging.out_dir``, ``training.device``
@@ -178,25 +189,35 @@ def resolve_run(config: Config, *, out_dir: str | Path | None = None, device: st
     cfg = config.training
     torch_device = resolve_device(cfg.device)
     compile_mode = resolve_compile_mode(cfg.compile, torch_device)  # warns and falls back on CPU
-    if getattr(config.logging, "tensorboard", False) and importlib.util.find_spec("tensorboard") is None:
+    if (
+        getattr(config.logging, "tensorboard", False)
+        and importlib.util.find_spec("tensorboard") is None
+    ):
         raise ConfigError(
             "logging.tensorboard: true needs the tensorboard package, which is not installed; "
             "pip install 'vwm-rnn[tensorboard]' or set it to false"
         )
     agent_class = config.agent_class()
     run_dir = RunDir.for_config(config, agent_class=agent_class)
-    config = config.with_value("training.random_numbers", resolve_random_numbers(
-        cfg.random_numbers, torch_device, run_dir if resume else None))
+    config = config.with_value(
+        "training.random_numbers",
+        resolve_random_numbers(cfg.random_numbers, torch_device, run_dir if resume else None),
+    )
     cfg = config.training
     try:
         env = make_env(config)
         check_memory(config, env, torch_device)  # before the model takes any of it
-        models = [build_model(config, env, agent_class=agent_class, seed=cfg.seed + index)
-                  for index in range(cfg.num_models)]
+        models = [
+            build_model(config, env, agent_class=agent_class, seed=cfg.seed + index)
+            for index in range(cfg.num_models)
+        ]
     except ConfigError as exc:  # name the key as the user wrote it (original-format files)
         raise config.user_error(exc) from None
-    final_noise = float(config.agent.kwargs.get(
-        "spike_noise_factor", _signature_default(agent_class, "spike_noise_factor", 0.0)))
+    final_noise = float(
+        config.agent.kwargs.get(
+            "spike_noise_factor", _signature_default(agent_class, "spike_noise_factor", 0.0)
+        )
+    )
     if cfg.noise_stages > 1:
         if not hasattr(models[0], "set_noise_factor"):
             raise ConfigError(
@@ -208,14 +229,21 @@ def resolve_run(config: Config, *, out_dir: str | Path | None = None, device: st
                 f"got {final_noise}"
             )
     return ResolvedRun(
-        config=config, env=env, models=models, agent_class=agent_class, device=torch_device,
-        compile_mode=compile_mode, run_dir=run_dir,
-        discrete=is_discrete(env), final_noise=final_noise,
+        config=config,
+        env=env,
+        models=models,
+        agent_class=agent_class,
+        device=torch_device,
+        compile_mode=compile_mode,
+        run_dir=run_dir,
+        discrete=is_discrete(env),
+        final_noise=final_noise,
     )
 
 
-def resolve_random_numbers(requested: str, device: torch.device,
-                           resumed: RunDir | None = None) -> str:
+def resolve_random_numbers(
+    requested: str, device: torch.device, resumed: RunDir | None = None
+) -> str:
     """``training.random_numbers`` for a run on ``device``: ``philox`` or ``torch`` as given;
     ``auto`` becomes what the ``resumed`` run recorded, else this machine's choice
     (:func:`vwm_agents.models.noise.resolve_random_numbers`). A resumed run that recorded
@@ -233,13 +261,16 @@ def resolve_random_numbers(requested: str, device: torch.device,
     elif requested == "auto":
         chosen = source_on(requested, device)
     if chosen == "philox" and device.type != "cpu":
-        raise ConfigError(f"training.random_numbers: philox (the run's noise source) runs on the "
-                          f"CPU only, not on {device}; use the CPU, or torch/auto for a new run")
+        raise ConfigError(
+            f"training.random_numbers: philox (the run's noise source) runs on the "
+            f"CPU only, not on {device}; use the CPU, or torch/auto for a new run"
+        )
     return chosen
 
 
-def _with_overrides(config: Config, *, out_dir: str | Path | None, device: str | None,
-                    progress: bool | None) -> Config:
+def _with_overrides(
+    config: Config, *, out_dir: str | Path | None, device: str | None, progress: bool | None
+) -> Config:
     changes: dict[str, Any] = {}
     if out_dir is not None:
         changes["logging.out_dir"] = str(out_dir)
@@ -274,8 +305,9 @@ class LoadedRun:
         return RunDir(self.run_dir)
 
 
-def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu", *,
-             trust_code: bool = False) -> LoadedRun:
+def load_run(
+    run_dir: str | Path, checkpoint: str = "best", device: str = "cpu", *, trust_code: bool = False
+) -> LoadedRun:
     """Rebuild a run's env and model (eval mode) from ``run_dir/config.yaml`` and a checkpoint.
 
     Args:
@@ -320,8 +352,10 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu",
     if not path.exists():
         members = directory.members()
         if members:
-            raise RunDirError(f"{directory}: an ensemble run; load one of its members "
-                              f"({', '.join(m.name for m in members)}), e.g. {members[0]}")
+            raise RunDirError(
+                f"{directory}: an ensemble run; load one of its members "
+                f"({', '.join(m.name for m in members)}), e.g. {members[0]}"
+            )
         raise RunDirError(f"{directory}: no checkpoint {checkpoint}.pt in {CHECKPOINT_DIR}/")
     try:
         env = make_env(config)

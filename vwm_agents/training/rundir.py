@@ -199,7 +199,9 @@ class RunDir:
             try:
                 records = yaml.load(legacy.read_text(encoding="utf-8"), Loader=loader) or []
             except yaml.YAMLError as exc:
-                raise RunDirError(f"{legacy}: corrupt history: {' '.join(str(exc).split())}") from None
+                raise RunDirError(
+                    f"{legacy}: corrupt history: {' '.join(str(exc).split())}"
+                ) from None
             if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
                 raise RunDirError(f"{legacy}: corrupt history: expected a list of records")
             return [_legacy_names(record) for record in records]
@@ -335,8 +337,11 @@ class RunDir:
         try:
             yield
         except BaseException as exc:
-            if (created is not None and not isinstance(exc, keep)
-                    and not any(self.path.glob(f"**/{LATEST_CHECKPOINT}"))):
+            if (
+                created is not None
+                and not isinstance(exc, keep)
+                and not any(self.path.glob(f"**/{LATEST_CHECKPOINT}"))
+            ):
                 shutil.rmtree(created, ignore_errors=True)
             raise
         finally:
@@ -344,8 +349,9 @@ class RunDir:
                 os.close(handle)  # closing the descriptor releases the lock
 
     # -- fresh or resume --------------------------------------------------------------------
-    def start(self, config: Config, members: Sequence[tuple[RunDir, Config]] = (), *,
-              resume: bool) -> list[dict[str, Any] | None]:
+    def start(
+        self, config: Config, members: Sequence[tuple[RunDir, Config]] = (), *, resume: bool
+    ) -> list[dict[str, Any] | None]:
         """Decide fresh or resume, once for a single run and an ensemble alike.
 
         A single run passes no ``members`` and gets ``[payload]``; an ensemble passes its
@@ -368,8 +374,10 @@ class RunDir:
             raise RunDirError(f"{self.path}: nothing to resume (no {CONFIG_FILE})")
         self._check_same_config(self.saved_config(), config)
         # a member killed before its first checkpoint starts afresh
-        return [directory._latest_state(member) if directory.config_file.exists() else None
-                for directory, member in members]
+        return [
+            directory._latest_state(member) if directory.config_file.exists() else None
+            for directory, member in members
+        ]
 
     def _check_new(self, members: Sequence[RunDir]) -> None:
         for directory in (self, *members):
@@ -403,7 +411,8 @@ class RunDir:
             if key not in foreign_code(config.to_dict()):
                 raise RunDirError(
                     f"{self.path}: cannot resume with a different {name} than the run was "
-                    f"started with (its config names {key.split(': ', 1)[1]}; not imported)")
+                    f"started with (its config names {key.split(': ', 1)[1]}; not imported)"
+                )
         try:
             saved_data = Config.from_dict(saved).to_dict()
         except ConfigError as exc:
@@ -451,8 +460,10 @@ def _lock(path: Path) -> int | None:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(handle)
-        raise RunDirError(f"{path}: another training is writing to this run directory; wait for "
-                          "it to end, or choose another logging.run_name / --out") from None
+        raise RunDirError(
+            f"{path}: another training is writing to this run directory; wait for "
+            "it to end, or choose another logging.run_name / --out"
+        ) from None
     return handle
 
 
@@ -466,8 +477,10 @@ def _legacy_names(record: dict[str, Any]) -> dict[str, Any]:
     renames = {"activation": "rate", "heldout_error": "val_error"}
     out = {renames.get(key, key): value for key, value in record.items()}
     if isinstance(out.get("per_set_size"), dict):
-        out["per_set_size"] = {size: {renames.get(k, k): v for k, v in group.items()}
-                               for size, group in out["per_set_size"].items()}
+        out["per_set_size"] = {
+            size: {renames.get(k, k): v for k, v in group.items()}
+            for size, group in out["per_set_size"].items()
+        }
     return out
 
 
@@ -502,7 +515,9 @@ def run_name(config: Config, *, agent_class: type | None = None) -> str:
     if "positive_input" in agent:
         parts.append(f"PI{int(bool(agent['positive_input']))}")
     if "spike_noise_type" in agent:
-        parts.append(f"{str(agent['spike_noise_type']).lower()[:5]}{agent.get('spike_noise_factor', '')}")
+        parts.append(
+            f"{str(agent['spike_noise_type']).lower()[:5]}{agent.get('spike_noise_factor', '')}"
+        )
     is_vwm = env_class is not None and hasattr(env_class, "sample_batch")
     parts.append(config.training.error_def if is_vwm else "xent")
     return "".join(parts)
@@ -510,8 +525,11 @@ def run_name(config: Config, *, agent_class: type | None = None) -> str:
 
 def _defaults(function: Any, given: Mapping[str, Any]) -> dict[str, Any]:
     """``function``'s keyword defaults, updated with ``given``."""
-    settings = {name: p.default for name, p in inspect.signature(function).parameters.items()
-                if p.default is not inspect.Parameter.empty}
+    settings = {
+        name: p.default
+        for name, p in inspect.signature(function).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
     settings.update(given)
     return settings
 

@@ -109,8 +109,15 @@ class TrainingSchedule:
     loss scale changes with the noise). The trainer also restarts its best validation error then.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, *, lr_factor: float, lr_patience: int,
-                 early_stop_patience: int | None, noise_levels: list[float]):
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        *,
+        lr_factor: float,
+        lr_patience: int,
+        early_stop_patience: int | None,
+        noise_levels: list[float],
+    ):
         self.optimizer = optimizer
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", factor=lr_factor, patience=lr_patience
@@ -134,16 +141,30 @@ class TrainingSchedule:
         lr_dropped = self.lr < lr_before
         if not self.curriculum.is_final and (lr_dropped or stopped):
             self._next_stage(lr_before, model)
-            return [ScheduleEvent("stage", (
-                f"noise stage {self.curriculum.stage + 1}/{len(self.curriculum.levels)}: "
-                f"noise factor {self.curriculum.level:.3g} (the previous stage plateaued)"))]
+            return [
+                ScheduleEvent(
+                    "stage",
+                    (
+                        f"noise stage {self.curriculum.stage + 1}/{len(self.curriculum.levels)}: "
+                        f"noise factor {self.curriculum.level:.3g} (the previous stage plateaued)"
+                    ),
+                )
+            ]
         events = []
         if lr_dropped:
-            events.append(ScheduleEvent("lr_drop", f"learning rate {lr_before:.3g} -> {self.lr:.3g}"))
+            events.append(
+                ScheduleEvent("lr_drop", f"learning rate {lr_before:.3g} -> {self.lr:.3g}")
+            )
         if stopped:
-            events.append(ScheduleEvent("stop", (
-                f"early stopping: no lower loss for {self.early_stopping.patience} iterations "
-                f"(best {self.early_stopping.best:.4g})")))
+            events.append(
+                ScheduleEvent(
+                    "stop",
+                    (
+                        f"early stopping: no lower loss for {self.early_stopping.patience} iterations "
+                        f"(best {self.early_stopping.best:.4g})"
+                    ),
+                )
+            )
         return events
 
     def _next_stage(self, lr: float, model: nn.Module) -> None:
@@ -156,9 +177,11 @@ class TrainingSchedule:
         self.curriculum.apply(model)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"scheduler": self.scheduler.state_dict(),
-                "early_stopping": self.early_stopping.state_dict(),
-                "curriculum": self.curriculum.state_dict()}
+        return {
+            "scheduler": self.scheduler.state_dict(),
+            "early_stopping": self.early_stopping.state_dict(),
+            "curriculum": self.curriculum.state_dict(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.scheduler.load_state_dict(state["scheduler"])

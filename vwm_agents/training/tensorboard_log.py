@@ -21,10 +21,17 @@ def scalars(record: Mapping[str, Any]) -> dict[str, float]:
     ``train/error_set_size_<n>``, ``train/rate_set_size_<n>``, ``validation/error``,
     ``schedule/lr``, ``schedule/noise_stage``, ``schedule/noise_factor``.
     """
-    tags = {"loss": "train/loss", "error": "train/error", "error_std": "train/error_std",
-            "rate": "train/rate", "accuracy": "train/accuracy", "val_error": "validation/error",
-            "lr": "schedule/lr", "noise_stage": "schedule/noise_stage",
-            "noise_factor": "schedule/noise_factor"}
+    tags = {
+        "loss": "train/loss",
+        "error": "train/error",
+        "error_std": "train/error_std",
+        "rate": "train/rate",
+        "accuracy": "train/accuracy",
+        "val_error": "validation/error",
+        "lr": "schedule/lr",
+        "noise_stage": "schedule/noise_stage",
+        "noise_factor": "schedule/noise_factor",
+    }
     out = {tag: float(record[key]) for key, tag in tags.items() if record.get(key) is not None}
     for size, group in (record.get("per_set_size") or {}).items():
         for key in ("error", "rate"):
@@ -43,8 +50,9 @@ class TensorBoardLog:
     def __init__(self, log_dir: str | Path, start_iteration: int = 0):
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(log_dir=str(log_dir),
-                                    purge_step=start_iteration + 1 if start_iteration else None)
+        self.writer = SummaryWriter(
+            log_dir=str(log_dir), purge_step=start_iteration + 1 if start_iteration else None
+        )
 
     def write(self, record: Mapping[str, Any]) -> None:
         step = int(record["iteration"])

@@ -126,10 +126,20 @@ class Trainer:
     :meth:`fail` on divergence, :meth:`after_iteration`, and :meth:`wrap_up` at the end.
     """
 
-    def __init__(self, config: Config, run_dir: RunDir | Path, env: Any, model: nn.Module,
-                 device: torch.device, *, discrete: bool, final_noise: float,
-                 callback: Callable[[dict], None] | None = None, progress: bool = False,
-                 compile_mode: str = "off"):
+    def __init__(
+        self,
+        config: Config,
+        run_dir: RunDir | Path,
+        env: Any,
+        model: nn.Module,
+        device: torch.device,
+        *,
+        discrete: bool,
+        final_noise: float,
+        callback: Callable[[dict], None] | None = None,
+        progress: bool = False,
+        compile_mode: str = "off",
+    ):
         cfg = config.training
         self.config, self.device = config, device
         self.run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
@@ -144,33 +154,55 @@ class Trainer:
         self._rates_nonnegative = bool(getattr(model, "nonnegative_rates", False))
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate)
         self.schedule = TrainingSchedule(
-            self.optimizer, lr_factor=cfg.lr_factor, lr_patience=cfg.lr_patience,
+            self.optimizer,
+            lr_factor=cfg.lr_factor,
+            lr_patience=cfg.lr_patience,
             early_stop_patience=cfg.early_stop_patience,
             noise_levels=noise_levels(final_noise, cfg.noise_stages),
         )
         self.seeds = run_seeds(cfg.seed)
         self.data_rng = np.random.default_rng(self.seeds.data)
         self.noise_generator = make_generator(device, self.seeds.noise)
-        self.validation, self.test = fixed_batches(env, self.seeds, cfg.eval_batch_size, device,
-                                                   balance_set_sizes=cfg.balance_set_sizes)
+        self.validation, self.test = fixed_batches(
+            env, self.seeds, cfg.eval_batch_size, device, balance_set_sizes=cfg.balance_set_sizes
+        )
         self.iteration = 0
         self.buffer: list[dict[str, Any]] = []  # per-iteration metrics since the last record
         self.best: dict[str, Any] = {"error": math.inf, "iteration": None}  # validation error
-        self.loss_step = LossStep(self.forward_loss, list(self.model.parameters()), compile_mode,
-                                  generators=[self.noise_generator])
+        self.loss_step = LossStep(
+            self.forward_loss,
+            list(self.model.parameters()),
+            compile_mode,
+            generators=[self.noise_generator],
+        )
         self.tensorboard = None
 
     @classmethod
-    def from_run(cls, run: ResolvedRun, model: nn.Module | None = None, *, config: Config | None = None,
-                 run_dir: RunDir | None = None, callback: Callable[[dict], None] | None = None,
-                 progress: bool | None = None, compile_mode: str | None = None) -> Trainer:
+    def from_run(
+        cls,
+        run: ResolvedRun,
+        model: nn.Module | None = None,
+        *,
+        config: Config | None = None,
+        run_dir: RunDir | None = None,
+        callback: Callable[[dict], None] | None = None,
+        progress: bool | None = None,
+        compile_mode: str | None = None,
+    ) -> Trainer:
         """A trainer of ``run`` (or of one ensemble member: its model, config and directory)."""
         config = run.config if config is None else config
-        return cls(config, run.run_dir if run_dir is None else run_dir, run.env,
-                   run.model if model is None else model, run.device, discrete=run.discrete,
-                   final_noise=run.final_noise, callback=callback,
-                   progress=config.logging.progress if progress is None else progress,
-                   compile_mode=run.compile_mode if compile_mode is None else compile_mode)
+        return cls(
+            config,
+            run.run_dir if run_dir is None else run_dir,
+            run.env,
+            run.model if model is None else model,
+            run.device,
+            discrete=run.discrete,
+            final_noise=run.final_noise,
+            callback=callback,
+            progress=config.logging.progress if progress is None else progress,
+            compile_mode=run.compile_mode if compile_mode is None else compile_mode,
+        )
 
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -208,7 +240,9 @@ class Trainer:
             self.best = dict(payload["best"])
             self.buffer = list(payload["buffer"])
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise CheckpointError(f"{source}: incomplete or inconsistent training state: {exc}") from None
+            raise CheckpointError(
+                f"{source}: incomplete or inconsistent training state: {exc}"
+            ) from None
 
     def begin(self, payload: dict[str, Any] | None, source: Path | None = None) -> None:
         """Start afresh (``payload`` None) or from a ``latest.pt`` payload; then prepare the run
@@ -225,11 +259,23 @@ class Trainer:
     # -- one iteration (the member interface) ------------------------------------------------
     def draw(self) -> Sample:
         """This iteration's training batch, from the run's own data stream."""
-        return sample(self.env, self.config.training.batch_size, self.data_rng, self.device,
-                      balance_set_sizes=self.config.training.balance_set_sizes)
+        return sample(
+            self.env,
+            self.config.training.batch_size,
+            self.data_rng,
+            self.device,
+            balance_set_sizes=self.config.training.balance_set_sizes,
+        )
 
-    def loss(self, outputs: Tensor, rates: Tensor | None, gt: Tensor, mask: Tensor, *,
-             rates_nonnegative: bool = False) -> Tensor:
+    def loss(
+        self,
+        outputs: Tensor,
+        rates: Tensor | None,
+        gt: Tensor,
+        mask: Tensor,
+        *,
+        rates_nonnegative: bool = False,
+    ) -> Tensor:
         """The training loss of outputs and rates (one model's, unstacked).
 
         ``rates_nonnegative``: the rates are >= 0 by construction (see
@@ -244,14 +290,16 @@ class Trainer:
                 loss = loss + cfg.report_cost * losses.report_cost(outputs, mask).mean()
         if rates is not None and cfg.lambda_reg > 0:
             loss = loss + cfg.lambda_reg * losses.activity_penalty(
-                rates, nonnegative=rates_nonnegative)
+                rates, nonnegative=rates_nonnegative
+            )
         return loss
 
     def forward_loss(self, ob: Tensor, gt: Tensor, mask: Tensor, readout_from: int = 0):
         """``(loss, outputs, rates)`` of the model on a batch, noise from the run's generator."""
         options = {"readout_from": readout_from} if readout_from else {}
-        outputs, rates = forward_model(self.model, ob, self.noise_generator,
-                                       self._takes_generator, **options)
+        outputs, rates = forward_model(
+            self.model, ob, self.noise_generator, self._takes_generator, **options
+        )
         loss = self.loss(outputs, rates, gt, mask, rates_nonnegative=self._rates_nonnegative)
         return loss, outputs, rates
 
@@ -262,8 +310,9 @@ class Trainer:
     def step(self) -> float:
         """One whole iteration of a single run; returns the loss."""
         drawn = self.draw()
-        loss, outputs, rates = self.loss_step(*drawn.tensors,
-                                              readout_from=self.readout_from(drawn.batch))
+        loss, outputs, rates = self.loss_step(
+            *drawn.tensors, readout_from=self.readout_from(drawn.batch)
+        )
         return self.update(drawn, loss, outputs, rates)
 
     def update(self, drawn: Sample, loss: Tensor, outputs: Tensor, rates: Tensor | None) -> float:
@@ -276,7 +325,9 @@ class Trainer:
         # the loss and all rates together (never per time step).
         loss_finite = torch.isfinite(loss)
         rates_finite = torch.isfinite(rates).all() if rates is not None else loss_finite
-        checks = torch.stack([loss.detach(), loss_finite.to(loss.dtype), rates_finite.to(loss.dtype)])
+        checks = torch.stack(
+            [loss.detach(), loss_finite.to(loss.dtype), rates_finite.to(loss.dtype)]
+        )
         loss_value, loss_finite, rates_ok = checks.tolist()
         if not (loss_finite and rates_ok):
             what = "rates" if not rates_ok else "loss"
@@ -290,9 +341,14 @@ class Trainer:
             self.event(happened.kind, f"iteration {self.iteration + 1}: {happened.message}")
         if hasattr(self.model, "apply_constraints"):
             self.model.apply_constraints()
-        metrics = batch_metrics(outputs.detach(), drawn.gt, drawn.mask,
-                                rates.detach() if rates is not None else None,
-                                getattr(drawn.batch, "set_size", None), self.discrete)
+        metrics = batch_metrics(
+            outputs.detach(),
+            drawn.gt,
+            drawn.mask,
+            rates.detach() if rates is not None else None,
+            getattr(drawn.batch, "set_size", None),
+            self.discrete,
+        )
         self.buffer.append({"loss": loss_value, **metrics})
         self.iteration += 1
         return loss_value
@@ -324,16 +380,21 @@ class Trainer:
         """After :class:`Diverged`: keep the last good checkpoint, write metrics.json of the best
         one (if any), and return the error to raise."""
         latest = self.run_dir.checkpoint("latest")
-        kept = (f"the last good checkpoint ({latest}) is kept" if latest.exists()
-                else "no checkpoint was written yet")
+        kept = (
+            f"the last good checkpoint ({latest}) is kept"
+            if latest.exists()
+            else "no checkpoint was written yet"
+        )
         self.buffer = []
         try:
             if self.run_dir.checkpoint("best").exists():
                 self.finish()
         finally:
             self.close()
-        message = (f"training diverged: {reason}; {kept}; try a lower training.learning_rate or "
-                   "set training.grad_clip")
+        message = (
+            f"training diverged: {reason}; {kept}; try a lower training.learning_rate or "
+            "set training.grad_clip"
+        )
         self.event("divergence", message, level=logging.WARNING)
         return TrainingDiverged(message, self.run_dir.path, self.iteration + 1)
 
@@ -373,13 +434,16 @@ class Trainer:
         return record
 
     def _save_best(self) -> None:
-        self.run_dir.save_checkpoint("best", {
-            "kind": "best",
-            "iteration": self.iteration,
-            "config": self.config.to_dict(),
-            "model": self.model.state_dict(),
-            "val_error": self.best["error"],
-        })
+        self.run_dir.save_checkpoint(
+            "best",
+            {
+                "kind": "best",
+                "iteration": self.iteration,
+                "config": self.config.to_dict(),
+                "model": self.model.state_dict(),
+                "val_error": self.best["error"],
+            },
+        )
 
     def save_latest(self) -> None:
         self.run_dir.save_checkpoint("latest", self.state_dict())
@@ -396,15 +460,17 @@ class Trainer:
             which, iteration = "best", int(payload["iteration"])
             val_error = payload.get("val_error", payload.get("heldout_error"))
         metrics = evaluate(model, self.test, discrete=self.discrete)
-        metrics.update({
-            "iteration": iteration,
-            "checkpoint": which,
-            "evaluated_on": self.test.describe(),
-            "selected_on": self.validation.describe(),
-            "val_error": val_error,
-            "eval_batch_size": self.config.training.eval_batch_size,
-            "random_numbers": self.config.training.random_numbers,
-        })
+        metrics.update(
+            {
+                "iteration": iteration,
+                "checkpoint": which,
+                "evaluated_on": self.test.describe(),
+                "selected_on": self.validation.describe(),
+                "val_error": val_error,
+                "eval_batch_size": self.config.training.eval_batch_size,
+                "random_numbers": self.config.training.random_numbers,
+            }
+        )
         self.run_dir.write_metrics(metrics)
         self.run_dir.write_history_plot()
 
@@ -414,8 +480,13 @@ class Trainer:
         cfg = self.config.training
         checkpoint_period = cfg.checkpoint_period or self.config.logging.period
         interrupted = threading.Event()
-        bar = tqdm(total=cfg.num_iterations, initial=self.iteration, disable=not self.progress,
-                   dynamic_ncols=True, desc=self.run_dir.name)
+        bar = tqdm(
+            total=cfg.num_iterations,
+            initial=self.iteration,
+            disable=not self.progress,
+            dynamic_ncols=True,
+            desc=self.run_dir.name,
+        )
         try:
             with deferred_sigint(interrupted):
                 while not self.done and not interrupted.is_set():
@@ -431,8 +502,10 @@ class Trainer:
             bar.close()
         self.wrap_up(interrupted.is_set())
         if interrupted.is_set():
-            message = (f"interrupted after iteration {self.iteration}; checkpoint saved in "
-                       f"{self.run_dir.checkpoint('latest')}; continue with --resume")
+            message = (
+                f"interrupted after iteration {self.iteration}; checkpoint saved in "
+                f"{self.run_dir.checkpoint('latest')}; continue with --resume"
+            )
             self.event("interrupt", message)
             raise TrainingInterrupted(message, self.run_dir.path, self.iteration)
 
@@ -440,8 +513,12 @@ class Trainer:
         def fmt(x: Any) -> str:
             return "nan" if x is None else f"{x:.3g}"
 
-        postfix = {"error": fmt(record.get("error")), "rate": fmt(record.get("rate")),
-                   "lr": f"{record['lr']:.2g}", "patience": str(self.schedule.early_stopping.counter)}
+        postfix = {
+            "error": fmt(record.get("error")),
+            "rate": fmt(record.get("rate")),
+            "lr": f"{record['lr']:.2g}",
+            "patience": str(self.schedule.early_stopping.counter),
+        }
         if "noise_stage" in record:
             postfix["stage"] = f"{record['noise_stage'] + 1}/{len(self.schedule.curriculum.levels)}"
         return postfix
