@@ -25,6 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from analysis.behaviour.errors import (
+    STATISTICS as ERROR_STATISTICS,
+)
+from analysis.behaviour.errors import (
     ErrorsResult,
     ErrorStatistics,
     error_density,
@@ -61,15 +64,7 @@ __all__ = [
 ]
 
 _SUMMARY_RESOURCE = "human_vdb2012_orientation.json"
-_ERROR_FIELDS = (
-    "mae",
-    "circular_variance",
-    "circular_sd",
-    "linear_sd",
-    "circular_kurtosis",
-    "excess_kurtosis",
-)
-SUMMARY_FIELDS = (*_ERROR_FIELDS, "p_guess", "vm_sd", "p_nontarget", "p_guess_swap")
+SUMMARY_FIELDS = (*ERROR_STATISTICS, "p_guess", "vm_sd", "p_nontarget", "p_guess_swap")
 HISTOGRAM_BINS = 36
 """Bins of the model-people overlay: coarser than the errors figure's (60), since people give
 fewer trials per set size than the model's simulation (about 150 per participant)."""
@@ -178,7 +173,7 @@ def human_statistics(
 
     columns = {
         name: stack(lambda p, n, name=name: getattr(per_participant[p].per_set_size[n], name))
-        for name in _ERROR_FIELDS
+        for name in ERROR_STATISTICS
     }
     if fit:
         columns["p_guess"] = stack(lambda p, n: fits[p].fits[n].vm_uniform.p_guess)
@@ -250,7 +245,7 @@ def model_summary(
         excess_kurtosis=statistics.column("excess_kurtosis").tolist(),
         meta={"observer": "model"},
     )
-    for name in _ERROR_FIELDS:
+    for name in ERROR_STATISTICS:
         se = statistics.se_column(name)
         if se is not None:
             summary.standard_errors[name] = se.tolist()
