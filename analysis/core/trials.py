@@ -15,6 +15,7 @@ The task helpers (its name, whether it is a VWM recall task) are :mod:`analysis.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -72,6 +73,50 @@ def _select(batch, rows: np.ndarray):
     )
 
 
+@dataclass
+class ForwardChunk:
+    """One chunk of :func:`forward_chunks`: its tensors, the model's output and the state of
+    torch's generator just before the forward drew its noise."""
+
+    ob: Any
+    gt: Any
+    mask: Any
+    out: Any
+    rng_state: Any
+
+    @property
+    def outputs(self) -> Any:
+        """The readout (the first element of an ``(outputs, rates)`` forward)."""
+        return self.out[0] if isinstance(self.out, tuple) else self.out
+
+
+def forward_chunks(
+    model: Any, base: Any, batch: Any, seed: int, *, batch_size: int = 250, device: Any = None
+) -> Iterator[ForwardChunk]:
+    """Run ``model`` on ``batch`` (trial parameters of ``base``'s ``sample_batch``) in chunks of
+    ``batch_size``: in eval mode, under ``torch.no_grad``, its noise on, torch's generator seeded
+    from ``seed`` inside a forked RNG state (the caller's state is untouched); the model's
+    training mode is restored afterwards."""
+    import torch
+
+    from vwm_tasks.batch import batch_tensors
+
+    if device is None:
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(seed)
+            for start in range(0, batch.batch_size, batch_size):
+                chunk = _select(batch, np.arange(start, min(start + batch_size, batch.batch_size)))
+                ob, gt, mask = batch_tensors(base, chunk, device)
+                rng_state = torch.get_rng_state()
+                yield ForwardChunk(ob, gt, mask, model(ob), rng_state)
+    finally:
+        model.train(was_training)
+
+
 def model_errors(
     model,
     env,
@@ -96,10 +141,8 @@ def model_errors(
         set_sizes: the set sizes to test (default: all the env's).
         seed: seeds both the trials and the model's noise.
     """
-    import torch
 
     from vwm_agents.training.losses import decoded_angles
-    from vwm_tasks.batch import batch_tensors
 
     reason = needs_vwm_recall(model, env)
     if reason is not None:
@@ -116,23 +159,9 @@ def model_errors(
         n_trials * len(available), np.random.default_rng(seed), dense=False, balance_set_sizes=True
     )
     batch = _select(batch, np.flatnonzero(np.isin(batch.set_size, wanted)))
-    if device is None:
-        device = next((p.device for p in model.parameters()), torch.device("cpu"))
-
     responses = []
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            torch.manual_seed(seed)
-            for start in range(0, batch.batch_size, batch_size):
-                chunk = _select(batch, np.arange(start, min(start + batch_size, batch.batch_size)))
-                ob, _, mask = batch_tensors(base, chunk, device)
-                out = model(ob)
-                outputs = out[0] if isinstance(out, tuple) else out
-                responses.append(decoded_angles(outputs, mask).cpu().numpy())
-    finally:
-        model.train(was_training)
+    for step in forward_chunks(model, base, batch, seed, batch_size=batch_size, device=device):
+        responses.append(decoded_angles(step.outputs, step.mask).cpu().numpy())
     data = _item_errors(batch, np.concatenate(responses, axis=0))
     data.n_trials, data.seed = int(n_trials), int(seed)
     return data

@@ -79,12 +79,10 @@ def item_readouts(
 ) -> ItemReadouts:
     """Readout length, error (and gain) of every reported item on ``n_trials`` fresh trials per
     set size of ``env``; trials and the model's noise seeded by ``seed``, no gradients."""
-    import torch
 
     from analysis.core.tasks import needs_vwm_recall
-    from analysis.core.trials import _select
+    from analysis.core.trials import forward_chunks
     from vwm_agents.training.losses import angular_errors, masked_time_mean
-    from vwm_tasks.batch import batch_tensors
 
     reason = needs_vwm_recall(model, env)
     if reason is not None:
@@ -98,35 +96,23 @@ def item_readouts(
         dense=False,
         balance_set_sizes=True,
     )
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     lengths, errors, present, efficacies = [], [], [], []
     draws_efficacies = getattr(model, "item_synapse_noise", None) is not None
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            torch.manual_seed(seed)
-            for start in range(0, batch.batch_size, batch_size):
-                chunk = _select(batch, np.arange(start, min(start + batch_size, batch.batch_size)))
-                ob, gt, mask = batch_tensors(base, chunk, device)
-                if draws_efficacies:  # the forward draws them first: replay its generator
-                    efficacies.append(_replayed_efficacies(model, ob, torch.get_rng_state()))
-                out = model(ob)
-                outputs = out[0] if isinstance(out, tuple) else out
-                # The network's own estimate: the readout of its (noisy-dynamics) rates without
-                # the readout's observation noise, when the model can say what that is.
-                intended = (
-                    model.mean_readout(out[1])
-                    if isinstance(out, tuple) and hasattr(model, "mean_readout")
-                    else outputs
-                )
-                readout = masked_time_mean(intended, mask)
-                lengths.append(readout.reshape(len(readout), -1, 2).norm(dim=-1).cpu().numpy())
-                error, shown = angular_errors(outputs, gt, mask)
-                errors.append(-error.cpu().numpy())  # ours: wrap(response - target)
-                present.append(shown.cpu().numpy())
-    finally:
-        model.train(was_training)
+    for step in forward_chunks(model, base, batch, seed, batch_size=batch_size):
+        if draws_efficacies:  # the forward drew them first: replay its generator
+            efficacies.append(_replayed_efficacies(model, step.ob, step.rng_state))
+        # The network's own estimate: the readout of its (noisy-dynamics) rates without
+        # the readout's observation noise, when the model can say what that is.
+        intended = (
+            model.mean_readout(step.out[1])
+            if isinstance(step.out, tuple) and hasattr(model, "mean_readout")
+            else step.outputs
+        )
+        readout = masked_time_mean(intended, step.mask)
+        lengths.append(readout.reshape(len(readout), -1, 2).norm(dim=-1).cpu().numpy())
+        error, shown = angular_errors(step.outputs, step.gt, step.mask)
+        errors.append(-error.cpu().numpy())  # ours: wrap(response - target)
+        present.append(shown.cpu().numpy())
     shown = np.concatenate(present)
     set_size = np.broadcast_to(batch.set_size[:, None], shown.shape)[shown]
     gain = None if batch.item_gain is None else batch.item_gain[shown]
