@@ -24,7 +24,9 @@ def plot_item_loss(
     # at most 13 inches wide, so that it reads at 100 dpi
     fig = Figure(figsize=(min(13.0, 2.2 * columns), 2.3 * len(results)), layout="constrained")
     axes = fig.subplots(len(results), columns, squeeze=False)
-    bins = np.logspace(-3, 0.5, 50)
+    # up to the longest readout of any result: under the `rad` loss lengths exceed 1
+    longest = max(float(np.max(r.readouts.length, initial=1.0)) for _, r in results)
+    bins = np.logspace(-3, np.log10(max(3.2, 1.1 * longest)), 50)
     colours = {
         n: c for n, c in zip(set_sizes, ("#1b9e77", "#7570b3", "#d95f02", "#e7298a"), strict=False)
     }
@@ -52,7 +54,7 @@ def plot_item_loss(
             ax.text(0.03, 0.97, text, transform=ax.transAxes, va="top", fontsize=7)
             ax.set_title(f"{label}: set size {n}" if col == 0 else f"set size {n}", fontsize=8)
             if row == len(results) - 1:
-                ax.set_xlabel("readout length")
+                ax.set_xlabel("readout length (target = 1)")
             ax.set_ylabel(f"items ({data.n_trials} trials)" if col == 0 else "items")
         _binned_mae(
             axes[row, -2],
@@ -60,7 +62,7 @@ def plot_item_loss(
             data,
             set_sizes,
             colours,
-            "readout length",
+            "readout length (target = 1)",
             log=True,
             limits=(bins[0], bins[-1]),
             legend=row == 0,
@@ -127,7 +129,7 @@ def _binned_mae(
             if inside.sum() >= 20 and np.median(values[inside]) > 0:
                 centres.append(np.median(values[inside]))
                 mae.append(errors[inside].mean())
-        ax.plot(centres, mae, "o-", ms=3, color=colours.get(n, "grey"), label=f"n = {n}")
+        ax.plot(centres, mae, "o-", ms=3, color=colours.get(n, "grey"), label=f"set size {n}")
     ax.axhline(np.pi / 2, color="grey", lw=0.8, ls=":")  # MAE of a guess
     if log:
         ax.set_xscale("log")
