@@ -9,7 +9,8 @@
 * ``examples/quickstart.ipynb``: the example notebook, rendered (not executed) by mkdocs-jupyter.
 
 It also shows the docstrings' doctest examples (``>>>`` lines and their output) as code blocks,
-which Markdown would otherwise run together into a paragraph.
+which Markdown would otherwise run together into a paragraph, and their Sphinx roles
+(``:func:`name```) as the code span of the name.
 
 ``mkdocs.yml`` names this file under ``hooks:``; nothing here is imported by the packages.
 """
@@ -209,10 +210,31 @@ class DoctestBlocks(Preprocessor):
         return out
 
 
+class SphinxRoles(Preprocessor):
+    """Outside fences, a Sphinx role (``:func:`x```, ``:class:`~a.B```) becomes the code span
+    of its target, and a line's closing ``::`` (reST: a literal block follows) one colon."""
+
+    ROLE = re.compile(r":(?:mod|func|class|meth|attr|data|exc|obj):`~?([^`]+)`")
+
+    def run(self, lines: list[str]) -> list[str]:
+        out, fence = [], None
+        for line in lines:
+            opening = DoctestBlocks.FENCE.match(line)
+            if opening and (fence is None or opening.group(1).startswith(fence)):
+                fence = None if fence else opening.group(1)
+            elif fence is None:
+                line = self.ROLE.sub(r"`\1`", line)
+                if line.rstrip().endswith("::") and not line.lstrip().startswith("::"):
+                    line = line.rstrip()[:-1]
+            out.append(line)
+        return out
+
+
 class DoctestExtension(Extension):
     def extendMarkdown(self, md) -> None:  # noqa: N802 (Markdown's name)
         # before the fenced-code preprocessors (priority 25), which then render the block
         md.preprocessors.register(DoctestBlocks(md), "doctest_blocks", 27)
+        md.preprocessors.register(SphinxRoles(md), "sphinx_roles", 26)
 
 
 # ------------------------------------------------------------------------------------ events

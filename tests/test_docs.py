@@ -114,6 +114,10 @@ def test_the_api_pages_document_every_public_module(site):
     training = _built(site, hook.api_path("vwm_agents.training")).read_text()
     assert 'id="vwm_agents.training.run.load_run"' in training
     assert '<span class="gp">&gt;&gt;&gt; </span>' in training  # a highlighted prompt
+    # Sphinx roles show as the code of their target, not as ":func:`name`"
+    # (the package's docstring: ":func:`load_run` rebuilds a finished run")
+    assert ":func:`" not in training and ":mod:`" not in training
+    assert "<code>load_run</code> rebuilds a finished run" in training
 
 
 def test_the_config_reference_lists_every_key_with_its_default(site):
