@@ -8,7 +8,7 @@ same in both. Compares the factors with those the estimate uses and the estimate
 
     python benchmarks/bench_memory.py
 
-Prints the measured factors and writes ``benchmarks/bench_memory.json`` (cited by the README).
+Prints the measured factors and writes ``benchmarks/bench_memory.json`` (cited by docs/training.md).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ Each variant runs in its own process, since ``VWM_RNN_NATIVE`` is read once per 
 
     python benchmarks/bench_random_numbers.py [--repeats 5]
 
-Prints a table and writes ``benchmarks/bench_random_numbers.json`` (cited by the README).
+Prints a table and writes ``benchmarks/bench_random_numbers.json`` (cited by docs/performance.md).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ import sys
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).with_suffix(".json")  # kept in the repository: the README cites it
+# kept in the repository: docs/performance.md cites it
+RESULTS = Path(__file__).with_suffix(".json")
 VARIANTS = {  # name: (VWM_RNN_NATIVE, random_numbers)
     "kernels/philox": ("1", "philox"),
     "portable/philox": ("0", "philox"),

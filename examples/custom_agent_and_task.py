@@ -3,7 +3,7 @@
 Two swaps, each trained end to end by the toolkit's trainer:
 
 1. **Your agent on our task.** ``LSTMAgent`` below is a plain ``nn.Module`` that follows the agent
-   protocol (README, "Plug in your own agent"): its constructor takes ``(n_inputs, n_outputs,
+   protocol (docs/agents.md, "Plug in your own agent"): its constructor takes ``(n_inputs, n_outputs,
    **kwargs)`` and ``forward(ob)`` maps ``(B, T, n_inputs)`` to outputs ``(B, T, n_outputs)``,
    here with its hidden states as a second return value (the "rates"). It learns
    ``VWMRecall-v0`` and is compared with people like our own network.

@@ -197,7 +197,8 @@ def test_sdist_holds_the_tests_docs_and_data(tmp_path):
             "analysis",
             "benchmarks",
         }
-        or f in {"LICENSE", "CITATION.cff", "README.md", "setup.cfg", "pyproject.toml"}
+        or f
+        in {"LICENSE", "CITATION.cff", "README.md", "setup.cfg", "pyproject.toml", "mkdocs.yml"}
     ]
     missing = [f for f in wanted if f not in names]
     assert not missing, f"not in the sdist: {missing[:10]} ({len(missing)} files)"

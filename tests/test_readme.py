@@ -1,4 +1,10 @@
-"""README.md's examples run: every fenced block, in order, as a reader would type them.
+"""The examples of README.md and of the documentation site's pages run: every fenced block, in
+order, as a reader would type them.
+
+The documents are README.md, then the pages of ``docs/`` in the order of the site's navigation
+(``mkdocs.yml``), all in one scratch folder, so that a page's analysis command finds the run that
+an earlier block trained. A command that an earlier block already ran (the same words) is not
+run again: the pages repeat commands of the README.
 
 Blocks are classified by their language tag:
 
@@ -36,6 +42,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
+DOCS = REPO / "docs"
 
 COMMAND_LANGS = ("bash", "sh", "shell", "console")
 CONFIG_LANGS = ("yaml", "yml")
@@ -65,13 +72,31 @@ class Block:
     lang: str
     text: str
     not_run: str | None  # the marker's reason
+    source: str = "README.md"  # the document, relative to the repository
 
     @property
     def name(self) -> str:
-        return f"README.md:{self.line}:{self.lang or 'untagged'}"
+        return f"{self.source}:{self.line}:{self.lang or 'untagged'}"
 
 
-def readme_blocks(text: str) -> tuple[list[Block], list[int]]:
+def _nav_pages(nav) -> list[str]:
+    """The Markdown pages of an mkdocs navigation (nested lists and mappings), in order."""
+    if isinstance(nav, str):
+        return [nav] if nav.endswith(".md") else []
+    items = nav.values() if isinstance(nav, dict) else nav
+    return [page for item in items for page in _nav_pages(item)]
+
+
+def documents() -> list[Path]:
+    """README.md, then the site's pages in navigation order (pages outside it last, though the
+    strict build of tests/test_docs.py fails on them)."""
+    nav = yaml.safe_load((REPO / "mkdocs.yml").read_text())["nav"]
+    ordered = [DOCS / page for page in _nav_pages(nav) if (DOCS / page).is_file()]
+    rest = sorted(set(DOCS.rglob("*.md")) - set(ordered))
+    return [README, *ordered, *rest]
+
+
+def readme_blocks(text: str, source: str = "README.md") -> tuple[list[Block], list[int]]:
     """Fenced blocks of a markdown text, and the lines of markers not followed by a block."""
     lines = text.splitlines()
     blocks, dangling = [], []
@@ -93,7 +118,7 @@ def readme_blocks(text: str) -> tuple[list[Block], list[int]]:
             lang = fence["info"].strip().split(" ")[0].lower() if fence["info"].strip() else ""
             body = "\n".join(lines[i + 1 : end])
             reason = pending_marker[1] if pending_marker else None
-            blocks.append(Block(i + 1, lang, body, reason))
+            blocks.append(Block(i + 1, lang, body, reason, source))
             pending_marker = None
             i = end
         elif line.strip() and pending_marker:
@@ -127,7 +152,26 @@ def indented_code_blocks(text: str) -> list[int]:
     return found
 
 
-BLOCKS, DANGLING = readme_blocks(README.read_text())
+def _all_blocks() -> tuple[list[Block], list[str]]:
+    blocks, dangling = [], []
+    for path in documents():
+        source = str(path.relative_to(REPO))
+        found, lines = readme_blocks(path.read_text(), source)
+        blocks += found
+        dangling += [f"{source}:{line}" for line in lines]
+    return blocks, dangling
+
+
+BLOCKS, DANGLING = _all_blocks()
+
+
+def test_the_documents_are_the_readme_and_every_page_in_navigation_order():
+    paths = documents()
+    assert paths[0] == README
+    pages = [str(p.relative_to(DOCS)) for p in paths[1:]]
+    assert pages[:2] == ["index.md", "getting-started.md"]
+    assert {"model.md", "human_fit.md", "analyses.md", "training.md"} <= set(pages)
+    assert len(pages) == len(set(pages)) == len(list(DOCS.rglob("*.md")))
 
 
 def test_every_block_is_tagged_and_markers_belong_to_blocks():
@@ -139,17 +183,60 @@ def test_every_block_is_tagged_and_markers_belong_to_blocks():
     ]
     assert not untagged, f"give these blocks a language tag (bash, yaml, python, text): {untagged}"
     assert not unknown, f"tests/test_readme.py does not know how to run: {unknown}"
-    assert not DANGLING, f"README.md lines {DANGLING}: a 'not run' marker with no block after it"
-    # The README shows commands, configs and code; the test must have found them.
+    assert not DANGLING, f"{DANGLING}: a 'not run' marker with no block after it"
+    # The documents show commands, configs and code; the test must have found them, the README's
+    # among them.
     kinds = {b.lang for b in BLOCKS}
     assert kinds & set(COMMAND_LANGS) and kinds & set(CONFIG_LANGS) and kinds & set(PYTHON_LANGS)
+    assert {b.lang for b in BLOCKS if b.source == "README.md"} & set(COMMAND_LANGS)
+
+
+README_MAX_LINES = 150
+README_SECTIONS = (
+    "## Model and people",
+    "## Set up (two commands)",
+    "## A short tour",
+    "## Documentation",
+    "## Licence and citation",
+)
+
+
+def test_the_readme_is_a_front_page_that_links_into_the_site():
+    text = README.read_text()
+    assert len(text.splitlines()) <= README_MAX_LINES, "the manual belongs on the site's pages"
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert [h for h in headings if h in README_SECTIONS] == list(README_SECTIONS), headings
+    # every link to a file reaches one, and every page of the site's navigation is linked
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    local = [t for t in targets if "://" not in t]
+    assert [t for t in local if not (REPO / t).is_file()] == [], "links to missing files"
+    nav = yaml.safe_load((REPO / "mkdocs.yml").read_text())["nav"]
+    pages = [f"docs/{p}" for p in _nav_pages(nav) if (DOCS / p).is_file() and p != "index.md"]
+    assert sorted(set(pages) - set(local)) == [], "pages of the site the README does not link"
+    # the model against people, with the figure the README's reading describes
+    assert "![model vs people](docs/human_fit/human_comparison.png)" in text
+
+
+def test_the_readme_sets_up_with_two_commands_and_ci_runs_its_test_command():
+    section = README.read_text().split("## Set up (two commands)")[1].split("\n## ")[0]
+    blocks, _ = readme_blocks(section)
+    assert [b.text for b in blocks] == [
+        "pip install -e . && python -m vwm_agents.train",
+        'pip install -e ".[test,sweep,docs]" && python -m pytest -q',
+    ]
+    ci_lines = (REPO / ".ci" / "run").read_text().strip().splitlines()
+    assert ci_lines[-1] == blocks[1].text, ".ci/run must end with exactly the README's test command"
 
 
 def test_no_indented_code_blocks():
-    lines = indented_code_blocks(README.read_text())
-    assert not lines, (
-        f"README.md lines {lines}: indented code blocks are not run by the tests; use a fenced "
-        "block with a language tag"
+    found = {
+        str(path.relative_to(REPO)): lines
+        for path in documents()
+        if (lines := indented_code_blocks(path.read_text()))
+    }
+    assert not found, (
+        f"{found}: indented code blocks are not run by the tests; use a fenced block with a "
+        "language tag (text for equations)"
     )
 
 
@@ -346,7 +433,7 @@ def run_command(argv: list[str], cwd: Path, what: str) -> None:
 def run_yaml(block: Block, cwd: Path) -> None:
     spec = yaml.safe_load(block.text)
     assert isinstance(spec, dict), f"{block.name}: a YAML block must be a mapping"
-    path = cwd / f"readme_{block.line}.yaml"
+    path = cwd / f"{Path(block.source).stem}_{block.line}.yaml"
     path.write_text(block.text + "\n")
     if "grid" in spec or "base" in spec:
         _sweep(["python", "-m", "vwm_agents.sweep", path.name], cwd, block.name)
@@ -354,9 +441,15 @@ def run_yaml(block: Block, cwd: Path) -> None:
         _train(["python", "-m", "vwm_agents.train", "--config", path.name], cwd, block.name)
 
 
+@pytest.fixture(scope="module")
+def already_run() -> dict[str, str]:
+    """Commands run so far (their words) -> the block that ran them."""
+    return {}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.name for b in BLOCKS])
-def test_readme_block_runs(block: Block, workdir: Path):
+def test_document_block_runs(block: Block, workdir: Path, already_run: dict[str, str]):
     if block.not_run:
         pytest.skip(f"not run: {block.not_run}")
     if block.lang in SHOWN_LANGS:
@@ -365,12 +458,18 @@ def test_readme_block_runs(block: Block, workdir: Path):
         text = block.text
         if block.lang == "console":  # commands after "$ ", the rest is their output
             text = "\n".join(line[2:] for line in text.splitlines() if line.startswith("$ "))
-        for argv in _commands(text):
+        commands = _commands(text)
+        new = [argv for argv in commands if shlex.join(argv) not in already_run]
+        for argv in new:
             run_command(argv, workdir, f"{block.name}: {shlex.join(argv)}")
+            already_run[shlex.join(argv)] = block.name
+        if not new:
+            earlier = sorted({already_run[shlex.join(argv)] for argv in commands})
+            pytest.skip(f"every command already ran, in {', '.join(earlier)}")
     elif block.lang in CONFIG_LANGS:
         run_yaml(block, workdir)
     elif block.lang in PYTHON_LANGS:
-        path = workdir / f"readme_{block.line}.py"
+        path = workdir / f"{Path(block.source).stem}_{block.line}.py"
         path.write_text(block.text + "\n")
         _run([sys.executable, path.name], workdir, block.name)
     else:

@@ -8,7 +8,7 @@ a class attribute ``nonnegative_rates = True`` states that the rates ``forward``
 by construction (the activity penalty then takes its constant-gradient form).
 Register nothing: pass ``"package.module:ClassName"`` as the agent name. The neural analyses ask
 for a little more (states from ``forward``, an optional ``noise``/``generator`` switch, a one-step
-map ``step(states, inputs)`` for fixed points): see the analysis protocol in README.md and
+map ``step(states, inputs)`` for fixed points): see the analysis protocol in docs/analyses.md and
 ``analysis.core.agent_protocol``.
 """
 

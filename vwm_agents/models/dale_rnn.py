@@ -12,7 +12,7 @@ phi(x) = (r_sat / 2)(1 + tanh(0.14 x - 4.2)) = r_sat sigmoid(0.28 x - 8.4), or t
 0.18 max(x - 10, 1e-10)^1.7 when r_sat <= 0. The stored rates are the clean ones.
 
 :meth:`DaleRNN.forward` runs the loop as one autograd node with a hand-written backward through
-time (:func:`vwm_agents.models.euler.euler_loop`; its speed: README, Performance).
+time (:func:`vwm_agents.models.euler.euler_loop`; its speed: docs/performance.md).
 :func:`vwm_agents.models.euler.simulate` is the same loop through plain autograd, kept as the
 reference the fast path is tested against. Both are pure functions of tensors: weights may carry
 leading model dimensions ((S, N, N) with states (S, B, N)), so stacked ensembles reuse them

@@ -22,7 +22,7 @@ with their slopes, sigmoid + Euler update + phi's slope) runs in fused C loops
 (:mod:`vwm_agents.models.native`), the noise's random numbers included
 (:mod:`vwm_agents.models.philox`). The big saved buffers are reused across iterations only if the
 allocator keeps freed memory (:func:`vwm_agents.training.accel.retain_freed_memory`). Timings:
-README, Performance (``benchmarks/bench_train.py``).
+docs/performance.md (``benchmarks/bench_train.py``).
 ``tests/agents/test_fast_paths.py`` checks outputs and gradients against the plain loop (float32
 tolerance, and 1e-10 in float64) for every noise type, both nonlinearities, Dale's law on and
 off, stacked models and ``readout_from``; ``tests/agents/test_native.py`` the fused loops against

@@ -49,7 +49,7 @@ single autograd node (:class:`_GammaNoise`) that computes dX/dr during the forwa
   and k = 0.05 ... 0.3.
 
 On float32 CPU tensors the draw with its slope runs as one fused loop
-(:mod:`vwm_agents.models.native`), as does the Gaussian noise (timings: README, Performance;
+(:mod:`vwm_agents.models.native`), as does the Gaussian noise (timings: docs/performance.md;
 ``benchmarks/bench_noise.py``).
 """
 

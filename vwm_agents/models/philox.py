@@ -2,7 +2,7 @@
 
 On the CPU, PyTorch draws every number from a Mersenne twister one element at a time, and the
 random numbers of the gamma noise (a normal and a uniform per neuron, trial and step) are a
-large share of a training iteration (README, Performance). Philox-4x32-10 (Salmon, Moraes, Dror & Shaw 2011, "Parallel random numbers: as easy as
+large share of a training iteration (docs/performance.md). Philox-4x32-10 (Salmon, Moraes, Dror & Shaw 2011, "Parallel random numbers: as easy as
 1, 2, 3"; the generator of cuRAND, JAX and NumPy's ``Philox``) is counter-based: block j of a
 draw is a fixed function of (j, key), so a whole draw is one vectorisable loop.
 
@@ -24,8 +24,8 @@ against each other and against the published test vectors) and the same transfor
 float ops (equal to float32 rounding). The noise samplers (:mod:`vwm_agents.models.noise`) use
 Philox where their ``random_numbers`` say so (``auto``: on the CPU where the kernels exist):
 float32 draws in C, float64 draws (tests), draws on other devices and draws on a machine without
-the kernels through the integer ops, which give the same numbers more slowly (README,
-Performance; one warning says so).
+the kernels through the integer ops, which give the same numbers more slowly (docs/performance.md;
+one warning says so).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ _ROUNDS = 10
 _LOW32 = 0xFFFFFFFF
 PORTABLE_WARNING = (
     "Philox random numbers without the C kernels: computed with PyTorch integer ops, the same "
-    "numbers as the kernels' but slower (README, Performance); training.random_numbers: torch "
+    "numbers as the kernels' but slower (docs/performance.md); training.random_numbers: torch "
     "draws PyTorch's own (other numbers) at full speed"
 )
 

@@ -18,7 +18,7 @@ not), in float32 bytes:
 T is the longest of a few trials drawn from the env (its timing; VWM tasks only, other envs
 count weights only). The two per-element factors were calibrated against the peak resident
 memory of 2-iteration trainings of the default config that differ in one batch size
-(``benchmarks/bench_memory.py``, ``benchmarks/bench_memory.json``; README, Performance) and
+(``benchmarks/bench_memory.py``, ``benchmarks/bench_memory.json``; docs/performance.md) and
 rounded up.
 
 :func:`available_memory` is MemAvailable (``/proc/meminfo``), or less where a cgroup limit
