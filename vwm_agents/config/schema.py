@@ -44,6 +44,7 @@ __all__ = [
     "ERROR_DEFS",
     "COMPILE_MODES",
     "RANDOM_NUMBERS",
+    "DISTRIBUTED_BACKENDS",
     "SECTIONS",
     "Config",
     "TaskConfig",
@@ -62,6 +63,8 @@ ERROR_DEFS: tuple[str, ...] = ("l2", "sqrtl2", "rad", "exp", "norml2")
 COMPILE_MODES: tuple[str, ...] = ("auto", "off", "graph", "inductor")
 # Sources of the noise's random numbers (vwm_agents.models.noise.RANDOM_NUMBERS; no torch here).
 RANDOM_NUMBERS: tuple[str, ...] = ("auto", "philox", "torch")
+# torch.distributed backends of a torchrun launch (vwm_agents.training.distributed).
+DISTRIBUTED_BACKENDS: tuple[str, ...] = ("auto", "gloo", "nccl")
 
 
 def spec_field(default: Any, spec: Spec, doc: str) -> Any:
@@ -210,6 +213,17 @@ class TrainingConfig(Section):
         "numbers from PyTorch integer ops where they cannot be built, slower), torch (PyTorch's "
         "generator), auto: philox on a CPU with the kernels, else torch. A run records what auto "
         "chose, and a resume keeps it on any machine",
+    )
+    distributed_backend: str = spec_field(
+        "auto",
+        Spec("choice", choices=DISTRIBUTED_BACKENDS),
+        "under torchrun: the torch.distributed backend; auto: nccl on CUDA, gloo on the CPU",
+    )
+    distributed_timeout_s: float = spec_field(
+        300.0,
+        _POS_FLOAT,
+        "under torchrun: seconds a rank waits for the others in a collective before the job "
+        "ends (a rank that dies ends it at once)",
     )
 
 

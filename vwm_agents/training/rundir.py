@@ -77,6 +77,8 @@ RESUMABLE_CHANGES: tuple[str, ...] = (
     "training.num_iterations",
     "training.device",
     "training.threads",
+    "training.distributed_backend",
+    "training.distributed_timeout_s",
     "logging.progress",
     "logging.out_dir",
     "logging.tensorboard",

@@ -55,6 +55,7 @@ from vwm_agents.training.checkpoint import (
     numpy_rng_state,
     set_numpy_rng_state,
 )
+from vwm_agents.training.distributed import SINGLE, Distributed, RanksLost, rank_seed
 from vwm_agents.training.evaluation import (
     Sample,
     batch_metrics,
@@ -77,6 +78,7 @@ __all__ = [
     "Diverged",
     "TrainingDiverged",
     "TrainingInterrupted",
+    "TrainingRanksLost",
     "deferred_sigint",
 ]
 
@@ -102,6 +104,11 @@ class TrainingDiverged(TrainingFailed):
 
 class TrainingOutOfMemory(TrainingFailed):
     """An allocation failed during training; the last good checkpoint is kept."""
+
+
+class TrainingRanksLost(TrainingFailed):
+    """Under torchrun: another rank failed, was killed or hangs; the last good checkpoint is
+    kept and the same command with ``--resume`` continues."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -139,9 +146,10 @@ class Trainer:
         callback: Callable[[dict], None] | None = None,
         progress: bool = False,
         compile_mode: str = "off",
+        dist: Distributed = SINGLE,
     ):
         cfg = config.training
-        self.config, self.device = config, device
+        self.config, self.device, self.dist = config, device, dist
         self.run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
         self.env, self.callback, self.progress, self.discrete = env, callback, progress, discrete
         self.model = model.to(device)
@@ -161,10 +169,23 @@ class Trainer:
             noise_levels=noise_levels(final_noise, cfg.noise_stages),
         )
         self.seeds = run_seeds(cfg.seed)
-        self.data_rng = np.random.default_rng(self.seeds.data)
-        self.noise_generator = make_generator(device, self.seeds.noise)
-        self.validation, self.test = fixed_batches(
-            env, self.seeds, cfg.eval_batch_size, device, balance_set_sizes=cfg.balance_set_sizes
+        data_seed, noise_seed = self.seeds.data, self.seeds.noise
+        if dist.active:  # each rank its own trials and noise
+            data_seed = rank_seed(data_seed, dist.rank, dist.world_size)
+            noise_seed = rank_seed(noise_seed, dist.rank, dist.world_size)
+        self.data_rng = np.random.default_rng(data_seed)
+        self.noise_generator = make_generator(device, noise_seed)
+        # The fixed batches are evaluated by rank 0 alone, once.
+        self.validation, self.test = (
+            fixed_batches(
+                env,
+                self.seeds,
+                cfg.eval_batch_size,
+                device,
+                balance_set_sizes=cfg.balance_set_sizes,
+            )
+            if dist.is_main
+            else (None, None)
         )
         self.iteration = 0
         self.buffer: list[dict[str, Any]] = []  # per-iteration metrics since the last record
@@ -176,6 +197,8 @@ class Trainer:
             generators=[self.noise_generator],
         )
         self.tensorboard = None
+        self.stop_requested = threading.Event()  # Ctrl-C / SIGTERM on this rank
+        self.stopping = False  # decided for all ranks together
 
     @classmethod
     def from_run(
@@ -188,6 +211,7 @@ class Trainer:
         callback: Callable[[dict], None] | None = None,
         progress: bool | None = None,
         compile_mode: str | None = None,
+        dist: Distributed = SINGLE,
     ) -> Trainer:
         """A trainer of ``run`` (or of one ensemble member: its model, config and directory)."""
         config = run.config if config is None else config
@@ -202,10 +226,11 @@ class Trainer:
             callback=callback,
             progress=config.logging.progress if progress is None else progress,
             compile_mode=run.compile_mode if compile_mode is None else compile_mode,
+            dist=dist,
         )
 
     # -- state ------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
+    def _rng_state(self) -> dict[str, Any]:
         rng = {
             "torch_cpu": torch.get_rng_state(),
             "noise": self.noise_generator.get_state(),
@@ -213,7 +238,16 @@ class Trainer:
         }
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        return {
+        return rng
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resume needs (under torchrun: on rank 0, with every rank's random
+        state and buffered metrics, gathered; None on the other ranks)."""
+        rng = self._rng_state()
+        ranks = self.dist.gather({"rng": rng, "buffer": list(self.buffer)})
+        if not self.dist.is_main:
+            return None
+        payload = {
             "kind": "latest",
             "iteration": self.iteration,
             "config": self.config.to_dict(),
@@ -224,13 +258,25 @@ class Trainer:
             "rng": rng,
             "buffer": list(self.buffer),
         }
+        if self.dist.active:
+            payload["distributed"] = {"world_size": self.dist.world_size, "ranks": ranks}
+        return payload
 
     def load_state_dict(self, payload: dict[str, Any], source: Path) -> None:
+        saved = payload.get("distributed") or {"world_size": 1}
+        if int(saved["world_size"]) != self.dist.world_size:
+            raise CheckpointError(
+                f"{source}: the run was trained on {saved['world_size']} process(es) and is "
+                f"resumed on {self.dist.world_size}; resume it with the same torchrun "
+                f"--nproc_per_node x --nnodes ({saved['world_size']}), since each rank's trials "
+                "and noise come from its own saved random state"
+            )
         load_model_state(self.model, payload["model"], source)
         try:
             self.optimizer.load_state_dict(payload["optimizer"])
             self.schedule.load_state_dict(payload)
-            rng = payload["rng"]
+            own = saved["ranks"][self.dist.rank] if self.dist.active else payload
+            rng = own["rng"]
             torch.set_rng_state(rng["torch_cpu"])
             self.noise_generator.set_state(rng["noise"])
             set_numpy_rng_state(self.data_rng, rng["numpy_data"])
@@ -238,7 +284,7 @@ class Trainer:
                 torch.cuda.set_rng_state(rng["cuda"], self.device)
             self.iteration = int(payload["iteration"])
             self.best = dict(payload["best"])
-            self.buffer = list(payload["buffer"])
+            self.buffer = list(own["buffer"])
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise CheckpointError(
                 f"{source}: incomplete or inconsistent training state: {exc}"
@@ -250,6 +296,8 @@ class Trainer:
         if payload is not None:
             self.load_state_dict(payload, source or self.run_dir.checkpoint("latest"))
         self.schedule.curriculum.apply(self.model)
+        if not self.dist.is_main:  # rank 0 alone writes the run directory
+            return
         self.run_dir.prepare(self.config, self.iteration)
         if payload is not None:  # after prepare: a resume that fails there says only why
             self.event("resume", f"resuming at iteration {self.iteration}")
@@ -261,7 +309,7 @@ class Trainer:
         """This iteration's training batch, from the run's own data stream."""
         return sample(
             self.env,
-            self.config.training.batch_size,
+            self.dist.local_batch_size(self.config.training.batch_size),
             self.data_rng,
             self.device,
             balance_set_sizes=self.config.training.balance_set_sizes,
@@ -318,8 +366,11 @@ class Trainer:
     def update(self, drawn: Sample, loss: Tensor, outputs: Tensor, rates: Tensor | None) -> float:
         """The rest of an iteration once the gradients are in: checks, step, schedules, metrics.
 
+        Under torchrun the gradients, the loss and the checks are averaged / summed over the
+        ranks here (one all-reduce), so every rank decides the same.
+
         Raises:
-            Diverged: non-finite loss or rates (checked before the optimiser step).
+            Diverged: non-finite loss or rates on any rank (checked before the optimiser step).
         """
         # One host sync per iteration, for the scheduler's float and the finiteness check of
         # the loss and all rates together (never per time step).
@@ -328,7 +379,15 @@ class Trainer:
         checks = torch.stack(
             [loss.detach(), loss_finite.to(loss.dtype), rates_finite.to(loss.dtype)]
         )
-        loss_value, loss_finite, rates_ok = checks.tolist()
+        summed, self.stopping = self.dist.reduce_step(
+            self.loss_step.params, checks, self.stop_requested.is_set()
+        )
+        ranks = self.dist.world_size
+        loss_value, loss_finite, rates_ok = (
+            summed[0] / ranks,
+            summed[1] == ranks,
+            summed[2] == ranks,
+        )
         if not (loss_finite and rates_ok):
             what = "rates" if not rates_ok else "loss"
             raise Diverged(f"non-finite {what} at iteration {self.iteration + 1}")
@@ -368,10 +427,18 @@ class Trainer:
         """Record the iterations since the last logging step, save, and (unless interrupted)
         write metrics.json and the history plot."""
         try:
+            # every rank buffers the same number of iterations: they decide this together
             if self.buffer and not interrupted:  # the run ended between two logging steps
                 self._log()
             self.save_latest()
-            if not interrupted:
+            if self.dist.active:
+                drift = self.dist.max_difference(self.loss_step.params)
+                if drift != 0.0:
+                    raise RuntimeError(
+                        f"the ranks' parameters differ by up to {drift:g} after iteration "
+                        f"{self.iteration}: the ranks did not apply the same updates"
+                    )
+            if not interrupted and self.dist.is_main:
                 self.finish()
         finally:
             self.close()
@@ -387,7 +454,7 @@ class Trainer:
         )
         self.buffer = []
         try:
-            if self.run_dir.checkpoint("best").exists():
+            if self.dist.is_main and self.run_dir.checkpoint("best").exists():
                 self.finish()
         finally:
             self.close()
@@ -405,17 +472,27 @@ class Trainer:
 
     # -- logging ----------------------------------------------------------------------------
     def event(self, kind: str, message: str, level: int = logging.INFO) -> None:
-        """Report an event of the run to the logger (and above the bar when it shows)."""
+        """Report an event of the run to the logger (and above the bar when it shows); under
+        torchrun rank 0 alone reports (the ranks decide every event together)."""
+        if not self.dist.is_main:
+            return
         logger.log(level, "%s: %s", self.run_dir.name, message, extra={"event": kind})
         if self.progress and not logger.isEnabledFor(level):
             tqdm.write(f"{self.run_dir.name}: {message}")
 
-    def _log(self) -> dict[str, Any]:
+    def _log(self) -> dict[str, Any] | None:
         # The mean over every iteration since the last record, for the per-set-size values as
         # well (the reference cleared its per-group buffers only when they grew past one period,
-        # so its group values averaged windows of 50, 51 or 100 iterations).
-        record = {"iteration": self.iteration, **window_mean(self.buffer)}
+        # so its group values averaged windows of 50, 51 or 100 iterations). Under torchrun:
+        # over every iteration of every rank (each rank's metrics are of its share of the batch).
+        buffers = self.dist.gather(self.buffer)
         self.buffer = []
+        if not self.dist.is_main:
+            return None
+        record = {
+            "iteration": self.iteration,
+            **window_mean([entry for buffer in buffers for entry in buffer]),
+        }
         record["lr"] = self.schedule.lr
         curriculum = self.schedule.curriculum
         if curriculum.active:
@@ -446,7 +523,9 @@ class Trainer:
         )
 
     def save_latest(self) -> None:
-        self.run_dir.save_checkpoint("latest", self.state_dict())
+        payload = self.state_dict()  # a collective under torchrun: every rank takes part
+        if payload is not None:
+            self.run_dir.save_checkpoint("latest", payload)
 
     def finish(self) -> None:
         """metrics.json: ``best.pt`` (``latest`` if none) on the test batch; the history plot."""
@@ -479,17 +558,17 @@ class Trainer:
         """Train until ``num_iterations``, early stopping, divergence or Ctrl-C."""
         cfg = self.config.training
         checkpoint_period = cfg.checkpoint_period or self.config.logging.period
-        interrupted = threading.Event()
+        interrupted = self.stop_requested
         bar = tqdm(
             total=cfg.num_iterations,
             initial=self.iteration,
-            disable=not self.progress,
+            disable=not (self.progress and self.dist.is_main),
             dynamic_ncols=True,
             desc=self.run_dir.name,
         )
         try:
-            with deferred_sigint(interrupted):
-                while not self.done and not interrupted.is_set():
+            with deferred_sigint(interrupted, also_sigterm=self.dist.active):
+                while not self.done and not self._stop_now(interrupted):
                     try:
                         self.step()
                     except Diverged as exc:
@@ -498,16 +577,37 @@ class Trainer:
                     record = self.after_iteration(checkpoint_period)
                     if record is not None:
                         bar.set_postfix(self._postfix(record), refresh=False)
+                stopped = self._stop_now(interrupted)
+                self.wrap_up(stopped)
+        except RanksLost as exc:
+            raise self.lost(exc) from None
         finally:
             bar.close()
-        self.wrap_up(interrupted.is_set())
-        if interrupted.is_set():
+        if stopped:
             message = (
                 f"interrupted after iteration {self.iteration}; checkpoint saved in "
                 f"{self.run_dir.checkpoint('latest')}; continue with --resume"
             )
             self.event("interrupt", message)
             raise TrainingInterrupted(message, self.run_dir.path, self.iteration)
+
+    def _stop_now(self, interrupted: threading.Event) -> bool:
+        # Under torchrun the ranks stop after the same iteration: when any of them was asked
+        # to (the request travels with the iteration's all-reduce).
+        return self.stopping if self.dist.active else interrupted.is_set()
+
+    def lost(self, exc: RanksLost) -> TrainingRanksLost:
+        """The error that ends this rank when another rank is gone (nothing more is written)."""
+        self.close()
+        latest = self.run_dir.checkpoint("latest")
+        kept = (
+            f"the last good checkpoint {latest} is kept: run the same torchrun command with "
+            "--resume to continue"
+            if latest.exists()
+            else "no checkpoint was written yet"
+        )
+        message = f"{exc} in iteration {self.iteration + 1}; {kept}"
+        return TrainingRanksLost(message, self.run_dir.path, self.iteration + 1)
 
     def _postfix(self, record: dict[str, Any]) -> dict[str, str]:
         def fmt(x: Any) -> str:
@@ -528,12 +628,14 @@ class deferred_sigint:  # noqa: N801 (a context manager used like a function)
     """Turn Ctrl-C into a flag checked between iterations, so the saved state is consistent.
 
     Only in the main thread (signal handlers cannot be installed elsewhere); a second Ctrl-C
-    interrupts at once.
+    interrupts at once. ``also_sigterm``: SIGTERM too (``torchrun`` stops its workers with it
+    when it is interrupted itself, and waits before it kills them).
     """
 
-    def __init__(self, flag: threading.Event):
+    def __init__(self, flag: threading.Event, *, also_sigterm: bool = False):
         self.flag = flag
-        self.previous = None
+        self.signals = (signal.SIGINT, signal.SIGTERM) if also_sigterm else (signal.SIGINT,)
+        self.previous: dict[int, Any] = {}
 
     def _handle(self, signum, frame):
         if self.flag.is_set():
@@ -542,10 +644,12 @@ class deferred_sigint:  # noqa: N801 (a context manager used like a function)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+            for signum in self.signals:
+                self.previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for signum, previous in self.previous.items():
+            signal.signal(signum, previous)
+        self.previous = {}
         return False
