@@ -1,6 +1,7 @@
 """One rank of the torchrun tests (tests/agents/test_distributed.py); not a test module.
 
 ``python -m torch.distributed.run --standalone --nproc_per_node=2 ddp_worker.py MODE OUT KEY=VALUE...``
+(``config=PATH`` among them: the config file the overrides apply to)
 
 * ``gradient``: draw this rank's batch, backward, all-reduce; save the batch and the averaged
   gradients to ``OUT/rank<r>.pt``.
@@ -51,7 +52,9 @@ def record_writes(writes: list[str], under: Path) -> None:
 
 def main() -> None:
     mode, out, overrides = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
-    config = load_config(overrides=overrides)
+    files = [o.split("=", 1)[1] for o in overrides if o.startswith("config=")]
+    overrides = [o for o in overrides if not o.startswith("config=")]
+    config = load_config(files[0] if files else None, overrides)
     rank = int(os.environ["RANK"])
     if mode == "gradient":
         cfg = config.training

@@ -3,6 +3,7 @@ rank-0-only writes, faults and exact resume. Each test launches real ``torchrun`
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,7 +20,6 @@ from vwm_agents.training.trainer import Trainer
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 TINY = [
-    "agent.n_neurons=16",
     "task.max_items=2",
     "task.set_sizes=[1, 2]",
     "training.batch_size=16",
@@ -51,7 +51,7 @@ def torchrun(
 def test_averaged_gradient_equals_the_gradient_on_the_union_of_the_batches(tmp_path):
     # Without spiking noise the forward pass is a function of the inputs alone, so the
     # single-process gradient on the two ranks' trials together is defined and comparable.
-    overrides = [*TINY, "agent.spike_noise_type=none", "training.seed=3"]
+    overrides = [*TINY, "agent.n_neurons=16", "agent.spike_noise_type=none", "training.seed=3"]
     done = torchrun(str(WORKER), "gradient", str(tmp_path), *overrides)
     assert done.returncode == 0, done.stderr[-2000:]
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
@@ -78,6 +78,8 @@ def test_averaged_gradient_equals_the_gradient_on_the_union_of_the_batches(tmp_p
 
 
 def _train_ranks(tmp_path: Path, name: str, *overrides: str, mode: str = "train"):
+    if not any(o.startswith("agent.") for o in overrides):
+        overrides = ("agent.n_neurons=16", *overrides)
     out = tmp_path / name
     done = torchrun(
         str(WORKER),
@@ -91,8 +93,28 @@ def _train_ranks(tmp_path: Path, name: str, *overrides: str, mode: str = "train"
     return [torch.load(out / "results" / f"rank{r}.pt") for r in range(2)]
 
 
-def test_a_two_rank_run_keeps_identical_parameters_and_only_rank_0_writes(tmp_path):
-    ranks = _train_ranks(tmp_path, "a", "training.num_iterations=5", "training.checkpoint_period=2")
+SCHEDULES = (
+    "training.noise_stages=2",
+    "training.lr_patience=0",
+    "training.early_stop_patience=1",
+    "training.num_iterations=40",
+)
+
+
+@pytest.mark.parametrize("case", ["dale_rnn", "gru", "schedules"])
+def test_a_two_rank_run_keeps_identical_parameters_and_only_rank_0_writes(tmp_path, case):
+    # The Dale RNN on its fast path (hand-written backward, C kernels where built); the GRU
+    # (autograd, no generator) stands for any other agent; "schedules": the noise curriculum,
+    # learning-rate drops and early stopping fire within a few iterations, decided from the
+    # all-reduced loss on every rank.
+    agent = ("agent.n_neurons=16",)
+    if case == "gru":
+        gru = tmp_path / "gru.yaml"
+        gru.write_text("agent: {name: gru, n_hidden: 16}\n")
+        agent = (f"config={gru}", "agent.name=gru")
+    lengths = SCHEDULES if case == "schedules" else ("training.num_iterations=5",)
+    overrides = (*agent, "training.checkpoint_period=2", *lengths)
+    ranks = _train_ranks(tmp_path, "a", *overrides)
     for mine, theirs in zip(ranks[0]["params"], ranks[1]["params"], strict=True):
         assert torch.equal(mine, theirs)
     assert ranks[1]["writes"] == []  # no file opened for writing, made, renamed or removed
@@ -106,11 +128,16 @@ def test_a_two_rank_run_keeps_identical_parameters_and_only_rank_0_writes(tmp_pa
         "metrics.json",
         "training_history.png",
     ]
-    history = [line for line in (run_dir / "history.jsonl").read_text().splitlines()]
-    assert [eval(line.split(",")[0][len('{"iteration":') :]) for line in history] == [2, 4, 5]
+    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
     latest = torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=False)
     assert latest["distributed"]["world_size"] == 2
     assert len(latest["distributed"]["ranks"]) == 2
+    if case == "schedules":
+        assert history[-1]["noise_stage"] == 1  # the curriculum moved on
+        assert history[-1]["lr"] < history[0]["lr"]
+        assert latest["iteration"] < 40  # stopped early
+    else:
+        assert [record["iteration"] for record in history] == [2, 4, 5]  # each once
 
 
 def test_a_resumed_two_rank_run_equals_an_uninterrupted_one(tmp_path):
@@ -225,7 +252,9 @@ def test_killing_one_rank_ends_the_job_with_one_line_and_a_resumable_checkpoint(
 
 def _cli(tmp_path: Path, *overrides: str, nproc: int | None = 2, resume: bool = False):
     args = ["-m", "vwm_agents.train", "--out", str(tmp_path / "runs"), "--no-progress"]
-    args += [f"--set={o}" for o in (*TINY, *overrides)] + (["--resume"] if resume else [])
+    args += [f"--set={o}" for o in (*TINY, "agent.n_neurons=16", *overrides)] + (
+        ["--resume"] if resume else []
+    )
     if nproc is None:
         return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300)
     return torchrun(*args, nproc=nproc, timeout=300)
