@@ -286,3 +286,41 @@ def test_resuming_on_another_number_of_processes_is_refused_in_one_line(tmp_path
     assert done.returncode == 2
     (line,) = _error_lines(done.stderr)
     assert "trained on 2 process(es) and is resumed on 1" in line
+
+
+def test_two_launchers_meet_by_rendezvous_as_two_machines_would(tmp_path):
+    # What `torchrun --nnodes=2 --rdzv_backend=c10d --rdzv_endpoint=HOST:PORT` does on two
+    # machines, here as two launchers on this one, one process each.
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    launcher = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes=2",
+        "--nproc_per_node=1",
+        "--rdzv_backend=c10d",
+        f"--rdzv_endpoint=127.0.0.1:{port}",
+        "--rdzv_id=vwm-test",
+        "-m",
+        "vwm_agents.train",
+        "--out",
+        str(tmp_path / "runs"),
+        *[f"--set={o}" for o in (*TINY, "agent.n_neurons=16", "training.num_iterations=4")],
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    machines = [
+        subprocess.Popen(
+            launcher, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        for _ in range(2)
+    ]
+    outputs = [machine.communicate(timeout=300) for machine in machines]
+    assert [machine.returncode for machine in machines] == [0, 0], outputs[0][1][-3000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    latest = torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=False)
+    assert latest["distributed"]["world_size"] == 2
+    assert sum(bool(out.strip()) for out, _ in outputs) == 1  # one rank 0 printed the run
