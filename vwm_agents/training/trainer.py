@@ -40,7 +40,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
@@ -51,10 +50,8 @@ from vwm_agents.training.accel import LossStep
 from vwm_agents.training.checkpoint import (
     CheckpointError,
     load_model_state,
-    numpy_rng_state,
-    set_numpy_rng_state,
 )
-from vwm_agents.training.distributed import SINGLE, Distributed, RanksLost, rank_seed
+from vwm_agents.training.distributed import SINGLE, Distributed, RanksLost
 from vwm_agents.training.evaluation import (
     Sample,
     batch_metrics,
@@ -63,7 +60,6 @@ from vwm_agents.training.evaluation import (
     fixed_batches,
     forward_model,
     forward_parameters,
-    make_generator,
     run_seeds,
     sample,
     window_mean,
@@ -80,6 +76,7 @@ from vwm_agents.training.stopping import (
     TrainingRanksLost,
     deferred_sigint,
 )
+from vwm_agents.training.streams import RandomStreams
 
 __all__ = [  # the stopping errors, re-exported: where callers have always found them
     "Trainer",
@@ -143,12 +140,7 @@ class Trainer:
             noise_levels=noise_levels(final_noise, cfg.noise_stages),
         )
         self.seeds = run_seeds(cfg.seed)
-        data_seed, noise_seed = self.seeds.data, self.seeds.noise
-        if dist.active:  # each rank its own trials and noise
-            data_seed = rank_seed(data_seed, dist.rank, dist.world_size)
-            noise_seed = rank_seed(noise_seed, dist.rank, dist.world_size)
-        self.data_rng = np.random.default_rng(data_seed)
-        self.noise_generator = make_generator(device, noise_seed)
+        self.streams = RandomStreams.of_run(self.seeds, device, dist)
         # The fixed batches are evaluated by rank 0 alone, once.
         self.validation, self.test = (
             fixed_batches(
@@ -168,7 +160,7 @@ class Trainer:
             self.forward_loss,
             list(self.model.parameters()),
             compile_mode,
-            generators=[self.noise_generator],
+            generators=[self.streams.noise],
         )
         self.tensorboard = None
         self.stop_requested = threading.Event()  # Ctrl-C / SIGTERM on this rank
@@ -204,20 +196,10 @@ class Trainer:
         )
 
     # -- state ------------------------------------------------------------------------------
-    def _rng_state(self) -> dict[str, Any]:
-        rng = {
-            "torch_cpu": torch.get_rng_state(),
-            "noise": self.noise_generator.get_state(),
-            "numpy_data": numpy_rng_state(self.data_rng),
-        }
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        return rng
-
     def state_dict(self) -> dict[str, Any]:
         """Everything a resume needs (under torchrun: on rank 0, with every rank's random
         state and buffered metrics, gathered; None on the other ranks)."""
-        rng = self._rng_state()
+        rng = self.streams.state()
         ranks = self.dist.gather({"rng": rng, "buffer": list(self.buffer)})
         if not self.dist.is_main:
             return None
@@ -250,12 +232,7 @@ class Trainer:
             self.optimizer.load_state_dict(payload["optimizer"])
             self.schedule.load_state_dict(payload)
             own = saved["ranks"][self.dist.rank] if self.dist.active else payload
-            rng = own["rng"]
-            torch.set_rng_state(rng["torch_cpu"])
-            self.noise_generator.set_state(rng["noise"])
-            set_numpy_rng_state(self.data_rng, rng["numpy_data"])
-            if self.device.type == "cuda" and "cuda" in rng:
-                torch.cuda.set_rng_state(rng["cuda"], self.device)
+            self.streams.load(own["rng"])
             self.iteration = int(payload["iteration"])
             self.best = dict(payload["best"])
             self.buffer = list(own["buffer"])
@@ -284,7 +261,7 @@ class Trainer:
         return sample(
             self.env,
             self.dist.local_batch_size(self.config.training.batch_size),
-            self.data_rng,
+            self.streams.data,
             self.device,
             balance_set_sizes=self.config.training.balance_set_sizes,
         )
@@ -320,7 +297,7 @@ class Trainer:
         """``(loss, outputs, rates)`` of the model on a batch, noise from the run's generator."""
         options = {"readout_from": readout_from} if readout_from else {}
         outputs, rates = forward_model(
-            self.model, ob, self.noise_generator, self._takes_generator, **options
+            self.model, ob, self.streams.noise, self._takes_generator, **options
         )
         loss = self.loss(outputs, rates, gt, mask, rates_nonnegative=self._rates_nonnegative)
         return loss, outputs, rates
