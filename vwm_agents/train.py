@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import types
 from collections.abc import Sequence
@@ -98,9 +99,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from vwm_agents.training.accel import retain_freed_memory
     from vwm_agents.training.api import train
     from vwm_agents.training.checkpoint import CheckpointError
+    from vwm_agents.training.distributed import environment_rank, launched_by_torchrun
     from vwm_agents.training.run import resolve_device
     from vwm_agents.training.rundir import RunDirError
-    from vwm_agents.training.trainer import TrainingFailed, TrainingInterrupted
+    from vwm_agents.training.trainer import (
+        TrainingFailed,
+        TrainingInterrupted,
+        TrainingRanksLost,
+    )
 
     try:
         args = build_parser().parse_args(argv)
@@ -115,6 +121,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "logging.progress": ("--no-progress", False if args.no_progress else None),
     }
     config = None
+    # Under torchrun every rank meets the same config, run directory and training verdicts:
+    # rank 0 alone reports them (a lost rank is each survivor's own news).
+    quiet = environment_rank() != 0
+    if launched_by_torchrun():
+        # torchrun stops every worker with SIGTERM when one of them ends or it is interrupted;
+        # a training loop turns it into a clean stop, elsewhere it ends the process as Ctrl-C.
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         config = load_config(args.config, args.overrides)
         for key, (option, value) in options.items():
@@ -131,20 +144,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         with logging_redirect_tqdm(loggers=[events]):
             run_dir = train(config, resume=args.resume)
     except ConfigError as exc:
-        return _fail(config.user_error(exc) if config is not None else exc, 2)
+        return _fail(config.user_error(exc) if config is not None else exc, 2, quiet)
     except (RunDirError, CheckpointError) as exc:
-        return _fail(exc, 2)
-    except TrainingFailed as exc:  # diverged, or out of memory: the last checkpoint is kept
+        return _fail(exc, 2, quiet)
+    except TrainingRanksLost as exc:
         return _fail(exc, 1)
+    except TrainingFailed as exc:  # diverged, or out of memory: the last checkpoint is kept
+        return _fail(exc, 1, quiet)
     except TrainingInterrupted as exc:
-        print(str(exc), file=sys.stderr)
+        if not quiet:
+            print(str(exc), file=sys.stderr)
         return 130
     except KeyboardInterrupt:  # a second Ctrl-C: at once, even while writing a checkpoint
-        print(
-            "interrupted; the last checkpoint written is complete (checkpoints are replaced "
-            "atomically): continue with --resume",
-            file=sys.stderr,
-        )
+        if not quiet:
+            print(
+                "interrupted; the last checkpoint written is complete (checkpoints are replaced "
+                "atomically): continue with --resume",
+                file=sys.stderr,
+            )
         return 130
     except OSError as exc:  # an unwritable or full output folder
         where = exc.filename if exc.filename is not None else "the run directory"
@@ -154,8 +171,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "or free space",
             2,
         )
-    print(run_dir)
+    if not quiet:
+        print(run_dir)
     return 0
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _show_events(logger: logging.Logger) -> None:
@@ -168,8 +190,9 @@ def _show_events(logger: logging.Logger) -> None:
     logger.setLevel(logging.INFO)
 
 
-def _fail(exc: Exception, code: int) -> int:
-    print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+def _fail(exc: Exception, code: int, quiet: bool = False) -> int:
+    if not quiet:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
     return code
 
 

@@ -593,12 +593,12 @@ def test_override_of_an_original_key_is_named_as_overridden(tmp_path):
 
 def test_env_and_agent_classes_are_resolved_once(monkeypatch):
     from vwm_agents.config import kwargs as kwargs_module
-    from vwm_agents.config import schema
+    from vwm_agents.config import named
 
     calls = []
     real = kwargs_module.resolve_env_class
     monkeypatch.setattr(
-        schema, "resolve_env_class", lambda env_id: calls.append(env_id) or real(env_id)
+        named, "resolve_env_class", lambda env_id: calls.append(env_id) or real(env_id)
     )
     config = Config.from_dict({"task": {"max_items": 3}})
     changed = config.with_value("training.seed", 2).with_value("agent.n_neurons", 16)

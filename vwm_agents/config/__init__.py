@@ -28,6 +28,7 @@ from vwm_agents.config.original import (
 )
 from vwm_agents.config.schema import (
     COMPILE_MODES,
+    DISTRIBUTED_BACKENDS,
     ERROR_DEFS,
     SECTIONS,
     AgentConfig,
@@ -42,6 +43,7 @@ from vwm_agents.config.specs import ConfigError
 __all__ = [
     "COMPILE_MODES",
     "DEFAULT_CONFIG",
+    "DISTRIBUTED_BACKENDS",
     "ERROR_DEFS",
     "ORIGINAL_SECTIONS",
     "SECTIONS",

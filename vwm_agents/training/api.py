@@ -14,25 +14,30 @@ from pathlib import Path
 
 import torch
 
-from vwm_agents.config import Config
+from vwm_agents.config import Config, ConfigError
+from vwm_agents.training.checkpoint import CheckpointError
+from vwm_agents.training.distributed import Distributed, process_group, rank_seed
 from vwm_agents.training.ensemble_trainer import member_config, train_ensemble
 from vwm_agents.training.evaluation import run_seeds
 from vwm_agents.training.resources import is_out_of_memory
-from vwm_agents.training.run import ResolvedRun, resolve_run
+from vwm_agents.training.run import ResolvedRun, resolve_device, resolve_run
+from vwm_agents.training.rundir import RunDirError
 from vwm_agents.training.trainer import (
     Trainer,
     TrainingDiverged,
     TrainingInterrupted,
     TrainingOutOfMemory,
+    TrainingRanksLost,
 )
 
 __all__ = ["train", "run_random_state"]
 
 
 @contextlib.contextmanager
-def run_random_state(run: ResolvedRun) -> Iterator[None]:
+def run_random_state(run: ResolvedRun, dist: Distributed | None = None) -> Iterator[None]:
     """The global torch generator of a run: forked from the caller's, seeded from the run seed
-    (a resume then restores the saved state), restored afterwards. Also sets the CPU threads."""
+    (and the rank, under torchrun; a resume then restores the saved state), restored
+    afterwards. Also sets the CPU threads."""
     if run.config.training.threads is not None:
         torch.set_num_threads(run.config.training.threads)
     cuda = run.device.type == "cuda"
@@ -45,6 +50,8 @@ def run_random_state(run: ResolvedRun) -> Iterator[None]:
     )
     with torch.random.fork_rng(devices=[index] if cuda else []):
         seed = run_seeds(run.config.training.seed).torch_global
+        if dist is not None and dist.active:
+            seed = rank_seed(seed, dist.rank, dist.world_size)
         torch.default_generator.manual_seed(seed)
         if cuda:
             torch.cuda.default_generators[index].manual_seed(seed)
@@ -72,7 +79,9 @@ def train(
         progress: show the tqdm bar; None: ``logging.progress``.
 
     Everything that can be wrong with the config is checked (env and model are built) before
-    anything is written. ``training.num_models: S > 1`` trains an ensemble (members in
+    anything is written. Launched by ``torchrun`` (several processes), the processes train one
+    model together (:mod:`vwm_agents.training.distributed`): ``training.batch_size`` is the
+    global batch and must divide among them; rank 0 alone writes the run directory. ``training.num_models: S > 1`` trains an ensemble (members in
     ``seed_<s>/``, see :mod:`vwm_agents.training.ensemble_trainer`).
 
     Raises:
@@ -97,6 +106,42 @@ def train(
     >>> sorted(path.name for path in run_dir.iterdir())
     ['checkpoints', 'config.yaml', 'history.jsonl', 'metrics.json', 'training_history.png']
     """
+    cfg = config.training
+    requested = resolve_device(cfg.device if device is None else device)
+    with process_group(cfg.distributed_backend, requested, cfg.distributed_timeout_s) as dist:
+        if dist.active:
+            _check_distributed(config, dist)
+            if requested.type == "cuda":  # one GPU per process on each machine
+                device = f"cuda:{dist.local_rank}"
+        return _train(config, dist, out_dir, resume, device, callback, progress)
+
+
+def _check_distributed(config: Config, dist: Distributed) -> None:
+    """What a torchrun launch cannot do, said once (every rank raises, rank 0 reports)."""
+    cfg = config.training
+    if cfg.num_models > 1:
+        raise ConfigError(
+            f"training.num_models: {cfg.num_models} models side by side cannot be combined with "
+            "torchrun (which trains one model on several processes); use 1, or run without "
+            "torchrun"
+        )
+    if cfg.batch_size % dist.world_size:
+        raise ConfigError(
+            f"training.batch_size: {cfg.batch_size} does not divide among {dist.world_size} "
+            f"processes (torchrun --nproc_per_node x --nnodes); use a multiple of "
+            f"{dist.world_size}"
+        )
+
+
+def _train(
+    config: Config,
+    dist: Distributed,
+    out_dir: str | Path | None,
+    resume: bool,
+    device: str | None,
+    callback: Callable[[dict], None] | None,
+    progress: bool | None,
+) -> Path:
     run = resolve_run(config, out_dir=out_dir, device=device, progress=progress, resume=resume)
     ensemble = run.config.training.num_models > 1
     configs = (
@@ -104,16 +149,19 @@ def train(
     )
     members = [(run.run_dir.member(member.training.seed), member) for member in configs]
     trainer = None
+    keep = (TrainingDiverged, TrainingInterrupted, TrainingRanksLost)
     with (
-        run.run_dir.session(fresh=not resume, keep=(TrainingDiverged, TrainingInterrupted)),
-        run_random_state(run),
+        run.run_dir.session(fresh=not resume, keep=keep)
+        if dist.is_main  # rank 0 alone makes, locks and writes the directory
+        else contextlib.nullcontext(),
+        run_random_state(run, dist),
     ):
-        payloads = run.run_dir.start(run.config, members, resume=resume)
+        payloads = _start(run, members, resume, dist)
         try:
             if ensemble:
                 train_ensemble(run, members, payloads, callback=callback)
             else:
-                trainer = Trainer.from_run(run, callback=callback)
+                trainer = Trainer.from_run(run, callback=callback, dist=dist)
                 trainer.begin(payloads[0])
                 trainer.run()
         except (MemoryError, RuntimeError) as exc:
@@ -121,6 +169,25 @@ def train(
                 raise
             raise _out_of_memory(run, trainer, exc) from None
     return run.run_dir.path
+
+
+def _start(run: ResolvedRun, members: list, resume: bool, dist: Distributed) -> list[dict | None]:
+    """:meth:`RunDir.start` on rank 0 first: the other ranks wait for its verdict (a refusal is
+    theirs too), then a resume reads the same ``latest.pt`` on every rank."""
+    if not dist.active:
+        return run.run_dir.start(run.config, members, resume=resume)
+    refusal = None
+    if dist.is_main:
+        try:
+            payloads = run.run_dir.start(run.config, members, resume=resume)
+        except (RunDirError, CheckpointError) as exc:
+            refusal = exc
+    refusal = dist.broadcast(refusal)
+    if refusal is not None:
+        raise refusal
+    if dist.is_main:
+        return payloads
+    return run.run_dir.start(run.config, members, resume=True) if resume else [None]
 
 
 def _out_of_memory(

@@ -62,7 +62,7 @@ class EnsembleTrainer:
         key = tuple(id(member) for member in active)
         if self._stack is None or self._stack[0] != key:  # members left: a new stack
             models = [member.model for member in active]
-            generators = [member.noise_generator for member in active]
+            generators = [member.streams.noise for member in active]
 
             def stacked(ob: Tensor, gt: Tensor, mask: Tensor, readout_from: int = 0):
                 outputs, rates = ensemble_forward(

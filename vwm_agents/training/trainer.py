@@ -35,13 +35,11 @@ from __future__ import annotations
 
 import logging
 import math
-import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
@@ -52,9 +50,8 @@ from vwm_agents.training.accel import LossStep
 from vwm_agents.training.checkpoint import (
     CheckpointError,
     load_model_state,
-    numpy_rng_state,
-    set_numpy_rng_state,
 )
+from vwm_agents.training.distributed import SINGLE, Distributed, RanksLost
 from vwm_agents.training.evaluation import (
     Sample,
     batch_metrics,
@@ -63,7 +60,6 @@ from vwm_agents.training.evaluation import (
     fixed_batches,
     forward_model,
     forward_parameters,
-    make_generator,
     run_seeds,
     sample,
     window_mean,
@@ -71,12 +67,25 @@ from vwm_agents.training.evaluation import (
 from vwm_agents.training.run import ResolvedRun, build_model
 from vwm_agents.training.rundir import RunDir
 from vwm_agents.training.schedules import TrainingSchedule, noise_levels
+from vwm_agents.training.stopping import (
+    Diverged,
+    TrainingDiverged,
+    TrainingFailed,
+    TrainingInterrupted,
+    TrainingOutOfMemory,
+    TrainingRanksLost,
+    deferred_sigint,
+)
+from vwm_agents.training.streams import RandomStreams
 
-__all__ = [
+__all__ = [  # the stopping errors, re-exported: where callers have always found them
     "Trainer",
+    "TrainingFailed",
+    "TrainingOutOfMemory",
     "Diverged",
     "TrainingDiverged",
     "TrainingInterrupted",
+    "TrainingRanksLost",
     "deferred_sigint",
 ]
 
@@ -84,37 +93,6 @@ logger = logging.getLogger(__name__)
 # A library logs and the application shows: without this, Python's last-resort handler would
 # print warnings (a divergence) that the CLI reports itself.
 logger.addHandler(logging.NullHandler())
-
-
-class TrainingFailed(RuntimeError):
-    """A training that stopped in ``iteration`` of the run in ``run_dir``; the last good
-    checkpoint is kept."""
-
-    def __init__(self, message: str, run_dir: Path, iteration: int):
-        super().__init__(message)
-        self.run_dir = run_dir
-        self.iteration = iteration
-
-
-class TrainingDiverged(TrainingFailed):
-    """The loss or the rates became non-finite; the last good checkpoint is kept."""
-
-
-class TrainingOutOfMemory(TrainingFailed):
-    """An allocation failed during training; the last good checkpoint is kept."""
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C: a checkpoint of the last finished iteration was saved; ``--resume`` continues."""
-
-    def __init__(self, message: str, run_dir: Path, iteration: int):
-        super().__init__(message)
-        self.run_dir = run_dir
-        self.iteration = iteration
-
-
-class Diverged(Exception):
-    """Raised by :meth:`Trainer.update` for a non-finite loss or rates (nothing was updated)."""
 
 
 class Trainer:
@@ -139,9 +117,10 @@ class Trainer:
         callback: Callable[[dict], None] | None = None,
         progress: bool = False,
         compile_mode: str = "off",
+        dist: Distributed = SINGLE,
     ):
         cfg = config.training
-        self.config, self.device = config, device
+        self.config, self.device, self.dist = config, device, dist
         self.run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
         self.env, self.callback, self.progress, self.discrete = env, callback, progress, discrete
         self.model = model.to(device)
@@ -161,10 +140,18 @@ class Trainer:
             noise_levels=noise_levels(final_noise, cfg.noise_stages),
         )
         self.seeds = run_seeds(cfg.seed)
-        self.data_rng = np.random.default_rng(self.seeds.data)
-        self.noise_generator = make_generator(device, self.seeds.noise)
-        self.validation, self.test = fixed_batches(
-            env, self.seeds, cfg.eval_batch_size, device, balance_set_sizes=cfg.balance_set_sizes
+        self.streams = RandomStreams.of_run(self.seeds, device, dist)
+        # The fixed batches are evaluated by rank 0 alone, once.
+        self.validation, self.test = (
+            fixed_batches(
+                env,
+                self.seeds,
+                cfg.eval_batch_size,
+                device,
+                balance_set_sizes=cfg.balance_set_sizes,
+            )
+            if dist.is_main
+            else (None, None)
         )
         self.iteration = 0
         self.buffer: list[dict[str, Any]] = []  # per-iteration metrics since the last record
@@ -173,9 +160,11 @@ class Trainer:
             self.forward_loss,
             list(self.model.parameters()),
             compile_mode,
-            generators=[self.noise_generator],
+            generators=[self.streams.noise],
         )
         self.tensorboard = None
+        self.stop_requested = threading.Event()  # Ctrl-C / SIGTERM on this rank
+        self.stopping = False  # decided for all ranks together
 
     @classmethod
     def from_run(
@@ -188,6 +177,7 @@ class Trainer:
         callback: Callable[[dict], None] | None = None,
         progress: bool | None = None,
         compile_mode: str | None = None,
+        dist: Distributed = SINGLE,
     ) -> Trainer:
         """A trainer of ``run`` (or of one ensemble member: its model, config and directory)."""
         config = run.config if config is None else config
@@ -202,18 +192,18 @@ class Trainer:
             callback=callback,
             progress=config.logging.progress if progress is None else progress,
             compile_mode=run.compile_mode if compile_mode is None else compile_mode,
+            dist=dist,
         )
 
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        rng = {
-            "torch_cpu": torch.get_rng_state(),
-            "noise": self.noise_generator.get_state(),
-            "numpy_data": numpy_rng_state(self.data_rng),
-        }
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        return {
+        """Everything a resume needs (under torchrun: on rank 0, with every rank's random
+        state and buffered metrics, gathered; None on the other ranks)."""
+        rng = self.streams.state()
+        ranks = self.dist.gather({"rng": rng, "buffer": list(self.buffer)})
+        if not self.dist.is_main:
+            return None
+        payload = {
             "kind": "latest",
             "iteration": self.iteration,
             "config": self.config.to_dict(),
@@ -224,21 +214,28 @@ class Trainer:
             "rng": rng,
             "buffer": list(self.buffer),
         }
+        if self.dist.active:
+            payload["distributed"] = {"world_size": self.dist.world_size, "ranks": ranks}
+        return payload
 
     def load_state_dict(self, payload: dict[str, Any], source: Path) -> None:
+        saved = payload.get("distributed") or {"world_size": 1}
+        if int(saved["world_size"]) != self.dist.world_size:
+            raise CheckpointError(
+                f"{source}: the run was trained on {saved['world_size']} process(es) and is "
+                f"resumed on {self.dist.world_size}; resume it with the same torchrun "
+                f"--nproc_per_node x --nnodes ({saved['world_size']}), since each rank's trials "
+                "and noise come from its own saved random state"
+            )
         load_model_state(self.model, payload["model"], source)
         try:
             self.optimizer.load_state_dict(payload["optimizer"])
             self.schedule.load_state_dict(payload)
-            rng = payload["rng"]
-            torch.set_rng_state(rng["torch_cpu"])
-            self.noise_generator.set_state(rng["noise"])
-            set_numpy_rng_state(self.data_rng, rng["numpy_data"])
-            if self.device.type == "cuda" and "cuda" in rng:
-                torch.cuda.set_rng_state(rng["cuda"], self.device)
+            own = saved["ranks"][self.dist.rank] if self.dist.active else payload
+            self.streams.load(own["rng"])
             self.iteration = int(payload["iteration"])
             self.best = dict(payload["best"])
-            self.buffer = list(payload["buffer"])
+            self.buffer = list(own["buffer"])
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise CheckpointError(
                 f"{source}: incomplete or inconsistent training state: {exc}"
@@ -250,6 +247,8 @@ class Trainer:
         if payload is not None:
             self.load_state_dict(payload, source or self.run_dir.checkpoint("latest"))
         self.schedule.curriculum.apply(self.model)
+        if not self.dist.is_main:  # rank 0 alone writes the run directory
+            return
         self.run_dir.prepare(self.config, self.iteration)
         if payload is not None:  # after prepare: a resume that fails there says only why
             self.event("resume", f"resuming at iteration {self.iteration}")
@@ -261,8 +260,8 @@ class Trainer:
         """This iteration's training batch, from the run's own data stream."""
         return sample(
             self.env,
-            self.config.training.batch_size,
-            self.data_rng,
+            self.dist.local_batch_size(self.config.training.batch_size),
+            self.streams.data,
             self.device,
             balance_set_sizes=self.config.training.balance_set_sizes,
         )
@@ -298,7 +297,7 @@ class Trainer:
         """``(loss, outputs, rates)`` of the model on a batch, noise from the run's generator."""
         options = {"readout_from": readout_from} if readout_from else {}
         outputs, rates = forward_model(
-            self.model, ob, self.noise_generator, self._takes_generator, **options
+            self.model, ob, self.streams.noise, self._takes_generator, **options
         )
         loss = self.loss(outputs, rates, gt, mask, rates_nonnegative=self._rates_nonnegative)
         return loss, outputs, rates
@@ -318,8 +317,11 @@ class Trainer:
     def update(self, drawn: Sample, loss: Tensor, outputs: Tensor, rates: Tensor | None) -> float:
         """The rest of an iteration once the gradients are in: checks, step, schedules, metrics.
 
+        Under torchrun the gradients, the loss and the checks are averaged / summed over the
+        ranks here (one all-reduce), so every rank decides the same.
+
         Raises:
-            Diverged: non-finite loss or rates (checked before the optimiser step).
+            Diverged: non-finite loss or rates on any rank (checked before the optimiser step).
         """
         # One host sync per iteration, for the scheduler's float and the finiteness check of
         # the loss and all rates together (never per time step).
@@ -328,7 +330,15 @@ class Trainer:
         checks = torch.stack(
             [loss.detach(), loss_finite.to(loss.dtype), rates_finite.to(loss.dtype)]
         )
-        loss_value, loss_finite, rates_ok = checks.tolist()
+        summed, self.stopping = self.dist.reduce_step(
+            self.loss_step.params, checks, self.stop_requested.is_set()
+        )
+        ranks = self.dist.world_size
+        loss_value, loss_finite, rates_ok = (
+            summed[0] / ranks,
+            summed[1] == ranks,
+            summed[2] == ranks,
+        )
         if not (loss_finite and rates_ok):
             what = "rates" if not rates_ok else "loss"
             raise Diverged(f"non-finite {what} at iteration {self.iteration + 1}")
@@ -368,10 +378,18 @@ class Trainer:
         """Record the iterations since the last logging step, save, and (unless interrupted)
         write metrics.json and the history plot."""
         try:
+            # every rank buffers the same number of iterations: they decide this together
             if self.buffer and not interrupted:  # the run ended between two logging steps
                 self._log()
             self.save_latest()
-            if not interrupted:
+            if self.dist.active:
+                drift = self.dist.max_difference(self.loss_step.params)
+                if drift != 0.0:
+                    raise RuntimeError(
+                        f"the ranks' parameters differ by up to {drift:g} after iteration "
+                        f"{self.iteration}: the ranks did not apply the same updates"
+                    )
+            if not interrupted and self.dist.is_main:
                 self.finish()
         finally:
             self.close()
@@ -387,7 +405,7 @@ class Trainer:
         )
         self.buffer = []
         try:
-            if self.run_dir.checkpoint("best").exists():
+            if self.dist.is_main and self.run_dir.checkpoint("best").exists():
                 self.finish()
         finally:
             self.close()
@@ -405,17 +423,27 @@ class Trainer:
 
     # -- logging ----------------------------------------------------------------------------
     def event(self, kind: str, message: str, level: int = logging.INFO) -> None:
-        """Report an event of the run to the logger (and above the bar when it shows)."""
+        """Report an event of the run to the logger (and above the bar when it shows); under
+        torchrun rank 0 alone reports (the ranks decide every event together)."""
+        if not self.dist.is_main:
+            return
         logger.log(level, "%s: %s", self.run_dir.name, message, extra={"event": kind})
         if self.progress and not logger.isEnabledFor(level):
             tqdm.write(f"{self.run_dir.name}: {message}")
 
-    def _log(self) -> dict[str, Any]:
+    def _log(self) -> dict[str, Any] | None:
         # The mean over every iteration since the last record, for the per-set-size values as
         # well (the reference cleared its per-group buffers only when they grew past one period,
-        # so its group values averaged windows of 50, 51 or 100 iterations).
-        record = {"iteration": self.iteration, **window_mean(self.buffer)}
+        # so its group values averaged windows of 50, 51 or 100 iterations). Under torchrun:
+        # over every iteration of every rank (each rank's metrics are of its share of the batch).
+        buffers = self.dist.gather(self.buffer)
         self.buffer = []
+        if not self.dist.is_main:
+            return None
+        record = {
+            "iteration": self.iteration,
+            **window_mean([entry for buffer in buffers for entry in buffer]),
+        }
         record["lr"] = self.schedule.lr
         curriculum = self.schedule.curriculum
         if curriculum.active:
@@ -446,7 +474,9 @@ class Trainer:
         )
 
     def save_latest(self) -> None:
-        self.run_dir.save_checkpoint("latest", self.state_dict())
+        payload = self.state_dict()  # a collective under torchrun: every rank takes part
+        if payload is not None:
+            self.run_dir.save_checkpoint("latest", payload)
 
     def finish(self) -> None:
         """metrics.json: ``best.pt`` (``latest`` if none) on the test batch; the history plot."""
@@ -479,17 +509,17 @@ class Trainer:
         """Train until ``num_iterations``, early stopping, divergence or Ctrl-C."""
         cfg = self.config.training
         checkpoint_period = cfg.checkpoint_period or self.config.logging.period
-        interrupted = threading.Event()
+        interrupted = self.stop_requested
         bar = tqdm(
             total=cfg.num_iterations,
             initial=self.iteration,
-            disable=not self.progress,
+            disable=not (self.progress and self.dist.is_main),
             dynamic_ncols=True,
             desc=self.run_dir.name,
         )
         try:
-            with deferred_sigint(interrupted):
-                while not self.done and not interrupted.is_set():
+            with deferred_sigint(interrupted, also_sigterm=self.dist.active):
+                while not self.done and not self._stop_now(interrupted):
                     try:
                         self.step()
                     except Diverged as exc:
@@ -498,16 +528,37 @@ class Trainer:
                     record = self.after_iteration(checkpoint_period)
                     if record is not None:
                         bar.set_postfix(self._postfix(record), refresh=False)
+                stopped = self._stop_now(interrupted)
+                self.wrap_up(stopped)
+        except RanksLost as exc:
+            raise self.lost(exc) from None
         finally:
             bar.close()
-        self.wrap_up(interrupted.is_set())
-        if interrupted.is_set():
+        if stopped:
             message = (
                 f"interrupted after iteration {self.iteration}; checkpoint saved in "
                 f"{self.run_dir.checkpoint('latest')}; continue with --resume"
             )
             self.event("interrupt", message)
             raise TrainingInterrupted(message, self.run_dir.path, self.iteration)
+
+    def _stop_now(self, interrupted: threading.Event) -> bool:
+        # Under torchrun the ranks stop after the same iteration: when any of them was asked
+        # to (the request travels with the iteration's all-reduce).
+        return self.stopping if self.dist.active else interrupted.is_set()
+
+    def lost(self, exc: RanksLost) -> TrainingRanksLost:
+        """The error that ends this rank when another rank is gone (nothing more is written)."""
+        self.close()
+        latest = self.run_dir.checkpoint("latest")
+        kept = (
+            f"the last good checkpoint {latest} is kept: run the same torchrun command with "
+            "--resume to continue"
+            if latest.exists()
+            else "no checkpoint was written yet"
+        )
+        message = f"{exc} in iteration {self.iteration + 1}; {kept}"
+        return TrainingRanksLost(message, self.run_dir.path, self.iteration + 1)
 
     def _postfix(self, record: dict[str, Any]) -> dict[str, str]:
         def fmt(x: Any) -> str:
@@ -522,30 +573,3 @@ class Trainer:
         if "noise_stage" in record:
             postfix["stage"] = f"{record['noise_stage'] + 1}/{len(self.schedule.curriculum.levels)}"
         return postfix
-
-
-class deferred_sigint:  # noqa: N801 (a context manager used like a function)
-    """Turn Ctrl-C into a flag checked between iterations, so the saved state is consistent.
-
-    Only in the main thread (signal handlers cannot be installed elsewhere); a second Ctrl-C
-    interrupts at once.
-    """
-
-    def __init__(self, flag: threading.Event):
-        self.flag = flag
-        self.previous = None
-
-    def _handle(self, signum, frame):
-        if self.flag.is_set():
-            raise KeyboardInterrupt
-        self.flag.set()
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-        return False
