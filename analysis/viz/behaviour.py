@@ -173,8 +173,12 @@ def figure_performance(result: PerformanceResult) -> Figure:
     condition (one panel per condition variable, each bar ± SE over its trials with its trial
     count under it); chance (dotted) where the task defines it."""
     conditions = list(result.by_condition)
-    fig = Figure(figsize=(min(3.2 * (1 + len(conditions)), 12.0), 3), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, 1 + len(conditions), squeeze=False).ravel())
+    # a condition panel widens with its levels, so each bar's count under it stays readable
+    widths = [3.2] + [max(3.2, 0.6 * len(result.by_condition[c])) for c in conditions]
+    fig = Figure(figsize=(min(sum(widths), 12.0), 3), layout="constrained")
+    axes = np.atleast_1d(
+        fig.subplots(1, 1 + len(conditions), squeeze=False, width_ratios=widths).ravel()
+    )
     label = result.metric_label
     epochs = [e for e, score in result.by_epoch.items() if score is not None]
     axes[0].bar(range(len(epochs)), [result.by_epoch[e] for e in epochs], color="tab:blue")
