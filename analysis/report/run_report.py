@@ -1,4 +1,9 @@
-"""``RUN_DIR/report.html``: a run's config, training curves, set-size curve and analyses.
+"""``RUN_DIR/report.html``: a run's finding first, then its figures, tables and config.
+
+The page opens with the set-size curve against people, with the untrained network and chance
+beside it (:mod:`analysis.report.run_files` reads it), then one line per analysis of what it
+found against its control (the registry rows' ``finding``), then the figures (training curves,
+each analysis' with its caption), the raw tables, and the configuration last.
 
 The report reads only files (``config.yaml``, the history, ``metrics.json``,
 ``analysis/*.json`` and the figures next to them); it never loads the model, so it works from
@@ -7,10 +12,8 @@ the results of any earlier ``python -m analysis`` and takes seconds.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,10 +21,18 @@ from typing import Any
 import yaml
 
 from analysis import registry
-from analysis.human.comparison import load_human_summary, model_human_ratio
+from analysis.human.comparison import model_human_ratio
 from analysis.report import _html as H
 from analysis.report._summary import Table, summarise
 from analysis.report.captions import caption_for, caption_order
+from analysis.report.run_files import (
+    SET_SIZE_FIGURE,
+    ReportError,
+    SetSizeCurve,
+    read_json,
+    set_size_curve,
+    set_size_facts,
+)
 from analysis.viz.human import figure_set_size
 from vwm_agents.training.rundir import atomic_write_text, read_history
 
@@ -45,136 +56,6 @@ def sections() -> dict[str, tuple[str, tuple[str, ...]]]:
     return {row.json_stem: (row.title, row.figure_stems) for row in registry.ANALYSES.values()}
 
 
-class ReportError(ValueError):
-    """A folder that is not a run directory (or a sweep folder), or an unreadable file in it."""
-
-
-# ----------------------------------------------------------------------------------------------
-# Reading the run
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ReportError(f"{path}: unreadable JSON: {' '.join(str(exc).split())}") from None
-
-
-@dataclass(frozen=True)
-class SetSizeCurve:
-    """Mean absolute error per set size of the model (with its bootstrap SE where the errors
-    analysis gave one) and, where known, of people (rad)."""
-
-    set_sizes: list[int]
-    model: list[float | None]
-    model_source: str
-    human: list[float | None]
-    human_se: list[float | None]
-    human_source: str | None
-    model_se: list[float | None] = field(default_factory=list)
-    untrained: list[float | None] = field(default_factory=list)
-    """MAE of the untrained network (the errors analysis' control); empty when unknown."""
-    chance: float | None = None
-    """MAE of guessing (rad), where the errors analysis states it."""
-    n_participants: int | None = None
-
-
-@dataclass(frozen=True)
-class _ModelMAE:
-    values: dict[int, float]
-    se: dict[int, float]
-    source: str
-    controls: Mapping[str, Any] = field(default_factory=dict)
-
-
-def _model_mae(run_dir: Path, metrics: Mapping | None) -> _ModelMAE:
-    """MAE per set size, its bootstrap SE and the controls: the errors analysis (more trials)
-    if run, else metrics.json (no SE, no controls)."""
-    errors_path = run_dir / "analysis" / "errors.json"
-    if errors_path.is_file():
-        data = _read_json(errors_path)
-        per_size = data.get("per_set_size", data) if isinstance(data, Mapping) else {}
-        rows = {
-            int(n): row
-            for n, row in per_size.items()
-            if str(n).isdigit() and isinstance(row, Mapping) and row.get("mae") is not None
-        }
-        if rows:
-            controls = data.get("controls")
-            return _ModelMAE(
-                {n: row["mae"] for n, row in rows.items()},
-                {n: row["se"]["mae"] for n, row in rows.items() if "se" in row},
-                "errors analysis (analysis/errors.json)",
-                controls if isinstance(controls, Mapping) else {},
-            )
-    per_size = (metrics or {}).get("per_set_size") or {}
-    values = {
-        int(n): row["error"]
-        for n, row in per_size.items()
-        if isinstance(row, Mapping) and row.get("error") is not None
-    }
-    return _ModelMAE(values, {}, "test batch (metrics.json)")
-
-
-def _people(run_dir: Path) -> tuple[dict[int, float], dict[int, float], str | None, int | None]:
-    """People's MAE and SE per set size, their source and number: the shipped data (all its set
-    sizes), unless the human analysis of this run compared with other people (``--human-data``),
-    whose values its JSON holds."""
-    try:
-        people = load_human_summary()
-        shipped = (
-            {n: people.value("mae", n) for n in people.set_sizes},
-            dict(zip(people.set_sizes, people.standard_errors.get("mae") or [], strict=False)),
-            str(people.meta.get("citation") or people.meta.get("dataset") or "people"),
-            people.meta.get("n_participants"),
-        )
-    except Exception:  # noqa: BLE001 - the report still shows the model's curve
-        shipped = ({}, {}, None, None)
-    path = run_dir / "analysis" / "human_comparison.json"
-    try:
-        data = _read_json(path) if path.is_file() else None
-        if isinstance(data, Mapping) and data.get("human_source") != shipped[2]:
-            sizes = [int(n) for n in data["set_sizes"]]
-            return (
-                dict(zip(sizes, data["human"]["mae"], strict=True)),
-                dict(zip(sizes, data["human_se"].get("mae") or [], strict=False)),
-                str(data.get("human_source") or "people"),
-                data.get("n_participants"),
-            )
-    except (ReportError, KeyError, TypeError, ValueError):
-        pass
-    return shipped
-
-
-def set_size_curve(run_dir: str | Path) -> SetSizeCurve | None:
-    """The model's and people's MAE per set size; None for runs without set sizes."""
-    run_dir = Path(run_dir)
-    metrics_path = run_dir / "metrics.json"
-    metrics = _read_json(metrics_path) if metrics_path.is_file() else None
-    model = _model_mae(run_dir, metrics)
-    if not model.values:
-        return None
-    human, ses, human_source, n_participants = _people(run_dir)
-    sizes = sorted(set(model.values) | set(human))
-    untrained = {
-        int(n): v
-        for n, v in (model.controls.get("untrained_mae") or {}).items()
-        if str(n).isdigit()
-    }
-    return SetSizeCurve(
-        sizes,
-        [model.values.get(n) for n in sizes],
-        model.source,
-        [human.get(n) for n in sizes],
-        [ses.get(n) for n in sizes],
-        human_source,
-        [model.se.get(n) for n in sizes],
-        [untrained.get(n) for n in sizes] if untrained else [],
-        model.controls.get("chance_mae"),
-        n_participants,
-    )
-
-
 def _tables_html(tables: list[Table]) -> str:
     parts = []
     for t in tables:
@@ -184,7 +65,7 @@ def _tables_html(tables: list[Table]) -> str:
 
 
 def _json_section(path: Path) -> str:
-    summary = summarise(_read_json(path), path.stem)
+    summary = summarise(read_json(path), path.stem)
     html = _tables_html(summary.tables)
     if summary.omitted:
         html += (
@@ -203,7 +84,7 @@ SETTINGS_USED = "settings_used.json"
 def _settings_used(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "analysis" / SETTINGS_USED
     try:
-        used = _read_json(path) if path.is_file() else {}
+        used = read_json(path) if path.is_file() else {}
     except ReportError:
         return {}
     return used if isinstance(used, Mapping) else {}
@@ -301,22 +182,6 @@ def _training_parts(run_dir: Path) -> tuple[str, str | None]:
     )
 
 
-SET_SIZE_FIGURE = "mae_vs_set_size_model_people_controls"
-"""The report's first figure (drawn here, from the files): the model's MAE per set size
-against people's, with the untrained network and chance beside it."""
-
-
-def _set_size_facts(curve: SetSizeCurve) -> dict[str, Any]:
-    """What the set-size figure's caption states, from the curve it draws."""
-    return {
-        "n_participants": curve.n_participants,
-        "model_source": curve.model_source,
-        "human_source": curve.human_source,
-        "untrained": any(v is not None for v in curve.untrained),
-        "chance": curve.chance,
-    }
-
-
 def _set_size_parts(run_dir: Path) -> tuple[str, str] | None:
     """The set-size figure against people and its table; None for runs without set sizes."""
     curve = set_size_curve(run_dir)
@@ -325,7 +190,7 @@ def _set_size_parts(run_dir: Path) -> tuple[str, str] | None:
     figure = H.figure_block(
         H.figure_data_uri(figure_set_size(curve)),
         SET_SIZE_FIGURE,
-        caption_for(SET_SIZE_FIGURE, _set_size_facts(curve)),
+        caption_for(SET_SIZE_FIGURE, set_size_facts(curve)),
         anchor=f"fig-{SET_SIZE_FIGURE}",
     )
     headers = ["set size", "model MAE (rad)", "model SE", "people MAE (rad)", "people SE"]
@@ -392,7 +257,7 @@ def _figure_sections(run_dir: Path) -> list[tuple[str, str, str]]:
     out = []
     for key, (title, _) in found.items():
         try:
-            result = _read_json(folder / f"{key}.json")
+            result = read_json(folder / f"{key}.json")
         except ReportError:
             result = None
         parts = [
@@ -423,7 +288,7 @@ def _findings(run_dir: Path) -> str:
         if row.json_stem not in found or row.finding is None:
             continue
         try:
-            line = registry.resolve(row.finding)(_read_json(run_dir / "analysis" / row.json_name))
+            line = registry.resolve(row.finding)(read_json(run_dir / "analysis" / row.json_name))
         except (ReportError, KeyError, TypeError, ValueError, IndexError) as exc:
             line = f"no summary ({type(exc).__name__}: {exc}; an older or foreign result file)"
         items.append(
@@ -478,7 +343,7 @@ def build_run_report(run_dir: Path) -> str:
             "with sweep_results.csv)"
         )
     metrics_path = run_dir / "metrics.json"
-    metrics = _read_json(metrics_path) if metrics_path.is_file() else None
+    metrics = read_json(metrics_path) if metrics_path.is_file() else None
     sections: list[tuple[str, str, str]] = []
     set_size = _set_size_parts(run_dir)
     if set_size is not None:

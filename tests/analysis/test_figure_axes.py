@@ -73,7 +73,7 @@ def analysed(tiny_run, tmp_path_factory):
 def saved_figures(analysed):
     """Every figure the toolkit draws on the tiny run: the analyses' saved files, the report's
     set-size figure, the training curves and a sweep's figure (as ``stem.png``)."""
-    from analysis.report.run_report import SET_SIZE_FIGURE, figure_set_size, set_size_curve
+    from analysis.report.run_files import SET_SIZE_FIGURE, set_size_curve
     from vwm_agents.training.plotting import (
         SWEEP_FIGURE,
         figure_sweep_error_vs_set_size,
@@ -420,16 +420,12 @@ def test_performance_bars_per_condition_show_their_se_and_trial_counts(analysed)
 
 def test_set_size_caption_takes_the_number_of_participants_from_the_data(analysed):
     from analysis.human.comparison import load_human_summary
-    from analysis.report.run_report import (
-        SET_SIZE_FIGURE,
-        _set_size_facts,
-        set_size_curve,
-    )
+    from analysis.report.run_files import SET_SIZE_FIGURE, set_size_curve, set_size_facts
 
     curve = set_size_curve(analysed[0])
     n_people = load_human_summary().meta["n_participants"]
     assert curve.n_participants == n_people
-    what = caption_for(SET_SIZE_FIGURE, _set_size_facts(curve)).what
+    what = caption_for(SET_SIZE_FIGURE, set_size_facts(curve)).what
     assert f"{n_people} participants" in what
     assert "participants" not in CAPTIONS[SET_SIZE_FIGURE].what  # no number in the static text
     # the untrained network and chance are drawn, from the errors analysis
