@@ -8,6 +8,7 @@ missing here, so a new figure comes with its caption.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -68,7 +69,9 @@ def _set_size_facts(result: Mapping[str, Any]) -> str:
     text = f"Model: {result['model_source']}."
     if result.get("human_source"):
         people = result.get("n_participants")
-        text += f" People: {result['human_source'][:60]}" + (
+        # a citation up to its year ("van den Berg, ... & Ma, W. J. (2012)"), else its start
+        source = re.match(r"(.*?\(\d{4}\))", result["human_source"])
+        text += f" People: {source.group(1) if source else result['human_source'][:60]}" + (
             f", {people} participants." if people else "."
         )
     if not result.get("untrained"):
