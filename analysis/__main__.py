@@ -197,6 +197,7 @@ class _Session:
         self.trials, self.human, self.progress = trials, human, progress
         self._model_errors: dict[int, Any] = {}
         self._results: dict[str, Any] = {}
+        self._untrained = None
         self.used: dict[str, dict[str, Any]] = {}
         """Per analysis, the settings its ``run`` was called with (``settings_used.json``)."""
 
@@ -209,6 +210,17 @@ class _Session:
                 self.loaded.model, self.loaded.env, n_trials=n_trials, seed=self.seed
             )
         return self._model_errors[n_trials]
+
+    def untrained_model(self):
+        """The run's agent at its initial weights (rebuilt from the config with
+        ``training.seed``, on the trained model's device, eval mode), built once per call."""
+        if self._untrained is None:
+            from vwm_agents.training.run import build_model
+
+            device = next((p.device for p in self.loaded.model.parameters()), None)
+            untrained = build_model(self.loaded.config, self.loaded.env)
+            self._untrained = (untrained if device is None else untrained.to(device)).eval()
+        return self._untrained
 
     def unavailable(self, name: str) -> str | None:
         hook = _unavailable_hook(registry.ANALYSES[name])
@@ -241,6 +253,8 @@ class _Session:
                 },
             }
             kwargs.update({used: self.result(used) for used in row.reuses})
+            if row.takes_untrained_model:
+                kwargs["untrained"] = self.untrained_model()
             self._results[name] = compute(
                 self.loaded.model, self.loaded.env, seed=self.seed, **kwargs
             )
@@ -330,7 +344,15 @@ def main(argv: list[str] | None = None) -> int:
         progress=not args.no_progress,
     )
     failures = 0
-    bar = tqdm(only, desc="analyses", unit="analysis", disable=args.no_progress, file=sys.stderr)
+    # no time estimate: the analyses differ in cost by 100x, so an average per analysis misleads;
+    # the long ones (mixture, dn, fixed points) show their own bars with their own estimates
+    bar = tqdm(
+        only,
+        desc="analyses",
+        bar_format="{desc}: {n_fmt}/{total_fmt} [{elapsed}]{postfix}",
+        disable=args.no_progress,
+        file=sys.stderr,
+    )
     for name in bar:
         bar.set_postfix_str(name)
         start = time.perf_counter()

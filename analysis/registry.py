@@ -11,7 +11,7 @@ reading the registry (the config does, at every training start) imports neither 
 matplotlib.
 
 The contract of a row's targets is written as the protocols :class:`Compute`,
-:class:`AnalysisResult`, :class:`Unavailable` and :class:`Figures`;
+:class:`AnalysisResult`, :class:`Unavailable`, :class:`Figures` and :class:`Finding`;
 ``tests/analysis/test_registry.py`` checks every row against them.
 """
 
@@ -32,6 +32,7 @@ __all__ = [
     "Compute",
     "Unavailable",
     "Figures",
+    "Finding",
     "Setting",
     "AnalysisRow",
     "ANALYSES",
@@ -81,6 +82,15 @@ class Figures(Protocol):
     def __call__(self, result: Any, out_dir: Path) -> list[Path]: ...
 
 
+class Finding(Protocol):
+    """``finding(result)``: from the analysis' JSON (``result``, the parsed file), one sentence
+    of what it found against its control (e.g. ``"MAE 0.20 -> 0.90 rad from set size 1 to 8;
+    untrained network 1.55, chance 1.57"``). Raises KeyError (or TypeError, ValueError) where
+    the JSON lacks what it needs (an older or foreign file); the report then says so."""
+
+    def __call__(self, result: Mapping[str, Any]) -> str: ...
+
+
 # ----------------------------------------------------------------------------------------------
 # Rows
 
@@ -101,7 +111,9 @@ class AnalysisRow:
     ``name``: its one name (``--only``, the config's ``analysis.<name>``, the report);
     ``compute``: a :class:`Compute` target; ``figures``: a :class:`Figures` target;
     ``title``: the report's section title; ``json_name``: the result file in ``RUN_DIR/analysis``;
-    ``figure_stems``: prefixes of its figures' file names (the report's section gathers them);
+    ``figure_stems``: the file stems of the figures ``figures`` writes, each saying what it shows
+    (the report's section gathers them; ``tests/analysis/test_registry.py`` checks they are
+    exactly what it writes);
     ``settings``: ``analysis.<name>.<key>`` with defaults, passed to ``run`` as keywords;
     ``unavailable``: an :class:`Unavailable` target (default: the compute module's
     ``unavailable``, if any); ``trials_default``: ``analysis.trials`` gives ``n_trials`` when
@@ -109,7 +121,10 @@ class AnalysisRow:
     ``shares_model_errors``: takes ``data=``, the model's errors simulated once per call;
     ``reuses``: analyses whose results of the same call ``run`` takes (as keywords of their
     names) instead of computing them again; ``takes_human_data``: takes ``human_data``,
-    ``human_units`` and ``human_space``.
+    ``human_units`` and ``human_space``; ``takes_untrained_model``: takes ``untrained=``, the
+    run's agent rebuilt from its config at its initial weights (``training.seed``), the control
+    of what training did; ``finding``: a :class:`Finding` target, the report's one-line summary
+    of the result against its control.
     """
 
     name: str
@@ -124,6 +139,8 @@ class AnalysisRow:
     shares_model_errors: bool = False
     reuses: tuple[str, ...] = ()
     takes_human_data: bool = False
+    takes_untrained_model: bool = False
+    finding: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "settings", MappingProxyType(dict(self.settings)))
@@ -150,8 +167,10 @@ ANALYSES: Mapping[str, AnalysisRow] = _rows(
         "analysis.viz.behaviour:plot_errors",
         "Error statistics",
         "errors.json",
-        ("error",),
+        ("error_histograms_by_set_size", "error_sd_and_kurtosis_vs_set_size"),
         shares_model_errors=True,
+        finding="analysis.report.findings:errors",
+        takes_untrained_model=True,
     ),
     AnalysisRow(
         "mixture",
@@ -159,8 +178,9 @@ ANALYSES: Mapping[str, AnalysisRow] = _rows(
         "analysis.viz.behaviour:plot_mixture",
         "Mixture models",
         "mixture.json",
-        ("mixture",),
+        ("mixture_parameters_vs_set_size", "mixture_fits_on_error_histograms"),
         shares_model_errors=True,
+        finding="analysis.report.findings:mixture",
     ),
     AnalysisRow(
         "human",
@@ -168,10 +188,11 @@ ANALYSES: Mapping[str, AnalysisRow] = _rows(
         "analysis.viz.human:plot_human",
         "Model against people",
         "human_comparison.json",
-        ("human",),
+        ("human_statistics_model_vs_people", "human_error_histograms_model_vs_people"),
         shares_model_errors=True,
         reuses=("errors", "mixture"),
         takes_human_data=True,
+        finding="analysis.report.findings:human",
     ),
     AnalysisRow(
         "performance",
@@ -179,7 +200,8 @@ ANALYSES: Mapping[str, AnalysisRow] = _rows(
         "analysis.viz.behaviour:plot_performance",
         "Performance",
         "performance.json",
-        ("performance",),
+        ("performance_by_epoch_and_condition",),
+        finding="analysis.report.findings:performance",
     ),
     AnalysisRow(
         "snr",
@@ -187,7 +209,14 @@ ANALYSES: Mapping[str, AnalysisRow] = _rows(
         "analysis.viz.neural:plot_snr",
         "Signal-to-noise ratio",
         "snr.json",
-        ("snr",),
+        (
+            "snr_decoded_points_per_step",
+            "snr_decoded_points_time_averaged",
+            "snr_db_vs_set_size",
+            "snr_neuron_mean_vs_sd",
+            "snr_sample_trials_rates_and_decodes",
+        ),
+        finding="analysis.report.findings:snr",
     ),
     AnalysisRow(
         "dn",
@@ -195,11 +224,12 @@ ANALYSES: Mapping[str, AnalysisRow] = _rows(
         "analysis.viz.neural:plot_dn",
         "Divisive normalisation",
         "dn.json",
-        ("dn",),
+        ("dn_two_item_summation_weights", "dn_input_and_rate_vs_set_size"),
         trials_default=False,
         settings={
             "epoch": Setting("decode", Spec("str"), "epoch whose rates enter the summation fit")
         },
+        finding="analysis.report.findings:dn",
     ),
     AnalysisRow(
         "selectivity",
@@ -207,12 +237,13 @@ ANALYSES: Mapping[str, AnalysisRow] = _rows(
         "analysis.viz.neural:plot_selectivity",
         "Mixed selectivity",
         "selectivity.json",
-        ("selectivity",),
+        ("selectivity_slot_tuning_by_neuron", "selectivity_participation_ratio_histogram"),
         settings={
             "n_shuffles": Setting(
                 200, Spec("int", low=20), "shuffles of the orientations giving chance selectivity"
             )
         },
+        finding="analysis.report.findings:selectivity",
     ),
     AnalysisRow(
         "fixed_points",
@@ -220,7 +251,12 @@ ANALYSES: Mapping[str, AnalysisRow] = _rows(
         "analysis.viz.dynamics:plot_fixed_points",
         "Fixed points",
         "fixed_points.json",
-        ("fixed_points",),
+        (
+            "fixed_points_on_pca_trajectories",
+            "fixed_points_decoded_angles",
+            "fixed_points_search_paths",
+            "fixed_points_eigenvalues_and_time_constants",
+        ),
         trials_default=False,
         # the reference's fpf_params
         settings={
@@ -240,6 +276,7 @@ ANALYSES: Mapping[str, AnalysisRow] = _rows(
                 "epoch whose states seed the search; null: decode where the task has it, else all",
             ),
         },
+        finding="analysis.report.findings:fixed_points",
     ),
     AnalysisRow(
         "weights",
@@ -247,8 +284,9 @@ ANALYSES: Mapping[str, AnalysisRow] = _rows(
         "analysis.viz.neural:plot_weights",
         "Weights",
         "weights.json",
-        ("weights",),
+        ("weights_input_recurrent_readout",),
         trials_default=False,
+        finding="analysis.report.findings:weights",
     ),
     AnalysisRow(
         "trajectories",
@@ -256,8 +294,9 @@ ANALYSES: Mapping[str, AnalysisRow] = _rows(
         "analysis.viz.dynamics:plot_trajectories",
         "Trajectories",
         "trajectories.json",
-        ("trajectories",),
+        ("trajectories_pca_by_epoch",),
         trials_default=False,
+        finding="analysis.report.findings:trajectories",
     ),
     AnalysisRow(
         "item_loss",
@@ -265,7 +304,8 @@ ANALYSES: Mapping[str, AnalysisRow] = _rows(
         "analysis.viz.item_loss:plot_item_loss_run",
         "How items are lost",
         "item_loss.json",
-        ("item_loss",),
+        ("item_loss_readout_length_and_error",),
+        finding="analysis.report.findings:item_loss",
     ),
 )
 """Every analysis, in the order the CLI runs them and the report shows them."""

@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         "--figure-dir",
         type=Path,
         default=None,
-        help="also save human_comparison.png and human_histograms.png here",
+        help="also save human_statistics_model_vs_people.png and human_error_histograms_model_vs_people.png here",
     )
     args = parser.parse_args(argv)
     if (args.run_dir is None) == (args.train is None):

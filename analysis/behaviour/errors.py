@@ -19,6 +19,7 @@ from analysis.core.trials import ModelErrors, model_errors
 
 __all__ = [
     "N_BOOTSTRAP",
+    "CHANCE_MAE",
     "STATISTICS",
     "error_density",
     "SetSizeErrorStats",
@@ -41,6 +42,9 @@ STATISTICS = (
     "excess_kurtosis",
 )
 """The statistics of :class:`SetSizeErrorStats`, each with a bootstrap SE."""
+
+CHANCE_MAE = float(np.pi / 2)
+"""MAE of uniform guessing on the full circle (rad): the floor of a network that holds nothing."""
 
 HISTOGRAM_BINS = 60
 """Bins of the errors figure (the model's own histograms; :mod:`analysis.human.comparison` uses
@@ -176,6 +180,8 @@ class ErrorsResult:
     n_trials: int
     seed: int
     data: ModelErrors | None = field(default=None, repr=False)
+    untrained_mae: dict[int, float] = field(default_factory=dict)
+    """MAE per set size of the untrained network on the same trials (empty: not computed)."""
 
     def histogram(self, bins: int = HISTOGRAM_BINS) -> tuple[np.ndarray, dict[int, np.ndarray]]:
         """Bin edges on [-pi, pi] and the error density per set size."""
@@ -195,6 +201,13 @@ class ErrorsResult:
                 "se_items": "resampling single items within a set size",
             },
             "per_set_size": self.statistics.to_dict(),
+            "controls": {
+                "chance_mae": CHANCE_MAE,
+                "chance": "uniform guessing on the circle: E|error| = pi/2",
+                "untrained_mae": {str(n): v for n, v in sorted(self.untrained_mae.items())},
+                "untrained": "the agent rebuilt from config.yaml at its initial weights "
+                "(training.seed), on the same trials; empty when not run",
+            },
             "histogram": {
                 "edges": edges.tolist(),
                 "density": {str(n): d.tolist() for n, d in density.items()},
@@ -206,19 +219,40 @@ unavailable = needs_vwm_recall
 """The ``errors`` analysis needs a VWM recall task (items, set sizes, reported angles)."""
 
 
-def run(model, env, *, n_trials: int, seed: int, data: ModelErrors | None = None) -> ErrorsResult:
+def run(
+    model,
+    env,
+    *,
+    n_trials: int,
+    seed: int,
+    data: ModelErrors | None = None,
+    untrained=None,
+) -> ErrorsResult:
     """The ``errors`` analysis: :func:`error_statistics` of the model's errors, with
     :data:`N_BOOTSTRAP` bootstrap SEs (over trials and over items, seeded by the data's seed).
 
     ``data`` (errors already simulated, e.g. shared by the CLI with ``mixture`` and ``human``)
     is used as is; otherwise :func:`analysis.core.trials.model_errors` simulates ``n_trials`` trials
-    per set size with ``seed``.
+    per set size with ``seed``. ``untrained`` (the same agent at its initial weights): its MAE
+    per set size on the same number of trials and seed, the control beside the model's curve
+    (with :data:`CHANCE_MAE`).
     """
     if data is None:
         data = model_errors(model, env, n_trials=n_trials, seed=seed)
     statistics = error_statistics(
         data.errors, data.set_size, trial=data.trial, n_bootstrap=N_BOOTSTRAP, seed=data.seed
     )
+    untrained_mae = {}
+    if untrained is not None:
+        control = model_errors(untrained, env, n_trials=data.n_trials or n_trials, seed=data.seed)
+        untrained_mae = {
+            n: row.mae
+            for n, row in error_statistics(control.errors, control.set_size).per_set_size.items()
+        }
     return ErrorsResult(
-        statistics=statistics, n_trials=data.n_trials or n_trials, seed=data.seed, data=data
+        statistics=statistics,
+        n_trials=data.n_trials or n_trials,
+        seed=data.seed,
+        data=data,
+        untrained_mae=untrained_mae,
     )

@@ -14,7 +14,8 @@ env's ``new_trial`` or its vectorised sampler) and the env's own epoch boundarie
 
 Results per epoch (per-step score within each epoch) and per trial condition: each scalar entry
 of the trial dicts with at most :data:`MAX_LEVELS` distinct values (e.g. ``ground_truth``), or the
-set size for VWM tasks.
+set size for VWM tasks; each condition's score comes with its SE over trials (``se``, None for a
+single trial) and its trial count (``n``).
 """
 
 from __future__ import annotations
@@ -114,12 +115,14 @@ def _by_condition(score: np.ndarray, conditions: dict[str, np.ndarray]) -> dict:
         except ValueError:
             return (1, 0.0, label)
 
+    def group(values: np.ndarray) -> dict[str, float | int | None]:
+        values = values[np.isfinite(values)]
+        se = float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else None
+        return {"score": float(values.mean()), "se": se, "n": int(values.size)}
+
     return {
         name: {
-            label: {
-                "score": float(score[labels == label].mean()),
-                "n": int((labels == label).sum()),
-            }
+            label: group(score[labels == label])
             for label in sorted(set(labels.tolist()), key=order)
         }
         for name, labels in conditions.items()

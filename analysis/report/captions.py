@@ -8,6 +8,7 @@ missing here, so a new figure comes with its caption.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -62,6 +63,22 @@ def _set_size_rows(
 ) -> dict[int, Mapping]:
     rows = result[key] if key else result
     return {int(n): row for n, row in rows.items() if str(n).isdigit()}
+
+
+def _set_size_facts(result: Mapping[str, Any]) -> str:
+    text = f"Model: {result['model_source']}."
+    if result.get("human_source"):
+        people = result.get("n_participants")
+        # a citation up to its year ("van den Berg, ... & Ma, W. J. (2012)"), else its start
+        source = re.match(r"(.*?\(\d{4}\))", result["human_source"])
+        text += f" People: {source.group(1) if source else result['human_source'][:60]}" + (
+            f", {people} participants." if people else "."
+        )
+    if not result.get("untrained"):
+        text += " No untrained network in this run's errors analysis (none drawn)."
+    if result.get("chance") is None:
+        text += " No chance level stated (none drawn)."
+    return text
 
 
 def _error_count_facts(result: Mapping[str, Any]) -> str:
@@ -203,7 +220,7 @@ def _dn_summation_facts(result: Mapping[str, Any]) -> str:
     return (
         f"{result['n_trials']} trials. Mean w1 + w2: model {model['w_sum_mean']:.3f} ± "
         f"{model['w_sum_se']:.3f}, linear null {null['w_sum_mean']:.3f} ± "
-        f"{null['w_sum_se']:.3f} (± SE over trials)."
+        f"{null['w_sum_se']:.3f} (mean ± SE over trials)."
     )
 
 
@@ -227,15 +244,19 @@ _CAPTIONS: dict[str, Caption] = {
         "validation curve follows the training curve; steps in the learning rate mark plateaus "
         "(and noise-curriculum stages).",
     ),
-    "set_size_vs_people": Caption(
+    "mae_vs_set_size_model_people_controls": Caption(
         "Set size: model against people",
-        "Mean absolute recall error against set size for the model and for people (van den Berg "
-        "et al. 2012, orientation; mean ± SE over 6 participants).",
+        "Mean absolute recall error against set size for the model (± bootstrap SE where the "
+        "errors analysis ran) and for people (mean ± between-participant SE), with the untrained "
+        "network (grey, dashed) and chance (dotted) as controls where the errors analysis "
+        "computed them.",
         "People get worse with every added item; a model that captures working-memory limits "
-        "rises the same way, ideally on top of the human curve.",
+        "rises the same way, ideally on top of the human curve, and far below the untrained "
+        "network and chance.",
+        _set_size_facts,
     ),
     # --- errors ---------------------------------------------------------------------------
-    "error_hist": Caption(
+    "error_histograms_by_set_size": Caption(
         "Error distributions",
         "Histogram (density) of recall errors, response minus target on the full circle, one "
         "panel per set size (dotted: pure guessing).",
@@ -243,7 +264,7 @@ _CAPTIONS: dict[str, Caption] = {
         "with more items are the signatures of limited working memory.",
         _error_count_facts,
     ),
-    "error_statistics": Caption(
+    "error_sd_and_kurtosis_vs_set_size": Caption(
         "Error statistics against set size",
         "The model's circular SD, circular kurtosis and excess kurtosis over a von Mises with "
         "the same resultant length against set size (people: the human comparison figure).",
@@ -252,7 +273,7 @@ _CAPTIONS: dict[str, Caption] = {
         _errors_facts,
     ),
     # --- mixture --------------------------------------------------------------------------
-    "mixture_parameters": Caption(
+    "mixture_parameters_vs_set_size": Caption(
         "Mixture-model parameters",
         "Maximum-likelihood parameters per set size: guess (uniform) and non-target (swap) "
         "weights on the left, the SD of the target component on the right, for each model.",
@@ -261,7 +282,7 @@ _CAPTIONS: dict[str, Caption] = {
         "is not identified by these errors.",
         _mixture_parameter_facts,
     ),
-    "mixture_fits": Caption(
+    "mixture_fits_on_error_histograms": Caption(
         "Mixture fits on the error histograms",
         "Error histogram per set size with the fitted von Mises + uniform and truncated "
         "Gaussian + uniform densities on top.",
@@ -270,18 +291,19 @@ _CAPTIONS: dict[str, Caption] = {
         _mixture_fits_facts,
     ),
     # --- human ----------------------------------------------------------------------------
-    "human_comparison": Caption(
+    "human_statistics_model_vs_people": Caption(
         "Model against people",
         "Per set size, model (blue, ± bootstrap SE over its trials) against people (black, "
-        "mean ± between-participant SE; van den Berg et al. 2012): MAE, linear SD, kurtosis, "
-        "guess rate, von Mises SD, swap rate; last panel: z = (model - people) / "
-        "sqrt(SE_people² + SE_model²).",
+        "mean ± between-participant SE): linear SD, circular kurtosis, excess kurtosis, guess "
+        "rate, von Mises SD, swap rate (the MAE is the report's first figure); last panel: z = "
+        "(model - people) / sqrt(SE_people² + SE_model²) of MAE, guess rate and excess "
+        "kurtosis.",
         "|z| < 2 (dotted) means the model's statistic is within the combined sampling error "
         "of people's; a consistent offset means the model is too precise or too noisy "
         "overall.",
         _human_facts,
     ),
-    "human_histograms": Caption(
+    "human_error_histograms_model_vs_people": Caption(
         "Error distributions: model against people",
         "Density of recall errors of the model (blue line) over people's (grey fill), one panel "
         "per set size; the dotted line is pure guessing.",
@@ -289,16 +311,17 @@ _CAPTIONS: dict[str, Caption] = {
         "model guesses and swaps as often as people do.",
     ),
     # --- performance ----------------------------------------------------------------------
-    "performance": Caption(
+    "performance_by_epoch_and_condition": Caption(
         "Performance by epoch and trial condition",
         "The task's score (error or accuracy) per epoch that has one, and per trial condition "
-        "(one panel per condition variable of the task's trials).",
-        "Low error (or high accuracy) in the response epoch means the task is solved; unequal "
-        "bars across conditions show which trials are hard.",
+        "(one panel per condition variable of the task's trials; each bar ± SE over its "
+        "trials, with its trial count under it).",
+        "Low error (or high accuracy) in the response epoch means the task is solved; bars that "
+        "differ by more than their SEs across conditions show which trials are hard.",
         _performance_facts,
     ),
     # --- snr ------------------------------------------------------------------------------
-    "snr_points_per_step": Caption(
+    "snr_decoded_points_per_step": Caption(
         "Decoded points per time step",
         "Readout (cos, sin) at every decode step of repeated stimuli, each rotated so that its "
         "true orientation is the star at (1, 0), one colour per set size, with 95% ellipses of "
@@ -307,7 +330,7 @@ _CAPTIONS: dict[str, Caption] = {
         "falling signal-to-noise ratio.",
         _snr_count_facts,
     ),
-    "snr_points_time_averaged": Caption(
+    "snr_decoded_points_time_averaged": Caption(
         "Decoded points averaged over the decode epoch",
         "The same readout averaged over the decode epoch per trial (what the reported angle "
         "is read from), with 95% ellipses per set size.",
@@ -315,7 +338,7 @@ _CAPTIONS: dict[str, Caption] = {
         "set size is the noise that limits recall.",
         _snr_count_facts,
     ),
-    "snr_vs_set_size": Caption(
+    "snr_db_vs_set_size": Caption(
         "SNR against set size",
         "Signal-to-noise ratio (dB; signal: the mean decode's projection on the true "
         "orientation) per step and time-averaged against set size (log axis), ± bootstrap SE "
@@ -324,7 +347,7 @@ _CAPTIONS: dict[str, Caption] = {
         "per decade (signal shared out among the items).",
         _snr_facts,
     ),
-    "snr_mean_vs_sd": Caption(
+    "snr_neuron_mean_vs_sd": Caption(
         "Per-neuron mean against variability",
         "For stimuli each shown many times: each neuron's mean against its SD across repeats "
         "(averaged over stimuli), for the delay rate, the recurrent input W_eff r and, where it "
@@ -333,7 +356,7 @@ _CAPTIONS: dict[str, Caption] = {
         "Points on a rising line mean Poisson-like noise (SD grows with the mean); clouds that "
         "move left with set size show the mean signal per neuron shrinking with load.",
     ),
-    "snr_sample_trajectories": Caption(
+    "snr_sample_trials_rates_and_decodes": Caption(
         "Sample trials per set size",
         "Top: rates of sample neurons over one trial, epochs shaded; bottom: the decoded (cos, "
         "sin) path of sample trials over the decode epoch with the true orientation as a "
@@ -342,7 +365,7 @@ _CAPTIONS: dict[str, Caption] = {
         "growing with set size, is the noise that the SNR figures quantify.",
     ),
     # --- dn -------------------------------------------------------------------------------
-    "dn_sublinearity": Caption(
+    "dn_two_item_summation_weights": Caption(
         "Summation of two items",
         "Per trial, weights of r12 - r0 ~ w1 (r1 - r0) + w2 (r2 - r0) (responses above the "
         "no-item baseline r0) for the model (black), a linear network of the same size (grey) "
@@ -351,7 +374,7 @@ _CAPTIONS: dict[str, Caption] = {
         "square, are sublinear summation, the divisive-normalisation regime.",
         _dn_summation_facts,
     ),
-    "dn_input_vs_rate": Caption(
+    "dn_input_and_rate_vs_set_size": Caption(
         "Input against rate with load",
         "Left: stimulus-epoch input B u and rate above baseline relative to set size 1, for the "
         "model and a linear null; right: the decode-epoch mean rate against set size.",
@@ -360,7 +383,7 @@ _CAPTIONS: dict[str, Caption] = {
         _dn_load_facts,
     ),
     # --- selectivity ----------------------------------------------------------------------
-    "selectivity_R_with_IPR": Caption(
+    "selectivity_slot_tuning_by_neuron": Caption(
         "Selectivity of each neuron to each slot",
         "Vector strength R of each neuron's rate for the orientation in each slot (heat map; "
         "cyan dots: above the 95th percentile of a shuffle control), neurons sorted by their "
@@ -369,7 +392,7 @@ _CAPTIONS: dict[str, Caption] = {
         "across many slots (IPR near 1, above chance) mean mixed selectivity.",
         _selectivity_facts,
     ),
-    "selectivity_ipr_hist": Caption(
+    "selectivity_participation_ratio_histogram": Caption(
         "Participation ratio across neurons",
         "Histogram of the participation ratio IPR = (sum R)^2 / (K sum R^2) of the selective "
         "neurons (black) against the IPR their shuffled controls give (grey).",
@@ -378,7 +401,7 @@ _CAPTIONS: dict[str, Caption] = {
         _selectivity_facts,
     ),
     # --- fixed points ---------------------------------------------------------------------
-    "fixed_points_pca": Caption(
+    "fixed_points_on_pca_trajectories": Caption(
         "Trajectories and fixed points",
         "Network trajectories (noise off) projected on their first principal components, "
         "coloured by epoch, with the fixed points found (black: stable, red: unstable).",
@@ -386,7 +409,7 @@ _CAPTIONS: dict[str, Caption] = {
         "trajectories that keep drifting hold the items dynamically.",
         _fixed_point_facts,
     ),
-    "fixed_points_decoded": Caption(
+    "fixed_points_decoded_angles": Caption(
         "What the fixed points hold",
         "Left: fixed points (circles) coloured by the angle the readout decodes from them, and "
         "trial end states (triangles) coloured by the item's angle, in PC1-PC2; right: the "
@@ -394,14 +417,14 @@ _CAPTIONS: dict[str, Caption] = {
         "Points spread around the circle in step with the trial ends form a ring attractor "
         "that can store any angle; a few clustered points can store only a few values.",
     ),
-    "fixed_points_search": Caption(
+    "fixed_points_search_paths": Caption(
         "Fixed-point searches",
         "Each search from its initial state on a trajectory (grey) to where it ended "
         "(black: converged, x: slow point), in PC1-PC2.",
         "Many starts ending on the same few points mean few attractors; ends spread along a "
         "line or ring mean a continuum of slow states.",
     ),
-    "fixed_points_eigenvalues": Caption(
+    "fixed_points_eigenvalues_and_time_constants": Caption(
         "Stability of the fixed points",
         "Left: eigenvalues of the one-step Jacobian at every fixed point in the complex plane "
         "(zoomed on them), with the unit circle; right: each mode's decay time constant "
@@ -412,14 +435,14 @@ _CAPTIONS: dict[str, Caption] = {
         _fixed_point_facts,
     ),
     # --- trajectories and weights -----------------------------------------------------------
-    "trajectories_pca": Caption(
+    "trajectories_pca_by_epoch": Caption(
         "Population trajectories",
         "Trials projected on the first principal components of the network's activity "
         "(variance explained in the title), coloured by the task's epochs.",
         "Epochs that occupy separate regions show the network's state tracks the task; the "
         "spread of the delay epoch is the room it uses to hold the stimuli.",
     ),
-    "weights": Caption(
+    "weights_input_recurrent_readout": Caption(
         "Weights",
         "The trained weight matrices (input B, recurrent W_eff, readout F^T) in a diverging "
         "colour map centred at 0 (red positive, blue negative), E and I blocks of the neuron "
@@ -427,7 +450,7 @@ _CAPTIONS: dict[str, Caption] = {
         "Under Dale's law each presynaptic column has one sign (E columns positive, I columns "
         "negative); structure within the blocks shows which neurons carry the inputs.",
     ),
-    "item_loss_readout_lengths": Caption(
+    "item_loss_readout_length_and_error": Caption(
         "How items are lost",
         "Per item, the length of its decode-window readout (the network's own estimate of the "
         "item's (cos, sin), without the readout's noise) at up to four set sizes, with "

@@ -1,4 +1,9 @@
-"""``RUN_DIR/report.html``: a run's config, training curves, set-size curve and analyses.
+"""``RUN_DIR/report.html``: a run's finding first, then its figures, tables and config.
+
+The page opens with the set-size curve against people, with the untrained network and chance
+beside it (:mod:`analysis.report.run_files` reads it), then one line per analysis of what it
+found against its control (the registry rows' ``finding``), then the figures (training curves,
+each analysis' with its caption), the raw tables, and the configuration last.
 
 The report reads only files (``config.yaml``, the history, ``metrics.json``,
 ``analysis/*.json`` and the figures next to them); it never loads the model, so it works from
@@ -7,10 +12,8 @@ the results of any earlier ``python -m analysis`` and takes seconds.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,10 +21,18 @@ from typing import Any
 import yaml
 
 from analysis import registry
-from analysis.human.comparison import load_human_summary, model_human_ratio
+from analysis.human.comparison import model_human_ratio
 from analysis.report import _html as H
 from analysis.report._summary import Table, summarise
 from analysis.report.captions import caption_for, caption_order
+from analysis.report.run_files import (
+    SET_SIZE_FIGURE,
+    ReportError,
+    SetSizeCurve,
+    read_json,
+    set_size_curve,
+    set_size_facts,
+)
 from analysis.viz.human import figure_set_size
 from vwm_agents.training.rundir import atomic_write_text, read_history
 
@@ -45,91 +56,6 @@ def sections() -> dict[str, tuple[str, tuple[str, ...]]]:
     return {row.json_stem: (row.title, row.figure_stems) for row in registry.ANALYSES.values()}
 
 
-class ReportError(ValueError):
-    """A folder that is not a run directory (or a sweep folder), or an unreadable file in it."""
-
-
-# ----------------------------------------------------------------------------------------------
-# Reading the run
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ReportError(f"{path}: unreadable JSON: {' '.join(str(exc).split())}") from None
-
-
-@dataclass(frozen=True)
-class SetSizeCurve:
-    """Mean absolute error per set size of the model (with its bootstrap SE where the errors
-    analysis gave one) and, where known, of people (rad)."""
-
-    set_sizes: list[int]
-    model: list[float | None]
-    model_source: str
-    human: list[float | None]
-    human_se: list[float | None]
-    human_source: str | None
-    model_se: list[float | None] = field(default_factory=list)
-
-
-def _model_mae(
-    run_dir: Path, metrics: Mapping | None
-) -> tuple[dict[int, float], dict[int, float], str]:
-    """MAE per set size and its bootstrap SE: the errors analysis (more trials) if run, else
-    metrics.json (no SE)."""
-    errors_path = run_dir / "analysis" / "errors.json"
-    if errors_path.is_file():
-        data = _read_json(errors_path)
-        per_size = data.get("per_set_size", data) if isinstance(data, Mapping) else {}
-        rows = {
-            int(n): row
-            for n, row in per_size.items()
-            if str(n).isdigit() and isinstance(row, Mapping) and row.get("mae") is not None
-        }
-        if rows:
-            return (
-                {n: row["mae"] for n, row in rows.items()},
-                {n: row["se"]["mae"] for n, row in rows.items() if "se" in row},
-                "errors analysis (analysis/errors.json)",
-            )
-    per_size = (metrics or {}).get("per_set_size") or {}
-    values = {
-        int(n): row["error"]
-        for n, row in per_size.items()
-        if isinstance(row, Mapping) and row.get("error") is not None
-    }
-    return values, {}, "test batch (metrics.json)"
-
-
-def set_size_curve(run_dir: str | Path) -> SetSizeCurve | None:
-    """The model's and people's MAE per set size; None for runs without set sizes."""
-    run_dir = Path(run_dir)
-    metrics_path = run_dir / "metrics.json"
-    metrics = _read_json(metrics_path) if metrics_path.is_file() else None
-    model, model_se, source = _model_mae(run_dir, metrics)
-    if not model:
-        return None
-    try:
-        people = load_human_summary()
-        human = {n: people.value("mae", n) for n in people.set_sizes}
-        ses = dict(zip(people.set_sizes, people.standard_errors.get("mae") or [], strict=False))
-        human_source = str(people.meta.get("citation") or people.meta.get("dataset") or "people")
-    except Exception:  # noqa: BLE001 - the report still shows the model's curve
-        human, ses, human_source = {}, {}, None
-    sizes = sorted(set(model) | set(human))
-    return SetSizeCurve(
-        sizes,
-        [model.get(n) for n in sizes],
-        source,
-        [human.get(n) for n in sizes],
-        [ses.get(n) for n in sizes],
-        human_source,
-        [model_se.get(n) for n in sizes],
-    )
-
-
 def _tables_html(tables: list[Table]) -> str:
     parts = []
     for t in tables:
@@ -139,7 +65,7 @@ def _tables_html(tables: list[Table]) -> str:
 
 
 def _json_section(path: Path) -> str:
-    summary = summarise(_read_json(path), path.stem)
+    summary = summarise(read_json(path), path.stem)
     html = _tables_html(summary.tables)
     if summary.omitted:
         html += (
@@ -158,7 +84,7 @@ SETTINGS_USED = "settings_used.json"
 def _settings_used(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "analysis" / SETTINGS_USED
     try:
-        used = _read_json(path) if path.is_file() else {}
+        used = read_json(path) if path.is_file() else {}
     except ReportError:
         return {}
     return used if isinstance(used, Mapping) else {}
@@ -226,11 +152,12 @@ def _config_section(run_dir: Path) -> str:
     return "\n".join(parts)
 
 
-def _training_section(run_dir: Path) -> str:
+def _training_parts(run_dir: Path) -> tuple[str, str | None]:
+    """The training curves (figure) and the last history record (table, or None)."""
     try:
         history = read_history(run_dir)  # history.jsonl, or history.yaml of older runs
     except Exception as exc:  # noqa: BLE001 - a corrupt history must not hide the rest
-        return f'<p class="note">History unreadable: {H.esc(exc)}</p>'
+        return f'<p class="note">History unreadable: {H.esc(exc)}</p>', None
     stem = "training_history"
     uri = None
     if history:
@@ -244,37 +171,44 @@ def _training_section(run_dir: Path) -> str:
     if uri is None and saved.is_file():
         uri = H.png_data_uri(saved)
     if uri is None:
-        return '<p class="note">No training history in this run directory.</p>'
-    html = H.figure_block(uri, stem, caption_for(stem))
+        return '<p class="note">No training history in this run directory.</p>', None
+    figure = H.figure_block(uri, stem, caption_for(stem), anchor=f"fig-{stem}")
     last = history[-1] if history else {}
     rows = [[k, v] for k, v in last.items() if isinstance(v, (int, float, str, type(None)))]
-    if rows:
-        html += f"<h4>Last history record ({len(history)} records)</h4>"
-        html += H.table(["key", "value"], rows)
-    return html
+    if not rows:
+        return figure, None
+    return figure, (
+        f"<h4>Last history record ({len(history)} records)</h4>" + H.table(["key", "value"], rows)
+    )
 
 
-def _set_size_section(run_dir: Path) -> str | None:
-    """The set-size curve against people; None for runs without set sizes (other tasks)."""
+def _set_size_parts(run_dir: Path) -> tuple[str, str] | None:
+    """The set-size figure against people and its table; None for runs without set sizes."""
     curve = set_size_curve(run_dir)
     if curve is None:
         return None
-    stem = "set_size_vs_people"
-    html = H.figure_block(H.figure_data_uri(figure_set_size(curve)), stem, caption_for(stem))
-    rows = []
-    for n, model, human, se in zip(
-        curve.set_sizes, curve.model, curve.human, curve.human_se, strict=True
-    ):
-        rows.append([n, model, human, se])
-    for row, ratio in zip(rows, model_human_ratio(curve.model, curve.human), strict=True):
-        row.append(ratio)
-    html += H.table(
-        ["set size", "model MAE (rad)", "people MAE (rad)", "people SE", "model / people"], rows
+    figure = H.figure_block(
+        H.figure_data_uri(figure_set_size(curve)),
+        SET_SIZE_FIGURE,
+        caption_for(SET_SIZE_FIGURE, set_size_facts(curve)),
+        anchor=f"fig-{SET_SIZE_FIGURE}",
     )
-    html += f'<p class="sub">Model: {H.esc(curve.model_source)}.'
+    headers = ["set size", "model MAE (rad)", "model SE", "people MAE (rad)", "people SE"]
+    columns = [curve.model, curve.model_se or [None] * len(curve.set_sizes), curve.human]
+    columns.append(curve.human_se)
+    if curve.untrained:
+        headers.append("untrained MAE (rad)")
+        columns.append(curve.untrained)
+    headers.append("model / people")
+    columns.append(model_human_ratio(curve.model, curve.human))
+    rows = [[n, *values] for n, *values in zip(curve.set_sizes, *columns, strict=True)]
+    table = H.table(headers, rows)
+    table += f'<p class="sub">Model: {H.esc(curve.model_source)}.'
     if curve.human_source:
-        html += f" People: {H.esc(curve.human_source)}."
-    return html + "</p>"
+        table += f" People: {H.esc(curve.human_source)}."
+    if curve.chance is not None:
+        table += f" Chance (guessing): {H.fmt(curve.chance)} rad."
+    return figure, table + "</p>"
 
 
 def _images(folder: Path) -> list[Path]:
@@ -292,18 +226,28 @@ def _section_of(stem: str, sections: Mapping[str, tuple[str, tuple[str, ...]]]) 
     return best
 
 
-def _analysis_sections(run_dir: Path) -> list[tuple[str, str, str]]:
-    """``(anchor, title, html)`` of each analysis, then of figures of no analysis."""
+def _analysis_jsons(run_dir: Path) -> list[Path]:
     folder = run_dir / "analysis"
-    jsons = (
-        sorted(p for p in folder.glob("*.json") if p.name != SETTINGS_USED)
-        if folder.is_dir()
-        else []
-    )
-    stems = [p.stem for p in jsons]
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.json") if p.name != SETTINGS_USED)
+
+
+def _found_sections(run_dir: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """JSON stem -> (title, figure stems) of the analyses this run has results of, in the
+    registry's order, then the others."""
+    stems = [p.stem for p in _analysis_jsons(run_dir)]
     known = sections()
     found = {k: v for k, v in known.items() if k in stems}
     found.update({s: (s.replace("_", " ").capitalize(), (s,)) for s in stems if s not in known})
+    return found
+
+
+def _figure_sections(run_dir: Path) -> list[tuple[str, str, str]]:
+    """``(anchor, title, html)``: each analysis' figures with their captions, then figures of no
+    analysis."""
+    folder = run_dir / "analysis"
+    found = _found_sections(run_dir)
     figures: dict[str | None, list[Path]] = {}
     for path in _images(folder):
         figures.setdefault(_section_of(path.stem, found), []).append(path)
@@ -313,7 +257,7 @@ def _analysis_sections(run_dir: Path) -> list[tuple[str, str, str]]:
     out = []
     for key, (title, _) in found.items():
         try:
-            result = _read_json(folder / f"{key}.json")
+            result = read_json(folder / f"{key}.json")
         except ReportError:
             result = None
         parts = [
@@ -322,8 +266,10 @@ def _analysis_sections(run_dir: Path) -> list[tuple[str, str, str]]:
             )
             for p in sorted(figures.get(key, []), key=lambda p: caption_order(p.stem))
         ]
-        parts.append(_json_section(folder / f"{key}.json"))
-        out.append((f"sec-{key}", title, "\n".join(parts)))
+        note = (
+            f'<p class="sub">No figures: its values are under <a href="#tab-{key}">Tables</a>.</p>'
+        )
+        out.append((f"sec-{key}", title, "\n".join(parts) or note))
     if figures.get(None):
         parts = [
             H.figure_block(H.png_data_uri(p), p.stem, caption_for(p.stem), anchor=f"fig-{p.stem}")
@@ -331,6 +277,45 @@ def _analysis_sections(run_dir: Path) -> list[tuple[str, str, str]]:
         ]
         out.append(("sec-other", "Other figures", "\n".join(parts)))
     return out
+
+
+def _findings(run_dir: Path) -> str:
+    """One line per analysis run: what it found against its control (the registry row's
+    ``finding``, from the analysis' JSON), linked to its figures."""
+    found = _found_sections(run_dir)
+    items = []
+    for row in registry.ANALYSES.values():
+        if row.json_stem not in found or row.finding is None:
+            continue
+        try:
+            line = registry.resolve(row.finding)(read_json(run_dir / "analysis" / row.json_name))
+        except (ReportError, KeyError, TypeError, ValueError, IndexError) as exc:
+            line = f"no summary ({type(exc).__name__}: {exc}; an older or foreign result file)"
+        items.append(
+            f'<li><a href="#sec-{H.esc(row.json_stem)}"><b>{H.esc(row.title)}</b></a>: '
+            f"{H.esc(line)}</li>"
+        )
+    if not items:
+        return (
+            '<p class="sub">No analysis results yet: run '
+            f"<code>python -m analysis {H.esc(run_dir)}</code>.</p>"
+        )
+    return f'<ul class="findings">{"".join(items)}</ul>'
+
+
+def _tables(run_dir: Path, metrics: Mapping | None, set_size_table: str | None) -> str:
+    """The raw tables: final metrics, the set-size values, the last history record and every
+    analysis' JSON."""
+    parts = []
+    if metrics is not None:
+        parts.append("<h3>Final metrics (metrics.json)</h3>")
+        parts.append(_tables_html(summarise(metrics, "metrics.json").tables))
+    if set_size_table is not None:
+        parts.append("<h3>Set size: model against people</h3>" + set_size_table)
+    for key, (title, _) in _found_sections(run_dir).items():
+        parts.append(f'<h3 id="tab-{H.esc(key)}">{H.esc(title)} (analysis/{H.esc(key)}.json)</h3>')
+        parts.append(_json_section(run_dir / "analysis" / f"{key}.json"))
+    return "\n".join(parts)
 
 
 def _members(run_dir: Path) -> list[Path]:
@@ -342,7 +327,13 @@ def _members(run_dir: Path) -> list[Path]:
 
 
 def build_run_report(run_dir: Path) -> str:
-    """The HTML text of ``run_dir``'s report (see :func:`write_report`)."""
+    """The HTML text of ``run_dir``'s report (see :func:`write_report`).
+
+    The page leads with the finding: the set-size curve against people with the untrained
+    network and chance beside it, then one line per analysis of what it found against its
+    control; then the figures (training curves, each analysis'), then the raw tables, and the
+    configuration last.
+    """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ReportError(f"{run_dir}: run directory not found")
@@ -352,36 +343,24 @@ def build_run_report(run_dir: Path) -> str:
             "with sweep_results.csv)"
         )
     metrics_path = run_dir / "metrics.json"
-    metrics = _read_json(metrics_path) if metrics_path.is_file() else None
+    metrics = read_json(metrics_path) if metrics_path.is_file() else None
     sections: list[tuple[str, str, str]] = []
-    if metrics is not None:
-        sections.append(
-            (
-                "sec-metrics",
-                "Final metrics",
-                _tables_html(summarise(metrics, "metrics.json").tables),
-            )
-        )
+    set_size = _set_size_parts(run_dir)
+    if set_size is not None:
+        sections.append(("sec-setsize", "Set size: model against people", set_size[0]))
+    sections.append(("sec-findings", "What each analysis found", _findings(run_dir)))
     members = _members(run_dir)
     if members:
         rows = [[H.Link(m.name, f"{m.name}/{REPORT_FILE}")] for m in members]
         sections.append(("sec-members", "Ensemble members", H.table(["member report"], rows)))
+    training_figure, history_table = _training_parts(run_dir)
+    sections.append(("sec-training", "Training", training_figure))
+    sections.extend(_figure_sections(run_dir))
+    tables = _tables(run_dir, metrics, None if set_size is None else set_size[1])
+    if history_table is not None:
+        tables = history_table + tables
+    sections.append(("sec-tables", "Tables", tables))
     sections.append(("sec-config", "Configuration", _config_section(run_dir)))
-    sections.append(("sec-training", "Training", _training_section(run_dir)))
-    set_size = _set_size_section(run_dir)
-    if set_size is not None:
-        sections.append(("sec-setsize", "Set size: model against people", set_size))
-    analyses = _analysis_sections(run_dir)
-    if not analyses:
-        sections.append(
-            (
-                "sec-analyses",
-                "Analyses",
-                '<p class="sub">No analysis results yet: run '
-                f"<code>python -m analysis {H.esc(run_dir)}</code>.</p>",
-            )
-        )
-    sections.extend(analyses)
     body = "\n".join(
         f'<section id="{a}"><h2>{H.esc(t)}</h2>\n{html}</section>' for a, t, html in sections
     )

@@ -1,4 +1,5 @@
-"""``SWEEP_DIR/sweep_report.html``: a sweep's results table, its figures and its trials' reports.
+"""``SWEEP_DIR/sweep_report.html``: a sweep's best trials, the figure of the swept parameter,
+the table of all trials and the trials' reports.
 
 A sweep folder is recognised by ``sweep_results.csv`` (written by ``python -m vwm_agents.sweep``).
 The table sorts by any column with a click on its header (a few lines of inline script); each
@@ -18,6 +19,7 @@ from typing import Any
 from analysis.report import _html as H
 from analysis.report.captions import caption_for, caption_order
 from analysis.report.run_report import IMAGE_SUFFIXES, REPORT_FILE, ReportError, write_report
+from vwm_agents.training.plotting import SWEEP_FIGURE
 from vwm_agents.training.rundir import atomic_write_text
 
 __all__ = ["SWEEP_RESULTS", "SWEEP_REPORT_FILE", "is_sweep_dir", "write_sweep_report"]
@@ -74,6 +76,48 @@ def _trial_report(sweep_dir: Path, row: dict[str, str], write: bool) -> str | No
     return Path(os.path.relpath(folder / REPORT_FILE, sweep_dir)).as_posix()
 
 
+BEST_TRIALS = 5
+"""Trials the sweep report leads with."""
+
+
+def _rank_key(row: dict[str, str]) -> tuple[float, float]:
+    """Closest to people first where the sweep compared with people, else lowest error;
+    unfinished trials last."""
+    rank, error = _value(row.get("human_rank") or ""), _value(row.get("error") or "")
+    finished = row.get("status") == "ok"
+    return (
+        rank if finished and isinstance(rank, (int, float)) else math.inf,
+        error if finished and isinstance(error, (int, float)) else math.inf,
+    )
+
+
+def _best_trials(
+    columns: list[str], rows: list[dict[str, str]], table_rows: list[list[Any]], shown: list[str]
+) -> str:
+    """The :data:`BEST_TRIALS` best finished trials: their swept values and scores."""
+    order = sorted(
+        (i for i, row in enumerate(rows) if _rank_key(row) != (math.inf, math.inf)),
+        key=lambda i: _rank_key(rows[i]),
+    )[:BEST_TRIALS]
+    if not order:
+        return '<p class="sub">No trial finished.</p>'
+    swept = (
+        columns[columns.index("trial") + 1 : columns.index("status")]
+        if ("trial" in columns and "status" in columns)
+        else []
+    )
+    keep = [
+        c
+        for c in ("trial", *swept, "human_rank", "human_distance", "error", "error_std", "rate")
+        if c in shown
+    ]
+    ranked_by = "closeness to people (human_rank)" if "human_rank" in columns else "error"
+    return (
+        f'<p class="sub">Ranked by {H.esc(ranked_by)}; every trial is under All trials.</p>'
+        + H.table(keep, [[table_rows[i][shown.index(c)] for c in keep] for i in order])
+    )
+
+
 def build_sweep_report(sweep_dir: Path, *, trial_reports: bool = True) -> str:
     """The HTML text of the sweep report (see :func:`write_sweep_report`)."""
     sweep_dir = Path(sweep_dir)
@@ -94,24 +138,16 @@ def build_sweep_report(sweep_dir: Path, *, trial_reports: bool = True) -> str:
             cells.append(value)
         table_rows.append(cells)
     ok = sum(1 for row in rows if row.get("status") == "ok")
-    sections = [
-        (
-            "sec-results",
-            "Results",
-            f"<p>{len(rows)} trials, {ok} finished; {linked} with a report (click a trial). "
-            "Click a column header to sort.</p>"
-            f'<div style="overflow-x:auto">{H.table(shown, table_rows, sortable=True)}</div>',
-        )
-    ]
+    sections = [("sec-best", "Best trials", _best_trials(columns, rows, table_rows, shown))]
     images = sorted(
         (p for p in sweep_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
-        key=lambda p: caption_order(p.stem),
+        key=lambda p: (p.name != SWEEP_FIGURE, caption_order(p.stem)),
     )
     if images:
         sections.append(
             (
                 "sec-figures",
-                "Figures",
+                "The swept parameter",
                 "\n".join(
                     H.figure_block(
                         H.png_data_uri(p), p.stem, caption_for(p.stem), anchor=f"fig-{p.stem}"
@@ -120,6 +156,15 @@ def build_sweep_report(sweep_dir: Path, *, trial_reports: bool = True) -> str:
                 ),
             )
         )
+    sections.append(
+        (
+            "sec-results",
+            "All trials",
+            f"<p>{len(rows)} trials, {ok} finished; {linked} with a report (click a trial). "
+            "Click a column header to sort.</p>"
+            f'<div style="overflow-x:auto">{H.table(shown, table_rows, sortable=True)}</div>',
+        )
+    )
     body = "\n".join(
         f'<section id="{a}"><h2>{H.esc(t)}</h2>\n{html}</section>' for a, t, html in sections
     )

@@ -170,10 +170,15 @@ def figure_mixture_densities(result: MixtureResult, bins: int = 60) -> Figure:
 
 def figure_performance(result: PerformanceResult) -> Figure:
     """Performance per epoch that has a score (epochs without one are left out), and per trial
-    condition (one panel per condition variable); chance (dotted) where the task defines it."""
+    condition (one panel per condition variable, each bar ± SE over its trials with its trial
+    count under it); chance (dotted) where the task defines it."""
     conditions = list(result.by_condition)
-    fig = Figure(figsize=(min(3.2 * (1 + len(conditions)), 12.0), 3), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, 1 + len(conditions), squeeze=False).ravel())
+    # a condition panel widens with its levels, so each bar's count under it stays readable
+    widths = [3.2] + [max(3.2, 0.6 * len(result.by_condition[c])) for c in conditions]
+    fig = Figure(figsize=(min(sum(widths), 12.0), 3), layout="constrained")
+    axes = np.atleast_1d(
+        fig.subplots(1, 1 + len(conditions), squeeze=False, width_ratios=widths).ravel()
+    )
     label = result.metric_label
     epochs = [e for e, score in result.by_epoch.items() if score is not None]
     axes[0].bar(range(len(epochs)), [result.by_epoch[e] for e in epochs], color="tab:blue")
@@ -184,8 +189,17 @@ def figure_performance(result: PerformanceResult) -> Figure:
     for ax, name in zip(axes[1:], conditions, strict=True):
         groups = result.by_condition[name]
         values = list(groups)
-        ax.bar(range(len(values)), [groups[v]["score"] for v in values], color="tab:orange")
-        ax.set_xticks(range(len(values)), values, rotation=30, fontsize=8)
+        ses = [groups[v].get("se") for v in values]
+        ax.bar(
+            range(len(values)),
+            [groups[v]["score"] for v in values],
+            yerr=None if all(se is None for se in ses) else [se or 0.0 for se in ses],
+            capsize=2,
+            color="tab:orange",
+        )
+        # each bar's trial count under its label: a bar of 48 trials is not one of 500
+        labels = [f"{v}\n(n={groups[v]['n']})" if "n" in groups[v] else v for v in values]
+        ax.set_xticks(range(len(values)), labels, fontsize=7)
         ax.set_title(f"by {name.replace('_', ' ')}", fontsize=9)
         ax.set_xlabel(name.replace("_", " "))
         ax.set_ylabel(f"trial {label}")
@@ -196,23 +210,34 @@ def figure_performance(result: PerformanceResult) -> Figure:
 
 
 def plot_errors(result: ErrorsResult, out_dir: Path) -> list[Path]:
-    """``error_hist.png`` and ``error_statistics.png``."""
+    """``error_histograms_by_set_size.png`` and ``error_sd_and_kurtosis_vs_set_size.png``."""
     out_dir = Path(out_dir)
     return [
-        save_figure(figure_error_histograms(result), out_dir / "error_hist.png"),
-        save_figure(figure_error_statistics(result.statistics), out_dir / "error_statistics.png"),
+        save_figure(figure_error_histograms(result), out_dir / "error_histograms_by_set_size.png"),
+        save_figure(
+            figure_error_statistics(result.statistics),
+            out_dir / "error_sd_and_kurtosis_vs_set_size.png",
+        ),
     ]
 
 
 def plot_mixture(result: MixtureResult, out_dir: Path) -> list[Path]:
-    """``mixture_parameters.png`` and ``mixture_fits.png``."""
+    """``mixture_parameters_vs_set_size.png`` and ``mixture_fits_on_error_histograms.png``."""
     out_dir = Path(out_dir)
     return [
-        save_figure(figure_mixture_parameters(result), out_dir / "mixture_parameters.png"),
-        save_figure(figure_mixture_densities(result), out_dir / "mixture_fits.png"),
+        save_figure(
+            figure_mixture_parameters(result), out_dir / "mixture_parameters_vs_set_size.png"
+        ),
+        save_figure(
+            figure_mixture_densities(result), out_dir / "mixture_fits_on_error_histograms.png"
+        ),
     ]
 
 
 def plot_performance(result: PerformanceResult, out_dir: Path) -> list[Path]:
-    """``performance.png``."""
-    return [save_figure(figure_performance(result), Path(out_dir) / "performance.png")]
+    """``performance_by_epoch_and_condition.png``."""
+    return [
+        save_figure(
+            figure_performance(result), Path(out_dir) / "performance_by_epoch_and_condition.png"
+        )
+    ]

@@ -98,7 +98,9 @@ def figure_trajectories(result) -> Figure:
 
 
 def plot_trajectories(result, out_dir: Path) -> list[Path]:
-    return [save_figure(figure_trajectories(result), Path(out_dir) / "trajectories_pca.png")]
+    return [
+        save_figure(figure_trajectories(result), Path(out_dir) / "trajectories_pca_by_epoch.png")
+    ]
 
 
 def _count(n: int, noun: str) -> str:
@@ -324,13 +326,20 @@ def plot_fixed_points(result, out_dir: Path) -> list[Path]:
     paths = []
     if result.views is not None:
         paths += [
-            save_figure(figure_fixed_points_pca(result), out_dir / "fixed_points_pca.png"),
-            save_figure(figure_fixed_points_decoded(result), out_dir / "fixed_points_decoded.png"),
-            save_figure(figure_fixed_points_search(result), out_dir / "fixed_points_search.png"),
+            save_figure(
+                figure_fixed_points_pca(result), out_dir / "fixed_points_on_pca_trajectories.png"
+            ),
+            save_figure(
+                figure_fixed_points_decoded(result), out_dir / "fixed_points_decoded_angles.png"
+            ),
+            save_figure(
+                figure_fixed_points_search(result), out_dir / "fixed_points_search_paths.png"
+            ),
         ]
     paths.append(
         save_figure(
-            figure_fixed_points_eigenvalues(result), out_dir / "fixed_points_eigenvalues.png"
+            figure_fixed_points_eigenvalues(result),
+            out_dir / "fixed_points_eigenvalues_and_time_constants.png",
         )
     )
     return paths

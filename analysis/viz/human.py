@@ -1,12 +1,14 @@
 """Figures of the comparison with people (the ``human`` analysis).
 
-* :func:`figure_human_comparison`: model vs people per set size (MAE, linear SD, circular
+* :func:`figure_human_comparison`: model vs people per set size (linear SD, circular
   kurtosis, excess kurtosis over a matched von Mises, von Mises + uniform guess rate and SD, swap
   rate), people as mean +- between-participant SE, and the distance's z-scores;
+* :func:`figure_set_size`: the MAE against set size, model and people with the untrained network
+  and chance (the run report's first figure);
 * :func:`figure_human_histograms`: the error histograms of model and people per set size,
   overlaid.
 
-``plot_human(result, out_dir)`` saves both (``human_comparison.png``, ``human_histograms.png``).
+``plot_human(result, out_dir)`` saves both (``human_statistics_model_vs_people.png``, ``human_error_histograms_model_vs_people.png``).
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ __all__ = [
 ]
 
 PANELS: dict[str, str] = {
-    "mae": "mean abs. error (rad)",
     "linear_sd": "linear SD (rad)",
     "circular_kurtosis": "circular kurtosis",
     "excess_kurtosis": "excess kurtosis vs von Mises",
@@ -40,7 +41,8 @@ PANELS: dict[str, str] = {
     "vm_sd": "von Mises SD (rad, VM + U)",
     "p_nontarget": "swap rate (Bays 2009)",
 }
-"""Statistics drawn by :func:`figure_human_comparison` and their axis labels."""
+"""Statistics drawn by :func:`figure_human_comparison` and their axis labels (the MAE is drawn
+once, by :func:`figure_set_size`, the run report's first figure)."""
 
 _MODEL, _PEOPLE = "tab:blue", "k"
 
@@ -89,7 +91,8 @@ def draw_model_vs_people(
 
 def figure_human_comparison(result: HumanComparison) -> Figure:
     """Model vs people per set size: people with their between-participant SEs, the model with
-    its bootstrap SEs."""
+    its bootstrap SEs (every statistic of :data:`PANELS`; the MAE is :func:`figure_set_size`'s),
+    and the distance's z-scores."""
     fig = Figure(figsize=(11, 5.4), layout="constrained")
     axes = fig.subplots(2, 4).ravel()
     n = np.array(result.set_sizes)
@@ -126,6 +129,8 @@ def figure_human_comparison(result: HumanComparison) -> Figure:
         ax.legend(fontsize=7)
     else:
         ax.set_visible(False)
+    for ax in axes[len(PANELS) + 1 :]:
+        ax.set_visible(False)
     source = result.distance.target if result.distance is not None else result.human_source
     fig.suptitle(f"Model vs people: {source[:100]}", fontsize=9)
     return fig
@@ -156,19 +161,25 @@ def figure_human_histograms(result: HumanComparison) -> Figure:
 
 
 def plot_human(result: HumanComparison, out_dir: Path) -> list[Path]:
-    """``human_comparison.png`` and ``human_histograms.png``."""
+    """``human_statistics_model_vs_people.png`` and ``human_error_histograms_model_vs_people.png``."""
     out_dir = Path(out_dir)
     return [
-        save_figure(figure_human_comparison(result), out_dir / "human_comparison.png"),
-        save_figure(figure_human_histograms(result), out_dir / "human_histograms.png"),
+        save_figure(
+            figure_human_comparison(result), out_dir / "human_statistics_model_vs_people.png"
+        ),
+        save_figure(
+            figure_human_histograms(result), out_dir / "human_error_histograms_model_vs_people.png"
+        ),
     ]
 
 
 def figure_set_size(curve) -> Figure:
-    """MAE against set size, the model's points beside people's (mean ± SE), from a
-    :class:`analysis.report.run_report.SetSizeCurve`."""
-    figure = Figure(figsize=(5.2, 3.6))
-    figure.subplots_adjust(left=0.14, right=0.97, bottom=0.14, top=0.9)
+    """MAE against set size, the model's points beside people's (mean ± SE), with the
+    untrained network (grey, dashed) and chance (dotted) where the curve has them, from a
+    :class:`analysis.report.run_report.SetSizeCurve`: the one drawing of the model's MAE
+    against people's (:func:`figure_human_comparison` leaves it out)."""
+    figure = Figure(figsize=(5.6, 3.8))
+    figure.subplots_adjust(left=0.13, right=0.97, bottom=0.14, top=0.9)
     ax = figure.subplots()
     model_se = getattr(curve, "model_se", None)
     draw_model_vs_people(
@@ -179,8 +190,21 @@ def figure_set_size(curve) -> Figure:
         model_se=model_se if model_se and any(model_se) else None,
         people_se=[0.0 if se is None else se for se in curve.human_se],
         ylabel="mean absolute error (rad)",
-        people_label="people (van den Berg et al. 2012, mean ± SE)",
+        people_label="people (mean ± SE)",
     )
+    untrained = getattr(curve, "untrained", None)
+    if untrained and any(v is not None for v in untrained):
+        ax.plot(
+            curve.set_sizes,
+            _values(untrained),
+            "^--",
+            color="0.55",
+            label="untrained network",
+            gid="untrained",
+        )
+    chance = getattr(curve, "chance", None)
+    if chance is not None:
+        ax.axhline(chance, color="0.4", ls=":", lw=1, label="chance (guessing)", gid="chance")
     ax.set_title("Recall error against set size")
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=8)

@@ -100,7 +100,9 @@ def plot_item_loss_run(result: ItemLoss, out_dir: Path) -> list[Path]:
     shown = sorted({sizes[round(i * (len(sizes) - 1) / 3)] for i in range(4)}) if sizes else []
     return [
         plot_item_loss(
-            [("model", result)], Path(out_dir) / "item_loss_readout_lengths.png", set_sizes=shown
+            [("model", result)],
+            Path(out_dir) / "item_loss_readout_length_and_error.png",
+            set_sizes=shown,
         )
     ]
 

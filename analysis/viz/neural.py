@@ -198,7 +198,13 @@ def figure_snr_side_views(result) -> Figure:
         for colour, n in zip(colours, result.set_sizes, strict=True):
             view = result.side_views[name][n]
             ax.scatter(
-                view.mean, view.sd, s=8, color=colour, alpha=0.7, label=f"n={n}", gid=f"{name}:{n}"
+                view.mean,
+                view.sd,
+                s=8,
+                color=colour,
+                alpha=0.7,
+                label=f"set size {n}",
+                gid=f"{name}:{n}",
             )
         ax.set_xlabel(f"mean over repeats, {SIDE_VIEW_UNITS[name]}")
         ax.set_ylabel(f"SD across repeats, {SIDE_VIEW_UNITS[name]}")
@@ -254,11 +260,15 @@ def _shown_set_sizes(set_sizes: list[int]) -> list[int]:
 def plot_snr(result, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     return [
-        save_figure(figure_snr_points(result, False), out_dir / "snr_points_per_step.png"),
-        save_figure(figure_snr_points(result, True), out_dir / "snr_points_time_averaged.png"),
-        save_figure(figure_snr_vs_set_size(result), out_dir / "snr_vs_set_size.png"),
-        save_figure(figure_snr_side_views(result), out_dir / "snr_mean_vs_sd.png"),
-        save_figure(figure_snr_trajectories(result), out_dir / "snr_sample_trajectories.png"),
+        save_figure(figure_snr_points(result, False), out_dir / "snr_decoded_points_per_step.png"),
+        save_figure(
+            figure_snr_points(result, True), out_dir / "snr_decoded_points_time_averaged.png"
+        ),
+        save_figure(figure_snr_vs_set_size(result), out_dir / "snr_db_vs_set_size.png"),
+        save_figure(figure_snr_side_views(result), out_dir / "snr_neuron_mean_vs_sd.png"),
+        save_figure(
+            figure_snr_trajectories(result), out_dir / "snr_sample_trials_rates_and_decodes.png"
+        ),
     ]
 
 
@@ -335,8 +345,8 @@ def figure_dn_load(result) -> Figure:
 def plot_dn(result, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     return [
-        save_figure(figure_dn_summation(result), out_dir / "dn_sublinearity.png"),
-        save_figure(figure_dn_load(result), out_dir / "dn_input_vs_rate.png"),
+        save_figure(figure_dn_summation(result), out_dir / "dn_two_item_summation_weights.png"),
+        save_figure(figure_dn_load(result), out_dir / "dn_input_and_rate_vs_set_size.png"),
     ]
 
 
@@ -419,8 +429,11 @@ def figure_selectivity_ipr(result) -> Figure:
 def plot_selectivity(result, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     return [
-        save_figure(figure_selectivity(result), out_dir / "selectivity_R_with_IPR.png"),
-        save_figure(figure_selectivity_ipr(result), out_dir / "selectivity_ipr_hist.png"),
+        save_figure(figure_selectivity(result), out_dir / "selectivity_slot_tuning_by_neuron.png"),
+        save_figure(
+            figure_selectivity_ipr(result),
+            out_dir / "selectivity_participation_ratio_histogram.png",
+        ),
     ]
 
 
@@ -482,4 +495,6 @@ def figure_weights(result) -> Figure:
 
 
 def plot_weights(result, out_dir: Path) -> list[Path]:
-    return [save_figure(figure_weights(result), Path(out_dir) / "weights.png")]
+    return [
+        save_figure(figure_weights(result), Path(out_dir) / "weights_input_recurrent_readout.png")
+    ]

@@ -148,10 +148,10 @@ def test_cli_writes_behaviour_results(tiny_run, capsys):
     assert set(comparison["ratio"]) == {"mae", "circular_variance", "p_guess"}
     assert set(comparison["distance"]["components"]) == {"mae", "guess_rate", "excess_kurtosis"}
     for png in (
-        "mixture_parameters.png",
-        "mixture_fits.png",
-        "human_comparison.png",
-        "human_histograms.png",
+        "mixture_parameters_vs_set_size.png",
+        "mixture_fits_on_error_histograms.png",
+        "human_statistics_model_vs_people.png",
+        "human_error_histograms_model_vs_people.png",
     ):
         assert (out / png).stat().st_size > 0
     assert "results in" in capsys.readouterr().out
@@ -175,7 +175,7 @@ def test_cli_one_failing_analysis_does_not_stop_the_others(tiny_run, add_row, ca
     errors = json.loads((tiny_run / "analysis" / "errors.json").read_text())
     assert set(errors["per_set_size"]) == {"1", "2", "3"}
     assert errors["per_set_size"]["3"]["n"] == 5 * 3  # every item of 5 trials is reported
-    assert (tiny_run / "analysis" / "error_hist.png").is_file()
+    assert (tiny_run / "analysis" / "error_histograms_by_set_size.png").is_file()
 
 
 def _one_line_error(capsys, fragment: str) -> None:

@@ -77,7 +77,11 @@ def test_fit_cli_recovers_parameters(swap_csv, tmp_path, capsys):
     assert result["1"]["swap"]["p_nontarget"] == 0.0
     # n = 1000: SE of g is 0.016 (SD over 20 seeds 0.026 at n = 400); 0.05 is ~3 SE.
     assert result["1"]["vm_uniform"]["p_guess"] == pytest.approx(P_GUESS, abs=0.05)
-    for name in ("mixture_parameters.png", "mixture_fits.png", "errors.json"):
+    for name in (
+        "mixture_parameters_vs_set_size.png",
+        "mixture_fits_on_error_histograms.png",
+        "errors.json",
+    ):
         assert (out / name).is_file()
     assert "VM kappa" in capsys.readouterr().out
 

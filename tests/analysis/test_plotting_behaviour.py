@@ -74,7 +74,10 @@ def test_histograms_overlay_model_and_people(comparison):
 
 def test_plot_human_saves_both_figures(comparison, tmp_path):
     paths = plot_human(comparison, tmp_path)
-    assert [p.name for p in paths] == ["human_comparison.png", "human_histograms.png"]
+    assert [p.name for p in paths] == [
+        "human_statistics_model_vs_people.png",
+        "human_error_histograms_model_vs_people.png",
+    ]
     assert all(p.stat().st_size > 5000 for p in paths)
 
 
@@ -95,7 +98,7 @@ def test_performance_figure_shows_the_scores(tmp_path):
     np.testing.assert_allclose(epoch_bars, [1.0, 0.4])
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["fixation", "decision"]
     assert [bar.get_height() for bar in fig.axes[1].containers[0]] == [0.9, 0.3]
-    assert plot_performance(result, tmp_path)[0].name == "performance.png"
+    assert plot_performance(result, tmp_path)[0].name == "performance_by_epoch_and_condition.png"
 
 
 def test_plotting_leaves_pyplot_alone():

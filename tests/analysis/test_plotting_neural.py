@@ -186,10 +186,10 @@ def test_fixed_point_figures_plot_points_searches_and_decoded_angles(dale, agent
     np.testing.assert_allclose(stable.get_offsets(), views.points[result.stable][:, :2])
     paths = dynamics.plot_fixed_points(result, tmp_path)
     assert [p.name for p in paths] == [
-        "fixed_points_pca.png",
-        "fixed_points_decoded.png",
-        "fixed_points_search.png",
-        "fixed_points_eigenvalues.png",
+        "fixed_points_on_pca_trajectories.png",
+        "fixed_points_decoded_angles.png",
+        "fixed_points_search_paths.png",
+        "fixed_points_eigenvalues_and_time_constants.png",
     ]
     for path in paths:
         _not_blank(path)

@@ -97,7 +97,9 @@ def test_report_of_a_run_without_analyses(trained_run_dir, tmp_path):
     shutil.copytree(trained_run_dir, run_dir, ignore=shutil.ignore_patterns("analysis", "*.html"))
     text = write_report(run_dir).read_text()
     assert "No analysis results yet" in text
-    assert 'alt="training_history"' in text and 'alt="set_size_vs_people"' in text
+    assert (
+        'alt="training_history"' in text and 'alt="mae_vs_set_size_model_people_controls"' in text
+    )
     # the set-size curve falls back on metrics.json's held-out evaluation
     assert "test batch (metrics.json)" in text
 

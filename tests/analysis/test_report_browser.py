@@ -2,13 +2,15 @@
 (tests/browser.py).
 
 The run report of a small trained run must load with no console error and no request leaving the
-file, every image must decode, and its screenshot must show a drawn page (not a blank one); the
-sweep report's table must sort by clicking a header. Without a Chromium binary the tests are
-skipped, with the reason.
+file, every image must decode, and its screenshot must show a drawn page (not a blank one); it
+must lead with the set-size curve and the findings, then the figures, the tables and the config;
+the sweep report must lead with its best trials and the swept parameter's figure, and its table
+must sort by clicking a header. Without a Chromium binary the tests are skipped, with the reason.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -55,10 +57,47 @@ def test_run_report_loads_without_errors_and_every_image_decodes(browser, report
     assert len(figures) >= 5
     # every analysis figure, the training curves and the set-size curve are on the page
     assert sorted(alt for alt, *_ in images) == sorted(
-        [*figures, "training_history", "set_size_vs_people"]
+        [*figures, "training_history", "mae_vs_set_size_model_people_controls"]
     )
     assert all(width > 0 and height > 0 for _, width, height in images), images
     assert browser.evaluate(session, "document.querySelectorAll('table').length") >= 5
+
+
+def test_run_report_leads_with_the_finding_and_ends_with_the_config(browser, reported_run):
+    """Set-size curve against people (with the untrained network and chance), then one line per
+    analysis, then the figures, then the raw tables, and the config last, as rendered."""
+    session = _loaded(browser, reported_run / "report.html")
+    order = browser.evaluate(
+        session, "Array.from(document.querySelectorAll('main > section')).map(s => s.id)"
+    )
+    assert order[:3] == ["sec-setsize", "sec-findings", "sec-training"], order
+    assert order[-2:] == ["sec-tables", "sec-config"], order
+    assert order[3:-2] == ["sec-errors", "sec-snr", "sec-selectivity"], order
+    first_image = browser.evaluate(session, "document.images[0].alt")
+    assert first_image == "mae_vs_set_size_model_people_controls"
+    findings = browser.evaluate(
+        session,
+        "Array.from(document.querySelectorAll('#sec-findings li')).map(li => li.textContent)",
+    )
+    assert [line.split(":")[0] for line in findings] == [
+        "Error statistics",
+        "Signal-to-noise ratio",
+        "Mixed selectivity",
+    ]
+    errors = json.loads((reported_run / "analysis" / "errors.json").read_text())
+    mae = errors["per_set_size"]["1"]["mae"]
+    assert f"MAE {mae:.2f}" in findings[0] and "untrained network" in findings[0], findings[0]
+    # no figure before the findings, no raw table before the figures
+    tops = browser.evaluate(
+        session,
+        """(() => { const top = e => e.getBoundingClientRect().top + window.scrollY;
+        return {findings: top(document.querySelector('#sec-findings')),
+                figures: Array.from(document.querySelectorAll('figure')).map(top),
+                tables: top(document.querySelector('#sec-tables')),
+                config: top(document.querySelector('#sec-config'))}; })()""",
+    )
+    assert sum(y < tops["findings"] for y in tops["figures"]) == 1  # the set-size curve only
+    assert max(tops["figures"]) < tops["tables"] < tops["config"]
 
 
 def test_run_report_screenshot_is_drawn(browser, reported_run):
@@ -73,7 +112,7 @@ def test_run_report_screenshot_is_drawn(browser, reported_run):
     box = browser.evaluate(
         session,
         """(() => {
-        const img = document.querySelector('#fig-snr_vs_set_size img');
+        const img = document.querySelector('#fig-snr_db_vs_set_size img');
         img.scrollIntoView(); const r = img.getBoundingClientRect();
         return {x: r.left + window.scrollX, y: r.top + window.scrollY,
                 width: r.width, height: r.height}; })()""",
@@ -89,6 +128,8 @@ def test_sweep_report_sorts_by_clicked_header_and_links_trials(browser, reported
     import csv
 
     from analysis.report import write_sweep_report
+    from vwm_agents.sweep.results import ErrorCurve
+    from vwm_agents.training.plotting import plot_sweep_error_vs_set_size
 
     sweep = tmp_path / "sweep"
     sweep.mkdir()
@@ -103,9 +144,21 @@ def test_sweep_report_sorts_by_clicked_header_and_links_trials(browser, reported
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    curves = [ErrorCurve({}, [1, 2], [0.2, 0.4], [0.01, 0.02], [2, 2])]
+    plot_sweep_error_vs_set_size(curves, sweep)
     report = write_sweep_report(sweep)
     session = _loaded(browser, report)
     assert browser.errors() == []
+    # it leads with the best finished trials (lowest error first), then the swept parameter's
+    # figure, then the table of all trials
+    order = browser.evaluate(
+        session, "Array.from(document.querySelectorAll('main > section')).map(s => s.id)"
+    )
+    assert order == ["sec-best", "sec-figures", "sec-results"], order
+    best = """Array.from(document.querySelectorAll('#sec-best tbody tr'))
+              .map(r => r.cells[0].textContent)"""
+    assert browser.evaluate(session, best) == ["d", "b", "a"]
+    assert browser.evaluate(session, "document.images[0].alt") == "sweep_error_vs_set_size"
     column = """Array.from(document.querySelectorAll('table.sortable tbody tr'))
                 .map(r => r.cells[0].textContent)"""
     click = "document.querySelectorAll('table.sortable th')[{}].click()"
@@ -118,7 +171,8 @@ def test_sweep_report_sorts_by_clicked_header_and_links_trials(browser, reported
     assert browser.evaluate(session, column) == ["a", "b", "c", "d"]
     links = browser.evaluate(
         session,
-        "Array.from(document.querySelectorAll('tbody a')).map(a => [a.textContent, a.href])",
+        "Array.from(document.querySelectorAll('table.sortable tbody a'))"
+        ".map(a => [a.textContent, a.href])",
     )
     assert links == [["b", (sweep / "trial_b" / "report.html").as_uri()]]
     assert browser.errors() == []

@@ -106,7 +106,8 @@ def test_comparison_json_and_figure_show_the_models_ses(guesses):
     result = human.human_comparison(summary, human.load_human_summary())
     assert set(result.to_dict()["model_se"]) >= {"mae", "p_guess", "vm_sd", "excess_kurtosis"}
     fig = figure_human_comparison(result)
-    ax = fig.axes[0]  # MAE
+    ax = fig.axes[0]  # the first panel: linear SD (the MAE is the report's set-size figure)
+    assert "linear SD" in ax.get_ylabel()
     bars = ax.containers[1].lines[2][0].get_segments()
     heights = [seg[1, 1] - seg[0, 1] for seg in bars]
-    np.testing.assert_allclose(heights, 2 * np.array(result.model_se["mae"]), rtol=1e-9)
+    np.testing.assert_allclose(heights, 2 * np.array(result.model_se["linear_sd"]), rtol=1e-9)

@@ -9,6 +9,8 @@ One module, one job:
 * :mod:`~vwm_agents.sweep.spec` -- the sweep file (keys, grid, explicit trials, resources, the
   optional ``human`` comparison) and its validation: every trial's config is loaded and its env
   and agent built once, and nothing is written when any of it is wrong;
+* :mod:`~vwm_agents.sweep.plan` -- the trials a sweep file expands to (grid crossed with the
+  explicit trials) and each trial's configuration, built from the base and checked;
 * :mod:`~vwm_agents.sweep.trial` -- one trial without Ray: an ordinary run directory of
   :func:`vwm_agents.train`, continued from its checkpoint on retry or ``--resume``, then
   ``python -m analysis RUN_DIR --only human`` when the sweep asks for closeness to people;

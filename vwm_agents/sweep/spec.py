@@ -22,7 +22,9 @@ A sweep file (YAML)::
 The whole file is validated here -- its keys, the grid, and every trial's configuration (loaded
 through :func:`vwm_agents.config.load_config`, its env and agent built once) -- and nothing is
 written when any of it is wrong: a bad value ends in one :class:`SweepError` line naming the key
-as the sweep file wrote it (``grid.task.ilc_noise: ...``).
+as the sweep file wrote it (``grid.task.ilc_noise: ...``). Expanding the grid and the explicit
+trials, and building each trial's configuration, is :mod:`vwm_agents.sweep.plan` (its
+:class:`SweepError`, :class:`TrialPlan` and :func:`expand_trials` are re-exported here).
 
 Each trial's run directory is named like the reference's sweeps (``logging.run_name`` = the swept
 values, e.g. ``spike_noise_factor-0.1_seed-0``) by :func:`vwm_agents.training.rundir.run_name`, under
@@ -31,18 +33,18 @@ values, e.g. ``spike_noise_factor-0.1_seed-0``) by :func:`vwm_agents.training.ru
 
 from __future__ import annotations
 
-import itertools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from vwm_agents.config import Config, ConfigError, load_config
+from vwm_agents.config import ConfigError, load_config
 from vwm_agents.config.loading import shipped_configs
 from vwm_agents.sweep.names import trial_names
+from vwm_agents.sweep.plan import SweepError, TrialPlan, expand_trials, override, trial_config
 from vwm_agents.training.rundir import run_name
 
 __all__ = [
@@ -75,10 +77,6 @@ SHIPPED_TARGET = "shipped"
 SEED_KEY = "training.seed"
 # Keys the sweep sets for every trial: its run directory and a quiet, single-threaded CPU run.
 MANAGED_KEYS: tuple[str, ...] = ("logging.run_name", "logging.out_dir", "logging.progress")
-
-
-class SweepError(ValueError):
-    """A bad sweep file or command line; the message is one line naming the key."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -114,35 +112,6 @@ class HumanTarget:
         """The options of ``python -m analysis RUN_DIR --only human`` that ask for this."""
         args = [] if self.target == SHIPPED_TARGET else ["--human-data", self.target]
         return args if self.trials is None else [*args, "--trials", str(self.trials)]
-
-
-@dataclass(frozen=True)
-class TrialPlan:
-    """One trial: its swept values, the resolved config and where its run directory goes."""
-
-    name: str
-    params: dict[str, Any]
-    config: dict[str, Any]
-    run_dir: Path
-
-    def to_payload(self) -> dict[str, Any]:
-        """Plain data for Ray's parameter space (the config travels resolved, so nodes need no
-        access to the base file)."""
-        return {
-            "name": self.name,
-            "params": self.params,
-            "config": self.config,
-            "run_dir": str(self.run_dir),
-        }
-
-    @classmethod
-    def from_payload(cls, payload: Mapping[str, Any]) -> TrialPlan:
-        return cls(
-            name=payload["name"],
-            params=dict(payload["params"]),
-            config=dict(payload["config"]),
-            run_dir=Path(payload["run_dir"]),
-        )
 
 
 @dataclass(frozen=True)
@@ -223,7 +192,7 @@ def sweep_from_dict(
             raise SweepError(f"output: must be a folder path, got {output!r}")
     output = Path(output).expanduser().resolve()
 
-    fixed_overrides = [_override(key, value) for key, value in fixed.items()]
+    fixed_overrides = [override(key, value) for key, value in fixed.items()]
     try:
         base_config = load_config(base_path, fixed_overrides)
     except ConfigError as exc:
@@ -242,7 +211,15 @@ def sweep_from_dict(
     names = trial_names(param_sets, swept_keys)
     plans = []
     for params, source, trial_name in zip(param_sets, sources, names, strict=True):
-        config = _trial_config(base_config, params, source, trial_name, output, resources_)
+        config = trial_config(
+            base_config,
+            params,
+            source,
+            trial_name,
+            output,
+            gpus=resources_.gpus,
+            threads=resources_.threads,
+        )
         plans.append(TrialPlan(trial_name, params, config.to_dict(), output / run_name(config)))
     raw = {
         "name": name,
@@ -416,103 +393,6 @@ def _check_resources(data: Any) -> Resources:
             f"resources.gpus: must be a number >= 0 (a fraction shares a GPU), got {gpus!r}"
         )
     return Resources(cpus=float(cpus), gpus=float(gpus))
-
-
-def expand_trials(
-    grid: Mapping[str, Sequence[Any]], trials: Sequence[Mapping[str, Any]] = ()
-) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    """The swept values of every trial: each explicit trial crossed with the grid's cartesian
-    product (grid keys vary fastest), and for each value where it came from (``grid.`` or
-    ``trials[i].``, used to name the key in error messages)."""
-    explicit = list(trials) or [{}]
-    points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
-    param_sets, sources = [], []
-    for i, trial in enumerate(explicit):
-        for key in trial:
-            if key in grid:
-                raise SweepError(f"trials[{i}].{key}: is also swept by grid.{key}; keep one")
-        for point in points:
-            params = {**trial, **point}
-            if params in param_sets:
-                raise SweepError(f"trials[{i}]: repeats the trial {_show_params(params)}")
-            param_sets.append(params)
-            sources.append(
-                {**{key: f"trials[{i}]." for key in trial}, **{key: "grid." for key in point}}
-            )
-    if param_sets == [{}]:
-        raise SweepError("sweep: has no trials; give a grid and/or a list of trials")
-    return param_sets, sources
-
-
-def _show_params(params: Mapping[str, Any]) -> str:
-    return ", ".join(f"{key}={value!r}" for key, value in params.items())
-
-
-def _override(key: str, value: Any) -> str:
-    """``key=value`` in the YAML form load_config parses back to the same value."""
-    text = yaml.safe_dump(value, default_flow_style=True, width=2**31).strip()
-    if text.endswith("\n..."):  # a document-end marker follows plain scalars
-        text = text[: -len("\n...")]
-    return f"{key}={text}"
-
-
-def _trial_config(
-    base_config: Config,
-    params: Mapping[str, Any],
-    source: Mapping[str, str],
-    trial_name: str,
-    output: Path,
-    resources_: Resources,
-) -> Config:
-    # The base is loaded and validated once; a trial changes only its own values (checked as they
-    # are set), then the values the sweep manages.
-    managed: dict[str, Any] = {
-        "logging.run_name": trial_name,
-        "logging.out_dir": str(output),
-        "logging.progress": False,
-    }
-    if resources_.gpus == 0:
-        device = params.get("training.device", base_config.training.device)
-        if device != "auto" and device != "cpu":
-            where = source.get("training.device", "base: ")
-            raise SweepError(
-                f"{where}training.device: is {device!r} but resources.gpus is 0; reserve a GPU "
-                "(e.g. resources: {gpus: 0.5}) or run on cpu"
-            )
-        managed["training.device"] = "cpu"
-        if "training.threads" not in params:
-            managed["training.threads"] = resources_.threads
-    try:
-        config = base_config.with_values({**params, **managed})
-        _check_builds(config)
-    except ConfigError as exc:
-        message = " ".join(str(exc).split())
-        for key in sorted(params, key=len, reverse=True):
-            if message.startswith(f"{key}:") or message.startswith(f"{key}."):
-                raise SweepError(f"{source[key]}{message}") from None
-        # a check between two values names one of them ("agent.dt: dt / tau_min must be ..."):
-        # name the swept one the message mentions, as the sweep file wrote it
-        for key in sorted(params, key=len, reverse=True):
-            if re.search(rf"\b{re.escape(key.rsplit('.', 1)[-1])}\b", message):
-                raise SweepError(f"{source[key]}{key}: {message}") from None
-        raise SweepError(f"trial {trial_name} ({_show_params(params)}): {message}") from None
-    return config
-
-
-def _check_builds(config: Config) -> None:
-    """Build the trial's env and agent once, so that values only they can judge (an
-    ``ilc_noise`` below 0, a ``tau_min`` below ``dt``) fail now, naming the key, rather than on a
-    worker after the sweep started. Raises ConfigError."""
-    from vwm_agents.training.resources import check_memory
-    from vwm_agents.training.run import build_model, make_env
-
-    env = make_env(config)
-    try:
-        if config.training.device == "cpu":  # GPU trials may run on other machines
-            check_memory(config, env, "cpu")  # before an absurd size hangs building the agent
-        build_model(config, env)
-    finally:
-        env.close()
 
 
 def check_output(spec: SweepSpec, *, resume: bool) -> None:

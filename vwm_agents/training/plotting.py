@@ -30,17 +30,18 @@ def plot_training_history(
     figure.subplots_adjust(left=0.06, right=0.99, bottom=0.14, top=0.91, wspace=0.3)
     error_ax, rate_ax, lr_ax = figure.subplots(1, 3)
     sizes = list(history[-1].get("per_set_size", {})) if history else []
-    if sizes:
-        colours = _colours(len(sizes))
-        for size, colour in zip(sizes, colours, strict=True):
-            values = [_get(r.get("per_set_size", {}).get(size, {}), "error") for r in history]
-            error_ax.plot(iterations, values, color=colour, lw=1, label=f"N={size}")
-        error_ax.legend(fontsize=7, ncol=2)
+    colours = _colours(len(sizes))
+    for size, colour in zip(sizes, colours, strict=True):
+        values = [_get(r.get("per_set_size", {}).get(size, {}), "error") for r in history]
+        error_ax.plot(iterations, values, color=colour, lw=1, label=f"set size {size}")
+    if len(sizes) > MAX_LEGEND_SET_SIZES:  # shades nobody can tell apart in a legend: a colour bar
+        _set_size_colour_bar(figure, error_ax, sizes)
     error_ax.plot(iterations, [_get(r, "error") for r in history], color="k", lw=1.5, label="all")
     if any(r.get("val_error") is not None for r in history):
         error_ax.plot(
             iterations, [_get(r, "val_error") for r in history], "k--", lw=1, label="validation"
         )
+    _legend_of_visible(error_ax, skip_set_sizes=len(sizes) > MAX_LEGEND_SET_SIZES)
     error_ax.set(xlabel="iteration", ylabel="error (rad)" if sizes else "error", title="Error")
     rate_ax.plot(iterations, [_get(r, "rate") for r in history], color="tab:red")
     rate_ax.set(xlabel="iteration", ylabel="mean |rate| (Hz)", title="Activity")
@@ -49,6 +50,38 @@ def plot_training_history(
     if path is not None:
         figure.savefig(path, dpi=100)
     return figure
+
+
+MAX_LEGEND_SET_SIZES = 6
+"""More set sizes than this get a labelled colour bar instead of legend entries."""
+
+
+def _legend_of_visible(ax, *, skip_set_sizes: bool) -> None:
+    """A legend of exactly the series drawn with data (a series of only missing values, e.g. a
+    validation error never logged, is left out; so are the set sizes a colour bar names)."""
+    import math
+
+    shown = [
+        line
+        for line in ax.get_lines()
+        if any(math.isfinite(y) for y in line.get_ydata())
+        and not (skip_set_sizes and line.get_label().startswith("set size "))
+    ]
+    if shown:
+        ax.legend(handles=shown, fontsize=7, ncol=2)
+
+
+def _set_size_colour_bar(figure: Figure, ax, sizes: list[str]) -> None:
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import BoundaryNorm
+
+    values = [int(s) for s in sizes]
+    edges = [v - 0.5 for v in values] + [values[-1] + 0.5]
+    cmap = colormaps["viridis"].resampled(len(values))  # the colours of _colours, one per size
+    mappable = ScalarMappable(norm=BoundaryNorm(edges, len(values)), cmap=cmap)
+    bar = figure.colorbar(mappable, ax=ax, ticks=values, pad=0.01)
+    bar.set_label("set size")
 
 
 def _get(record: dict[str, Any], key: str) -> float:
