@@ -44,6 +44,7 @@ def worker(iterations: int, warmup: int, batch_size: int, out: Path) -> None:
     import torch
 
     from vwm_agents import load_config
+    from vwm_agents.training.accel import retain_freed_memory
     from vwm_agents.training.distributed import process_group
     from vwm_agents.training.run import resolve_run
     from vwm_agents.training.trainer import Trainer
@@ -59,6 +60,7 @@ def worker(iterations: int, warmup: int, batch_size: int, out: Path) -> None:
         ],
     )
     torch.set_num_threads(1)
+    retain_freed_memory()  # as the command line does
     cfg = config.training
     with process_group(cfg.distributed_backend, torch.device("cpu"), 600) as dist:
         run = resolve_run(config)

@@ -328,7 +328,15 @@ def _train_shrink() -> list[str]:
 
 
 def _python(argv: list[str]) -> list[str]:
+    if argv[0] == "torchrun":  # this interpreter's torchrun
+        return [sys.executable, "-m", "torch.distributed.run", *argv[1:]]
     return [sys.executable, *argv[1:]] if argv[0] in ("python", "python3") else argv
+
+
+def _is_torchrun_training(argv: list[str]) -> bool:
+    return argv[0] == "torchrun" and any(
+        argv[i : i + 2] == ["-m", "vwm_agents.train"] for i in range(len(argv) - 1)
+    )
 
 
 def _train(argv: list[str], cwd: Path, what: str) -> None:
@@ -414,8 +422,8 @@ def run_command(argv: list[str], cwd: Path, what: str) -> None:
     elif module == "pytest":
         ci = (REPO / ".ci" / "run").read_text()
         assert shlex.join(argv) in ci or " ".join(argv) in ci, f"{what}: .ci/run must run {argv}"
-    elif module == "vwm_agents.train":
-        _train(argv, cwd, what)
+    elif module == "vwm_agents.train" or _is_torchrun_training(argv):
+        _train(argv, cwd, what)  # shrunk: batch_size 8 divides among the examples' processes
     elif module in ("analysis", "analysis.__main__"):
         _run(_python(argv) + ANALYSIS_SHRINK, cwd, what)
     elif module == "vwm_agents.sweep":
