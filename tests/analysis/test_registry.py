@@ -124,7 +124,12 @@ def test_without_the_entry_point_the_section_is_kept_as_written():
 
 # Keys the schema gained after the registry (section, key) -> their default: an old config
 # written back holds them at these defaults, and nothing else changes.
-KEYS_ADDED_SINCE = {("training", "report_cost"): 0.0, ("training", "random_numbers"): "auto"}
+KEYS_ADDED_SINCE = {
+    ("training", "report_cost"): 0.0,
+    ("training", "random_numbers"): "auto",
+    ("training", "distributed_backend"): "auto",
+    ("training", "distributed_timeout_s"): 300.0,
+}
 
 
 def test_old_run_configs_still_load():
