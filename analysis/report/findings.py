@@ -9,6 +9,7 @@ that file, so the report's summary cannot drift from the results. A function rai
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Mapping
 from typing import Any
 
@@ -125,9 +126,13 @@ def dn(result: Mapping[str, Any]) -> str:
     model = summation["model"]["baseline_subtracted"]
     null = summation["linear_null"]["baseline_subtracted"]
     z = (model["w_sum_mean"] - null["w_sum_mean"]) / math.hypot(model["w_sum_se"], null["w_sum_se"])
+    # The direction is read from the numbers, never assumed: sublinear only below the null.
+    reading = "below the null: sublinear" if z < 0 else "above the null: supralinear"
+    sums = [a + b for a, b in zip(model.get("w1", []), model.get("w2", []), strict=False)]
+    median = f"; median per trial {statistics.median(sums):.2f}" if sums else ""
     return (
-        f"w1 + w2 {_pm(model['w_sum_mean'], model['w_sum_se'])} against the linear null's "
-        f"{_pm(null['w_sum_mean'], null['w_sum_se'])} (z = {z:.1f}; below the null: sublinear "
+        f"w1 + w2 {_pm(model['w_sum_mean'], model['w_sum_se'])}{median} against the linear "
+        f"null's {_pm(null['w_sum_mean'], null['w_sum_se'])} (z = {z:.1f}; {reading} "
         f"summation) over {result['n_trials']} trials."
     )
 
