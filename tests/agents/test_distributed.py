@@ -18,6 +18,9 @@ from vwm_agents import load_config
 from vwm_agents.training.run import resolve_run
 from vwm_agents.training.trainer import Trainer
 
+# Each test launches torchrun processes that train (seconds each, about 3 minutes in all).
+pytestmark = pytest.mark.slow
+
 WORKER = Path(__file__).with_name("ddp_worker.py")
 TINY = [
     "task.max_items=2",
