@@ -34,6 +34,11 @@ TINY = [
 ]
 
 
+def one_thread_env() -> dict[str, str]:
+    """This process's environment, one OpenMP thread per launched process (as torchrun sets)."""
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
 def torchrun(
     *args: str, nproc: int = 2, timeout: float = 120, **kwargs
 ) -> subprocess.CompletedProcess:
@@ -45,7 +50,7 @@ def torchrun(
         f"--nproc_per_node={nproc}",
         *args,
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = one_thread_env()
     return subprocess.run(
         command, capture_output=True, text=True, timeout=timeout, env=env, **kwargs
     )
@@ -208,7 +213,7 @@ def test_killing_one_rank_ends_the_job_with_one_line_and_a_resumable_checkpoint(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        env=one_thread_env(),
     )
     try:
         run_dir, victim = None, None
@@ -236,7 +241,7 @@ def test_killing_one_rank_ends_the_job_with_one_line_and_a_resumable_checkpoint(
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        env=one_thread_env(),
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     whole_out = tmp_path / "whole"
@@ -245,7 +250,7 @@ def test_killing_one_rank_ends_the_job_with_one_line_and_a_resumable_checkpoint(
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        env=one_thread_env(),
     )
     assert whole.returncode == 0, whole.stderr[-3000:]
     (reference,) = whole_out.iterdir()
@@ -314,7 +319,7 @@ def test_two_launchers_meet_by_rendezvous_as_two_machines_would(tmp_path):
         str(tmp_path / "runs"),
         *[f"--set={o}" for o in (*TINY, "agent.n_neurons=16", "training.num_iterations=4")],
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = one_thread_env()
     machines = [
         subprocess.Popen(
             launcher, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
