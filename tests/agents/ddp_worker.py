@@ -7,7 +7,8 @@
   gradients to ``OUT/rank<r>.pt``.
 * ``train``: train through the CLI's library path (``vwm_agents.train``) with an audit hook on
   every rank but 0 that records each file it opens for writing, or makes, renames or removes;
-  save the final parameters and the recorded writes to ``OUT/rank<r>.pt``.
+  save the final parameters, the recorded writes and the gloo threads still running after
+  the training returned to ``OUT/rank<r>.pt``.
 """
 
 from __future__ import annotations
@@ -50,6 +51,20 @@ def record_writes(writes: list[str], under: Path) -> None:
     sys.addaudithook(hook)
 
 
+def gloo_threads() -> list[str] | None:
+    """The names of this process's threads that belong to gloo (None without /proc)."""
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():
+        return None
+    names = []
+    for comm in tasks.glob("*/comm"):
+        try:
+            names.append(comm.read_text().strip())
+        except OSError:  # a thread that ended while we looked
+            continue
+    return sorted(name for name in names if "gloo" in name)
+
+
 def main() -> None:
     mode, out, overrides = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
     files = [o.split("=", 1)[1] for o in overrides if o.startswith("config=")]
@@ -88,7 +103,11 @@ def main() -> None:
 
         api.Trainer = Capture
         train(config, resume=mode == "resume")
-        result = {"params": captured["params"], "writes": list(writes)}
+        result = {
+            "params": captured["params"],
+            "writes": list(writes),
+            "gloo_threads": gloo_threads(),
+        }
     out.mkdir(parents=True, exist_ok=True)
     torch.save(result, out / f"rank{rank}.pt")
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import importlib
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -199,6 +200,12 @@ def process_group(backend: str, device: torch.device, timeout_s: float) -> Itera
     dist = torch.distributed
     owned = not dist.is_initialized()
     if owned:
+        # torch._dynamo imported while a group exists (the optimiser's first step imports it)
+        # keeps that group alive after destroy_process_group (torch 2.13): its gloo threads
+        # then die with the interpreter, and now and then abort the process at exit
+        # (SIGABRT, "terminate called without an active exception") after a good run.
+        # Imported before the group, it holds nothing.
+        importlib.import_module("torch._dynamo")
         dist.init_process_group(
             backend=resolve_backend(backend, device),
             timeout=datetime.timedelta(seconds=timeout_s),
