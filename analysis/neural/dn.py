@@ -12,6 +12,11 @@ Carandini & Heeger 2012).
    gives w1 + w2 = 2 for any linear network (superposition) and < 2 when each item's response
    is divided down by the other's. The reference's fit on raw rates (r12 ~ w1 r1 + w2 r2) is
    reported too: it is biased below 2 by any shared baseline, normalisation or not.
+   The per-trial weights are heavy-tailed where a one-item response is near zero (a trial
+   whose single item left almost nothing in the epoch gives a huge w): their mean is not a
+   summary. The headline is the pooled fit (the same regression over every trial's neurons at
+   once, so that each trial counts by the size of its responses), with its SE from a bootstrap
+   over trials; the per-trial median and mean are kept beside it.
 2. The null. The same fits on a linear network of the same size, built here: the model's own
    linearisation at its operating point (its weights, time constants and no-item baseline, with
    phi replaced by its slope at the rates the model has with the items shown: the mean of its
@@ -40,7 +45,15 @@ from analysis.core.agent_protocol import needs_rate_network
 from analysis.core.neural_trials import ForcedTrials, forced_trials, simulate
 from analysis.core.tasks import needs_vwm_task
 
-__all__ = ["dn_weights", "weight_summary", "LinearNull", "DNResult", "unavailable", "run"]
+__all__ = [
+    "dn_weights",
+    "pooled_weights",
+    "weight_summary",
+    "LinearNull",
+    "DNResult",
+    "unavailable",
+    "run",
+]
 
 MAX_NULL_GAIN = 0.9
 """Largest real part allowed for the eigenvalues of the null's recurrent map diag(g) W_eff
@@ -56,35 +69,96 @@ def dn_weights(r1: np.ndarray, r2: np.ndarray, r12: np.ndarray) -> tuple[np.ndar
     Returns:
         w1, w2: (trials,) (or scalars); nan where r1 and r2 are collinear.
     """
+    return _solve(*_normal_equations(r1, r2, r12))
+
+
+def _normal_equations(r1, r2, r12) -> tuple[np.ndarray, ...]:
+    """(a11, a12, a22, b1, b2) of the least-squares fit, per trial (summed over neurons)."""
     r1, r2, r12 = (np.asarray(a, dtype=float) for a in (r1, r2, r12))
     if not r1.shape == r2.shape == r12.shape:
         raise ValueError(
             f"r1, r2, r12 must have the same shape, got {r1.shape}, {r2.shape}, {r12.shape}"
         )
-    a11, a12, a22 = (r1 * r1).sum(-1), (r1 * r2).sum(-1), (r2 * r2).sum(-1)
-    b1, b2 = (r1 * r12).sum(-1), (r2 * r12).sum(-1)
+    return (
+        (r1 * r1).sum(-1),
+        (r1 * r2).sum(-1),
+        (r2 * r2).sum(-1),
+        (r1 * r12).sum(-1),
+        (r2 * r12).sum(-1),
+    )
+
+
+def _solve(a11, a12, a22, b1, b2) -> tuple[np.ndarray, np.ndarray]:
     det = a11 * a22 - a12**2
     singular = det <= 1e-12 * np.maximum(a11 * a22, np.finfo(float).tiny)
     det = np.where(singular, np.nan, det)
     return (a22 * b1 - a12 * b2) / det, (a11 * b2 - a12 * b1) / det
 
 
-def weight_summary(w1: np.ndarray, w2: np.ndarray) -> dict:
-    """Mean w1, w2, w1 + w2 with the SE of the sum across trials, and the DN-region fraction."""
+def pooled_weights(
+    r1: np.ndarray, r2: np.ndarray, r12: np.ndarray, *, n_bootstrap: int = 2000, seed: int = 0
+) -> dict:
+    """One least-squares fit of ``r12 ~ w1 r1 + w2 r2`` over the neurons of every trial.
+
+    Each trial weighs by the size of its responses, so a trial whose one-item response is
+    near zero (a huge, meaningless per-trial weight) counts for little. The SE of w1 + w2 is
+    the SD of the same fit over ``n_bootstrap`` resamples of whole trials (seeded).
+
+    Args:
+        r1, r2, r12: (trials, N) responses.
+
+    Returns:
+        ``{"w1", "w2", "w_sum", "w_sum_se", "w_sum_ci95"}`` (SE and interval None for one trial).
+    """
+    terms = np.stack(_normal_equations(r1, r2, r12), axis=-1)  # (trials, 5)
+    if terms.ndim != 2:
+        raise ValueError(f"r1, r2, r12 must be (trials, N), got shape {np.shape(r1)}")
+    w1, w2 = _solve(*terms.sum(0))
+    out = {"w1": float(w1), "w2": float(w2), "w_sum": float(w1 + w2)}
+    n = terms.shape[0]
+    if n < 2:
+        return {**out, "w_sum_se": None, "w_sum_ci95": None}
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_bootstrap)  # trials drawn
+    b1, b2 = _solve(*(counts @ terms).T)
+    sums = (b1 + b2)[np.isfinite(b1 + b2)]
+    low, high = np.percentile(sums, [2.5, 97.5])
+    return {**out, "w_sum_se": float(sums.std(ddof=1)), "w_sum_ci95": [float(low), float(high)]}
+
+
+def weight_summary(w1: np.ndarray, w2: np.ndarray, pooled: dict | None = None) -> dict:
+    """Per-trial weights: mean w1, w2, w1 + w2 with the SE of the sum across trials, the
+    median of the sum and the DN-region fraction; with ``pooled`` (:func:`pooled_weights`)
+    the pooled fit beside them (``pooled_w_sum``, ``pooled_w_sum_se``, ...)."""
     w1, w2 = np.asarray(w1, float), np.asarray(w2, float)
     ok = np.isfinite(w1) & np.isfinite(w2)
     w1, w2 = w1[ok], w2[ok]
     total = w1 + w2
     in_region = (w1 >= 0) & (w1 <= 1) & (w2 >= 0) & (w2 <= 1)
-    return {
+    summary = {
         "w1": w1.tolist(),
         "w2": w2.tolist(),
         "w1_mean": float(w1.mean()) if w1.size else None,
         "w2_mean": float(w2.mean()) if w2.size else None,
         "w_sum_mean": float(total.mean()) if total.size else None,
         "w_sum_se": float(total.std(ddof=1) / np.sqrt(total.size)) if total.size > 1 else None,
+        "w_sum_median": float(np.median(total)) if total.size else None,
         "fraction_in_dn_region": float(in_region.mean()) if w1.size else None,
         "n_singular": int((~ok).sum()),
+    }
+    if pooled is not None:
+        summary.update({f"pooled_{key}": value for key, value in pooled.items()})
+    return summary
+
+
+def _fits(r1, r2, r12, base, seed: int) -> dict:
+    """Raw and baseline-subtracted summaries (per trial and pooled) of one set of responses."""
+    return {
+        "raw": weight_summary(*dn_weights(r1, r2, r12), pooled_weights(r1, r2, r12, seed=seed)),
+        "baseline_subtracted": weight_summary(
+            *dn_weights(r1 - base, r2 - base, r12 - base),
+            pooled_weights(r1 - base, r2 - base, r12 - base, seed=seed),
+        ),
     }
 
 
@@ -189,7 +263,9 @@ class DNResult:
             "n_trials": self.n_trials,
             "epoch": self.epoch,
             "summation": {
-                "fit": "r12 - r0 ~ w1 (r1 - r0) + w2 (r2 - r0) across neurons, one fit per trial",
+                "fit": "r12 - r0 ~ w1 (r1 - r0) + w2 (r2 - r0) across neurons, one fit per "
+                "trial (w1, w2, w_sum_*) and one over every trial's neurons (pooled_*, SE by a "
+                "bootstrap over trials)",
                 "model": self.model,
                 "linear_null": self.null,
                 "linear_null_recurrence_scale": self.null_scale,
@@ -290,16 +366,8 @@ def run(
     relative = size_null / size_model if size_model > 0 else 0.0
     n0, n1, n2, n12 = (n + relative * noise_sd * rng.standard_normal(n.shape) for n in clean_null)
     null_base = n0.mean(0)
-    model_fits = {
-        "raw": weight_summary(*dn_weights(r1, r2, r12)),
-        "baseline_subtracted": weight_summary(*dn_weights(r1 - base, r2 - base, r12 - base)),
-    }
-    null_fits = {
-        "raw": weight_summary(*dn_weights(n1, n2, n12)),
-        "baseline_subtracted": weight_summary(
-            *dn_weights(n1 - null_base, n2 - null_base, n12 - null_base)
-        ),
-    }
+    model_fits = _fits(r1, r2, r12, base, seed)
+    null_fits = _fits(n1, n2, n12, null_base, seed)
 
     stim_base = trials_by_condition[0].epoch_mean(baseline_trials, "stimulus").mean(0)
     stim_baseline = float(stim_base.mean())

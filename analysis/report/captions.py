@@ -217,8 +217,17 @@ def _dn_summation_facts(result: Mapping[str, Any]) -> str:
     summation = result["summation"]
     model = summation["model"]["baseline_subtracted"]
     null = summation["linear_null"]["baseline_subtracted"]
-    return (
-        f"{result['n_trials']} trials. Mean w1 + w2: model {model['w_sum_mean']:.3f} ± "
+    text = f"{result['n_trials']} trials."
+    if model.get("pooled_w_sum") is not None:
+        text += (
+            f" Pooled w1 + w2 (one fit over every trial's neurons): model "
+            f"{model['pooled_w_sum']:.3f} ± {model['pooled_w_sum_se']:.3f}, linear null "
+            f"{null['pooled_w_sum']:.3f} ± {null['pooled_w_sum_se']:.3f} (these ± are SEs from a "
+            f"bootstrap over trials). Per-trial median: model {model['w_sum_median']:.2f}, null "
+            f"{null['w_sum_median']:.2f}."
+        )
+    return text + (
+        f" Per-trial mean w1 + w2: model {model['w_sum_mean']:.3f} ± "
         f"{model['w_sum_se']:.3f}, linear null {null['w_sum_mean']:.3f} ± "
         f"{null['w_sum_se']:.3f} (mean ± SE over trials)."
     )
@@ -369,9 +378,12 @@ _CAPTIONS: dict[str, Caption] = {
         "Summation of two items",
         "Per trial, weights of r12 - r0 ~ w1 (r1 - r0) + w2 (r2 - r0) (responses above the "
         "no-item baseline r0) for the model (black), a linear network of the same size (grey) "
-        "and the model's raw rates (red).",
-        "Model points below the linear null's (whose mean is given below), in the green "
-        "square, are sublinear summation, the divisive-normalisation regime.",
+        "and the model's raw rates (red); symlog axes (linear within ±3) where some weights "
+        "exceed 10.",
+        "Model points below the linear null's (whose fits are given below), in the green "
+        "square, are sublinear summation, the divisive-normalisation regime; points far out "
+        "along one axis are trials whose one-item response is near zero, which the pooled fit "
+        "weighs by their small size.",
         _dn_summation_facts,
     ),
     "dn_input_and_rate_vs_set_size": Caption(

@@ -9,7 +9,6 @@ that file, so the report's summary cannot drift from the results. A function rai
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Mapping
 from typing import Any
 
@@ -121,20 +120,29 @@ def snr(result: Mapping[str, Any]) -> str:
 
 
 def dn(result: Mapping[str, Any]) -> str:
-    """Two-item summation weights of the model against a linear network's."""
+    """Two-item summation weights of the model against a linear network's (pooled fits)."""
     summation = result["summation"]
     model = summation["model"]["baseline_subtracted"]
     null = summation["linear_null"]["baseline_subtracted"]
-    z = (model["w_sum_mean"] - null["w_sum_mean"]) / math.hypot(model["w_sum_se"], null["w_sum_se"])
+    model_sum, model_se = _dn_sum(model)
+    null_sum, null_se = _dn_sum(null)
+    z = (model_sum - null_sum) / math.hypot(model_se, null_se)
     # The direction is read from the numbers, never assumed: sublinear only below the null.
     reading = "below the null: sublinear" if z < 0 else "above the null: supralinear"
-    sums = [a + b for a, b in zip(model.get("w1", []), model.get("w2", []), strict=False)]
-    median = f"; median per trial {statistics.median(sums):.2f}" if sums else ""
+    median = model.get("w_sum_median")
+    median = f"; per-trial median {median:.2f}" if median is not None else ""
     return (
-        f"w1 + w2 {_pm(model['w_sum_mean'], model['w_sum_se'])}{median} against the linear "
-        f"null's {_pm(null['w_sum_mean'], null['w_sum_se'])} (z = {z:.1f}; {reading} "
+        f"w1 + w2 {_pm(model_sum, model_se)} (pooled fit){median} against the linear "
+        f"null's {_pm(null_sum, null_se)} (z = {z:.1f}; {reading} "
         f"summation) over {result['n_trials']} trials."
     )
+
+
+def _dn_sum(fits: Mapping[str, Any]) -> tuple[float, float]:
+    """The pooled fit's w1 + w2 and SE (the per-trial mean's in results that predate it)."""
+    if fits.get("pooled_w_sum") is not None:
+        return fits["pooled_w_sum"], fits["pooled_w_sum_se"]
+    return fits["w_sum_mean"], fits["w_sum_se"]
 
 
 def selectivity(result: Mapping[str, Any]) -> str:

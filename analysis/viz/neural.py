@@ -273,6 +273,13 @@ def plot_snr(result, out_dir: Path) -> list[Path]:
 
 
 # --- divisive normalisation --------------------------------------------------------------------
+def _dn_label(fits: dict) -> str:
+    return (
+        f"w1 + w2 = {fits['pooled_w_sum']:.2f} ± {fits['pooled_w_sum_se'] or 0:.2f} (pooled), "
+        f"median {fits['w_sum_median']:.2f}"
+    )
+
+
 def figure_dn_summation(result) -> Figure:
     """(w1, w2) per trial, baseline-subtracted, for the model and its linear null."""
     fig = Figure(figsize=(5.5, 5))
@@ -286,7 +293,7 @@ def figure_dn_summation(result) -> Figure:
             s=10,
             color=colour,
             gid=label,
-            label=f"{label}: w1 + w2 = {sub['w_sum_mean']:.2f} ± {sub['w_sum_se'] or 0:.2f}",
+            label=f"{label}: {_dn_label(sub)}",
         )
     raw = result.model["raw"]
     ax.scatter(
@@ -297,15 +304,32 @@ def figure_dn_summation(result) -> Figure:
         color="tab:red",
         alpha=0.5,
         gid="model raw",
-        label=f"model, raw rates: {raw['w_sum_mean']:.2f}",
+        label=f"model, raw rates: {raw['pooled_w_sum']:.2f} (pooled)",
     )
-    ax.axline((0, 2), slope=-1, color="0.4", ls="--", lw=1, label="w1 + w2 = 2 (linear)")
+    line = np.linspace(-1.0, 3.0, 50)  # inside symlog's linear range, so a straight line there
+    ax.plot(line, 2.0 - line, color="0.4", ls="--", lw=1, label="w1 + w2 = 2 (linear)")
     ax.plot([1], [1], "r+", ms=12)
-    ax.set_xlabel("w1")
-    ax.set_ylabel("w2")
+    symlog = _tame_heavy_tail(ax, [result.model, result.null])
+    ax.set_xlabel("w1" + (" (linear within ±3, log beyond)" if symlog else ""))
+    ax.set_ylabel("w2" + (" (linear within ±3, log beyond)" if symlog else ""))
     ax.set_title(f"r12 - r0 ~ w1 (r1 - r0) + w2 (r2 - r0), {result.epoch} epoch", fontsize=9)
     ax.legend(fontsize=7)
     return fig
+
+
+def _tame_heavy_tail(ax, fits: list[dict]) -> bool:
+    """Symlog axes (linear within |w| < 3, logarithmic beyond) where some weights exceed 10,
+    so that the bulk near the DN region and the heavy tail are both in view."""
+    weights = [
+        np.abs(np.asarray(f["baseline_subtracted"][key], float))
+        for f in fits
+        for key in ("w1", "w2")
+    ]
+    if not any(w.size and np.nanmax(w) > 10 for w in weights):
+        return False
+    ax.set_xscale("symlog", linthresh=3)
+    ax.set_yscale("symlog", linthresh=3)
+    return True
 
 
 def figure_dn_load(result) -> Figure:

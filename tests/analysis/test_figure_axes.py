@@ -166,8 +166,11 @@ def test_dn_captions_state_the_json_numbers(analysed):
     from analysis.report.captions import caption_for
 
     result = _json(analysed, "dn")
-    null = result["summation"]["linear_null"]["baseline_subtracted"]["w_sum_mean"]
-    assert f"{null:.3f}" in caption_for("dn_two_item_summation_weights", result).what
+    null = result["summation"]["linear_null"]["baseline_subtracted"]
+    what = caption_for("dn_two_item_summation_weights", result).what
+    for key in ("pooled_w_sum", "pooled_w_sum_se", "w_sum_mean"):
+        assert f"{null[key]:.3f}" in what
+    assert f"{null['w_sum_median']:.2f}" in what
     assert "w1 + w2 = 2" not in caption_for("dn_two_item_summation_weights", result).how
     growth = result["load"]["growth_relative_to_set_size_1"]["rate"][-1]
     assert f"x{growth:.1f}" in caption_for("dn_input_and_rate_vs_set_size", result).what

@@ -7,7 +7,14 @@ from analysis.report import findings
 
 def _dn_result(model_sum: float) -> dict:
     def side(total: float) -> dict:
-        return {"w_sum_mean": total, "w_sum_se": 0.05, "w1": [total / 2] * 3, "w2": [total / 2] * 3}
+        # heavy-tailed per-trial weights: the finding reads the pooled fit, not their mean
+        return {
+            "w_sum_mean": 40.0,
+            "w_sum_se": 20.0,
+            "w_sum_median": total,
+            "pooled_w_sum": total,
+            "pooled_w_sum_se": 0.05,
+        }
 
     return {
         "n_trials": 3,
@@ -23,4 +30,4 @@ def test_the_dn_finding_says_sublinear_only_below_the_linear_null():
     above = findings.dn(_dn_result(3.0))
     assert "below the null: sublinear" in below and "supralinear" not in below
     assert "above the null: supralinear" in above and "sublinear" not in above
-    assert "median per trial 1.20" in below
+    assert "1.20 ± 0.05 (pooled fit); per-trial median 1.20" in below

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import vwm_tasks  # noqa: F401  (registers the envs)
-from analysis.neural.dn import LinearNull, dn_weights, run, unavailable
+from analysis.neural.dn import LinearNull, dn_weights, pooled_weights, run, unavailable
 from vwm_agents.models.dale_rnn import DaleRNN
 from vwm_agents.models.gru import GRUAgent
 
@@ -34,6 +34,38 @@ def test_dn_weights_with_noise_within_standard_error():
     cov = sigma**2 * np.linalg.inv(np.stack([r1, r2], 1).T @ np.stack([r1, r2], 1))
     assert abs(w1 - 0.7) < 4 * np.sqrt(cov[0, 0])
     assert abs(w2 - 0.4) < 4 * np.sqrt(cov[1, 1])
+
+
+def test_pooled_fit_is_not_thrown_by_trials_whose_one_item_response_is_near_zero():
+    # Half the trials: the one-item responses are a thousandth of the others' while the
+    # two-item response keeps its noise, so their per-trial weights are noise over ~0 (huge).
+    rng = np.random.default_rng(2)
+    n_trials, n_neurons, sigma, w_true = 200, 60, 0.05, 0.7
+    r1, r2 = rng.random((n_trials, n_neurons)), rng.random((n_trials, n_neurons))
+    r12 = w_true * (r1 + r2) + sigma * rng.standard_normal((n_trials, n_neurons))
+    r1[::2] *= 1e-3
+    r2[::2] *= 1e-3
+    w1, w2 = dn_weights(r1, r2, r12)
+    assert np.mean(np.abs(w1 + w2 - 2 * w_true)) > 10  # the per-trial mean is no summary
+    pooled = pooled_weights(r1, r2, r12, seed=0)
+    # OLS on all (trial, neuron) rows: var(w) = sigma^2 (X'X)^-1, its SE of w1 + w2
+    x = np.stack([r1.ravel(), r2.ravel()], 1)
+    cov = sigma**2 * np.linalg.inv(x.T @ x)
+    se = float(np.sqrt(cov.sum()))
+    assert abs(pooled["w_sum"] - 2 * w_true) < 4 * se
+    # the bootstrap over trials estimates that SE (resampling error ~ 1/sqrt(2 n_trials) = 5 %,
+    # the 2000 resamples' own ~ 1.6 %: 25 % is five of their combined SDs)
+    assert abs(pooled["w_sum_se"] / se - 1) < 0.25
+    low, high = pooled["w_sum_ci95"]
+    assert low < 2 * w_true < high
+
+
+def test_pooled_fit_of_one_trial_has_no_standard_error():
+    rng = np.random.default_rng(3)
+    r1, r2 = rng.random((1, 30)), rng.random((1, 30))
+    pooled = pooled_weights(r1, r2, 0.5 * r1 + 0.25 * r2)
+    assert pooled["w1"] == pytest.approx(0.5) and pooled["w2"] == pytest.approx(0.25)
+    assert pooled["w_sum_se"] is None and pooled["w_sum_ci95"] is None
 
 
 def test_collinear_responses_give_nan_not_garbage():
@@ -124,6 +156,8 @@ def test_baseline_subtracted_sum_is_two_on_a_linear_network():
     total, se = _sum_and_se(result)
     assert se > 0
     assert abs(total - 2.0) < 3 * se
+    pooled = result.model["baseline_subtracted"]
+    assert abs(pooled["pooled_w_sum"] - 2.0) < 3 * pooled["pooled_w_sum_se"]
     # the raw-rate fit of the reference is far below 2 on the same linear network (baseline)
     raw = result.model["raw"]
     assert raw["w_sum_mean"] < 2.0 - 10 * raw["w_sum_se"]
@@ -138,6 +172,8 @@ def test_baseline_subtracted_sum_is_below_two_with_divisive_normalisation():
     result = run(net, env, n_trials=40, seed=0, epoch="stimulus")
     total, se = _sum_and_se(result)
     assert total < 2.0 - 10 * se
+    pooled = result.model["baseline_subtracted"]
+    assert pooled["pooled_w_sum"] < 2.0 - 10 * pooled["pooled_w_sum_se"]
     null_total, null_se = _sum_and_se(result, "null")
     assert abs(null_total - 2.0) < 3 * null_se
     # stimulus-epoch rate grows less than the input with load; the null's grows with it

@@ -146,6 +146,26 @@ def test_dn_figures_plot_model_and_null(dale, tmp_path):
         _not_blank(path)
 
 
+def test_dn_summation_axes_turn_symlog_only_for_a_heavy_tail(dale):
+    import dataclasses
+
+    model, env = dale
+    result = normalization.run(model, env, n_trials=6, seed=0)
+    sub = result.model["baseline_subtracted"]
+    tame = dataclasses.replace(
+        result,
+        model={**result.model, "baseline_subtracted": {**sub, "w1": [0.5] * 6, "w2": [0.6] * 6}},
+        null={**result.null, "baseline_subtracted": {**sub, "w1": [1.0] * 6, "w2": [1.0] * 6}},
+    )
+    assert plots.figure_dn_summation(tame).axes[0].get_xscale() == "linear"
+    tail = {**sub, "w1": [0.5] * 5 + [150.0], "w2": [0.6] * 6}
+    heavy = dataclasses.replace(tame, model={**tame.model, "baseline_subtracted": tail})
+    ax = plots.figure_dn_summation(heavy).axes[0]
+    assert ax.get_xscale() == ax.get_yscale() == "symlog"
+    (model_points,) = _by_gid(ax, "model")
+    assert model_points.get_offsets()[-1, 0] == 150.0  # the tail is drawn, not cut off
+
+
 def test_selectivity_figure_marks_only_selective_neurons(dale, tmp_path):
     model, env = dale
     result = selectivity.run(model, env, n_trials=40, seed=0, n_shuffles=40)
