@@ -258,6 +258,8 @@ def test_bad_config_gives_one_line_naming_the_key(data, message):
         ("training.seed", "--set training.seed: must look like section.key=value"),
         ("train.seed=1", "--set train.seed=1: unknown section 'train'"),
         ("training.seed=[1", "training.seed: value '[1' is not valid YAML"),
+        # --set and Config.with_value walk a dotted key with the same code and the same words
+        ("agent.n_neurons.x=1", "agent.n_neurons: is not a mapping, cannot set agent.n_neurons.x"),
     ],
 )
 def test_bad_override(override, message):
@@ -478,7 +480,7 @@ def test_config_is_immutable_and_with_value_checks_one_value():
         ("logging.run_name", "../up", "logging.run_name: must be a relative name"),
         ("agent.neurons", 3, "agent.neurons: unknown argument of dale_rnn"),
         ("agent.n_neurons", "many", "agent.n_neurons: must be an integer, got 'many'"),
-        ("training.seed.x", 1, "training.seed: is not a mapping"),
+        ("training.seed.x", 1, "training.seed: is not a mapping, cannot set training.seed.x"),
         ("seed", 1, "seed: must be a dotted key"),
     ]:
         with pytest.raises(ConfigError) as info:

@@ -15,7 +15,7 @@ import yaml
 
 from vwm_agents.config.original import is_original_format, map_original
 from vwm_agents.config.schema import SECTIONS, Config
-from vwm_agents.config.specs import ConfigError, show
+from vwm_agents.config.specs import ConfigError, assign, show
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -142,15 +142,5 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
         overrides = [overrides]
     for text in overrides:
         path, value = parse_override(text)
-        node = data
-        for depth, part in enumerate(path[:-1]):
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise ConfigError(
-                    f"{'.'.join(path[: depth + 1])}: is not a mapping, cannot set {text}"
-                )
-            node = child
-        node[path[-1]] = value
+        assign(data, path, value)
     return data

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vwm_agents.config.kwargs import check_kwargs, resolve_env_class
-from vwm_agents.config.specs import ConfigError, bad_value, show
+from vwm_agents.config.specs import ConfigError, assign, bad_value, show
 
 __all__ = ["AgentConfig", "TaskConfig", "set_nested"]
 
@@ -118,16 +118,5 @@ def _split_named(data: Any, section: str, key: str, default: str, allowed: str) 
 def set_nested(kwargs: dict[str, Any], section: str, path: list[str], value: Any) -> dict[str, Any]:
     """A deep copy of ``kwargs`` with ``path`` (one or more keys) set to ``value``."""
     out = copy.deepcopy(kwargs)
-    node = out
-    for depth, part in enumerate(path[:-1]):
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            raise ConfigError(
-                f"{section}.{'.'.join(path[: depth + 1])}: is not a mapping, cannot set "
-                f"{section}.{'.'.join(path)}"
-            )
-        node = child
-    node[path[-1]] = value
+    assign(out, path, value, prefix=f"{section}.")
     return out

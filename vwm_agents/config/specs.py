@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SECTIONS", "ConfigError", "Spec", "bad_value", "show"]
+__all__ = ["SECTIONS", "ConfigError", "Spec", "assign", "bad_value", "show"]
 
 # The sections of our schema (vwm_agents.config.schema defines them; the original-format mapping
 # needs the names too).
@@ -120,3 +121,23 @@ def show(value: Any) -> str:
         return repr(value)
     text = json.dumps(value, default=repr) if isinstance(value, (list, dict)) else repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def assign(tree: dict[str, Any], path: Sequence[str], value: Any, *, prefix: str = "") -> None:
+    """Set ``tree[path[0]][path[1]]... = value`` in place, making missing mappings on the way.
+
+    ``prefix`` (``"agent."``) is prepended to the dotted keys in the message of the
+    :class:`ConfigError` raised where a key on the way holds something other than a mapping.
+    """
+    node = tree
+    for depth, part in enumerate(path[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(
+                f"{prefix}{'.'.join(path[: depth + 1])}: is not a mapping, cannot set "
+                f"{prefix}{'.'.join(path)}"
+            )
+        node = child
+    node[path[-1]] = value
