@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -19,6 +20,27 @@ TINY_SWEEP_TRAINING = {
     "training.eval_batch_size": 32,
     "logging.period": 10,
 }
+
+
+# The training a small test starts from: a few neurons, one core, the CPU, a record every
+# iteration, no progress bar. Tests change what they are about with tiny_overrides(changes).
+TINY_TRAINING = {
+    "task.max_items": 2,
+    "agent.n_neurons": 16,
+    "training.batch_size": 4,
+    "training.eval_batch_size": 8,
+    "training.threads": 1,
+    "training.device": "cpu",
+    "logging.period": 1,
+    "logging.progress": False,
+}
+
+
+def tiny_overrides(changes: dict | None = None) -> list[str]:
+    """``key=value`` overrides (values as YAML flow) of TINY_TRAINING updated with ``changes``."""
+    return [
+        f"{key}={json.dumps(value)}" for key, value in {**TINY_TRAINING, **(changes or {})}.items()
+    ]
 
 
 def assert_same_tree(a, b, where: str = "checkpoint") -> None:

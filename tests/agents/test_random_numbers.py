@@ -14,6 +14,7 @@ import warnings
 import pytest
 import torch
 import yaml
+from agent_test_support import tiny_overrides
 
 from vwm_agents import RunDirError, load_config, load_run, train
 from vwm_agents.config import ConfigError
@@ -21,18 +22,12 @@ from vwm_agents.models import native, philox
 from vwm_agents.models.noise import RandomStream, resolve_random_numbers
 from vwm_agents.training.run import resolve_random_numbers as run_random_numbers
 
-TINY = [
-    "task.max_items=2",
-    "agent.n_neurons=16",
-    "training.batch_size=4",
-    "training.eval_batch_size=8",
-    "training.threads=1",
-    "training.device=cpu",
-    "logging.period=1",
-    "logging.progress=false",
-    "agent.spike_noise_factor=0.3",
-    "task.timing={init: 20, stimulus: 50, delay: 100, decode: 50}",
-]
+TINY = tiny_overrides(
+    {
+        "agent.spike_noise_factor": 0.3,
+        "task.timing": {"init": 20, "stimulus": 50, "delay": 100, "decode": 50},
+    }
+)
 
 needs_kernels = pytest.mark.skipif(
     native.kernels() is None, reason="the C kernels cannot be built here"

@@ -16,23 +16,14 @@ import time
 import numpy as np
 import pytest
 import torch
+from agent_test_support import tiny_overrides
 
 from vwm_agents import RunDir, RunDirError, TrainingOutOfMemory, load_config, train
 from vwm_agents.training import resources
 from vwm_agents.training.run import make_env
 from vwm_agents.training.trainer import Trainer
 
-SMALL = [
-    "task.max_items=2",
-    "agent.n_neurons=16",
-    "training.batch_size=4",
-    "training.eval_batch_size=8",
-    "training.threads=1",
-    "training.device=cpu",
-    "logging.period=1",
-    "logging.progress=false",
-    "training.num_iterations=3",
-]
+SMALL = tiny_overrides({"training.num_iterations": 3})
 
 
 def _cli(argv):

@@ -12,6 +12,7 @@ import sys
 
 import pytest
 import yaml
+from agent_test_support import tiny_overrides
 
 from vwm_agents import RunDirError, load_config, load_run, train
 from vwm_agents.training.rundir import foreign_code
@@ -27,17 +28,7 @@ Path(__file__).with_name("imported.marker").write_text("the module ran")
 class Agent(DaleRNN):
     pass
 """
-SMALL = [
-    "task.max_items=2",
-    "agent.n_neurons=8",
-    "training.batch_size=4",
-    "training.eval_batch_size=8",
-    "training.threads=1",
-    "training.device=cpu",
-    "logging.period=1",
-    "logging.progress=false",
-    "training.num_iterations=2",
-]
+SMALL = tiny_overrides({"agent.n_neurons": 8, "training.num_iterations": 2})
 
 
 @pytest.fixture
