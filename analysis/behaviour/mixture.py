@@ -68,7 +68,7 @@ BOOTSTRAPPED: dict[str, tuple[str, ...]] = {
 """The parameters with a bootstrap SE, per model."""
 
 _START_FLOOR = 0.02
-"""Bootstrap starts keep weights at least this far off 0 (EM cannot leave a weight of 0)."""
+"""Bootstrap starts keep weights about this far off 0 (EM cannot leave a weight of 0)."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +175,18 @@ def _parameters(fits: MixtureFits) -> dict[str, dict[str, float]]:
     }
 
 
+def _start_weights(p_nontarget: float, p_guess: float, *, nontargets: bool) -> tuple[float, float]:
+    """(p_nontarget, p_guess) of an EM start: every weight in play (the target's, 1 - both,
+    included) floored at :data:`_START_FLOOR` and the three renormalised to sum to 1, since EM
+    cannot leave a weight of 0 and a target weight below 0 is no mixture."""
+    weights = np.array([1.0 - p_nontarget - p_guess, p_nontarget, p_guess])
+    weights = np.maximum(weights, _START_FLOOR)
+    if not nontargets:
+        weights[1] = 0.0
+    weights /= weights.sum()
+    return float(weights[1]), float(weights[2])
+
+
 def bootstrap_se(
     fits: MixtureFits,
     errors: np.ndarray,
@@ -191,12 +203,10 @@ def bootstrap_se(
     nt = _check_nontargets(nontarget_errors, x.size)
     no_nt = np.zeros((x.size, 0))
     vm, swap = fits.vm_uniform, fits.swap
-    # Weights start off the boundary (EM cannot leave a weight of exactly 0)
-    vm_start = (vm.kappa, 0.0, max(vm.p_guess, _START_FLOOR))
+    vm_start = (vm.kappa, *_start_weights(0.0, vm.p_guess, nontargets=False))
     swap_start = (
         swap.kappa,
-        max(swap.p_nontarget, _START_FLOOR) if nt.shape[1] else 0.0,
-        max(swap.p_guess, _START_FLOOR),
+        *_start_weights(swap.p_nontarget, swap.p_guess, nontargets=bool(nt.shape[1])),
     )
     draws: dict[str, dict[str, list[float]]] = {
         m: {p: [] for p in params} for m, params in BOOTSTRAPPED.items()
@@ -217,9 +227,16 @@ def bootstrap_se(
         for model, params in _parameters(resample).items():
             for p, value in params.items():
                 draws[model][p].append(value)
-    return {
-        m: {p: float(np.std(v, ddof=1)) for p, v in params.items()} for m, params in draws.items()
-    }
+    return {m: {p: _spread(v) for p, v in params.items()} for m, params in draws.items()}
+
+
+def _spread(draws: list[float]) -> float:
+    """The SD of the resamples' values; nan where one of them is not finite (the von Mises SD
+    of a resample whose fit is flat, kappa = 0, is infinite: the SE is undefined)."""
+    values = np.asarray(draws, dtype=float)
+    if not np.all(np.isfinite(values)):
+        return float("nan")
+    return float(np.std(values, ddof=1))
 
 
 def fit_by_set_size(

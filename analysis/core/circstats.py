@@ -74,11 +74,13 @@ def one_minus_r(x, axis=None) -> np.ndarray:
 
 
 def circular_kurtosis(x, axis=None) -> np.ndarray:
-    """Circular kurtosis (|m2| cos(arg m2 - 2 arg m1) - |m1|^4) / (1 - |m1|)^2."""
+    """Circular kurtosis (|m2| cos(arg m2 - 2 arg m1) - |m1|^4) / (1 - |m1|)^2; nan where all
+    angles are equal (|m1| = 1: no spread, no shape)."""
     m1 = trig_moment(x, 1, axis=axis)
     m2 = trig_moment(x, 2, axis=axis)
     r1 = np.abs(m1)
-    return (np.abs(m2) * np.cos(np.angle(m2) - 2.0 * np.angle(m1)) - r1**4) / (1.0 - r1) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (np.abs(m2) * np.cos(np.angle(m2) - 2.0 * np.angle(m1)) - r1**4) / (1.0 - r1) ** 2
 
 
 def vonmises_a1(kappa) -> np.ndarray:
@@ -88,8 +90,10 @@ def vonmises_a1(kappa) -> np.ndarray:
 
 
 def vonmises_sd(kappa) -> np.ndarray:
-    """Circular SD of a von Mises: sqrt(-2 ln A1(kappa)) (k2sd in MemToolbox/Bays)."""
-    return np.sqrt(-2.0 * np.log(vonmises_a1(kappa)))
+    """Circular SD of a von Mises: sqrt(-2 ln A1(kappa)) (k2sd in MemToolbox/Bays); infinite
+    at kappa = 0 (the uniform distribution)."""
+    with np.errstate(divide="ignore"):  # ln A1(0) = ln 0: the limit, not an accident
+        return np.sqrt(-2.0 * np.log(vonmises_a1(kappa)))
 
 
 def vonmises_kurtosis(kappa) -> np.ndarray:

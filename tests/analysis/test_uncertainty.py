@@ -4,10 +4,12 @@ statistics and mixture parameters, in the JSON, in the distance and in the figur
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
 
+from analysis.behaviour import mixture
 from analysis.behaviour.errors import error_statistics
 from analysis.behaviour.mixture import fit_by_set_size
 from analysis.core.bootstrap import resample_indices
@@ -76,6 +78,24 @@ def test_mixture_parameters_carry_bootstrap_ses_and_report_their_uncertainty(gue
     assert uncertainty["guess_rate_gauss_minus_vm"] == pytest.approx(
         out["2"]["gauss_uniform"]["p_guess"] - out["2"]["vm_uniform"]["p_guess"]
     )
+
+
+def test_bootstrap_of_pure_guessing_starts_inside_the_simplex_and_warns_nothing():
+    # All responses uniform, with non-targets: the full fit sits at p_guess ~ 1, from where a
+    # start that floors p_nontarget and p_guess alone had a negative target weight (log of it:
+    # nan, warned), and some resamples fit kappa = 0, whose von Mises SD is infinite.
+    rng = np.random.default_rng(0)
+    n = 10  # ten trials of three items: the case the warning came from (a tiny test run)
+    errors = rng.uniform(-np.pi, np.pi, n)
+    nontargets = rng.uniform(-np.pi, np.pi, (n, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        result = fit_by_set_size(errors, np.full(n, 3), nontargets, n_bootstrap=20, seed=0)
+    se = result.to_dict()["3"]["se"]
+    assert np.isfinite(se["swap"]["p_guess"]) and np.isfinite(se["vm_uniform"]["p_guess"])
+    p_n, p_u = mixture._start_weights(0.01, 0.99, nontargets=True)
+    assert min(p_n, p_u, 1 - p_n - p_u) >= mixture._START_FLOOR / (1 + 2 * mixture._START_FLOOR)
+    assert p_n + p_u < 1
 
 
 def test_the_models_se_enters_the_distance_in_quadrature():
