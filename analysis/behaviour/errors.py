@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from analysis.core import circstats
-from analysis.core.bootstrap import resample_indices
+from analysis.core.bootstrap import resample_indices, standard_error
 from analysis.core.tasks import needs_vwm_recall
 from analysis.core.trials import ModelErrors, model_errors
 
@@ -118,7 +118,7 @@ def _bootstrap_se(
     x: np.ndarray, trial: np.ndarray, n_bootstrap: int, rng: np.random.Generator, unit: str
 ) -> dict[str, float]:
     draws = _statistics(x[resample_indices(trial, n_bootstrap, rng, unit)])
-    return {name: float(np.std(values, ddof=1)) for name, values in draws.items()}
+    return {name: standard_error(values) for name, values in draws.items()}
 
 
 def error_statistics(

@@ -30,7 +30,7 @@ from analysis.behaviour.mixture_models import (
     truncated_normal_logpdf,
     vm_uniform_loglik,
 )
-from analysis.core.bootstrap import resample_indices
+from analysis.core.bootstrap import resample_indices, standard_error
 from analysis.core.tasks import needs_vwm_recall
 from analysis.core.trials import ModelErrors, model_errors
 
@@ -227,16 +227,7 @@ def bootstrap_se(
         for model, params in _parameters(resample).items():
             for p, value in params.items():
                 draws[model][p].append(value)
-    return {m: {p: _spread(v) for p, v in params.items()} for m, params in draws.items()}
-
-
-def _spread(draws: list[float]) -> float:
-    """The SD of the resamples' values; nan where one of them is not finite (the von Mises SD
-    of a resample whose fit is flat, kappa = 0, is infinite: the SE is undefined)."""
-    values = np.asarray(draws, dtype=float)
-    if not np.all(np.isfinite(values)):
-        return float("nan")
-    return float(np.std(values, ddof=1))
+    return {m: {p: standard_error(v) for p, v in params.items()} for m, params in draws.items()}
 
 
 def fit_by_set_size(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["RESAMPLING_UNITS", "resample_indices"]
+__all__ = ["RESAMPLING_UNITS", "resample_indices", "standard_error"]
 
 RESAMPLING_UNITS = ("trials", "items")
 
@@ -48,3 +48,13 @@ def resample_indices(
     items_of_trial = order.reshape(counts.size, counts[0])  # (trials, items per trial)
     drawn = rng.integers(0, counts.size, size=(n_bootstrap, counts.size))
     return items_of_trial[drawn].reshape(n_bootstrap, -1)
+
+
+def standard_error(draws) -> float:
+    """The bootstrap SE: the SD (ddof 1) of a statistic over its resamples; nan where one of
+    them is not finite (e.g. the kurtosis of a resample whose angles are all equal, or the
+    von Mises SD of a flat fit, kappa = 0): the SE is then undefined, not a warning."""
+    values = np.asarray(draws, dtype=float)
+    if not np.all(np.isfinite(values)):
+        return float("nan")
+    return float(np.std(values, ddof=1))
