@@ -36,6 +36,17 @@ TINY_TRAINING = {
 }
 
 
+# Every file a finished training writes into its run directory (no TensorBoard, no analysis).
+TRAINED_RUN_FILES = [
+    "checkpoints/best.pt",
+    "checkpoints/latest.pt",
+    "config.yaml",
+    "history.jsonl",
+    "metrics.json",
+    "training_history.png",
+]
+
+
 def tiny_overrides(changes: dict | None = None) -> list[str]:
     """``key=value`` overrides (values as YAML flow) of TINY_TRAINING updated with ``changes``."""
     return [

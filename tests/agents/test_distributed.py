@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from agent_test_support import TRAINED_RUN_FILES
 
 from vwm_agents import load_config
 from vwm_agents.training.run import resolve_run
@@ -132,14 +133,7 @@ def test_a_two_rank_run_keeps_identical_parameters_and_only_rank_0_writes(tmp_pa
         assert rank["gloo_threads"] in ([], None)
     (run_dir,) = (tmp_path / "runs").iterdir()
     names = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file())
-    assert names == [
-        "checkpoints/best.pt",
-        "checkpoints/latest.pt",
-        "config.yaml",
-        "history.jsonl",
-        "metrics.json",
-        "training_history.png",
-    ]
+    assert names == TRAINED_RUN_FILES
     history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
     latest = torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=False)
     assert latest["distributed"]["world_size"] == 2

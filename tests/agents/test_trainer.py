@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from agent_test_support import assert_same_tree
+from agent_test_support import TRAINED_RUN_FILES, assert_same_tree
 
 from vwm_agents.config import Config, ConfigError, apply_overrides
 from vwm_agents.training import trainer as trainer_module
@@ -116,14 +116,7 @@ def test_run_directory_layout_and_schema(tmp_path):
     run_dir = train(vwm_config(), tmp_path, callback=records.append)
     assert run_dir.name == "t_n24item2PI1gauss0.05rad" == run_name(vwm_config())
     files = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file())
-    assert files == [
-        "checkpoints/best.pt",
-        "checkpoints/latest.pt",
-        "config.yaml",
-        "history.jsonl",
-        "metrics.json",
-        "training_history.png",
-    ]
+    assert files == TRAINED_RUN_FILES
     history = read_history(run_dir)
     assert history == records
     assert [r["iteration"] for r in history] == [5, 10, 15, 20]
