@@ -378,8 +378,8 @@ _CAPTIONS: dict[str, Caption] = {
         "Summation of two items",
         "Per trial, weights of r12 - r0 ~ w1 (r1 - r0) + w2 (r2 - r0) (responses above the "
         "no-item baseline r0) for the model (black), a linear network of the same size (grey) "
-        "and the model's raw rates (red); symlog axes (linear within ±3) where some weights "
-        "exceed 10.",
+        "and the model's raw rates (red); an axis whose weights exceed 10 is symlog (linear "
+        "within ±3, logarithmic beyond).",
         "Model points below the linear null's (whose fits are given below), in the green "
         "square, are sublinear summation, the divisive-normalisation regime; points far out "
         "along one axis are trials whose one-item response is near zero, which the pooled fit "

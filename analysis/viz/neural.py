@@ -310,26 +310,33 @@ def figure_dn_summation(result) -> Figure:
     ax.plot(line, 2.0 - line, color="0.4", ls="--", lw=1, label="w1 + w2 = 2 (linear)")
     ax.plot([1], [1], "r+", ms=12)
     symlog = _tame_heavy_tail(ax, [result.model, result.null])
-    ax.set_xlabel("w1" + (" (linear within ±3, log beyond)" if symlog else ""))
-    ax.set_ylabel("w2" + (" (linear within ±3, log beyond)" if symlog else ""))
+    scale = " (linear within ±3, log beyond)"
+    ax.set_xlabel("w1" + (scale if symlog["x"] else ""))
+    ax.set_ylabel("w2" + (scale if symlog["y"] else ""))
     ax.set_title(f"r12 - r0 ~ w1 (r1 - r0) + w2 (r2 - r0), {result.epoch} epoch", fontsize=9)
     ax.legend(fontsize=7)
     return fig
 
 
-def _tame_heavy_tail(ax, fits: list[dict]) -> bool:
-    """Symlog axes (linear within |w| < 3, logarithmic beyond) where some weights exceed 10,
-    so that the bulk near the DN region and the heavy tail are both in view."""
-    weights = [
-        np.abs(np.asarray(f["baseline_subtracted"][key], float))
-        for f in fits
-        for key in ("w1", "w2")
-    ]
-    if not any(w.size and np.nanmax(w) > 10 for w in weights):
-        return False
-    ax.set_xscale("symlog", linthresh=3)
-    ax.set_yscale("symlog", linthresh=3)
-    return True
+_SYMLOG_TICKS = (-1000, -100, -10, -3, -1, 0, 1, 2, 3, 10, 100, 1000)
+
+
+def _tame_heavy_tail(ax, fits: list[dict]) -> dict[str, bool]:
+    """Per axis, symlog (linear within |w| < 3, logarithmic beyond) where that axis' weights
+    exceed 10, so that the bulk near the DN region and the heavy tail are both in view; ticks
+    labelled as plain numbers. Returns which axes turned symlog."""
+    turned = {}
+    for axis, key in (("x", "w1"), ("y", "w2")):
+        values = np.concatenate([np.asarray(f["baseline_subtracted"][key], float) for f in fits])
+        values = values[np.isfinite(values)]
+        turned[axis] = bool(values.size and np.abs(values).max() > 10)
+        if not turned[axis]:
+            continue
+        getattr(ax, f"set_{axis}scale")("symlog", linthresh=3)
+        low, high = getattr(ax, f"get_{axis}lim")()
+        ticks = [t for t in _SYMLOG_TICKS if low <= t <= high]
+        getattr(ax, f"set_{axis}ticks")(ticks, [f"{t:g}" for t in ticks])
+    return turned
 
 
 def figure_dn_load(result) -> Figure:
